@@ -1,0 +1,301 @@
+//! The errors of twat-mp: [`WorkerError`] for an item that failed, [`BuildError`] for a
+//! pool that could not be built.
+
+use std::any::Any;
+use std::backtrace::Backtrace;
+use std::error::Error;
+use std::fmt;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// The boxed error a function returned, as kept in [`ErrorKind::Failed`].
+pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
+
+/// One item of a parallel map failed.
+///
+/// It is the Rust form of Python twat-mp's `WorkerError`, with an accessor for each of its
+/// fields: [`index`](Self::index) (the item's position in the input, Python's
+/// `worker_id`), [`worker`](Self::worker) (which worker ran it), [`input`](Self::input)
+/// (the item's rendering, where it could be shown), [`kind`](Self::kind) (what went wrong)
+/// and [`traceback`](Self::traceback) (the backtrace of a panic).
+///
+/// When several items of one call fail, the pool reports the one with the lowest index,
+/// the same one on every run.
+///
+/// ```
+/// use twat_mp::{ErrorKind, ThreadPool};
+///
+/// let pool = ThreadPool::with_nodes(2)?;
+/// let err = pool
+///     .map(|x: u32| if x == 3 { panic!("three is not allowed") } else { x }, 0..10)
+///     .unwrap_err();
+/// assert_eq!(err.index(), 3);
+/// assert!(matches!(err.kind(), ErrorKind::Panicked { message } if message == "three is not allowed"));
+/// assert_eq!(err.to_string(), "item 3 panicked: three is not allowed");
+/// # Ok::<(), twat_mp::BuildError>(())
+/// ```
+pub struct WorkerError {
+    index: usize,
+    worker: Option<usize>,
+    input: Option<String>,
+    kind: ErrorKind,
+    traceback: Option<Traceback>,
+    /// The original panic payload, kept so that the attributes can resume it in the
+    /// caller. A `Mutex` only so that `WorkerError` is `Sync`, as errors should be.
+    payload: Mutex<Option<Box<dyn Any + Send + 'static>>>,
+}
+
+/// What went wrong with one item: the cause inside a [`WorkerError`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The function panicked; `message` is the panic's message.
+    #[error("panicked: {message}")]
+    Panicked {
+        /// The panic message (`"<non-string panic payload>"` when the payload was not a string).
+        message: String,
+    },
+    /// The function returned its own error, which is also the [`source`](Error::source)
+    /// of the [`WorkerError`].
+    #[error("failed: {0}")]
+    Failed(BoxError),
+    /// The worker process running the item died before answering (exit, abort, signal).
+    #[error("crashed: the worker process {status}")]
+    Crashed {
+        /// How the process ended, in words: `"exited with status 3"`,
+        /// `"was killed by signal 9 (SIGKILL)"`, …
+        status: String,
+    },
+    /// The item ran longer than the pool's per-item timeout; its worker was replaced.
+    #[error("timed out after {after:?}")]
+    TimedOut {
+        /// The timeout that was exceeded.
+        after: Duration,
+    },
+    /// The item or its result could not cross between processes (a serialization error,
+    /// a malformed frame, an unknown function).
+    #[error("could not cross the process boundary: {0}")]
+    Transport(String),
+    /// The item never ran: the pool shut down, or the call was abandoned, first.
+    #[error("was cancelled before it ran")]
+    Cancelled,
+}
+
+/// A backtrace as captured in-process, or as text carried from another process.
+enum Traceback {
+    Captured {
+        backtrace: Backtrace,
+        text: OnceLock<String>,
+    },
+    Text(String),
+}
+
+impl WorkerError {
+    /// A new error for the item at `index`. Pools build these; users read them.
+    pub(crate) fn new(index: usize, kind: ErrorKind) -> Self {
+        WorkerError {
+            index,
+            worker: None,
+            input: None,
+            kind,
+            traceback: None,
+            payload: Mutex::new(None),
+        }
+    }
+
+    /// An error for a panic, keeping its payload to resume later.
+    pub(crate) fn from_panic(
+        index: usize,
+        payload: Box<dyn Any + Send + 'static>,
+        backtrace: Option<Backtrace>,
+    ) -> Self {
+        let message = panic_message(payload.as_ref());
+        let mut err = WorkerError::new(index, ErrorKind::Panicked { message });
+        err.payload = Mutex::new(Some(payload));
+        err.traceback = backtrace.map(|backtrace| Traceback::Captured {
+            backtrace,
+            text: OnceLock::new(),
+        });
+        err
+    }
+
+    pub(crate) fn with_worker(mut self, worker: Option<usize>) -> Self {
+        self.worker = worker;
+        self
+    }
+
+    pub(crate) fn with_input(mut self, input: Option<String>) -> Self {
+        self.input = input;
+        self
+    }
+
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
+    pub(crate) fn with_traceback_text(mut self, text: Option<String>) -> Self {
+        self.traceback = text.map(Traceback::Text);
+        self
+    }
+
+    /// The failing item's position in the input, counting from 0.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The worker that ran the item: a thread's index in its pool, or a worker process's
+    /// slot. `None` when no worker ran it (for example a cancelled item).
+    pub fn worker(&self) -> Option<usize> {
+        self.worker
+    }
+
+    /// The item, rendered with `Debug`, where it could be shown: the attributes render
+    /// items whose type is `Debug` when debug mode is on, and process pools render an item
+    /// that failed from its serialized copy.
+    pub fn input(&self) -> Option<&str> {
+        self.input.as_deref()
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// The backtrace of a panic, when one was captured (see [`Backtrace`] for when
+    /// frames have symbols).
+    pub fn traceback(&self) -> Option<&str> {
+        match self.traceback.as_ref()? {
+            Traceback::Captured { backtrace, text } => {
+                Some(text.get_or_init(|| backtrace.to_string()))
+            }
+            Traceback::Text(text) => Some(text),
+        }
+    }
+
+    /// Takes the original panic payload, if this error is a panic in this process that
+    /// has not been taken yet. [`std::panic::resume_unwind`] with it re-raises the panic
+    /// exactly as the worker saw it.
+    pub fn take_panic(&self) -> Option<Box<dyn Any + Send + 'static>> {
+        self.payload
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    /// Re-raises this failure in the calling thread: the original panic payload when
+    /// there is one, else a panic whose payload is this `WorkerError`.
+    pub fn resume_unwind(self) -> ! {
+        match self.take_panic() {
+            Some(payload) => std::panic::resume_unwind(payload),
+            None => std::panic::panic_any(self),
+        }
+    }
+}
+
+impl fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "item {}", self.index)?;
+        if let Some(input) = &self.input {
+            write!(f, " (input {input})")?;
+        }
+        if let Some(worker) = self.worker {
+            write!(f, " on worker {worker}")?;
+        }
+        write!(f, " {}", self.kind)
+    }
+}
+
+impl fmt::Debug for WorkerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerError")
+            .field("index", &self.index)
+            .field("worker", &self.worker)
+            .field("input", &self.input)
+            .field("kind", &self.kind)
+            .field("traceback", &self.traceback.is_some())
+            .finish()
+    }
+}
+
+impl Error for WorkerError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Failed(err) => Some(err.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// The text of a panic payload: its `&str` or `String`, else a placeholder.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(err) = payload.downcast_ref::<WorkerError>() {
+        err.to_string()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}
+
+/// A pool could not be built from its settings.
+///
+/// ```
+/// use twat_mp::{BuildError, ThreadPool};
+///
+/// let err = ThreadPool::with_nodes(0).unwrap_err();
+/// assert!(matches!(err, BuildError::NoNodes));
+/// assert_eq!(err.to_string(), "a pool needs at least one node, but nodes = 0 was asked for");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `nodes = 0`: a pool without workers would never finish anything.
+    #[error("a pool needs at least one node, but nodes = 0 was asked for")]
+    NoNodes,
+    /// A setting that must be positive was zero (`chunksize`, `concurrency`, …).
+    #[error("the pool setting `{0}` must be at least 1, but 0 was given")]
+    Zero(&'static str),
+    /// The operating system refused to start a worker thread or process.
+    #[error("could not start a worker: {0}")]
+    Spawn(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_one_sentence_naming_the_item() {
+        let err = WorkerError::new(4, ErrorKind::Failed("disk full".into()))
+            .with_worker(Some(1))
+            .with_input(Some("\"a.txt\"".into()));
+        assert_eq!(
+            err.to_string(),
+            "item 4 (input \"a.txt\") on worker 1 failed: disk full"
+        );
+        assert_eq!(err.source().unwrap().to_string(), "disk full");
+    }
+
+    #[test]
+    fn panic_payload_is_kept_once() {
+        let err = WorkerError::from_panic(0, Box::new("boom"), None);
+        assert_eq!(err.to_string(), "item 0 panicked: boom");
+        assert!(err.take_panic().is_some());
+        assert!(err.take_panic().is_none());
+        assert!(err.source().is_none());
+    }
+
+    #[test]
+    fn non_string_payload_has_placeholder_message() {
+        let err = WorkerError::from_panic(2, Box::new(17_u8), None);
+        assert!(
+            matches!(err.kind(), ErrorKind::Panicked { message } if message == "<non-string panic payload>")
+        );
+    }
+
+    #[test]
+    fn errors_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<WorkerError>();
+        check::<BuildError>();
+    }
+}

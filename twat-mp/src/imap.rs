@@ -1,0 +1,231 @@
+//! The lazy maps of [`ThreadPool`](crate::ThreadPool): [`Imap`] (input order) and
+//! [`Uimap`] (completion order), over a bounded window of items in flight.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::fmt;
+use std::iter::FusedIterator;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+
+use crate::error::WorkerError;
+use crate::item::{CancelFlag, ItemFailure};
+
+type Outcome<R, E> = Result<R, ItemFailure<E>>;
+
+/// The lazy map shared by `imap`, `uimap` and the `#[imap]` attribute: pulls input on the
+/// consumer's thread, a chunk at a time, only while fewer than `window` items run ahead
+/// of the consumer.
+pub(crate) struct LazyMap<'pool, R, E> {
+    pool: &'pool rayon::ThreadPool,
+    /// Pulls up to one chunk of input and starts it; `false` once the input has ended.
+    feed: Box<dyn FnMut(&rayon::ThreadPool, usize) -> usize + 'pool>,
+    input_done: bool,
+    results: Receiver<(usize, Outcome<R, E>)>,
+    cancel: Arc<CancelFlag>,
+    /// The index the next pulled item gets.
+    dispatched: usize,
+    /// Items started whose result has not arrived.
+    in_flight: usize,
+    window: usize,
+    /// For input order: results waiting for their turn, from index `yielded` on.
+    ordered: Option<VecDeque<Option<Outcome<R, E>>>>,
+    yielded: usize,
+}
+
+impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
+    pub(crate) fn new<T, I, F>(
+        pool: &'pool rayon::ThreadPool,
+        mut input: I,
+        run: F,
+        chunk: usize,
+        window: usize,
+        ordered: bool,
+    ) -> Self
+    where
+        I: Iterator<Item = T> + 'static,
+        T: Send + 'static,
+        F: Fn(usize, T) -> Outcome<R, E> + Send + Sync + 'static,
+    {
+        let (sender, results) = mpsc::channel();
+        let cancel = Arc::new(CancelFlag::default());
+        let run = Arc::new(run);
+        let job_cancel = Arc::clone(&cancel);
+        let feed = move |pool: &rayon::ThreadPool, first: usize| {
+            let batch: Vec<T> = input.by_ref().take(chunk).collect();
+            let pulled = batch.len();
+            if pulled > 0 {
+                spawn_chunk(pool, first, batch, &run, &sender, &job_cancel);
+            }
+            pulled
+        };
+        let mut lazy = LazyMap {
+            pool,
+            feed: Box::new(feed),
+            input_done: false,
+            results,
+            cancel,
+            dispatched: 0,
+            in_flight: 0,
+            window: window.max(chunk),
+            ordered: ordered.then(VecDeque::new),
+            yielded: 0,
+        };
+        // Start work at once, as Python's imap does, rather than on the first `next`.
+        lazy.fill();
+        lazy
+    }
+
+    /// Starts chunks while the window has room.
+    fn fill(&mut self) {
+        while !self.input_done {
+            let ahead = if self.ordered.is_some() {
+                self.dispatched - self.yielded
+            } else {
+                self.in_flight
+            };
+            if ahead >= self.window {
+                break;
+            }
+            let pulled = (self.feed)(self.pool, self.dispatched);
+            self.dispatched += pulled;
+            self.in_flight += pulled;
+            self.input_done = pulled == 0;
+        }
+    }
+
+    /// Waits for the next finished item. Called only with items in flight.
+    fn receive(&mut self) -> (usize, Outcome<R, E>) {
+        // On one of the pool's own threads a blocking wait could starve the very jobs it
+        // waits for: help run them instead.
+        if self.pool.current_thread_index().is_some() {
+            loop {
+                match self.results.try_recv() {
+                    Ok(message) => return message,
+                    Err(TryRecvError::Empty) => {
+                        if self.pool.yield_now() != Some(rayon::Yield::Executed) {
+                            std::thread::yield_now();
+                        }
+                    }
+                    Err(TryRecvError::Disconnected) => unreachable!("the map holds a sender"),
+                }
+            }
+        }
+        self.results
+            .recv()
+            .expect("every job in flight holds a sender")
+    }
+}
+
+impl<R: Send + 'static, E: Send + 'static> Iterator for LazyMap<'_, R, E> {
+    type Item = Outcome<R, E>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.fill();
+            if let Some(buffer) = &mut self.ordered
+                && let Some(Some(_)) = buffer.front()
+            {
+                self.yielded += 1;
+                return buffer.pop_front().flatten();
+            }
+            if self.in_flight == 0 {
+                return None;
+            }
+            let (index, outcome) = self.receive();
+            self.in_flight -= 1;
+            match &mut self.ordered {
+                None => {
+                    self.yielded += 1;
+                    return Some(outcome);
+                }
+                Some(buffer) => {
+                    let slot = index - self.yielded;
+                    if buffer.len() <= slot {
+                        buffer.resize_with(slot + 1, || None);
+                    }
+                    buffer[slot] = Some(outcome);
+                }
+            }
+        }
+    }
+}
+
+impl<R: Send + 'static, E: Send + 'static> FusedIterator for LazyMap<'_, R, E> {}
+
+impl<R, E> Drop for LazyMap<'_, R, E> {
+    fn drop(&mut self) {
+        // Items not started yet are skipped; the pool stays free for other work.
+        self.cancel.cancel();
+    }
+}
+
+fn spawn_chunk<T, R, E, F>(
+    pool: &rayon::ThreadPool,
+    first: usize,
+    batch: Vec<T>,
+    run: &Arc<F>,
+    sender: &Sender<(usize, Outcome<R, E>)>,
+    cancel: &Arc<CancelFlag>,
+) where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+    F: Fn(usize, T) -> Outcome<R, E> + Send + Sync + 'static,
+{
+    let (run, sender, cancel) = (Arc::clone(run), sender.clone(), Arc::clone(cancel));
+    pool.spawn(move || {
+        for (index, item) in (first..).zip(batch) {
+            if cancel.is_cancelled() || sender.send((index, run(index, item))).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+macro_rules! lazy_iterator {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[must_use = "iterators are lazy: the results come only as it is consumed"]
+        pub struct $name<'pool, R> {
+            lazy: LazyMap<'pool, R, Infallible>,
+        }
+
+        impl<'pool, R> $name<'pool, R> {
+            pub(crate) fn new(lazy: LazyMap<'pool, R, Infallible>) -> Self {
+                $name { lazy }
+            }
+        }
+
+        impl<R: Send + 'static> Iterator for $name<'_, R> {
+            type Item = Result<R, WorkerError>;
+
+            fn next(&mut self) -> Option<Self::Item> {
+                Some(self.lazy.next()?.map_err(ItemFailure::into_infallible_worker_error))
+            }
+        }
+
+        impl<R: Send + 'static> FusedIterator for $name<'_, R> {}
+
+        impl<R> fmt::Debug for $name<'_, R> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("yielded", &self.lazy.yielded)
+                    .field("in_flight", &self.lazy.in_flight)
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+lazy_iterator! {
+    /// The iterator of [`ThreadPool::imap`](crate::ThreadPool::imap): results in input
+    /// order, computed a bounded window ahead of the consumer.
+    Imap
+}
+
+lazy_iterator! {
+    /// The iterator of [`ThreadPool::uimap`](crate::ThreadPool::uimap): results in the
+    /// order they finish.
+    Uimap
+}

@@ -1,0 +1,190 @@
+//! Running one item: catching its panic or error, and remembering the lowest failure of
+//! a call. Shared by every pool.
+
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::debug::event;
+use crate::error::{BoxError, ErrorKind, WorkerError};
+use crate::panic_capture;
+
+/// Renders an item for [`WorkerError::input`].
+pub(crate) type Render<T> = fn(&T) -> String;
+
+/// How one item failed, before it is turned into what the caller sees: the function's own
+/// error `E` stays typed so that the attributes can hand it back as it is.
+pub(crate) enum ItemFailure<E> {
+    /// The function returned `Err(error)`.
+    Returned {
+        index: usize,
+        worker: Option<usize>,
+        input: Option<String>,
+        error: E,
+    },
+    /// Anything else: a panic, a crash, a timeout, a cancellation.
+    Worker(WorkerError),
+}
+
+impl<E> ItemFailure<E> {
+    pub(crate) fn index(&self) -> usize {
+        match self {
+            ItemFailure::Returned { index, .. } => *index,
+            ItemFailure::Worker(err) => err.index(),
+        }
+    }
+
+    /// The failure as the pools report it, with the function's error boxed as the source.
+    pub(crate) fn into_worker_error(self) -> WorkerError
+    where
+        E: Into<BoxError>,
+    {
+        match self {
+            ItemFailure::Returned {
+                index,
+                worker,
+                input,
+                error,
+            } => WorkerError::new(index, ErrorKind::Failed(error.into()))
+                .with_worker(worker)
+                .with_input(input),
+            ItemFailure::Worker(err) => err,
+        }
+    }
+
+    /// The failure as the attributes report it: `Err(E)` for the function's own error,
+    /// and a resumed panic for everything else.
+    pub(crate) fn into_original(self) -> E {
+        match self {
+            ItemFailure::Returned { error, .. } => error,
+            ItemFailure::Worker(err) => err.resume_unwind(),
+        }
+    }
+}
+
+impl ItemFailure<Infallible> {
+    /// For functions that cannot return an error: only worker failures are left.
+    pub(crate) fn into_infallible_worker_error(self) -> WorkerError {
+        match self {
+            ItemFailure::Returned { error, .. } => match error {},
+            ItemFailure::Worker(err) => err,
+        }
+    }
+}
+
+/// Runs items of one call and remembers the failure with the lowest index.
+pub(crate) struct ItemRunner<T, E> {
+    lowest: AtomicUsize,
+    first: Mutex<Option<ItemFailure<E>>>,
+    render: Option<Render<T>>,
+    debug: bool,
+}
+
+impl<T, E> ItemRunner<T, E> {
+    /// `render` is used only in debug mode, where the cost of rendering every item is
+    /// expected.
+    pub(crate) fn new(debug: bool, render: Option<Render<T>>) -> Self {
+        ItemRunner {
+            lowest: AtomicUsize::new(usize::MAX),
+            first: Mutex::new(None),
+            render: render.filter(|_| debug),
+            debug,
+        }
+    }
+
+    /// Whether an item at `index` can be skipped because an earlier item already failed.
+    pub(crate) fn is_past_failure(&self, index: usize) -> bool {
+        index > self.lowest.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on one item, catching its panic; `Err` when it panicked or returned one.
+    pub(crate) fn run<R>(
+        &self,
+        index: usize,
+        worker: Option<usize>,
+        item: T,
+        f: impl FnOnce(T) -> Result<R, E>,
+    ) -> Result<R, ItemFailure<E>> {
+        let input = self.render.map(|render| render(&item));
+        let failure = match panic_capture::catch(|| f(item)) {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => ItemFailure::Returned {
+                index,
+                worker,
+                input,
+                error,
+            },
+            Err(caught) => ItemFailure::Worker(
+                WorkerError::from_panic(index, caught.payload, caught.backtrace)
+                    .with_worker(worker)
+                    .with_input(input),
+            ),
+        };
+        event!(self.debug, index, ?worker, "item failed");
+        Err(failure)
+    }
+
+    /// Keeps `failure` if it is the lowest seen so far.
+    pub(crate) fn record(&self, failure: ItemFailure<E>) {
+        let index = failure.index();
+        self.lowest.fetch_min(index, Ordering::Relaxed);
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        if first.as_ref().is_none_or(|kept| index < kept.index()) {
+            *first = Some(failure);
+        }
+    }
+
+    /// The lowest failure recorded, if any.
+    pub(crate) fn take_failure(&self) -> Option<ItemFailure<E>> {
+        self.first.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// A flag that tells queued work to stop: set when a pool is dropped during a panic,
+/// or when a lazy iterator is dropped.
+#[derive(Default)]
+pub(crate) struct CancelFlag(AtomicBool);
+
+impl CancelFlag {
+    pub(crate) fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_lowest_failure_whatever_the_order() {
+        let runner: ItemRunner<u32, String> = ItemRunner::new(false, None);
+        for index in [7, 3, 9, 5] {
+            let failure = runner
+                .run(index, None, 0, |_| Err::<(), _>(format!("bad {index}")))
+                .unwrap_err();
+            runner.record(failure);
+        }
+        assert!(runner.is_past_failure(4));
+        assert!(!runner.is_past_failure(3));
+        assert_eq!(runner.take_failure().unwrap().into_original(), "bad 3");
+    }
+
+    #[test]
+    fn renders_inputs_only_in_debug_mode() {
+        let render: Render<u32> = |x| format!("{x:?}");
+        let quiet: ItemRunner<u32, String> = ItemRunner::new(false, Some(render));
+        let loud: ItemRunner<u32, String> = ItemRunner::new(true, Some(render));
+        let fail = |_| Err::<(), _>("no".to_owned());
+        let quiet_err = quiet
+            .run(0, None, 42, fail)
+            .unwrap_err()
+            .into_worker_error();
+        let loud_err = loud.run(0, None, 42, fail).unwrap_err().into_worker_error();
+        assert_eq!(quiet_err.input(), None);
+        assert_eq!(loud_err.input(), Some("42"));
+    }
+}

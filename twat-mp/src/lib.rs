@@ -1,0 +1,64 @@
+//! Parallel map with one attribute: a Rust port of Python's
+//! [twat-mp](https://pypi.org/project/twat-mp/) (pathos + aiomultiprocess).
+//!
+//! Write the function for one item, put `#[pmap]` on it, and call it with any iterable:
+//! every item runs in parallel and the results come back in input order.
+//!
+//! ```
+//! use twat_mp::pmap;
+//!
+//! /// How many steps the Collatz sequence from `n` takes to reach 1.
+//! #[pmap]
+//! fn collatz_steps(mut n: u64) -> u32 {
+//!     let mut steps = 0;
+//!     while n != 1 {
+//!         n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+//!         steps += 1;
+//!     }
+//!     steps
+//! }
+//!
+//! let steps = collatz_steps(1..=10);
+//! assert_eq!(steps, [0, 1, 7, 2, 5, 8, 16, 3, 19, 6]);
+//! ```
+//!
+//! | attribute | turns `fn f(x: T) -> R` into | as Python's |
+//! |---|---|---|
+//! | [`#[pmap]`](pmap) | `fn f(items) -> Vec<R>` | `@pmap` |
+//! | [`#[imap]`](imap) | `fn f(items) -> impl Iterator<Item = R>` (lazy) | `@imap` |
+//! | [`#[amap]`](amap) | `fn f(items) -> AsyncResult<Vec<R>>` (returns at once) | `@amap` |
+//!
+//! A function returning `Result<R, E>` gives `Result<Vec<R>, E>`: the error of the lowest
+//! failing item, as it was returned. A panic in an item resumes in the caller with its
+//! original payload. The pools behind the attributes are also usable directly:
+//! [`ThreadPool`] with pathos's methods (`map`, `imap`, `uimap`, `amap`, `starmap`,
+//! `apply`, `apipe`), each failure a [`WorkerError`] naming the item.
+//!
+//! Debug mode ([`set_debug_mode`], or `TWAT_MP_DEBUG=1`) reports pools, workers and
+//! failures through [`tracing`].
+
+#![warn(missing_docs)]
+
+mod async_result;
+mod attribute_support;
+mod debug;
+mod error;
+mod imap;
+mod item;
+mod panic_capture;
+mod thread_pool;
+mod tuple_fn;
+
+pub use async_result::AsyncResult;
+pub use debug::{debug_mode, set_debug_mode};
+pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
+pub use imap::{Imap, Uimap};
+pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
+pub use tuple_fn::TupleFn;
+pub use twat_mp_macros::{amap, imap, pmap};
+
+/// What the attributes' expansions call; not a public API, no stability promised.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::attribute_support::*;
+}

@@ -1,0 +1,617 @@
+//! [`ThreadPool`]: items on N OS threads with work stealing (rayon).
+
+use std::convert::Infallible;
+use std::fmt;
+use std::panic;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rayon::prelude::*;
+
+use crate::async_result::{AsyncResult, async_result};
+use crate::debug::{self, event};
+use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
+use crate::imap::{Imap, LazyMap, Uimap};
+use crate::item::{CancelFlag, ItemFailure, ItemRunner, Render};
+use crate::panic_capture;
+use crate::tuple_fn::TupleFn;
+
+/// A pool of OS threads for CPU-bound work and blocking I/O: the default pool, since Rust
+/// threads share no interpreter lock.
+///
+/// Items are spread over `nodes` threads with work stealing (rayon). A panic in one item
+/// is caught and comes back as a [`WorkerError`] naming the item; the pool stays usable.
+/// The pool is `Send + Sync`, can be shared between threads, and on `Drop` waits for its
+/// outstanding work (from [`amap`](Self::amap), [`apipe`](Self::apipe)) and joins every
+/// thread it started — the Rust form of Python's `with ThreadPool() as pool:`. Dropped
+/// while the caller is panicking, it cancels the items that have not started yet instead.
+///
+/// ```
+/// use twat_mp::ThreadPool;
+///
+/// let pool = ThreadPool::new()?;
+/// let squares = pool.map(|x: u64| x * x, 0..10)?;
+/// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ThreadPool {
+    /// `None` only inside `Drop`, between shutting rayon down and joining its threads.
+    rayon: Option<rayon::ThreadPool>,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    nodes: usize,
+    chunksize: Option<usize>,
+    debug: bool,
+    shutdown: Arc<CancelFlag>,
+}
+
+/// Settings for a [`ThreadPool`]; made by [`ThreadPool::builder`].
+///
+/// ```
+/// use twat_mp::ThreadPool;
+///
+/// let pool = ThreadPool::builder().nodes(3).chunksize(64).build()?;
+/// assert_eq!(pool.nodes(), 3);
+/// # Ok::<(), twat_mp::BuildError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `.build()`"]
+pub struct ThreadPoolBuilder {
+    nodes: Option<usize>,
+    chunksize: Option<usize>,
+    debug: bool,
+}
+
+impl ThreadPoolBuilder {
+    /// The number of worker threads; the default is the number of CPUs this process may
+    /// use (cgroup quotas and affinity included).
+    pub fn nodes(mut self, nodes: usize) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
+
+    /// The fewest items a thread takes at a time in `map`, and the number of items per
+    /// job in `imap`/`uimap`. By default `map` splits adaptively and the lazy maps send
+    /// one item per job.
+    pub fn chunksize(mut self, chunksize: usize) -> Self {
+        self.chunksize = Some(chunksize);
+        self
+    }
+
+    /// Reports this pool's events even when the global debug mode is off
+    /// (see [`set_debug_mode`](crate::set_debug_mode)).
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.debug = debug;
+        self
+    }
+
+    /// Starts the threads.
+    ///
+    /// # Errors
+    /// [`BuildError::NoNodes`] for `nodes(0)`, [`BuildError::Zero`] for `chunksize(0)`,
+    /// [`BuildError::Spawn`] when the system refuses a thread.
+    pub fn build(self) -> Result<ThreadPool, BuildError> {
+        let nodes = self.nodes.unwrap_or_else(default_nodes);
+        if nodes == 0 {
+            return Err(BuildError::NoNodes);
+        }
+        if self.chunksize == Some(0) {
+            return Err(BuildError::Zero("chunksize"));
+        }
+        let debug = debug::enabled(self.debug);
+        let threads = Arc::new(Mutex::new(Vec::with_capacity(nodes)));
+        let spawned = Arc::clone(&threads);
+        let rayon = rayon::ThreadPoolBuilder::new()
+            .num_threads(nodes)
+            .thread_name(|index| format!("twat-mp-{index}"))
+            .start_handler(move |index| {
+                panic_capture::mark_worker_thread();
+                event!(debug, worker = index, "worker thread started");
+            })
+            .exit_handler(move |index| event!(debug, worker = index, "worker thread stopped"))
+            .spawn_handler(move |thread| {
+                let mut builder = std::thread::Builder::new();
+                if let Some(name) = thread.name() {
+                    builder = builder.name(name.to_owned());
+                }
+                if let Some(size) = thread.stack_size() {
+                    builder = builder.stack_size(size);
+                }
+                let handle = builder.spawn(|| thread.run())?;
+                spawned
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(handle);
+                Ok(())
+            })
+            .build()
+            .map_err(|err| BuildError::Spawn(std::io::Error::other(err)))?;
+        event!(debug, nodes, "thread pool started");
+        Ok(ThreadPool {
+            rayon: Some(rayon),
+            threads,
+            nodes,
+            chunksize: self.chunksize,
+            debug,
+            shutdown: Arc::default(),
+        })
+    }
+}
+
+/// The number of CPUs this process may use: cgroup quotas and affinity included.
+pub(crate) fn default_nodes() -> usize {
+    num_cpus::get().max(1)
+}
+
+impl ThreadPool {
+    /// A pool with one thread per usable CPU.
+    ///
+    /// # Errors
+    /// [`BuildError::Spawn`] when the system refuses a thread.
+    pub fn new() -> Result<Self, BuildError> {
+        Self::builder().build()
+    }
+
+    /// A pool with `nodes` threads.
+    ///
+    /// # Errors
+    /// [`BuildError::NoNodes`] for `0`; [`BuildError::Spawn`] when the system refuses a
+    /// thread.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(4)?;
+    /// assert_eq!(pool.nodes(), 4);
+    /// assert!(twat_mp::ThreadPool::with_nodes(0).is_err());
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
+    pub fn with_nodes(nodes: usize) -> Result<Self, BuildError> {
+        Self::builder().nodes(nodes).build()
+    }
+
+    /// Settings beyond the number of threads.
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::default()
+    }
+
+    /// The number of worker threads.
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    fn rayon(&self) -> &rayon::ThreadPool {
+        self.rayon
+            .as_ref()
+            .expect("the rayon pool lives as long as the ThreadPool")
+    }
+
+    /// Applies `f` to every item in parallel and returns the results in input order.
+    ///
+    /// `f` may borrow from the caller: `map` returns only when every item is done. If
+    /// items panic, the one with the lowest index is reported (items after a failure may
+    /// be skipped).
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let words = ["apple", "fig", "banana"];
+    /// let suffix = "!"; // borrowed by every item
+    /// let loud = pool.map(|w: &str| format!("{w}{suffix}"), words)?;
+    /// assert_eq!(loud, ["apple!", "fig!", "banana!"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map<T, R, F, I>(&self, f: F, items: I) -> Result<Vec<R>, WorkerError>
+    where
+        F: Fn(T) -> R + Sync,
+        I: IntoIterator<Item = T>,
+        T: Send,
+        R: Send,
+    {
+        self.run_map(|x| Ok::<R, Infallible>(f(x)), items, None)
+            .map_err(ItemFailure::into_infallible_worker_error)
+    }
+
+    /// Like [`map`](Self::map) for a function that returns `Result`: the first `Err` (by
+    /// index) comes back as a [`WorkerError`] of kind [`ErrorKind::Failed`] whose
+    /// [`source`](std::error::Error::source) is the function's error.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use twat_mp::{ErrorKind, ThreadPool};
+    ///
+    /// let pool = ThreadPool::with_nodes(2)?;
+    /// let parsed = pool.try_map(|s: &str| s.parse::<u8>(), ["1", "x", "3"]);
+    /// let err = parsed.unwrap_err();
+    /// assert_eq!(err.index(), 1);
+    /// assert!(matches!(err.kind(), ErrorKind::Failed(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_map<T, R, E, F, I>(&self, f: F, items: I) -> Result<Vec<R>, WorkerError>
+    where
+        F: Fn(T) -> Result<R, E> + Sync,
+        I: IntoIterator<Item = T>,
+        T: Send,
+        R: Send,
+        E: Into<BoxError> + Send,
+    {
+        self.run_map(f, items, None)
+            .map_err(ItemFailure::into_worker_error)
+    }
+
+    /// Applies a function of several arguments to every tuple of arguments, in parallel,
+    /// as Python's `starmap`. See [`TupleFn`] for the closures it takes.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    pub fn starmap<Args, F, I>(&self, f: F, tuples: I) -> Result<Vec<F::Output>, WorkerError>
+    where
+        F: TupleFn<Args> + Sync,
+        F::Output: Send,
+        I: IntoIterator<Item = Args>,
+        Args: Send,
+    {
+        self.map(|args| f.call_tuple(args), tuples)
+    }
+
+    /// Applies `f` to every item lazily, yielding results in input order as they are
+    /// ready.
+    ///
+    /// Input is pulled only as workers free up (at most about two jobs per thread run
+    /// ahead of the consumer), so an endless input runs in bounded memory. A failed item
+    /// yields `Err` and the iteration goes on. Dropping the iterator cancels the items that
+    /// have not started.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// // An endless input: only what is consumed (and a small window ahead) is computed.
+    /// let first: Vec<u64> = pool
+    ///     .imap(|n: u64| n * n, 1..)
+    ///     .take(4)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(first, [1, 4, 9, 16]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn imap<T, R, F, I>(&self, f: F, items: I) -> Imap<'_, R>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        Imap::new(self.lazy_map(move |x| Ok::<R, Infallible>(f(x)), items, None, true))
+    }
+
+    /// Like [`imap`](Self::imap), but yields each result as soon as it is ready, in
+    /// completion order. Each result carries no index; map to `(index, value)` pairs when
+    /// the origin matters.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let mut sums: Vec<u64> = pool
+    ///     .uimap(|n: u64| (0..n).sum(), vec![10, 20, 30])
+    ///     .collect::<Result<_, _>>()?;
+    /// sums.sort();
+    /// assert_eq!(sums, [45, 190, 435]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn uimap<T, R, F, I>(&self, f: F, items: I) -> Uimap<'_, R>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        Uimap::new(self.lazy_map(move |x| Ok::<R, Infallible>(f(x)), items, None, false))
+    }
+
+    /// Starts [`map`](Self::map) in the background and returns at once; collect the
+    /// results from the [`AsyncResult`] (`get`, `ready`, `wait`, or `.await`).
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let pending = pool.amap(|x: u32| x + 1, vec![1, 2, 3]);
+    /// assert_eq!(pending.get()?, [2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn amap<T, R, F, I>(&self, f: F, items: I) -> AsyncResult<Result<Vec<R>, WorkerError>>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let (completer, pending) = async_result(cancelled_call);
+        let job = self.background_map(move |x| Ok::<R, Infallible>(f(x)), items, None);
+        self.spawn(move || {
+            completer.complete(job().map_err(ItemFailure::into_infallible_worker_error));
+        });
+        pending
+    }
+
+    /// Applies `f` to one item on a worker thread and waits for the result.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] (index 0) when `f` panics.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(1)?;
+    /// assert_eq!(pool.apply(|s: &str| s.len(), "four")?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apply<T, R, F>(&self, f: F, item: T) -> Result<R, WorkerError>
+    where
+        F: FnOnce(T) -> R + Send,
+        T: Send,
+        R: Send,
+    {
+        let runner: ItemRunner<T, Infallible> = ItemRunner::new(self.debug, None);
+        self.rayon()
+            .install(|| runner.run(0, rayon::current_thread_index(), item, |x| Ok(f(x))))
+            .map_err(ItemFailure::into_infallible_worker_error)
+    }
+
+    /// Starts [`apply`](Self::apply) in the background and returns its handle at once.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(1)?;
+    /// let pending = pool.apipe(|n: u64| (1..=n).sum::<u64>(), 100);
+    /// assert_eq!(pending.get()?, 5050);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apipe<T, R, F>(&self, f: F, item: T) -> AsyncResult<Result<R, WorkerError>>
+    where
+        F: FnOnce(T) -> R + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let (completer, pending) = async_result(cancelled_call);
+        let debug = self.debug;
+        let shutdown = Arc::clone(&self.shutdown);
+        self.spawn(move || {
+            let runner: ItemRunner<T, Infallible> = ItemRunner::new(debug, None);
+            let result = if shutdown.is_cancelled() {
+                Err(WorkerError::new(0, ErrorKind::Cancelled))
+            } else {
+                runner
+                    .run(0, rayon::current_thread_index(), item, |x| Ok(f(x)))
+                    .map_err(ItemFailure::into_infallible_worker_error)
+            };
+            completer.complete(result);
+        });
+        pending
+    }
+
+    /// Runs `job` on one of the pool's threads; `Drop` waits for it.
+    pub(crate) fn spawn(&self, job: impl FnOnce() + Send + 'static) {
+        self.rayon().spawn(job);
+    }
+
+    /// The engine of `map` and of the attributes: runs `f` on every item and keeps the
+    /// lowest failure, with the function's own error still typed.
+    pub(crate) fn run_map<T, R, E, F, I>(
+        &self,
+        f: F,
+        items: I,
+        render: Option<Render<T>>,
+    ) -> Result<Vec<R>, ItemFailure<E>>
+    where
+        F: Fn(T) -> Result<R, E> + Sync,
+        I: IntoIterator<Item = T>,
+        T: Send,
+        R: Send,
+        E: Send,
+    {
+        let items: Vec<T> = items.into_iter().collect();
+        let runner = ItemRunner::new(self.debug, render);
+        let chunksize = self.chunksize;
+        self.rayon()
+            .install(|| par_map(items, &f, &runner, chunksize, None))
+    }
+
+    /// The job of `amap`: a closure that runs the whole map on the pool thread that calls
+    /// it. The items are gathered here, in the caller, who may hold a non-`Send` iterator.
+    pub(crate) fn background_map<T, R, E, F, I>(
+        &self,
+        f: F,
+        items: I,
+        render: Option<Render<T>>,
+    ) -> impl FnOnce() -> Result<Vec<R>, ItemFailure<E>> + Send + 'static
+    where
+        F: Fn(T) -> Result<R, E> + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let items: Vec<T> = items.into_iter().collect();
+        let (debug, chunksize) = (self.debug, self.chunksize);
+        let shutdown = Arc::clone(&self.shutdown);
+        move || {
+            let runner = ItemRunner::new(debug, render);
+            par_map(items, &f, &runner, chunksize, Some(&shutdown))
+        }
+    }
+
+    /// The engine of `imap`, `uimap` and the lazy attribute.
+    pub(crate) fn lazy_map<T, R, E, F, I>(
+        &self,
+        f: F,
+        items: I,
+        render: Option<Render<T>>,
+        ordered: bool,
+    ) -> LazyMap<'_, R, E>
+    where
+        F: Fn(T) -> Result<R, E> + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let runner = Arc::new(ItemRunner::new(self.debug, render));
+        let chunk = self.chunksize.unwrap_or(1);
+        LazyMap::new(
+            self.rayon(),
+            items.into_iter(),
+            move |index, item| runner.run(index, rayon::current_thread_index(), item, &f),
+            chunk,
+            2 * self.nodes * chunk,
+            ordered,
+        )
+    }
+}
+
+/// What an [`AsyncResult`] of a pool gives when its job never ran.
+fn cancelled_call<R>() -> Result<R, WorkerError> {
+    Err(WorkerError::new(0, ErrorKind::Cancelled))
+}
+
+/// Unwinds out of a rayon leaf once its item failed or an earlier item already did: rayon
+/// still finishes every other leaf, so every item below the lowest failure runs and the
+/// failure reported is the same on every run.
+struct LeafAborted;
+
+/// Runs `f` over `items` on the current rayon pool, collecting in input order.
+fn par_map<T, R, E, F>(
+    items: Vec<T>,
+    f: &F,
+    runner: &ItemRunner<T, E>,
+    chunksize: Option<usize>,
+    shutdown: Option<&CancelFlag>,
+) -> Result<Vec<R>, ItemFailure<E>>
+where
+    F: Fn(T) -> Result<R, E> + Sync,
+    T: Send,
+    R: Send,
+    E: Send,
+{
+    let collected = panic::catch_unwind(panic::AssertUnwindSafe(|| {
+        items
+            .into_par_iter()
+            .with_min_len(chunksize.unwrap_or(1))
+            .enumerate()
+            .map(|(index, item)| {
+                if runner.is_past_failure(index) {
+                    panic::resume_unwind(Box::new(LeafAborted));
+                }
+                let worker = rayon::current_thread_index();
+                let outcome = if shutdown.is_some_and(CancelFlag::is_cancelled) {
+                    Err(ItemFailure::Worker(
+                        WorkerError::new(index, ErrorKind::Cancelled).with_worker(worker),
+                    ))
+                } else {
+                    runner.run(index, worker, item, f)
+                };
+                outcome.unwrap_or_else(|failure| {
+                    runner.record(failure);
+                    panic::resume_unwind(Box::new(LeafAborted))
+                })
+            })
+            .collect::<Vec<R>>()
+    }));
+    match collected {
+        Ok(results) => Ok(results),
+        Err(payload) => match runner.take_failure() {
+            Some(failure) => Err(failure),
+            // Not an item's failure: a bug in the pool itself; let it be seen.
+            None => panic::resume_unwind(payload),
+        },
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.shutdown.cancel();
+        }
+        let rayon = self.rayon.take();
+        // Joining is impossible from one of the pool's own threads (a pool dropped inside
+        // its own job): then the threads end by themselves once their work is done.
+        let inside = rayon
+            .as_ref()
+            .is_some_and(|r| r.current_thread_index().is_some());
+        // Dropping rayon's pool lets each thread exit once no job is left.
+        drop(rayon);
+        if !inside {
+            let threads =
+                std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+            for thread in threads {
+                let _ = thread.join();
+            }
+        }
+        event!(self.debug, nodes = self.nodes, "thread pool stopped");
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("nodes", &self.nodes)
+            .field("chunksize", &self.chunksize)
+            .field("debug", &self.debug)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn zero_nodes_and_zero_chunksize_are_errors() {
+        assert!(matches!(
+            ThreadPool::with_nodes(0),
+            Err(BuildError::NoNodes)
+        ));
+        assert!(matches!(
+            ThreadPool::builder().chunksize(0).build(),
+            Err(BuildError::Zero("chunksize"))
+        ));
+    }
+
+    #[test]
+    fn lowest_failing_index_is_reported_every_time() {
+        let pool = ThreadPool::with_nodes(2).unwrap();
+        for _ in 0..20 {
+            let err = pool
+                .map(|x: usize| assert!(x % 97 != 13, "bad {x}"), 0..5_000)
+                .unwrap_err();
+            assert_eq!(err.index(), 13);
+            assert!(err.traceback().is_some());
+        }
+    }
+
+    #[test]
+    fn every_item_below_the_failure_runs() {
+        let pool = ThreadPool::with_nodes(2).unwrap();
+        let ran = AtomicUsize::new(0);
+        let err = pool
+            .try_map(
+                |x: usize| {
+                    if x == 900 {
+                        return Err("nine hundred");
+                    }
+                    ran.fetch_add(usize::from(x < 900), Ordering::Relaxed);
+                    Ok(x)
+                },
+                0..1_000,
+            )
+            .unwrap_err();
+        assert_eq!(err.index(), 900);
+        assert_eq!(ran.load(Ordering::Relaxed), 900);
+    }
+
+    #[test]
+    fn dropping_inside_a_job_does_not_deadlock() {
+        let pool = Arc::new(ThreadPool::with_nodes(1).unwrap());
+        let inner = Arc::clone(&pool);
+        let pending = pool.apipe(move |_: ()| drop(inner), ());
+        drop(pool);
+        pending.get().unwrap();
+    }
+}
