@@ -1,1 +1,9 @@
-pub fn placeholder() {}
+//! Real workloads shared by the workspace's examples, tests and benchmarks.
+//!
+//! This package is not published; it exists so that `examples/`, `tests/` and `benches/`
+//! at the workspace root measure and show the same honest work: number crunching, image
+//! scaling and HTTP fetching over real sockets, never `sleep` standing in for work.
+
+pub mod image;
+pub mod numbers;
+pub mod site;

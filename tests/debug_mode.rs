@@ -1,0 +1,96 @@
+//! Debug mode reports pools, workers and failures through `tracing`. Alone in its test
+//! binary because it installs a global subscriber.
+
+use std::io::Write;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use twat_mp::ThreadPool;
+
+/// Collects everything the subscriber prints.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[test]
+fn debug_mode_reports_pool_worker_and_failure_events() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .init();
+
+    // Off: nothing is reported.
+    twat_mp::set_debug_mode(false);
+    let quiet = ThreadPool::with_nodes(1).unwrap();
+    let _ = quiet.map(|x: u8| x, [1]);
+    drop(quiet);
+    assert_eq!(captured.text(), "");
+
+    twat_mp::set_debug_mode(true);
+    let pool = ThreadPool::with_nodes(2).unwrap();
+    let err = pool
+        .map(|x: u32| assert!(x != 5, "five"), 0..10)
+        .unwrap_err();
+    assert_eq!(err.index(), 5);
+    drop(pool);
+    twat_mp::set_debug_mode(false);
+
+    let log = captured.text();
+    for expected in [
+        "thread pool started nodes=2",
+        "worker thread started worker=0",
+        "worker thread started worker=1",
+        "item failed index=5",
+        "worker thread stopped worker=1",
+        "thread pool stopped nodes=2",
+    ] {
+        assert!(log.contains(expected), "missing {expected:?} in:\n{log}");
+    }
+    assert!(
+        log.contains("twat_mp"),
+        "events have the twat_mp target:\n{log}"
+    );
+}
+
+#[test]
+fn the_environment_variable_turns_debug_mode_on() {
+    if std::env::var_os("TWAT_MP_DEBUG_CHILD").is_some() {
+        assert!(twat_mp::debug_mode());
+        return;
+    }
+    // Run this same test in a fresh process, where the variable is read on first use.
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_environment_variable_turns_debug_mode_on",
+            "--nocapture",
+        ])
+        .env("TWAT_MP_DEBUG", "1")
+        .env("TWAT_MP_DEBUG_CHILD", "1")
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    assert!(String::from_utf8_lossy(&status.stdout).contains("1 passed"));
+}
