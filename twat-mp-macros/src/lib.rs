@@ -1,18 +1,195 @@
-//! Placeholder: the attributes are being written.
-use proc_macro::TokenStream;
+//! The `#[pmap]`, `#[imap]`, `#[amap]` and `#[apmap]` attributes of
+//! [twat-mp](https://docs.rs/twat-mp). Depend on `twat-mp` and use them from there
+//! (`use twat_mp::pmap;`): the code they write calls twat-mp's runtime.
+//!
+//! Each attribute turns a function of one item into a function over many: `parse` reads
+//! the options and the signature, `validate` refuses misuse with an error on the offending
+//! token, and `expand` writes the mapper. The examples below run in this crate's doctests.
 
-/// Parallel map.
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::quote;
+
+mod expand;
+mod parse;
+mod validate;
+
+#[cfg(test)]
+mod snapshots;
+
+use parse::{Errors, Kind};
+
+/// Turns `fn f(x: T) -> R` into `fn f(items: impl IntoIterator<Item = T>) -> Vec<R>`: every
+/// item runs in parallel on a thread pool, the results come back in input order.
+///
+/// ```
+/// use twat_mp::pmap;
+///
+/// /// The number of divisors of `n`.
+/// #[pmap(nodes = 2)]
+/// pub fn divisors(n: u64) -> usize {
+///     (1..=n).filter(|d| n % d == 0).count()
+/// }
+///
+/// assert_eq!(divisors(1..=6), [1, 2, 2, 3, 2, 4]);
+/// ```
+///
+/// # What the function may be
+///
+/// - Several parameters map over tuples: `fn f(a: A, b: B)` takes
+///   `impl IntoIterator<Item = (A, B)>`.
+/// - Returning `Result<R, E>` (also `io::Result<R>`, `anyhow::Result<R>`, ...) gives
+///   `Result<Vec<R>, E>`: the lowest failing item's own error, as it returned it.
+/// - A panic in an item resumes in the caller with its original payload (the lowest
+///   failing item's, if several fail).
+/// - Visibility, docs, generics and where clauses are kept; items and results must be
+///   `Send`. Items may borrow (`fn f(line: &str)`): the call blocks until all are done.
+/// - Docs, lint levels, `cfg`, `deprecated` and `must_use` stay on the function you call;
+///   other attributes (`#[inline]`, `#[tracing::instrument]`, ...) stay on your function of
+///   one item, which the mapper keeps inside it unchanged.
+///
+/// # Options
+///
+/// | option | meaning |
+/// |---|---|
+/// | `nodes = 4` | workers in the pool (default: the usable CPUs) |
+/// | `chunksize = 64` | items handed to a worker at a time (default: chosen per call) |
+/// | `debug` | report the pool's events and each failure with its item through `tracing` |
+/// | `process` | run the items in worker processes (a `ProcessPool`) instead of threads |
+/// | `timeout = "5s"` | with `process`: kill an item's worker after this long (`ms`, `s`, `m`, `h`) |
+///
+/// Mappers with the same options share one pool, built on first use.
+///
+/// # Errors at compile time
+///
+/// A function without a parameter, a method (`self`), an `async fn` (use [`apmap`]), an
+/// `unsafe`, `const` or `extern` fn, `impl Trait` parameters, and unknown or mistyped
+/// options are refused with an error on the offending token that says what to write.
 #[proc_macro_attribute]
-pub fn pmap(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn pmap(attr: TokenStream, item: TokenStream) -> TokenStream {
+    mapper(Kind::Pmap, attr.into(), item.into(), cfg!(feature = "aio")).into()
 }
-/// Lazy parallel map.
+
+/// Turns `fn f(x: T) -> R` into `fn f(items) -> impl Iterator<Item = R>`: a lazy parallel
+/// map that pulls its input only as workers free up, so an endless input runs in bounded
+/// memory.
+///
+/// ```
+/// use twat_mp::imap;
+///
+/// #[imap]
+/// fn cube(n: u64) -> u64 {
+///     n * n * n
+/// }
+///
+/// // An endless input: only what is needed is computed.
+/// let first: Vec<u64> = cube(1..).take(4).collect();
+/// assert_eq!(first, [1, 8, 27, 64]);
+///
+/// // `ordered = false`: each result as soon as it is ready.
+/// #[imap(ordered = false)]
+/// fn halve(n: u64) -> u64 {
+///     n / 2
+/// }
+///
+/// let mut halves: Vec<u64> = halve(vec![2, 4, 6]).collect();
+/// halves.sort();
+/// assert_eq!(halves, [1, 2, 3]);
+/// ```
+///
+/// The results come in input order, or in completion order with `ordered = false`. A
+/// function returning `Result<R, E>` gives an iterator of each item's own `Result`. A panic
+/// in an item resumes in the caller when the iteration reaches it. The items and results
+/// must be `Send + 'static`, and so must the input iterator: it is read from the pool's
+/// side. Options: those of [`pmap`], and `ordered = false`.
 #[proc_macro_attribute]
-pub fn imap(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn imap(attr: TokenStream, item: TokenStream) -> TokenStream {
+    mapper(Kind::Imap, attr.into(), item.into(), cfg!(feature = "aio")).into()
 }
-/// Background parallel map.
+
+/// Turns `fn f(x: T) -> R` into `fn f(items) -> AsyncResult<Vec<R>>`: the call returns at
+/// once while the items run in the background; `get()` (or `.await`) gives what [`pmap`]
+/// would have returned.
+///
+/// ```
+/// use twat_mp::amap;
+///
+/// #[amap]
+/// fn word_count(text: String) -> usize {
+///     text.split_whitespace().count()
+/// }
+///
+/// let pending = word_count(vec!["a b".to_string(), "c d e".to_string()]);
+/// // ... other work here, while the pool counts ...
+/// assert_eq!(pending.get(), [2, 3]);
+/// ```
+///
+/// With `Result<R, E>`, `get()` gives `Result<Vec<R>, E>`; a panic in an item resumes in
+/// the caller of `get()`. The items and results must be `Send + 'static`. Options: those of
+/// [`pmap`].
 #[proc_macro_attribute]
-pub fn amap(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn amap(attr: TokenStream, item: TokenStream) -> TokenStream {
+    mapper(Kind::Amap, attr.into(), item.into(), cfg!(feature = "aio")).into()
+}
+
+/// Turns `async fn f(x: T) -> R` into `async fn f(items) -> Vec<R>`: many items in flight
+/// at once on twat-mp's async pool. Needs twat-mp's `aio` feature:
+///
+/// ```toml
+/// twat-mp = { version = "0.1", features = ["aio"] }
+/// ```
+///
+/// ```ignore
+/// use twat_mp::apmap;
+///
+/// #[apmap(concurrency = 32)]
+/// async fn length(url: String) -> usize {
+///     fetch(&url).await.len()
+/// }
+///
+/// let lengths = length(urls).await;
+/// ```
+///
+/// (The example is not run here: it needs an async runtime and the `aio` feature; twat-mp's
+/// own documentation runs its `#[apmap]` examples.) A function returning `Result<R, E>`
+/// gives `Result<Vec<R>, E>`, as with [`pmap`]. Options: those of [`pmap`],
+/// `concurrency = N` (tasks in flight per worker), and `timeout` also without `process`.
+/// Without the `aio` feature the attribute is a compile error that says how to enable it.
+#[proc_macro_attribute]
+pub fn apmap(attr: TokenStream, item: TokenStream) -> TokenStream {
+    mapper(Kind::Apmap, attr.into(), item.into(), cfg!(feature = "aio")).into()
+}
+
+/// One attribute, start to end. On misuse: the errors, and the function left as written so
+/// that its callers do not pile further errors onto the real one.
+pub(crate) fn mapper(
+    kind: Kind,
+    attr: TokenStream2,
+    item: TokenStream2,
+    aio: bool,
+) -> TokenStream2 {
+    if kind == Kind::Apmap && !aio {
+        let error = syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "`#[apmap]` needs twat-mp's `aio` feature: in Cargo.toml, write \
+             `twat-mp = { version = \"0.1\", features = [\"aio\"] }`",
+        )
+        .to_compile_error();
+        return quote!(#error #item);
+    }
+    let mut errors = Errors::default();
+    let options = parse::parse_options(kind, attr).unwrap_or_else(|err| {
+        errors.push(err);
+        parse::Options::default()
+    });
+    let expanded = parse::parse_function(kind, options, item.clone())
+        .and_then(|model| validate::validate(&model).map(|()| expand::expand(&model)))
+        .unwrap_or_else(|err| {
+            errors.push(err);
+            TokenStream2::new()
+        });
+    errors.finish(expanded).unwrap_or_else(|err| {
+        let error = err.to_compile_error();
+        quote!(#error #item)
+    })
 }

@@ -1,0 +1,342 @@
+//! The model → the mapper's tokens.
+//!
+//! ```text
+//! #[pmap(nodes = 4)] pub fn square(x: u64) -> u64 { x * x }
+//! ```
+//! becomes
+//! ```text
+//! pub fn square(items: impl ::core::iter::IntoIterator<Item = u64>) -> ::std::vec::Vec<u64> {
+//!     fn square(x: u64) -> u64 { x * x }
+//!     ::twat_mp::__private::pmap(
+//!         &::twat_mp::__private::Config { nodes: ::core::option::Option::Some(4), ..::twat_mp::__private::Config::DEFAULT },
+//!         ::twat_mp::__render!(u64),
+//!         |x| square(x),
+//!         items,
+//!     )
+//! }
+//! ```
+//! The user's function stays as it was, as an inner function of the same name; the outer
+//! one keeps its visibility, docs, lint and `cfg` attributes, generics and where clause.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::visit::Visit;
+use syn::visit_mut::VisitMut;
+use syn::{
+    Attribute, GenericArgument, GenericParam, Ident, ItemFn, Lifetime, LifetimeParam, Pat,
+    PathArguments, Type, Visibility, WherePredicate,
+};
+
+use crate::parse::{Kind, Model, Options, Output};
+
+/// The mapper that replaces the function.
+pub(crate) fn expand(model: &Model) -> TokenStream {
+    let func = &model.func;
+    let name = &func.sig.ident;
+    let (outer_attrs, inner_attrs) = split_attributes(&func.attrs);
+    let inner = ItemFn {
+        attrs: inner_attrs,
+        vis: Visibility::Inherited,
+        ..func.clone()
+    };
+
+    // Elided lifetimes (`&str`, `'_`) cannot stay elided inside `impl IntoIterator<..>`:
+    // they become one named lifetime, as elision would give the function's output.
+    let mut generics = func.sig.generics.clone();
+    let mut naming = NameElided::new(&generics);
+    let mut arg_types: Vec<Type> = model.args.iter().map(|arg| arg.ty.clone()).collect();
+    arg_types
+        .iter_mut()
+        .for_each(|ty| naming.visit_type_mut(ty));
+    let mut output = model.output.clone();
+    match &mut output {
+        Output::Plain(ty) => naming.visit_type_mut(ty),
+        Output::Fallible { whole, ok } => {
+            naming.visit_type_mut(whole);
+            naming.visit_type_mut(ok);
+        }
+    }
+    if naming.used {
+        let param = LifetimeParam::new(naming.lifetime.clone());
+        generics.params.insert(0, GenericParam::Lifetime(param));
+    }
+
+    let item_ty: Type = match arg_types.as_slice() {
+        [single] => single.clone(),
+        several => syn::parse_quote!((#(#several),*)),
+    };
+    let closure = closure(model, name, &item_ty);
+    let items = Ident::new("items", Span::mixed_site());
+
+    let returns = outer_return_type(model.kind, &output);
+    add_send_bounds(model.kind, &mut generics, &item_ty, output.returned());
+    let where_clause = &generics.where_clause;
+
+    let items_ty = if model.kind == Kind::Imap {
+        // The runtime pulls the input lazily from a pool thread's side: it must own it.
+        quote!(impl ::core::iter::IntoIterator<Item = #item_ty, IntoIter: 'static>)
+    } else {
+        quote!(impl ::core::iter::IntoIterator<Item = #item_ty>)
+    };
+    let runtime = runtime_function(model);
+    let config = config(&model.options);
+    let ordered = (model.kind == Kind::Imap).then(|| {
+        let ordered = model.options.ordered.as_ref().is_none_or(|o| o.value);
+        quote!(#ordered,)
+    });
+    let call = quote! {
+        ::twat_mp::__private::#runtime(#config, #ordered ::twat_mp::__render!(#item_ty), #closure, #items)
+    };
+    let (asyncness, call) = match model.kind {
+        Kind::Apmap => (Some(quote!(async)), quote!(#call.await)),
+        _ => (None, call),
+    };
+    let vis = &func.vis;
+    quote! {
+        #(#outer_attrs)*
+        #vis #asyncness fn #name #generics(#items: #items_ty) -> #returns #where_clause {
+            #inner
+            #call
+        }
+    }
+}
+
+/// Docs, lint levels, `cfg`, `deprecated` and `must_use` describe the function users call:
+/// the outer one. Everything else (`#[inline]`, `#[tracing::instrument]`, ...) acts on the
+/// code of one item: the inner one. Lint levels on the outer function reach the inner one.
+fn split_attributes(attrs: &[Attribute]) -> (Vec<Attribute>, Vec<Attribute>) {
+    const OUTER: &[&str] = &[
+        "doc",
+        "cfg",
+        "cfg_attr",
+        "allow",
+        "warn",
+        "deny",
+        "forbid",
+        "expect",
+        "deprecated",
+        "must_use",
+    ];
+    attrs
+        .iter()
+        .cloned()
+        .partition(|attr| OUTER.iter().any(|name| attr.path().is_ident(name)))
+}
+
+/// `|x| f(x)`, or `|(a, b): (A, B)| f(a, b)` for several parameters. The names are the
+/// user's where a parameter is a plain name, fresh ones otherwise; none can clash with the
+/// user's, since they are hygienic.
+fn closure(model: &Model, name: &Ident, item_ty: &Type) -> TokenStream {
+    let names: Vec<Ident> = model
+        .args
+        .iter()
+        .enumerate()
+        .map(|(index, arg)| {
+            let plain = match &arg.pat {
+                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                    Some(pat.ident.to_string())
+                }
+                _ => None,
+            };
+            let fresh = if model.args.len() == 1 {
+                "item".to_owned()
+            } else {
+                format!("__arg{index}")
+            };
+            Ident::new(&plain.unwrap_or(fresh), Span::mixed_site())
+        })
+        .collect();
+    match names.as_slice() {
+        [single] => quote!(|#single| #name(#single)),
+        several => quote!(|(#(#several),*): #item_ty| #name(#(#several),*)),
+    }
+}
+
+/// What the mapper returns.
+fn outer_return_type(kind: Kind, output: &Output) -> TokenStream {
+    let collected = match output {
+        Output::Plain(ty) => quote!(::std::vec::Vec<#ty>),
+        Output::Fallible { whole, ok } => {
+            let mut whole = whole.clone();
+            replace_first_type_argument(&mut whole, syn::parse_quote!(::std::vec::Vec<#ok>));
+            quote!(#whole)
+        }
+    };
+    match kind {
+        Kind::Pmap | Kind::Apmap => collected,
+        Kind::Amap => quote!(::twat_mp::AsyncResult<#collected>),
+        Kind::Imap => {
+            let each = output.returned();
+            quote!(impl ::core::iter::Iterator<Item = #each>)
+        }
+    }
+}
+
+/// `Result<R, E>` → `Result<with, E>`.
+fn replace_first_type_argument(ty: &mut Type, with: Type) {
+    let Type::Path(path) = ty else { return };
+    let Some(last) = path.path.segments.last_mut() else {
+        return;
+    };
+    let PathArguments::AngleBracketed(args) = &mut last.arguments else {
+        return;
+    };
+    if let Some(first) = args.args.iter_mut().find_map(|arg| match arg {
+        GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    }) {
+        *first = with;
+    }
+}
+
+/// `pmap`, `imap_result`, `amap_result_process`, ...
+fn runtime_function(model: &Model) -> Ident {
+    let fallible = matches!(model.output, Output::Fallible { .. });
+    format_ident!(
+        "{}{}{}",
+        model.kind.name(),
+        if fallible { "_result" } else { "" },
+        if model.options.process.is_some() {
+            "_process"
+        } else {
+            ""
+        },
+    )
+}
+
+/// `&Config::DEFAULT`, or `&Config { nodes: Some(4), ..Config::DEFAULT }`.
+fn config(options: &Options) -> TokenStream {
+    let some = |value: TokenStream| quote!(::core::option::Option::Some(#value));
+    let count = |n: usize| {
+        let n = proc_macro2::Literal::usize_unsuffixed(n);
+        some(quote!(#n))
+    };
+    let mut fields = Vec::new();
+    if let Some(nodes) = &options.nodes {
+        fields.push(("nodes", count(nodes.value)));
+    }
+    if let Some(chunksize) = &options.chunksize {
+        fields.push(("chunksize", count(chunksize.value)));
+    }
+    if options.debug.is_some() {
+        fields.push(("debug", quote!(true)));
+    }
+    if options.process.is_some() {
+        fields.push(("process", quote!(true)));
+    }
+    if let Some(timeout) = &options.timeout {
+        let millis = proc_macro2::Literal::u64_unsuffixed(timeout.value);
+        fields.push((
+            "timeout",
+            some(quote!(::core::time::Duration::from_millis(#millis))),
+        ));
+    }
+    if let Some(concurrency) = &options.concurrency {
+        fields.push(("concurrency", count(concurrency.value)));
+    }
+    if fields.is_empty() {
+        return quote!(&::twat_mp::__private::Config::DEFAULT);
+    }
+    let fields = fields.into_iter().map(|(field, value)| {
+        let field = Ident::new(field, Span::call_site());
+        quote!(#field: #value)
+    });
+    quote!(&::twat_mp::__private::Config { #(#fields,)* ..::twat_mp::__private::Config::DEFAULT })
+}
+
+/// For a generic function, `Item: Send` and `Return: Send` (and `'static` where the work
+/// outlives the call) in the where clause, so that a caller's wrong type is reported
+/// against these bounds rather than deep inside the runtime. Only types that mention a
+/// type parameter get one: the others are checked where they are written.
+fn add_send_bounds(kind: Kind, generics: &mut syn::Generics, item: &Type, returned: &Type) {
+    let params: BTreeSet<String> = generics
+        .type_params()
+        .map(|param| param.ident.to_string())
+        .collect();
+    if params.is_empty() {
+        return;
+    }
+    let bound = match kind {
+        Kind::Pmap => quote!(::core::marker::Send),
+        Kind::Imap | Kind::Amap | Kind::Apmap => quote!(::core::marker::Send + 'static),
+    };
+    let predicates: Vec<WherePredicate> = [item, returned]
+        .into_iter()
+        .filter(|ty| mentions(ty, &params))
+        .map(|ty| syn::parse_quote!(#ty: #bound))
+        .collect();
+    if !predicates.is_empty() {
+        generics.make_where_clause().predicates.extend(predicates);
+    }
+}
+
+/// Whether `ty` names one of `params`.
+fn mentions(ty: &Type, params: &BTreeSet<String>) -> bool {
+    struct Finder<'a> {
+        params: &'a BTreeSet<String>,
+        found: bool,
+    }
+    impl<'ast> Visit<'ast> for Finder<'_> {
+        fn visit_path(&mut self, path: &'ast syn::Path) {
+            let first = path.segments.first().map(|s| s.ident.to_string());
+            if path.leading_colon.is_none() && first.is_some_and(|f| self.params.contains(&f)) {
+                self.found = true;
+            }
+            syn::visit::visit_path(self, path);
+        }
+    }
+    let mut finder = Finder {
+        params,
+        found: false,
+    };
+    finder.visit_type(ty);
+    finder.found
+}
+
+/// Gives every elided lifetime (`&T`, `'_`) one name, `'item`, outside `fn(..)` types and
+/// `Fn(..)` bounds, whose elided lifetimes are their own.
+struct NameElided {
+    lifetime: Lifetime,
+    used: bool,
+}
+
+impl NameElided {
+    fn new(generics: &syn::Generics) -> Self {
+        let taken = |name: &str| generics.lifetimes().any(|l| l.lifetime.ident == name);
+        let name = ["item", "__item"]
+            .into_iter()
+            .find(|name| !taken(name))
+            .unwrap_or("__twat_mp_item");
+        NameElided {
+            lifetime: Lifetime::new(&format!("'{name}"), Span::call_site()),
+            used: false,
+        }
+    }
+}
+
+impl VisitMut for NameElided {
+    fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+        if reference.lifetime.is_none() {
+            reference.lifetime = Some(self.lifetime.clone());
+            self.used = true;
+        }
+        syn::visit_mut::visit_type_reference_mut(self, reference);
+    }
+
+    fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+        if lifetime.ident == "_" {
+            *lifetime = self.lifetime.clone();
+            self.used = true;
+        }
+    }
+
+    fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+
+    fn visit_parenthesized_generic_arguments_mut(
+        &mut self,
+        _: &mut syn::ParenthesizedGenericArguments,
+    ) {
+    }
+}

@@ -1,0 +1,231 @@
+//! Expansion snapshots: what `cargo expand` shows for representative inputs, pinned in
+//! `tests/snapshots/<name>.rs` (input as a comment on top, then the expansion).
+//!
+//! A changed expansion fails the test with both texts; after checking the new one, write
+//! it with `UPDATE_SNAPSHOTS=1 cargo test -p twat-mp-macros snapshots`.
+
+use std::path::PathBuf;
+
+use crate::parse::Kind;
+
+struct Case {
+    name: &'static str,
+    kind: Kind,
+    attr: &'static str,
+    item: &'static str,
+    aio: bool,
+}
+
+const fn case(name: &'static str, kind: Kind, attr: &'static str, item: &'static str) -> Case {
+    Case {
+        name,
+        kind,
+        attr,
+        item,
+        aio: true,
+    }
+}
+
+const CASES: &[Case] = &[
+    case("pmap", Kind::Pmap, "", "fn square(x: u64) -> u64 { x * x }"),
+    case(
+        "pmap_options",
+        Kind::Pmap,
+        "nodes = 4, chunksize = 64, debug",
+        "/// Squares one number.\npub fn square(x: u64) -> u64 { x * x }",
+    ),
+    case(
+        "pmap_result",
+        Kind::Pmap,
+        "",
+        "fn parse(line: &str) -> Result<u32, std::num::ParseIntError> { line.trim().parse() }",
+    ),
+    case(
+        "pmap_io_result",
+        Kind::Pmap,
+        "",
+        "pub fn size(path: PathBuf) -> io::Result<u64> { Ok(fs::metadata(path)?.len()) }",
+    ),
+    case(
+        "pmap_unit",
+        Kind::Pmap,
+        "",
+        "fn touch(path: PathBuf) { let _ = fs::write(path, b\"\"); }",
+    ),
+    case(
+        "pmap_several_args",
+        Kind::Pmap,
+        "",
+        "fn label((x, y): (u8, u8), mut n: u64, name: &str) -> String { n += 1; format!(\"{name}{x}{y}{n}\") }",
+    ),
+    case(
+        "pmap_generic",
+        Kind::Pmap,
+        "",
+        "pub(crate) fn describe<T: Debug>(x: T) -> String where T: Clone { format!(\"{x:?}\") }",
+    ),
+    case(
+        "pmap_borrowed_result",
+        Kind::Pmap,
+        "",
+        "fn first_word(line: &str) -> &str { line.split(' ').next().unwrap_or(\"\") }",
+    ),
+    case(
+        "pmap_attributes",
+        Kind::Pmap,
+        "",
+        "/// Docs.\n#[must_use]\n#[allow(clippy::cast_possible_truncation)]\n#[inline]\n#[tracing::instrument]\nfn low_byte(x: u64) -> u8 { x as u8 }",
+    ),
+    case(
+        "pmap_process",
+        Kind::Pmap,
+        "process, nodes = 2, timeout = \"1.5s\"",
+        "fn square(x: u64) -> u64 { x * x }",
+    ),
+    case(
+        "pmap_process_result",
+        Kind::Pmap,
+        "process",
+        "fn parse(line: String) -> Result<u32, String> { line.parse().map_err(|_| line) }",
+    ),
+    case("imap", Kind::Imap, "", "fn square(x: u64) -> u64 { x * x }"),
+    case(
+        "imap_unordered_result",
+        Kind::Imap,
+        "ordered = false, nodes = 8",
+        "fn parse(line: String) -> Result<u32, std::num::ParseIntError> { line.parse() }",
+    ),
+    case(
+        "imap_generic",
+        Kind::Imap,
+        "",
+        "fn wrap<T: Clone>(x: T) -> Vec<T> { vec![x] }",
+    ),
+    case(
+        "imap_process",
+        Kind::Imap,
+        "process, timeout = \"250ms\"",
+        "fn square(x: u64) -> u64 { x * x }",
+    ),
+    case("amap", Kind::Amap, "", "fn square(x: u64) -> u64 { x * x }"),
+    case(
+        "amap_result",
+        Kind::Amap,
+        "chunksize = 16",
+        "fn load(path: PathBuf) -> anyhow::Result<String> { Ok(fs::read_to_string(path)?) }",
+    ),
+    case(
+        "amap_process_result",
+        Kind::Amap,
+        "process",
+        "fn load(path: PathBuf) -> Result<String, String> { fs::read_to_string(path).map_err(|e| e.to_string()) }",
+    ),
+    case(
+        "apmap",
+        Kind::Apmap,
+        "concurrency = 32, timeout = \"5s\"",
+        "pub async fn fetch(url: String) -> usize { get(&url).await.len() }",
+    ),
+    case(
+        "apmap_result_generic",
+        Kind::Apmap,
+        "",
+        "async fn fetch<U: AsRef<str>>(url: U) -> Result<Bytes, Error> { get(url.as_ref()).await }",
+    ),
+    case(
+        "apmap_process",
+        Kind::Apmap,
+        "process, nodes = 4",
+        "async fn fetch(url: String) -> usize { get(&url).await.len() }",
+    ),
+    Case {
+        aio: false,
+        ..case(
+            "apmap_without_aio",
+            Kind::Apmap,
+            "",
+            "async fn fetch(url: String) -> usize { get(&url).await.len() }",
+        )
+    },
+    case(
+        "error_keeps_the_function",
+        Kind::Pmap,
+        "nodes = 0",
+        "async fn square(x: u64) -> u64 { x * x }",
+    ),
+];
+
+fn snapshot_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots")
+}
+
+fn render(case: &Case) -> String {
+    let attr = case.attr.parse().expect("the attribute tokenizes");
+    let item = case.item.parse().expect("the item tokenizes");
+    let expanded = crate::mapper(case.kind, attr, item, case.aio);
+    let file: syn::File = syn::parse2(expanded.clone()).unwrap_or_else(|err| {
+        panic!(
+            "{}: the expansion does not parse ({err}):\n{expanded}",
+            case.name
+        )
+    });
+    let mut header = format!("// #[{}", case.kind.name());
+    if !case.attr.is_empty() {
+        header += &format!("({})", case.attr);
+    }
+    header += "]";
+    for line in case.item.lines() {
+        header += &format!("\n// {line}");
+    }
+    if !case.aio {
+        header += "\n// (without the `aio` feature)";
+    }
+    format!("{header}\n\n{}", prettyplease::unparse(&file))
+}
+
+#[test]
+fn expansions_match_their_snapshots() {
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v != "0");
+    let mut changed = Vec::new();
+    for case in CASES {
+        let path = snapshot_dir().join(format!("{}.rs", case.name));
+        let actual = render(case);
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        if actual == expected {
+            continue;
+        }
+        if update {
+            std::fs::create_dir_all(snapshot_dir()).unwrap();
+            std::fs::write(&path, &actual).unwrap();
+        } else {
+            changed.push(format!(
+                "--- {} (expected)\n{expected}\n+++ (actual)\n{actual}",
+                path.display()
+            ));
+        }
+    }
+    assert!(
+        changed.is_empty(),
+        "{} expansion(s) differ from their snapshots; check the new ones and write them with \
+         `UPDATE_SNAPSHOTS=1 cargo test -p twat-mp-macros snapshots`:\n\n{}",
+        changed.len(),
+        changed.join("\n\n")
+    );
+}
+
+#[test]
+fn every_snapshot_file_has_a_case() {
+    let stale: Vec<String> = std::fs::read_dir(snapshot_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|file| {
+            !CASES
+                .iter()
+                .any(|case| format!("{}.rs", case.name) == *file)
+        })
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "snapshots without a case (delete them): {stale:?}"
+    );
+}

@@ -1,0 +1,20 @@
+// #[apmap]
+// async fn fetch<U: AsRef<str>>(url: U) -> Result<Bytes, Error> { get(url.as_ref()).await }
+
+async fn fetch<U: AsRef<str>>(
+    items: impl ::core::iter::IntoIterator<Item = U>,
+) -> Result<::std::vec::Vec<Bytes>, Error>
+where
+    U: ::core::marker::Send + 'static,
+{
+    async fn fetch<U: AsRef<str>>(url: U) -> Result<Bytes, Error> {
+        get(url.as_ref()).await
+    }
+    ::twat_mp::__private::apmap_result(
+            &::twat_mp::__private::Config::DEFAULT,
+            ::twat_mp::__render!(U),
+            |url| fetch(url),
+            items,
+        )
+        .await
+}

@@ -1,0 +1,21 @@
+// #[imap]
+// fn wrap<T: Clone>(x: T) -> Vec<T> { vec![x] }
+
+fn wrap<T: Clone>(
+    items: impl ::core::iter::IntoIterator<Item = T, IntoIter: 'static>,
+) -> impl ::core::iter::Iterator<Item = Vec<T>>
+where
+    T: ::core::marker::Send + 'static,
+    Vec<T>: ::core::marker::Send + 'static,
+{
+    fn wrap<T: Clone>(x: T) -> Vec<T> {
+        vec![x]
+    }
+    ::twat_mp::__private::imap(
+        &::twat_mp::__private::Config::DEFAULT,
+        true,
+        ::twat_mp::__render!(T),
+        |x| wrap(x),
+        items,
+    )
+}

@@ -1,0 +1,20 @@
+// #[imap(ordered = false, nodes = 8)]
+// fn parse(line: String) -> Result<u32, std::num::ParseIntError> { line.parse() }
+
+fn parse(
+    items: impl ::core::iter::IntoIterator<Item = String, IntoIter: 'static>,
+) -> impl ::core::iter::Iterator<Item = Result<u32, std::num::ParseIntError>> {
+    fn parse(line: String) -> Result<u32, std::num::ParseIntError> {
+        line.parse()
+    }
+    ::twat_mp::__private::imap_result(
+        &::twat_mp::__private::Config {
+            nodes: ::core::option::Option::Some(8),
+            ..::twat_mp::__private::Config::DEFAULT
+        },
+        false,
+        ::twat_mp::__render!(String),
+        |line| parse(line),
+        items,
+    )
+}

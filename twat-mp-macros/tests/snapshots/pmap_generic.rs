@@ -1,0 +1,23 @@
+// #[pmap]
+// pub(crate) fn describe<T: Debug>(x: T) -> String where T: Clone { format!("{x:?}") }
+
+pub(crate) fn describe<T: Debug>(
+    items: impl ::core::iter::IntoIterator<Item = T>,
+) -> ::std::vec::Vec<String>
+where
+    T: Clone,
+    T: ::core::marker::Send,
+{
+    fn describe<T: Debug>(x: T) -> String
+    where
+        T: Clone,
+    {
+        format!("{x:?}")
+    }
+    ::twat_mp::__private::pmap(
+        &::twat_mp::__private::Config::DEFAULT,
+        ::twat_mp::__render!(T),
+        |x| describe(x),
+        items,
+    )
+}

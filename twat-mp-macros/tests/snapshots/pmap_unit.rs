@@ -1,0 +1,14 @@
+// #[pmap]
+// fn touch(path: PathBuf) { let _ = fs::write(path, b""); }
+
+fn touch(items: impl ::core::iter::IntoIterator<Item = PathBuf>) -> ::std::vec::Vec<()> {
+    fn touch(path: PathBuf) {
+        let _ = fs::write(path, b"");
+    }
+    ::twat_mp::__private::pmap(
+        &::twat_mp::__private::Config::DEFAULT,
+        ::twat_mp::__render!(PathBuf),
+        |path| touch(path),
+        items,
+    )
+}
