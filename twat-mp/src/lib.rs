@@ -39,6 +39,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "aio")]
+mod aio;
 mod async_result;
 mod attribute_support;
 mod debug;
@@ -49,6 +51,8 @@ mod panic_capture;
 mod thread_pool;
 mod tuple_fn;
 
+#[cfg(feature = "aio")]
+pub use aio::{AsyncMultiPool, AsyncMultiPoolBuilder, DEFAULT_CONCURRENCY, ImapStream, UimapStream};
 pub use async_result::AsyncResult;
 pub use debug::{debug_mode, set_debug_mode};
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
@@ -60,5 +64,7 @@ pub use twat_mp_macros::{amap, imap, pmap};
 /// What the attributes' expansions call; not a public API, no stability promised.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "aio")]
+    pub use crate::aio::{apmap, apmap_result};
     pub use crate::attribute_support::*;
 }

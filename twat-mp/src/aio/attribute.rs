@@ -1,0 +1,96 @@
+//! What the code written by `#[apmap]` calls. Not a public API: reachable as
+//! `twat_mp::__private` only so that the expansions can name it.
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use super::pool::{AsyncMultiPool, infallible};
+use crate::attribute_support::Config;
+use crate::item::{ItemFailure, Render};
+
+/// The pool every `#[apmap]` with this configuration shares, built on first use and kept
+/// for the life of the program.
+fn async_pool(config: &Config) -> &'static AsyncMultiPool {
+    static POOLS: Mutex<Vec<(Config, &'static AsyncMultiPool)>> = Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, pool)) = pools.iter().find(|(c, _)| c == config) {
+        return pool;
+    }
+    let mut builder = AsyncMultiPool::builder().debug(config.debug);
+    if let Some(nodes) = config.nodes {
+        builder = builder.nodes(nodes);
+    }
+    if let Some(concurrency) = config.concurrency {
+        builder = builder.concurrency(concurrency);
+    }
+    if let Some(timeout) = config.timeout {
+        builder = builder.timeout(timeout);
+    }
+    let pool: &'static AsyncMultiPool =
+        Box::leak(Box::new(builder.build().unwrap_or_else(|err| {
+            panic!("twat-mp could not build the #[apmap] pool: {err}")
+        })));
+    pools.push((*config, pool));
+    pool
+}
+
+/// `#[apmap]` on `async fn(T) -> R`: the results in input order, or the lowest failing
+/// item's panic resumed in the caller. A timed-out or cancelled item, which has no
+/// original panic, resumes as a panic whose payload is its `WorkerError`.
+pub fn apmap<T, R, F, Fut, I>(
+    config: &Config,
+    render: Option<Render<T>>,
+    f: F,
+    items: I,
+) -> impl Future<Output = Vec<R>> + Send + use<T, R, F, Fut, I>
+where
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + 'static,
+    I: IntoIterator<Item = T>,
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let run = async_pool(config).run_map(infallible(f), items, render);
+    async move {
+        match run.await {
+            Ok(results) => results,
+            Err(failure) => match failure.into_original() {},
+        }
+    }
+}
+
+/// `#[apmap]` on `async fn(T) -> Result<R, E>`: the results in input order, or the lowest
+/// failing item's own `E`.
+pub fn apmap_result<T, R, E, F, Fut, I>(
+    config: &Config,
+    render: Option<Render<T>>,
+    f: F,
+    items: I,
+) -> impl Future<Output = Result<Vec<R>, E>> + Send + use<T, R, E, F, Fut, I>
+where
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<R, E>> + 'static,
+    I: IntoIterator<Item = T>,
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    let run = async_pool(config).run_map(f, items, render);
+    async move { run.await.map_err(ItemFailure::into_original) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configurations_share_one_pool() {
+        let config = Config {
+            nodes: Some(1),
+            concurrency: Some(7),
+            ..Config::DEFAULT
+        };
+        assert!(std::ptr::eq(async_pool(&config), async_pool(&config)));
+        assert_eq!(async_pool(&config).concurrency(), 7);
+    }
+}

@@ -1,0 +1,375 @@
+//! The machinery shared by every method of [`AsyncMultiPool`](super::AsyncMultiPool): a
+//! job for one item, the reply it owes its caller, and the caller-side engine that feeds
+//! jobs to the workers and gathers their replies.
+//!
+//! The caller's future never touches the workers' runtimes: it sends jobs over a channel
+//! and awaits replies over another, so it runs on any executor without blocking it.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::debug::event;
+use crate::error::{ErrorKind, WorkerError};
+use crate::item::{ItemFailure, Render};
+use crate::panic_capture::{self, CaughtPanic};
+
+/// What one item's work becomes once a worker takes it: a future for that worker's
+/// single-threaded runtime (so the user's future need not be `Send`).
+pub(crate) type Job = Box<dyn FnOnce(usize) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+/// The outcome of one item, with the function's own error still typed.
+pub(crate) type Outcome<R, E> = Result<R, ItemFailure<E>>;
+
+type ReplySender<R, E> = mpsc::UnboundedSender<(usize, Outcome<R, E>)>;
+
+/// Where jobs go: the pool's queue. Sending fails once the pool has shut down, and the
+/// job is then dropped, which answers its item with [`ErrorKind::Cancelled`].
+pub(crate) trait Dispatch: Send + Sync {
+    fn dispatch(&self, job: Job);
+}
+
+/// The settings one call shares with all of its jobs.
+pub(crate) struct CallCtx<T> {
+    pub(crate) render: Option<Render<T>>,
+    pub(crate) debug: bool,
+    pub(crate) timeout: Option<Duration>,
+    /// For `map`: items after the lowest failure so far need not run.
+    pub(crate) skip_after_failure: bool,
+    lowest_failure: AtomicUsize,
+}
+
+impl<T> CallCtx<T> {
+    pub(crate) fn new(
+        debug: bool,
+        render: Option<Render<T>>,
+        timeout: Option<Duration>,
+        skip_after_failure: bool,
+    ) -> Self {
+        CallCtx {
+            // Rendering every item costs; it is done only where debug mode asks for it.
+            render: render.filter(|_| debug),
+            debug,
+            timeout,
+            skip_after_failure,
+            lowest_failure: AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    fn is_past_failure(&self, index: usize) -> bool {
+        self.skip_after_failure && index > self.lowest_failure.load(Ordering::Relaxed)
+    }
+}
+
+/// The answer one job owes its caller. Dropped unanswered (the job was never run, or the
+/// pool shut down under it), it answers [`ErrorKind::Cancelled`], so that the caller never
+/// waits for an item that will not come.
+pub(crate) struct Reply<R, E> {
+    index: usize,
+    worker: Option<usize>,
+    sender: Option<ReplySender<R, E>>,
+}
+
+impl<R, E> Reply<R, E> {
+    pub(crate) fn new(index: usize, sender: ReplySender<R, E>) -> Self {
+        Reply {
+            index,
+            worker: None,
+            sender: Some(sender),
+        }
+    }
+
+    fn send(mut self, outcome: Outcome<R, E>) {
+        if let Some(sender) = self.sender.take() {
+            // The caller may have gone: then nobody wants the result.
+            let _ = sender.send((self.index, outcome));
+        }
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.sender.as_ref().is_none_or(|s| s.is_closed())
+    }
+}
+
+impl<R, E> Drop for Reply<R, E> {
+    fn drop(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            let err = WorkerError::new(self.index, ErrorKind::Cancelled).with_worker(self.worker);
+            let _ = sender.send((self.index, Err(ItemFailure::Worker(err))));
+        }
+    }
+}
+
+/// Makes the job that runs `g(item)` on a worker and answers through `reply`.
+pub(crate) fn make_job<T, R, E, G, Fut>(
+    item: T,
+    g: G,
+    call: Arc<CallCtx<T>>,
+    reply: Reply<R, E>,
+) -> Job
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+    G: FnOnce(T) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<R, E>> + 'static,
+{
+    Box::new(move |worker| Box::pin(run_job(item, g, call, reply, worker)))
+}
+
+async fn run_job<T, R, E, G, Fut>(
+    item: T,
+    g: G,
+    call: Arc<CallCtx<T>>,
+    mut reply: Reply<R, E>,
+    worker: usize,
+) where
+    G: FnOnce(T) -> Fut,
+    Fut: Future<Output = Result<R, E>>,
+{
+    reply.worker = Some(worker);
+    let index = reply.index;
+    if reply.is_abandoned() || call.is_past_failure(index) {
+        return; // `reply` answers Cancelled, to a caller who no longer needs the item.
+    }
+    let input = call.render.map(|render| render(&item));
+    let sender = reply
+        .sender
+        .clone()
+        .expect("an unanswered reply has its sender");
+    let work = async {
+        let future = panic_capture::catch(|| g(item))?;
+        let future = CatchPanic(std::pin::pin!(future));
+        match call.timeout {
+            None => future.await.map(Ok),
+            Some(after) => match tokio::time::timeout(after, future).await {
+                Ok(outcome) => outcome.map(Ok),
+                Err(_elapsed) => Ok(Err(after)),
+            },
+        }
+    };
+    let outcome = tokio::select! {
+        biased;
+        // The caller dropped its future or stream: stop here, dropping the user's future.
+        () = sender.closed() => return,
+        outcome = work => outcome,
+    };
+    let failure = match outcome {
+        Ok(Ok(Ok(value))) => return reply.send(Ok(value)),
+        Ok(Ok(Err(error))) => ItemFailure::Returned {
+            index,
+            worker: Some(worker),
+            input,
+            error,
+        },
+        Ok(Err(after)) => ItemFailure::Worker(
+            WorkerError::new(index, ErrorKind::TimedOut { after })
+                .with_worker(Some(worker))
+                .with_input(input),
+        ),
+        Err(caught) => ItemFailure::Worker(
+            WorkerError::from_panic(index, caught.payload, caught.backtrace)
+                .with_worker(Some(worker))
+                .with_input(input),
+        ),
+    };
+    if call.skip_after_failure {
+        call.lowest_failure.fetch_min(index, Ordering::Relaxed);
+    }
+    event!(call.debug, index, worker, cause = %failure_cause(&failure), "item failed");
+    reply.send(Err(failure));
+}
+
+fn failure_cause<E>(failure: &ItemFailure<E>) -> String {
+    match failure {
+        ItemFailure::Returned { .. } => "the function returned an error".to_owned(),
+        ItemFailure::Worker(err) => err.kind().to_string(),
+    }
+}
+
+/// Polls a future, turning a panic inside it into a [`CaughtPanic`] with its backtrace
+/// (the worker threads are marked for capture).
+struct CatchPanic<F>(F);
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Result<F::Output, CaughtPanic>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = Pin::new(&mut self.0);
+        match panic_capture::catch(|| inner.poll(cx)) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(caught) => Poll::Ready(Err(caught)),
+        }
+    }
+}
+
+/// The caller's side of one call: pulls jobs from the input only while fewer than
+/// `window` items run ahead of the consumer, and yields each reply once.
+pub(crate) struct Engine<R, E> {
+    pool: Arc<dyn Dispatch>,
+    jobs: Box<dyn Iterator<Item = Job> + Send>,
+    jobs_done: bool,
+    replies: mpsc::UnboundedReceiver<(usize, Outcome<R, E>)>,
+    window: usize,
+    /// Jobs dispatched so far: the index the next one gets.
+    dispatched: usize,
+    /// Jobs dispatched whose reply has not arrived.
+    in_flight: usize,
+    /// For input order: replies waiting for their turn, from index `yielded` on.
+    ordered: Option<VecDeque<Option<Outcome<R, E>>>>,
+    yielded: usize,
+}
+
+impl<R: Send + 'static, E: Send + 'static> Engine<R, E> {
+    /// A call over `items`, each made into a job by `make` (given the item's index and its
+    /// reply). `window` bounds the items in flight (`usize::MAX` for all at once);
+    /// `ordered` yields replies in input order instead of completion order.
+    pub(crate) fn new<T, I, M>(
+        pool: Arc<dyn Dispatch>,
+        items: I,
+        mut make: M,
+        window: usize,
+        ordered: bool,
+    ) -> Self
+    where
+        I: Iterator<Item = T> + Send + 'static,
+        M: FnMut(T, Reply<R, E>) -> Job + Send + 'static,
+    {
+        let (sender, replies) = mpsc::unbounded_channel();
+        let jobs = items
+            .enumerate()
+            .map(move |(index, item)| make(item, Reply::new(index, sender.clone())));
+        Engine {
+            pool,
+            jobs: Box::new(jobs),
+            jobs_done: false,
+            replies,
+            window: window.max(1),
+            dispatched: 0,
+            in_flight: 0,
+            ordered: ordered.then(VecDeque::new),
+            yielded: 0,
+        }
+    }
+
+    /// Dispatches jobs while the window has room.
+    fn fill(&mut self) {
+        while !self.jobs_done {
+            let ahead = if self.ordered.is_some() {
+                self.dispatched - self.yielded
+            } else {
+                self.in_flight
+            };
+            if ahead >= self.window {
+                break;
+            }
+            // Pulling the input runs the caller's iterator: a panic there is the caller's
+            // own and unwinds through the caller's poll, as it would in a plain loop.
+            match self.jobs.next() {
+                Some(job) => {
+                    self.dispatched += 1;
+                    self.in_flight += 1;
+                    self.pool.dispatch(job);
+                }
+                None => self.jobs_done = true,
+            }
+        }
+    }
+
+    /// The next reply, with its item's index; `None` once every item has answered.
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(usize, Outcome<R, E>)>> {
+        loop {
+            self.fill();
+            if let Some(buffer) = &mut self.ordered
+                && let Some(Some(_)) = buffer.front()
+            {
+                let index = self.yielded;
+                self.yielded += 1;
+                return Poll::Ready(buffer.pop_front().flatten().map(|o| (index, o)));
+            }
+            if self.in_flight == 0 {
+                return Poll::Ready(None);
+            }
+            let Some((index, outcome)) = std::task::ready!(self.replies.poll_recv(cx)) else {
+                unreachable!("the engine's input holds a sender while items are in flight")
+            };
+            self.in_flight -= 1;
+            match &mut self.ordered {
+                None => {
+                    self.yielded += 1;
+                    return Poll::Ready(Some((index, outcome)));
+                }
+                Some(buffer) => {
+                    let slot = index - self.yielded;
+                    if buffer.len() <= slot {
+                        buffer.resize_with(slot + 1, || None);
+                    }
+                    buffer[slot] = Some(outcome);
+                }
+            }
+        }
+    }
+
+    /// The next reply, awaited.
+    pub(crate) async fn next(&mut self) -> Option<(usize, Outcome<R, E>)> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+impl<R, E> Engine<R, E> {
+    pub(crate) fn yielded(&self) -> usize {
+        self.yielded
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+}
+
+/// Gathers every reply of an eager call into input order. Returns as soon as the result
+/// is decided: every item below the lowest failure has answered. Dropping the engine
+/// then cancels the items still running.
+pub(crate) async fn collect_in_order<R: Send + 'static, E: Send + 'static>(
+    mut engine: Engine<R, E>,
+    len: usize,
+) -> Result<Vec<R>, ItemFailure<E>> {
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(len).collect();
+    let mut failure: Option<ItemFailure<E>> = None;
+    // Every slot below `prefix` is filled.
+    let mut prefix = 0;
+    while let Some((index, outcome)) = engine.next().await {
+        match outcome {
+            Ok(value) => slots[index] = Some(value),
+            Err(err) => {
+                if failure.as_ref().is_none_or(|kept| index < kept.index()) {
+                    failure = Some(err);
+                }
+            }
+        }
+        while prefix < len && slots[prefix].is_some() {
+            prefix += 1;
+        }
+        if let Some(lowest) = &failure
+            && prefix >= lowest.index()
+        {
+            break;
+        }
+    }
+    match failure {
+        Some(failure) => Err(failure),
+        None => Ok(slots
+            .into_iter()
+            .map(|slot| slot.expect("every item answered"))
+            .collect()),
+    }
+}

@@ -1,0 +1,792 @@
+//! [`AsyncMultiPool`]: async functions on N workers, each a single-threaded tokio runtime
+//! on its own OS thread running many tasks at once.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::engine::{CallCtx, Dispatch, Engine, Job, Reply, collect_in_order, make_job};
+use super::stream::{ImapStream, UimapStream};
+use crate::debug::{self, event};
+use crate::error::{BoxError, BuildError, WorkerError, panic_message};
+use crate::item::{ItemFailure, Render};
+use crate::panic_capture;
+use crate::thread_pool::default_nodes;
+use crate::tuple_fn::TupleFn;
+
+/// Tasks in flight per worker unless [`AsyncMultiPoolBuilder::concurrency`] says
+/// otherwise.
+///
+/// An I/O-bound task spends nearly all of its life waiting, and while it waits it costs
+/// only its future's memory, so a worker can keep hundreds in flight: 512 requests of
+/// 100 ms each keep one worker at about 5,000 requests per second, where
+/// aiomultiprocess's default of 16 caps it at 160. The limit that matters is usually
+/// outside the pool (each open socket counts against the process's open-file limit, often
+/// 1,024), so lower it when every task holds such a resource.
+pub const DEFAULT_CONCURRENCY: usize = 512;
+
+/// The function every worker runs once before its first task.
+type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
+
+/// A pool for async functions (HTTP requests, database queries, file I/O): `nodes`
+/// workers, each running up to `concurrency` tasks at once, as Python twat-mp's
+/// `AsyncMultiPool` (aiomultiprocess) does with processes.
+///
+/// Each worker is an OS thread with its own single-threaded tokio runtime. The pool's
+/// methods return futures and streams that only send work to the workers and await the
+/// answers over channels, so they can be awaited from any executor — a multi-thread or a
+/// current-thread tokio runtime, or another one — without blocking it and without
+/// "cannot start a runtime from within a runtime" panics. The user's futures run on the
+/// workers and need not be `Send`; the functions that make them, the items and the
+/// results must be `Send + 'static`.
+///
+/// A panic, error or timeout in one task costs only that task: it comes back as a
+/// [`WorkerError`] naming the item, and the pool stays usable. Dropping a returned future
+/// or stream cancels its tasks that are still queued or running. Dropping the pool stops
+/// and joins its workers, cancelling whatever they were still running.
+///
+/// ```
+/// use std::time::Duration;
+/// use twat_mp::AsyncMultiPool;
+///
+/// async fn double_later(x: u64) -> u64 {
+///     tokio::time::sleep(Duration::from_millis(1)).await;
+///     x * 2
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = AsyncMultiPool::new()?;
+/// let doubled = pool.map(double_later, 0..5).await?;
+/// assert_eq!(doubled, [0, 2, 4, 6, 8]);
+/// # Ok(())
+/// # }
+/// ```
+pub struct AsyncMultiPool {
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+    nodes: usize,
+    concurrency: usize,
+    timeout: Option<Duration>,
+    debug: bool,
+}
+
+/// What the pool shares with the futures it returned: the queue of jobs.
+struct Shared {
+    sender: mpsc::UnboundedSender<Job>,
+    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
+}
+
+impl Dispatch for Shared {
+    fn dispatch(&self, job: Job) {
+        // After shutdown the queue is closed: the job comes back and is dropped, which
+        // answers its item with `Cancelled`.
+        if let Err(mpsc::error::SendError(job)) = self.sender.send(job) {
+            drop(job);
+        }
+    }
+}
+
+impl Shared {
+    /// Refuses new jobs and drops the queued ones (each answers `Cancelled`).
+    fn close(queue: &mut mpsc::UnboundedReceiver<Job>) {
+        queue.close();
+        while let Ok(job) = queue.try_recv() {
+            drop(job);
+        }
+    }
+}
+
+/// Settings for an [`AsyncMultiPool`]; made by [`AsyncMultiPool::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use twat_mp::AsyncMultiPool;
+///
+/// let pool = AsyncMultiPool::builder()
+///     .nodes(2)
+///     .concurrency(64)
+///     .timeout(Duration::from_secs(30))
+///     .build()?;
+/// assert_eq!((pool.nodes(), pool.concurrency()), (2, 64));
+/// # Ok::<(), twat_mp::BuildError>(())
+/// ```
+#[derive(Clone, Default)]
+#[must_use = "a builder does nothing until `.build()`"]
+pub struct AsyncMultiPoolBuilder {
+    nodes: Option<usize>,
+    concurrency: Option<usize>,
+    timeout: Option<Duration>,
+    initializer: Option<Initializer>,
+    debug: bool,
+}
+
+impl AsyncMultiPoolBuilder {
+    /// The number of workers; the default is the number of CPUs this process may use
+    /// (cgroup quotas and affinity included).
+    pub fn nodes(mut self, nodes: usize) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
+
+    /// The most tasks one worker runs at once; further items wait in the pool's queue.
+    /// The default, [`DEFAULT_CONCURRENCY`] (512), suits I/O-bound work.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = Some(concurrency);
+        self
+    }
+
+    /// The longest one task may run, from when a worker starts it: a task still running
+    /// then is dropped and its item fails with [`ErrorKind::TimedOut`](crate::ErrorKind::TimedOut).
+    /// No limit by default.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// A function each worker runs once, on its own thread and inside its runtime, before
+    /// its first task — Python's `initializer`/`initargs` (capture the arguments). Set
+    /// per-worker state there, such as a `thread_local!` that every task on that worker
+    /// sees, or spawn a background task onto the worker's runtime.
+    ///
+    /// [`build`](Self::build) returns once every worker has run it; if it panics, `build`
+    /// fails with that panic's message.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use twat_mp::AsyncMultiPool;
+    ///
+    /// thread_local! {
+    ///     static GREETING: Cell<&'static str> = const { Cell::new("") };
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder()
+    ///     .nodes(2)
+    ///     .initializer(|| GREETING.with(|g| g.set("hello")))
+    ///     .build()?;
+    /// let greetings = pool
+    ///     .map(|name: &'static str| async move { format!("{} {name}", GREETING.with(Cell::get)) }, ["ann", "bob"])
+    ///     .await?;
+    /// assert_eq!(greetings, ["hello ann", "hello bob"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn initializer(mut self, initializer: impl Fn() + Send + Sync + 'static) -> Self {
+        self.initializer = Some(Arc::new(initializer));
+        self
+    }
+
+    /// Reports this pool's events even when the global debug mode is off
+    /// (see [`set_debug_mode`](crate::set_debug_mode)).
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.debug = debug;
+        self
+    }
+
+    /// Starts the workers and waits until each is ready (its initializer run).
+    ///
+    /// # Errors
+    /// [`BuildError::NoNodes`] for `nodes(0)`; [`BuildError::Zero`] for `concurrency(0)`
+    /// or a zero `timeout`; [`BuildError::Spawn`] when the system refuses a thread or a
+    /// runtime, or when the initializer panics.
+    ///
+    /// ```
+    /// use twat_mp::{AsyncMultiPool, BuildError};
+    ///
+    /// let err = AsyncMultiPool::builder().concurrency(0).build().unwrap_err();
+    /// assert!(matches!(err, BuildError::Zero("concurrency")));
+    /// let err = AsyncMultiPool::builder().initializer(|| panic!("no config file")).build().unwrap_err();
+    /// assert_eq!(err.to_string(), "could not start a worker: the initializer of worker 0 panicked: no config file");
+    /// ```
+    pub fn build(self) -> Result<AsyncMultiPool, BuildError> {
+        let nodes = self.nodes.unwrap_or_else(default_nodes);
+        if nodes == 0 {
+            return Err(BuildError::NoNodes);
+        }
+        let concurrency = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if concurrency == 0 {
+            return Err(BuildError::Zero("concurrency"));
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(BuildError::Zero("timeout"));
+        }
+        let debug = debug::enabled(self.debug);
+        let (sender, queue) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            sender,
+            queue: tokio::sync::Mutex::new(queue),
+        });
+        let (shutdown, stop) = watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let mut pool = AsyncMultiPool {
+            shared,
+            shutdown,
+            threads: Vec::with_capacity(nodes),
+            nodes,
+            concurrency,
+            timeout: self.timeout,
+            debug,
+        };
+        for index in 0..nodes {
+            let worker = Worker {
+                index,
+                shared: Arc::clone(&pool.shared),
+                stop: stop.clone(),
+                concurrency,
+                initializer: self.initializer.clone(),
+                debug,
+                ready: ready_tx.clone(),
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("twat-mp-aio-{index}"))
+                .spawn(move || worker.run())?;
+            pool.threads.push(handle);
+        }
+        drop(ready_tx);
+        // Every worker answers once; the failure of the lowest worker is reported, the same
+        // one on every run. Dropping `pool` then stops and joins the workers started.
+        let mut failure: Option<(usize, String)> = None;
+        for _ in 0..nodes {
+            let (index, reason) = match ready_rx.recv() {
+                Ok((_, Ok(()))) => continue,
+                Ok((index, Err(reason))) => (index, reason),
+                Err(_) => (
+                    nodes,
+                    "a worker thread ended before it was ready".to_owned(),
+                ),
+            };
+            if failure.as_ref().is_none_or(|(lowest, _)| index < *lowest) {
+                failure = Some((index, reason));
+            }
+        }
+        if let Some((_, reason)) = failure {
+            return Err(BuildError::Spawn(std::io::Error::other(reason)));
+        }
+        event!(debug, nodes, concurrency, "async pool started");
+        Ok(pool)
+    }
+}
+
+impl fmt::Debug for AsyncMultiPoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncMultiPoolBuilder")
+            .field("nodes", &self.nodes)
+            .field("concurrency", &self.concurrency)
+            .field("timeout", &self.timeout)
+            .field("initializer", &self.initializer.is_some())
+            .field("debug", &self.debug)
+            .finish()
+    }
+}
+
+/// One worker: an OS thread running a single-threaded runtime.
+struct Worker {
+    index: usize,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    concurrency: usize,
+    initializer: Option<Initializer>,
+    debug: bool,
+    ready: std::sync::mpsc::Sender<(usize, Result<(), String>)>,
+}
+
+impl Worker {
+    fn run(self) {
+        let Worker {
+            index,
+            shared,
+            stop,
+            concurrency,
+            initializer,
+            debug,
+            ready,
+        } = self;
+        panic_capture::mark_worker_thread();
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            // Threads of `spawn_blocking` inside a task are workers too.
+            .on_thread_start(panic_capture::mark_worker_thread)
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                let _ = ready.send((
+                    index,
+                    Err(format!(
+                        "worker {index} could not build its tokio runtime: {err}"
+                    )),
+                ));
+                return;
+            }
+        };
+        if let Some(initializer) = initializer {
+            let _context = runtime.enter();
+            if let Err(caught) = panic_capture::catch(|| initializer()) {
+                let message = panic_message(caught.payload.as_ref());
+                let _ = ready.send((
+                    index,
+                    Err(format!(
+                        "the initializer of worker {index} panicked: {message}"
+                    )),
+                ));
+                return;
+            }
+        }
+        event!(debug, worker = index, "async worker started");
+        let _ = ready.send((index, Ok(())));
+        drop(ready);
+        let tasks = tokio::task::LocalSet::new();
+        tasks.block_on(&runtime, serve(index, &shared, stop, concurrency));
+        // Cancel what still runs, then what is still queued: each item answers Cancelled.
+        let _context = runtime.enter();
+        drop(tasks);
+        runtime.block_on(async { Shared::close(&mut *shared.queue.lock().await) });
+        event!(debug, worker = index, "async worker stopped");
+    }
+}
+
+/// The worker's loop: takes a job whenever it has a free slot, until shutdown.
+async fn serve(index: usize, shared: &Shared, mut stop: watch::Receiver<bool>, concurrency: usize) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    loop {
+        let next = async {
+            let slot = Arc::clone(&slots)
+                .acquire_owned()
+                .await
+                .expect("the worker never closes its semaphore");
+            let job = shared.queue.lock().await.recv().await;
+            (slot, job)
+        };
+        let (slot, job) = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopping| *stopping) => break,
+            next = next => next,
+        };
+        let Some(job) = job else { break };
+        tokio::task::spawn_local(async move {
+            job(index).await;
+            drop(slot);
+        });
+    }
+}
+
+impl AsyncMultiPool {
+    /// A pool with one worker per usable CPU, each running up to
+    /// [`DEFAULT_CONCURRENCY`] tasks at once.
+    ///
+    /// # Errors
+    /// [`BuildError::Spawn`] when the system refuses a thread.
+    pub fn new() -> Result<Self, BuildError> {
+        Self::builder().build()
+    }
+
+    /// A pool with `nodes` workers.
+    ///
+    /// # Errors
+    /// [`BuildError::NoNodes`] for `0`; [`BuildError::Spawn`] when the system refuses a
+    /// thread.
+    ///
+    /// ```
+    /// use twat_mp::{AsyncMultiPool, BuildError};
+    ///
+    /// assert_eq!(AsyncMultiPool::with_nodes(3)?.nodes(), 3);
+    /// assert!(matches!(AsyncMultiPool::with_nodes(0), Err(BuildError::NoNodes)));
+    /// # Ok::<(), BuildError>(())
+    /// ```
+    pub fn with_nodes(nodes: usize) -> Result<Self, BuildError> {
+        Self::builder().nodes(nodes).build()
+    }
+
+    /// Settings beyond the number of workers: `concurrency`, `timeout`, `initializer`.
+    pub fn builder() -> AsyncMultiPoolBuilder {
+        AsyncMultiPoolBuilder::default()
+    }
+
+    /// The number of workers.
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    /// The most tasks one worker runs at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// The per-task timeout, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Runs `f` on every item, up to `nodes × concurrency` at once, and returns the
+    /// results in input order.
+    ///
+    /// The input is gathered when `map` is called, as Python's `map` drains it; the work
+    /// starts when the future is first polled. If items fail, the one with the lowest
+    /// index is reported; the future returns as soon as that is decided, cancelling the
+    /// items still running. Dropping the future cancels every item still queued or
+    /// running. An empty input returns at once.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item: its panic, its timeout, or
+    /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled) if the pool was dropped first.
+    ///
+    /// ```
+    /// use twat_mp::{AsyncMultiPool, ErrorKind};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::with_nodes(2)?;
+    /// let lengths = pool.map(|s: String| async move { s.len() }, ["a".repeat(3), "b".repeat(5)]).await?;
+    /// assert_eq!(lengths, [3, 5]);
+    ///
+    /// let err = pool
+    ///     .map(|x: u32| async move { if x == 2 { panic!("two is unlucky") } x }, 0..5)
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.index(), 2);
+    /// assert!(matches!(err.kind(), ErrorKind::Panicked { message } if message == "two is unlucky"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map<T, R, F, Fut, I>(
+        &self,
+        f: F,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<T, R, F, Fut, I>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let run = self.run_map(infallible(f), items, None);
+        async move { run.await.map_err(ItemFailure::into_infallible_worker_error) }
+    }
+
+    /// Like [`map`](Self::map) for a function that returns `Result`: the first `Err` (by
+    /// index) comes back as a [`WorkerError`] of kind
+    /// [`ErrorKind::Failed`](crate::ErrorKind::Failed) whose
+    /// [`source`](std::error::Error::source) is the function's error — as
+    /// [`ThreadPool::try_map`](crate::ThreadPool::try_map) does.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use twat_mp::{AsyncMultiPool, ErrorKind};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::with_nodes(2)?;
+    /// let parsed = pool.try_map(|s: &'static str| async move { s.parse::<u8>() }, ["1", "2"]).await?;
+    /// assert_eq!(parsed, [1, 2]);
+    /// let err = pool.try_map(|s: &'static str| async move { s.parse::<u8>() }, ["1", "x"]).await.unwrap_err();
+    /// assert_eq!(err.index(), 1);
+    /// assert!(matches!(err.kind(), ErrorKind::Failed(_)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_map<T, R, E, F, Fut, I>(
+        &self,
+        f: F,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<T, R, E, F, Fut, I>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + 'static,
+        I: IntoIterator<Item = T>,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Into<BoxError> + Send + 'static,
+    {
+        let run = self.run_map(f, items, None);
+        async move { run.await.map_err(ItemFailure::into_worker_error) }
+    }
+
+    /// Applies an async function of several arguments to every tuple of arguments, as
+    /// Python's `starmap`; results in input order. See [`TupleFn`] for the closures it
+    /// takes (an `async fn` of several arguments works as it is).
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// async fn power(base: u64, exp: u32) -> u64 {
+    ///     base.pow(exp)
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::with_nodes(2)?;
+    /// let powers = pool.starmap(power, [(2, 10), (3, 3)]).await?;
+    /// assert_eq!(powers, [1024, 27]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn starmap<Args, R, F, I>(
+        &self,
+        f: F,
+        tuples: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<Args, R, F, I>
+    where
+        F: TupleFn<Args> + Send + Sync + 'static,
+        F::Output: Future<Output = R> + 'static,
+        I: IntoIterator<Item = Args>,
+        Args: Send + 'static,
+        R: Send + 'static,
+    {
+        self.map(move |args| f.call_tuple(args), tuples)
+    }
+
+    /// Runs `f` on every item lazily and yields the results in input order, as a
+    /// [`Stream`](futures_core::Stream) (or with [`ImapStream::next`]).
+    ///
+    /// Input is pulled only as results are consumed: at most `nodes × concurrency` items
+    /// run or wait ahead of the consumer, so an endless input runs in bounded memory. A
+    /// failed item yields `Err` and the stream goes on. Dropping the stream cancels the
+    /// items still queued or running.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).concurrency(4).build()?;
+    /// // An endless input: only what is consumed (and a small window ahead) is computed.
+    /// let mut squares = pool.imap(|n: u64| async move { n * n }, 1..);
+    /// let mut first = Vec::new();
+    /// while let Some(square) = squares.next().await {
+    ///     first.push(square?);
+    ///     if first.len() == 4 {
+    ///         break;
+    ///     }
+    /// }
+    /// assert_eq!(first, [1, 4, 9, 16]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn imap<T, R, F, Fut, I>(&self, f: F, items: I) -> ImapStream<R>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        ImapStream::new(self.lazy(infallible(f), items.into_iter(), None, true))
+    }
+
+    /// Like [`imap`](Self::imap), but yields each result as soon as it is ready, in
+    /// completion order. Map to `(index, value)` pairs when the origin matters.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::with_nodes(2)?;
+    /// let mut done = pool.uimap(
+    ///     |ms: u64| async move {
+    ///         tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///         ms
+    ///     },
+    ///     [30, 1],
+    /// );
+    /// let mut order = Vec::new();
+    /// while let Some(ms) = done.next().await {
+    ///     order.push(ms?);
+    /// }
+    /// order.sort();
+    /// assert_eq!(order, [1, 30]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn uimap<T, R, F, Fut, I>(&self, f: F, items: I) -> UimapStream<R>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        UimapStream::new(self.lazy(infallible(f), items.into_iter(), None, false))
+    }
+
+    /// Runs `f` on one item on a worker and returns its result.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] (index 0) when `f` panics or times out.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::with_nodes(1)?;
+    /// let words = pool.apply(|text: &'static str| async move { text.split_whitespace().count() }, "one two three").await?;
+    /// assert_eq!(words, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn apply<T, R, F, Fut>(
+        &self,
+        f: F,
+        item: T,
+    ) -> impl Future<Output = Result<R, WorkerError>> + Send + use<T, R, F, Fut>
+    where
+        F: FnOnce(T) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let call = Arc::new(CallCtx::new(self.debug, None, self.timeout, false));
+        let mut f = Some(f);
+        let mut engine = Engine::<R, Infallible>::new(
+            self.dispatcher(),
+            std::iter::once(item),
+            move |item, reply| {
+                let f = f.take().expect("apply has exactly one item");
+                make_job(item, infallible_once(f), Arc::clone(&call), reply)
+            },
+            1,
+            false,
+        );
+        async move {
+            let (_, outcome) = engine.next().await.expect("the one item of apply answers");
+            outcome.map_err(ItemFailure::into_infallible_worker_error)
+        }
+    }
+
+    fn dispatcher(&self) -> Arc<dyn Dispatch> {
+        Arc::clone(&self.shared) as Arc<dyn Dispatch>
+    }
+
+    /// The engine of `map`, `try_map` and the attributes: the items are gathered now, the
+    /// work starts when the future is polled.
+    pub(crate) fn run_map<T, R, E, F, Fut, I>(
+        &self,
+        f: F,
+        items: I,
+        render: Option<Render<T>>,
+    ) -> impl Future<Output = Result<Vec<R>, ItemFailure<E>>> + Send + use<T, R, E, F, Fut, I>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + 'static,
+        I: IntoIterator<Item = T>,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let items: Vec<T> = items.into_iter().collect();
+        let len = items.len();
+        let call = Arc::new(CallCtx::new(self.debug, render, self.timeout, true));
+        let f = Arc::new(f);
+        let engine = Engine::new(
+            self.dispatcher(),
+            items.into_iter(),
+            move |item, reply| {
+                let f = Arc::clone(&f);
+                make_job(item, move |x| f(x), Arc::clone(&call), reply)
+            },
+            usize::MAX,
+            false,
+        );
+        collect_in_order(engine, len)
+    }
+
+    /// The engine of `imap`, `uimap` and the lazy attribute forms.
+    pub(crate) fn lazy<T, R, E, F, Fut, I>(
+        &self,
+        f: F,
+        items: I,
+        render: Option<Render<T>>,
+        ordered: bool,
+    ) -> Engine<R, E>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + 'static,
+        I: Iterator<Item = T> + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let call = Arc::new(CallCtx::new(self.debug, render, self.timeout, false));
+        let f = Arc::new(f);
+        Engine::new(
+            self.dispatcher(),
+            items,
+            move |item, reply: Reply<R, E>| {
+                let f = Arc::clone(&f);
+                make_job(item, move |x| f(x), Arc::clone(&call), reply)
+            },
+            self.nodes.saturating_mul(self.concurrency),
+            ordered,
+        )
+    }
+}
+
+/// `f` as a function whose futures cannot fail.
+pub(crate) fn infallible<T, R, F, Fut>(
+    f: F,
+) -> impl Fn(T) -> std::pin::Pin<Box<dyn Future<Output = Result<R, Infallible>>>> + Send + Sync + 'static
+where
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    move |x| {
+        let future = f(x);
+        Box::pin(async move { Ok(future.await) })
+    }
+}
+
+/// `f` as a one-shot function whose future cannot fail.
+fn infallible_once<T, R, F, Fut>(
+    f: F,
+) -> impl FnOnce(T) -> std::pin::Pin<Box<dyn Future<Output = Result<R, Infallible>>>> + Send + 'static
+where
+    F: FnOnce(T) -> Fut + Send + 'static,
+    Fut: Future<Output = R> + 'static,
+{
+    move |x| {
+        let future = f(x);
+        Box::pin(async move { Ok(future.await) })
+    }
+}
+
+impl Drop for AsyncMultiPool {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+        let current = std::thread::current().id();
+        for handle in self.threads.drain(..) {
+            // A pool dropped inside one of its own tasks cannot join that worker; it
+            // stops by itself once the task returns.
+            if handle.thread().id() != current {
+                let _ = handle.join();
+            }
+        }
+        // The workers empty the queue on their way out; this covers a worker that never
+        // started.
+        if let Ok(mut queue) = self.shared.queue.try_lock() {
+            Shared::close(&mut queue);
+        }
+        event!(self.debug, nodes = self.nodes, "async pool stopped");
+    }
+}
+
+impl fmt::Debug for AsyncMultiPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncMultiPool")
+            .field("nodes", &self.nodes)
+            .field("concurrency", &self.concurrency)
+            .field("timeout", &self.timeout)
+            .field("debug", &self.debug)
+            .finish()
+    }
+}
