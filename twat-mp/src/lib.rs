@@ -60,6 +60,8 @@ pub use imap::{Imap, Uimap};
 pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
 pub use tuple_fn::TupleFn;
 pub use twat_mp_macros::{amap, imap, pmap};
+// Without the `aio` feature too: the attribute itself then says which feature to enable.
+pub use twat_mp_macros::apmap;
 
 /// What the attributes' expansions call; not a public API, no stability promised.
 #[doc(hidden)]
