@@ -1,7 +1,9 @@
 //! Running one item: catching its panic or error, and remembering the lowest failure of
 //! a call. Shared by every pool.
 
+use std::any::Any;
 use std::convert::Infallible;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -98,6 +100,7 @@ impl<T, E> ItemRunner<T, E> {
     }
 
     /// Runs `f` on one item, catching its panic; `Err` when it panicked or returned one.
+    #[inline]
     pub(crate) fn run<R>(
         &self,
         index: usize,
@@ -106,22 +109,89 @@ impl<T, E> ItemRunner<T, E> {
         f: impl FnOnce(T) -> Result<R, E>,
     ) -> Result<R, ItemFailure<E>> {
         let input = self.render.map(|render| render(&item));
-        let failure = match panic_capture::catch(|| f(item)) {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) => ItemFailure::Returned {
-                index,
-                worker,
-                input,
-                error,
-            },
-            Err(caught) => ItemFailure::Worker(
-                WorkerError::from_panic(index, caught.payload, caught.backtrace)
-                    .with_worker(worker)
-                    .with_input(input),
-            ),
-        };
-        event!(self.debug, index, ?worker, "item failed");
-        Err(failure)
+        match panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.returned(index, worker, input, error)),
+            Err(payload) => Err(self.panicked(index, worker, input, payload)),
+        }
+    }
+
+    /// The hot path of `map`: runs `f` on one item and returns its value; a failure is
+    /// recorded and unwinds out of the calling rayon leaf with [`LeafAborted`].
+    #[inline(always)]
+    pub(crate) fn run_or_abort_leaf<R>(
+        &self,
+        index: usize,
+        item: T,
+        f: impl FnOnce(T) -> Result<R, E>,
+    ) -> R {
+        if self.render.is_some() {
+            // Debug mode: `run` renders the item before the call.
+            return self
+                .run(index, rayon::current_thread_index(), item, f)
+                .unwrap_or_else(|failure| self.abort_leaf(failure));
+        }
+        match panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
+            Ok(Ok(value)) => value,
+            Ok(Err(error)) => self.abort_returned(index, error),
+            Err(payload) => self.abort_panicked(index, payload),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn abort_returned(&self, index: usize, error: E) -> ! {
+        let worker = rayon::current_thread_index();
+        self.abort_leaf(self.returned(index, worker, None, error))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn abort_panicked(&self, index: usize, payload: Box<dyn Any + Send + 'static>) -> ! {
+        let worker = rayon::current_thread_index();
+        self.abort_leaf(self.panicked(index, worker, None, payload))
+    }
+
+    /// Records `failure` and unwinds out of the current rayon leaf.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn abort_leaf(&self, failure: ItemFailure<E>) -> ! {
+        self.record(failure);
+        panic::resume_unwind(Box::new(LeafAborted))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn returned(
+        &self,
+        index: usize,
+        worker: Option<usize>,
+        input: Option<String>,
+        error: E,
+    ) -> ItemFailure<E> {
+        event!(self.debug, index, ?worker, "item failed: returned an error");
+        ItemFailure::Returned {
+            index,
+            worker,
+            input,
+            error,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn panicked(
+        &self,
+        index: usize,
+        worker: Option<usize>,
+        input: Option<String>,
+        payload: Box<dyn Any + Send + 'static>,
+    ) -> ItemFailure<E> {
+        let err = WorkerError::from_panic(index, payload, panic_capture::take_backtrace())
+            .with_worker(worker)
+            .with_input(input);
+        event!(self.debug, index, ?worker, "item failed: {err}");
+        ItemFailure::Worker(err)
     }
 
     /// Keeps `failure` if it is the lowest seen so far.
@@ -139,6 +209,11 @@ impl<T, E> ItemRunner<T, E> {
         self.first.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
+
+/// The unwinding payload that leaves a rayon leaf once its item failed or an earlier item
+/// already did: rayon still finishes every other leaf, so every item below the lowest
+/// failure runs, and the failure reported is the same on every run.
+pub(crate) struct LeafAborted;
 
 /// A flag that tells queued work to stop: set when a pool is dropped during a panic,
 /// or when a lazy iterator is dropped.

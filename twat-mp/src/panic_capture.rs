@@ -44,11 +44,16 @@ fn install_hook() {
     });
 }
 
+/// The backtrace of the last panic on this thread, if it was captured and not taken.
+pub(crate) fn take_backtrace() -> Option<Backtrace> {
+    CAPTURED.with(|c| c.borrow_mut().take())
+}
+
 /// Runs `f`, turning a panic into a [`CaughtPanic`].
 pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, CaughtPanic> {
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| CaughtPanic {
         payload,
-        backtrace: CAPTURED.with(|c| c.borrow_mut().take()),
+        backtrace: take_backtrace(),
     })
 }
 

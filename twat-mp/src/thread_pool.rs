@@ -12,7 +12,7 @@ use crate::async_result::{AsyncResult, async_result};
 use crate::debug::{self, event};
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 use crate::imap::{Imap, LazyMap, Uimap};
-use crate::item::{CancelFlag, ItemFailure, ItemRunner, Render};
+use crate::item::{CancelFlag, ItemFailure, ItemRunner, LeafAborted, Render};
 use crate::panic_capture;
 use crate::tuple_fn::TupleFn;
 
@@ -470,11 +470,6 @@ fn cancelled_call<R>() -> Result<R, WorkerError> {
     Err(WorkerError::new(0, ErrorKind::Cancelled))
 }
 
-/// Unwinds out of a rayon leaf once its item failed or an earlier item already did: rayon
-/// still finishes every other leaf, so every item below the lowest failure runs and the
-/// failure reported is the same on every run.
-struct LeafAborted;
-
 /// Runs `f` over `items` on the current rayon pool, collecting in input order.
 fn par_map<T, R, E, F>(
     items: Vec<T>,
@@ -489,29 +484,34 @@ where
     R: Send,
     E: Send,
 {
+    let min_len = chunksize.unwrap_or(1);
     let collected = panic::catch_unwind(panic::AssertUnwindSafe(|| {
-        items
-            .into_par_iter()
-            .with_min_len(chunksize.unwrap_or(1))
-            .enumerate()
-            .map(|(index, item)| {
-                if runner.is_past_failure(index) {
-                    panic::resume_unwind(Box::new(LeafAborted));
-                }
-                let worker = rayon::current_thread_index();
-                let outcome = if shutdown.is_some_and(CancelFlag::is_cancelled) {
-                    Err(ItemFailure::Worker(
-                        WorkerError::new(index, ErrorKind::Cancelled).with_worker(worker),
-                    ))
-                } else {
-                    runner.run(index, worker, item, f)
-                };
-                outcome.unwrap_or_else(|failure| {
-                    runner.record(failure);
-                    panic::resume_unwind(Box::new(LeafAborted))
+        let items = items.into_par_iter().with_min_len(min_len).enumerate();
+        match shutdown {
+            // The hot path: nothing per item but the check for an earlier failure.
+            None => items
+                .map(|(index, item)| {
+                    if runner.is_past_failure(index) {
+                        panic::resume_unwind(Box::new(LeafAborted));
+                    }
+                    runner.run_or_abort_leaf(index, item, f)
                 })
-            })
-            .collect::<Vec<R>>()
+                .collect::<Vec<R>>(),
+            Some(shutdown) => items
+                .map(|(index, item)| {
+                    if runner.is_past_failure(index) {
+                        panic::resume_unwind(Box::new(LeafAborted));
+                    }
+                    if shutdown.is_cancelled() {
+                        let worker = rayon::current_thread_index();
+                        runner.abort_leaf(ItemFailure::Worker(
+                            WorkerError::new(index, ErrorKind::Cancelled).with_worker(worker),
+                        ));
+                    }
+                    runner.run_or_abort_leaf(index, item, f)
+                })
+                .collect::<Vec<R>>(),
+        }
     }));
     match collected {
         Ok(results) => Ok(results),
