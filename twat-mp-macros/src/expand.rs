@@ -22,11 +22,12 @@ use std::collections::BTreeSet;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
+use syn::punctuated::Punctuated;
 use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
 use syn::{
     Attribute, GenericArgument, GenericParam, Ident, ItemFn, Lifetime, LifetimeParam, Pat,
-    PathArguments, Type, Visibility, WherePredicate,
+    PathArguments, Token, Type, TypeParamBound, Visibility, WherePredicate,
 };
 
 use crate::parse::{Kind, Model, Options, Output};
@@ -51,12 +52,9 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         .iter_mut()
         .for_each(|ty| naming.visit_type_mut(ty));
     let mut output = model.output.clone();
-    match &mut output {
-        Output::Plain(ty) => naming.visit_type_mut(ty),
-        Output::Fallible { whole, ok } => {
-            naming.visit_type_mut(whole);
-            naming.visit_type_mut(ok);
-        }
+    naming.visit_type_mut(&mut output.returned);
+    if let Some(ok) = &mut output.ok {
+        naming.visit_type_mut(ok);
     }
     if naming.used {
         let param = LifetimeParam::new(naming.lifetime.clone());
@@ -71,7 +69,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
     let items = Ident::new("items", Span::mixed_site());
 
     let returns = outer_return_type(model.kind, &output);
-    add_send_bounds(model.kind, &mut generics, &item_ty, output.returned());
+    add_send_bounds(model.kind, &mut generics, &item_ty, &output.returned);
     let where_clause = &generics.where_clause;
 
     let items_ty = if model.kind == Kind::Imap {
@@ -156,10 +154,11 @@ fn closure(model: &Model, name: &Ident, item_ty: &Type) -> TokenStream {
 
 /// What the mapper returns.
 fn outer_return_type(kind: Kind, output: &Output) -> TokenStream {
-    let collected = match output {
-        Output::Plain(ty) => quote!(::std::vec::Vec<#ty>),
-        Output::Fallible { whole, ok } => {
-            let mut whole = whole.clone();
+    let each = &output.returned;
+    let collected = match &output.ok {
+        None => quote!(::std::vec::Vec<#each>),
+        Some(ok) => {
+            let mut whole = each.clone();
             replace_first_type_argument(&mut whole, syn::parse_quote!(::std::vec::Vec<#ok>));
             quote!(#whole)
         }
@@ -167,10 +166,7 @@ fn outer_return_type(kind: Kind, output: &Output) -> TokenStream {
     match kind {
         Kind::Pmap | Kind::Apmap => collected,
         Kind::Amap => quote!(::twat_mp::AsyncResult<#collected>),
-        Kind::Imap => {
-            let each = output.returned();
-            quote!(impl ::core::iter::Iterator<Item = #each>)
-        }
+        Kind::Imap => quote!(impl ::core::iter::Iterator<Item = #each>),
     }
 }
 
@@ -193,7 +189,7 @@ fn replace_first_type_argument(ty: &mut Type, with: Type) {
 
 /// `pmap`, `imap_result`, `amap_result_process`, ...
 fn runtime_function(model: &Model) -> Ident {
-    let fallible = matches!(model.output, Output::Fallible { .. });
+    let fallible = model.output.ok.is_some();
     format_ident!(
         "{}{}{}",
         model.kind.name(),
@@ -247,9 +243,11 @@ fn config(options: &Options) -> TokenStream {
 }
 
 /// For a generic function, `Item: Send` and `Return: Send` (and `'static` where the work
-/// outlives the call) in the where clause, so that a caller's wrong type is reported
-/// against these bounds rather than deep inside the runtime. Only types that mention a
-/// type parameter get one: the others are checked where they are written.
+/// outlives the call), so that a caller's wrong type is reported against these bounds
+/// rather than deep inside the runtime. Only types that mention a type parameter get one:
+/// the others are checked where they are written. Each bound joins the user's own bounds
+/// on the same type where there are some (`<T: Debug + Send>`, `where T: Clone + Send`),
+/// so that lints on bounds split over two places do not fire on the user's code.
 fn add_send_bounds(kind: Kind, generics: &mut syn::Generics, item: &Type, returned: &Type) {
     let params: BTreeSet<String> = generics
         .type_params()
@@ -258,17 +256,52 @@ fn add_send_bounds(kind: Kind, generics: &mut syn::Generics, item: &Type, return
     if params.is_empty() {
         return;
     }
-    let bound = match kind {
-        Kind::Pmap => quote!(::core::marker::Send),
-        Kind::Imap | Kind::Amap | Kind::Apmap => quote!(::core::marker::Send + 'static),
+    let bounds: Punctuated<TypeParamBound, Token![+]> = match kind {
+        Kind::Pmap => syn::parse_quote!(::core::marker::Send),
+        Kind::Imap | Kind::Amap | Kind::Apmap => syn::parse_quote!(::core::marker::Send + 'static),
     };
-    let predicates: Vec<WherePredicate> = [item, returned]
-        .into_iter()
-        .filter(|ty| mentions(ty, &params))
-        .map(|ty| syn::parse_quote!(#ty: #bound))
-        .collect();
-    if !predicates.is_empty() {
-        generics.make_where_clause().predicates.extend(predicates);
+    let same = |a: &Type, b: &Type| quote!(#a).to_string() == quote!(#b).to_string();
+    let mut bounded: Vec<&Type> = Vec::new();
+    for ty in [item, returned] {
+        if !mentions(ty, &params) || bounded.iter().any(|done| same(done, ty)) {
+            continue;
+        }
+        bounded.push(ty);
+        // The user's `where Ty: ...`.
+        let predicates = generics
+            .where_clause
+            .iter_mut()
+            .flat_map(|w| &mut w.predicates);
+        if let Some(predicate) = predicates
+            .filter_map(|predicate| match predicate {
+                WherePredicate::Type(predicate) => Some(predicate),
+                _ => None,
+            })
+            .find(|predicate| same(&predicate.bounded_ty, ty))
+        {
+            predicate.bounds.extend(bounds.clone());
+            continue;
+        }
+        // The user's `<T: ...>`.
+        if let Some(param) = generics
+            .type_params_mut()
+            .find(|param| !param.bounds.is_empty() && is_param(ty, &param.ident))
+        {
+            param.bounds.extend(bounds.clone());
+            continue;
+        }
+        generics
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote!(#ty: #bounds));
+    }
+}
+
+/// Whether `ty` is the type parameter `param` itself.
+fn is_param(ty: &Type, param: &Ident) -> bool {
+    match ty {
+        Type::Path(path) => path.qself.is_none() && path.path.is_ident(param),
+        _ => false,
     }
 }
 

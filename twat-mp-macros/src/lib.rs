@@ -160,8 +160,9 @@ pub fn apmap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Apmap, attr.into(), item.into(), cfg!(feature = "aio")).into()
 }
 
-/// One attribute, start to end. On misuse: the errors, and the function left as written so
-/// that its callers do not pile further errors onto the real one.
+/// One attribute, start to end. On misuse, the errors come with what keeps the function's
+/// callers free of follow-on errors: the mapper without its options when only options are
+/// wrong, else the function as written.
 pub(crate) fn mapper(
     kind: Kind,
     attr: TokenStream2,
@@ -178,18 +179,28 @@ pub(crate) fn mapper(
         return quote!(#error #item);
     }
     let mut errors = Errors::default();
-    let options = parse::parse_options(kind, attr).unwrap_or_else(|err| {
-        errors.push(err);
-        parse::Options::default()
-    });
-    let expanded = parse::parse_function(kind, options, item.clone())
-        .and_then(|model| validate::validate(&model).map(|()| expand::expand(&model)))
-        .unwrap_or_else(|err| {
+    let options = parse::parse_options(kind, attr, &mut errors);
+    let mut model = match parse::parse_function(kind, options, item.clone())
+        .and_then(|model| validate::signature(&model).map(|()| model))
+    {
+        Ok(model) => model,
+        Err(err) => {
             errors.push(err);
-            TokenStream2::new()
-        });
-    errors.finish(expanded).unwrap_or_else(|err| {
-        let error = err.to_compile_error();
-        quote!(#error #item)
-    })
+            let error = errors.finish(()).expect_err("an error was pushed");
+            let error = error.to_compile_error();
+            return quote!(#error #item);
+        }
+    };
+    if let Err(err) = validate::options(&model) {
+        errors.push(err);
+        model.options = parse::Options::default();
+    }
+    let expanded = expand::expand(&model);
+    match errors.finish(()) {
+        Ok(()) => expanded,
+        Err(err) => {
+            let error = err.to_compile_error();
+            quote!(#error #expanded)
+        }
+    }
 }

@@ -103,22 +103,12 @@ pub(crate) struct Options {
 
 /// What the function returns, which decides the mapper's return type and runtime call.
 #[derive(Debug, Clone)]
-pub(crate) enum Output {
-    /// `-> R` (or nothing, as `()`): the mapper gives `R` per item.
-    Plain(Type),
-    /// `-> Result<R, E>` (any path whose last segment is `Result` with generic
-    /// arguments, as `io::Result<R>`): `whole` is the type as written, `ok` is `R`.
-    Fallible { whole: Type, ok: Type },
-}
-
-impl Output {
-    /// The type one call of the function returns, as written (`()` when omitted).
-    pub(crate) fn returned(&self) -> &Type {
-        match self {
-            Output::Plain(ty) => ty,
-            Output::Fallible { whole, .. } => whole,
-        }
-    }
+pub(crate) struct Output {
+    /// The type one call returns, as written (`()` when omitted).
+    pub returned: Type,
+    /// `R` when the function returns `Result<R, E>` (any path whose last segment is
+    /// `Result` with generic arguments, as `io::Result<R>`): the mapper is fallible.
+    pub ok: Option<Type>,
 }
 
 /// One typed parameter of the function.
@@ -159,15 +149,13 @@ pub(crate) fn parse_function(
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let output = match &func.sig.output {
-        ReturnType::Default => Output::Plain(syn::parse_quote!(())),
-        ReturnType::Type(_, ty) => match result_ok_type(ty) {
-            Some(ok) => Output::Fallible {
-                whole: (**ty).clone(),
-                ok,
-            },
-            None => Output::Plain((**ty).clone()),
-        },
+    let returned: Type = match &func.sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    let output = Output {
+        ok: result_ok_type(&returned),
+        returned,
     };
     Ok(Model {
         kind,
@@ -194,17 +182,21 @@ fn result_ok_type(ty: &Type) -> Option<Type> {
     })
 }
 
-/// Parses `nodes = 4, process, ...`: every problem is reported, each on its own token.
-pub(crate) fn parse_options(kind: Kind, attr: TokenStream) -> syn::Result<Options> {
-    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
+/// Parses `nodes = 4, process, ...`: every problem is pushed onto `errors`, each on its own
+/// token, and the options that were well formed are kept.
+pub(crate) fn parse_options(kind: Kind, attr: TokenStream, errors: &mut Errors) -> Options {
     let mut options = Options::default();
-    let mut errors = Errors::default();
-    for meta in metas {
-        if let Err(err) = parse_option(kind, &meta, &mut options) {
-            errors.push(err);
+    match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr) {
+        Ok(metas) => {
+            for meta in metas {
+                if let Err(err) = parse_option(kind, &meta, &mut options) {
+                    errors.push(err);
+                }
+            }
         }
+        Err(err) => errors.push(err),
     }
-    errors.finish(options)
+    options
 }
 
 fn parse_option(kind: Kind, meta: &Meta, options: &mut Options) -> syn::Result<()> {
@@ -437,17 +429,35 @@ impl Errors {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use quote::quote;
 
     fn options(kind: Kind, attr: TokenStream) -> Result<Options, String> {
-        parse_options(kind, attr).map_err(|e| {
+        checked(kind, attr).map_err(|e| {
             e.into_iter()
                 .map(|e| e.to_string())
                 .collect::<Vec<_>>()
                 .join("\n")
         })
+    }
+
+    pub(crate) fn checked(kind: Kind, attr: TokenStream) -> syn::Result<Options> {
+        let mut errors = Errors::default();
+        let options = parse_options(kind, attr, &mut errors);
+        errors.finish(options)
+    }
+
+    #[test]
+    fn keeps_the_well_formed_options_when_others_are_wrong() {
+        let mut errors = Errors::default();
+        let options = parse_options(
+            Kind::Pmap,
+            quote!(nodes = 0, process, debug = 1),
+            &mut errors,
+        );
+        assert!(options.process.is_some() && options.nodes.is_none() && options.debug.is_none());
+        assert_eq!(errors.finish(()).unwrap_err().into_iter().count(), 2);
     }
 
     #[test]
@@ -563,12 +573,12 @@ mod tests {
     fn errors_point_at_the_offending_token() {
         let attr: TokenStream = "nodes = \"4\"".parse().unwrap();
         let value_span = attr.clone().into_iter().nth(2).unwrap().span();
-        let err = parse_options(Kind::Pmap, attr).unwrap_err();
+        let err = checked(Kind::Pmap, attr).unwrap_err();
         assert_eq!(format!("{:?}", err.span()), format!("{value_span:?}"));
 
         let attr: TokenStream = "debug, debug".parse().unwrap();
         let second = attr.clone().into_iter().nth(2).unwrap().span();
-        let err = parse_options(Kind::Pmap, attr).unwrap_err();
+        let err = checked(Kind::Pmap, attr).unwrap_err();
         assert_eq!(format!("{:?}", err.span()), format!("{second:?}"));
     }
 
@@ -623,10 +633,9 @@ mod tests {
         assert_eq!(m.args.len(), 2);
         let ty = &m.args[1].ty;
         assert_eq!(quote!(#ty).to_string(), "u64");
-        let Output::Plain(unit) = &m.output else {
-            panic!()
-        };
+        let unit = &m.output.returned;
         assert_eq!(quote!(#unit).to_string(), "()");
+        assert!(m.output.ok.is_none());
     }
 
     #[test]
@@ -641,9 +650,7 @@ mod tests {
             ),
         ] {
             let m = model(Kind::Pmap, quote!(fn f(x: u8) -> #ret { todo!() }));
-            let Output::Fallible { whole, ok: found } = &m.output else {
-                panic!("{ret} is fallible")
-            };
+            let (whole, found) = (&m.output.returned, m.output.ok.expect("fallible"));
             assert_eq!(quote!(#found).to_string(), ok);
             let written: Type = syn::parse2(ret.clone()).unwrap();
             assert_eq!(quote!(#whole).to_string(), quote!(#written).to_string());
@@ -654,7 +661,7 @@ mod tests {
             quote!(Option<Result<u8, E>>),
         ] {
             let m = model(Kind::Pmap, quote!(fn f(x: u8) -> #ret { todo!() }));
-            assert!(matches!(m.output, Output::Plain(_)), "{ret} is plain");
+            assert!(m.output.ok.is_none(), "{ret} is plain");
         }
     }
 

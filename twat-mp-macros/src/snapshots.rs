@@ -65,6 +65,12 @@ const CASES: &[Case] = &[
         "pub(crate) fn describe<T: Debug>(x: T) -> String where T: Clone { format!(\"{x:?}\") }",
     ),
     case(
+        "pmap_generic_unbounded",
+        Kind::Pmap,
+        "",
+        "fn identity<T>(x: T) -> T { x }",
+    ),
+    case(
         "pmap_borrowed_result",
         Kind::Pmap,
         "",
@@ -148,10 +154,16 @@ const CASES: &[Case] = &[
         )
     },
     case(
-        "error_keeps_the_function",
+        "error_in_the_signature",
         Kind::Pmap,
         "nodes = 0",
         "async fn square(x: u64) -> u64 { x * x }",
+    ),
+    case(
+        "error_in_the_options",
+        Kind::Pmap,
+        "nodes = 0, debug, process",
+        "fn square<T: Mul + Copy>(x: T) -> T::Output { x * x }",
     ),
 ];
 

@@ -7,11 +7,18 @@ use syn::{FnArg, GenericParam, Signature};
 
 use crate::parse::{Errors, Kind, Model, Options};
 
-/// Checks that the options fit the attribute and that the function can be mapped.
-pub(crate) fn validate(model: &Model) -> syn::Result<()> {
+/// Whether the function can be mapped at all.
+pub(crate) fn signature(model: &Model) -> syn::Result<()> {
+    let mut errors = Errors::default();
+    check_signature(model.kind, &model.func.sig, &mut errors);
+    errors.finish(())
+}
+
+/// Whether the options fit the attribute and the function. When only these are wrong the
+/// mapper is still written (without its options), so that callers see no further errors.
+pub(crate) fn options(model: &Model) -> syn::Result<()> {
     let mut errors = Errors::default();
     check_options(model.kind, &model.options, &mut errors);
-    check_signature(model.kind, &model.func.sig, &mut errors);
     if model.options.process.is_some() {
         check_process(&model.func.sig, &mut errors);
     }
@@ -179,12 +186,23 @@ impl<'ast> Visit<'ast> for ImplTraitFinder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{parse_function, parse_options};
+    use crate::parse::parse_function;
+    use crate::parse::tests::checked;
     use proc_macro2::TokenStream;
     use quote::quote;
 
+    fn validate(model: &Model) -> syn::Result<()> {
+        let mut errors = Errors::default();
+        for check in [options, signature] {
+            if let Err(err) = check(model) {
+                errors.push(err);
+            }
+        }
+        errors.finish(())
+    }
+
     fn problems(kind: Kind, attr: TokenStream, item: TokenStream) -> Vec<String> {
-        let options = parse_options(kind, attr).unwrap();
+        let options = checked(kind, attr).unwrap();
         let model = parse_function(kind, options, item).unwrap();
         match validate(&model) {
             Ok(()) => Vec::new(),

@@ -1,12 +1,9 @@
 // #[apmap]
 // async fn fetch<U: AsRef<str>>(url: U) -> Result<Bytes, Error> { get(url.as_ref()).await }
 
-async fn fetch<U: AsRef<str>>(
+async fn fetch<U: AsRef<str> + ::core::marker::Send + 'static>(
     items: impl ::core::iter::IntoIterator<Item = U>,
-) -> Result<::std::vec::Vec<Bytes>, Error>
-where
-    U: ::core::marker::Send + 'static,
-{
+) -> Result<::std::vec::Vec<Bytes>, Error> {
     async fn fetch<U: AsRef<str>>(url: U) -> Result<Bytes, Error> {
         get(url.as_ref()).await
     }

@@ -1,11 +1,10 @@
 // #[imap]
 // fn wrap<T: Clone>(x: T) -> Vec<T> { vec![x] }
 
-fn wrap<T: Clone>(
+fn wrap<T: Clone + ::core::marker::Send + 'static>(
     items: impl ::core::iter::IntoIterator<Item = T, IntoIter: 'static>,
 ) -> impl ::core::iter::Iterator<Item = Vec<T>>
 where
-    T: ::core::marker::Send + 'static,
     Vec<T>: ::core::marker::Send + 'static,
 {
     fn wrap<T: Clone>(x: T) -> Vec<T> {

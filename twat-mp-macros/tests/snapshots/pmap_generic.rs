@@ -5,8 +5,7 @@ pub(crate) fn describe<T: Debug>(
     items: impl ::core::iter::IntoIterator<Item = T>,
 ) -> ::std::vec::Vec<String>
 where
-    T: Clone,
-    T: ::core::marker::Send,
+    T: Clone + ::core::marker::Send,
 {
     fn describe<T: Debug>(x: T) -> String
     where

@@ -1,0 +1,376 @@
+//! `#[pmap]`, `#[imap]` and `#[amap]` through the public API, as a user writes them.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use twat_mp::{amap, imap, pmap};
+use twat_mp_workspace::numbers::collatz_steps;
+
+/// Generous bound for waits that only a broken mapper would reach.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A door that work items wait at until the test opens it. Waiting past [`PATIENCE`]
+/// panics, so a broken mapper fails the test instead of hanging it.
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    const fn new() -> Self {
+        Gate {
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+        }
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let open = self.open.lock().unwrap();
+        let (open, waited) = self
+            .opened
+            .wait_timeout_while(open, PATIENCE, |open| !*open)
+            .unwrap();
+        assert!(*open && !waited.timed_out(), "the gate was never opened");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// #[pmap]
+
+#[pmap(nodes = 3)]
+fn steps(n: u64) -> u32 {
+    collatz_steps(n)
+}
+
+#[test]
+fn pmap_returns_every_result_in_input_order() {
+    let serial: Vec<u32> = (1..=2_000).map(collatz_steps).collect();
+    assert_eq!(steps(1..=2_000), serial);
+    assert_eq!(steps(vec![27, 1, 9]), [111, 0, 19]);
+    assert!(steps(Vec::new()).is_empty());
+}
+
+#[pmap]
+fn scaled(x: u64, factor: u64) -> u64 {
+    x * factor
+}
+
+#[pmap(chunksize = 2)]
+fn sum_pair((a, b): (u8, u8), mut n: u64) -> u64 {
+    n += u64::from(a) + u64::from(b);
+    n
+}
+
+#[test]
+fn several_parameters_map_over_tuples() {
+    assert_eq!(scaled(vec![(1, 2), (3, 4), (5, 6)]), [2, 12, 30]);
+    assert_eq!(sum_pair([((1, 2), 10), ((3, 4), 20)]), [13, 27]);
+}
+
+#[pmap]
+fn describe<T: std::fmt::Debug>(x: T) -> String {
+    format!("<{x:?}>")
+}
+
+#[pmap]
+fn parse_as<T: std::str::FromStr>(text: &str) -> Option<T> {
+    text.parse().ok()
+}
+
+#[test]
+fn generic_functions_stay_generic() {
+    assert_eq!(describe([1, 2]), ["<1>", "<2>"]);
+    assert_eq!(describe(vec!["a"]), ["<\"a\">"]);
+    assert_eq!(parse_as::<u8>(["7", "x", "300"]), [Some(7), None, None]);
+    assert_eq!(parse_as::<f32>(["0.5"]), [Some(0.5)]);
+}
+
+mod geometry {
+    use twat_mp::pmap;
+
+    /// The area of a square of side `side`.
+    #[pmap]
+    pub fn area(side: f64) -> f64 {
+        side * side
+    }
+}
+
+#[test]
+fn visibility_is_kept() {
+    assert_eq!(geometry::area([1.5, 2.0]), [2.25, 4.0]);
+}
+
+#[pmap]
+fn word_length(word: &str) -> usize {
+    word.len()
+}
+
+#[pmap]
+fn first_word(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or("")
+}
+
+#[test]
+fn pmap_items_may_borrow() {
+    let text = String::from("one three fifteen");
+    assert_eq!(word_length(text.split_whitespace()), [3, 5, 7]);
+    let lines = [String::from("alpha beta"), String::from("gamma")];
+    let firsts = first_word(lines.iter().map(String::as_str));
+    assert_eq!(firsts, ["alpha", "gamma"]);
+}
+
+#[derive(Debug, PartialEq)]
+struct Boom(u32);
+
+#[pmap(nodes = 2, chunksize = 1)]
+fn fragile(x: u32) -> u32 {
+    if x == 3 || x == 7 {
+        std::panic::panic_any(Boom(x));
+    }
+    x
+}
+
+#[test]
+fn a_panicking_item_resumes_its_own_payload_in_the_caller() {
+    let payload = catch_unwind(|| fragile(0..10)).expect_err("items 3 and 7 panic");
+    let boom = payload
+        .downcast::<Boom>()
+        .expect("the payload is the one the item panicked with");
+    assert_eq!(*boom, Boom(3), "the lowest failing item is reported");
+    assert_eq!(fragile(0..3), [0, 1, 2]);
+}
+
+#[pmap]
+fn shout(word: String) -> String {
+    assert!(!word.is_empty(), "an empty word: {word:?}");
+    word.to_uppercase()
+}
+
+#[test]
+fn a_panic_message_comes_back_as_written() {
+    let payload = catch_unwind(|| shout(vec!["a".into(), String::new()])).unwrap_err();
+    let message = payload.downcast::<String>().expect("a formatted message");
+    assert_eq!(*message, "an empty word: \"\"");
+}
+
+/// An error type that is not `std::error::Error`, not even `Debug`.
+struct Refused {
+    item: u32,
+}
+
+#[pmap(nodes = 2, chunksize = 1)]
+fn check(x: u32) -> Result<u32, Refused> {
+    if x % 4 == 3 {
+        Err(Refused { item: x })
+    } else {
+        Ok(x * 10)
+    }
+}
+
+#[pmap]
+fn parse_number(text: &str) -> Result<u64, std::num::ParseIntError> {
+    text.parse()
+}
+
+#[pmap]
+fn file_size(path: std::path::PathBuf) -> std::io::Result<u64> {
+    Ok(std::fs::metadata(path)?.len())
+}
+
+#[test]
+fn a_result_function_returns_the_lowest_failing_items_own_error() {
+    match check(0..12) {
+        Err(Refused { item }) => assert_eq!(item, 3),
+        Ok(values) => panic!("items 3, 7 and 11 fail, yet got {values:?}"),
+    }
+    assert!(matches!(check([0, 1, 2]), Ok(v) if v == [0, 10, 20]));
+
+    assert_eq!(parse_number(["1", "22"]), Ok(vec![1, 22]));
+    let err = parse_number(["1", "x", "-"]).unwrap_err();
+    assert_eq!(err, "x".parse::<u64>().unwrap_err());
+
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let sizes = file_size([manifest.clone()]).unwrap();
+    assert_eq!(sizes, [std::fs::metadata(&manifest).unwrap().len()]);
+    let missing = file_size([manifest, "no/such/file".into()]).unwrap_err();
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+}
+
+#[pmap(debug)]
+fn debugged(x: u32) -> u32 {
+    x + 1
+}
+
+#[test]
+fn the_debug_option_works() {
+    assert_eq!(debugged([1, 2, 3]), [2, 3, 4]);
+}
+
+#[pmap(nodes = 2)]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[test]
+fn a_mapper_may_be_called_from_several_threads_at_once() {
+    let expected: Vec<u64> = (0..500).map(|x| x * x).collect();
+    std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| (0..20).map(|_| square(0..500)).collect::<Vec<_>>()))
+            .collect();
+        for call in calls {
+            for result in call.join().unwrap() {
+                assert_eq!(result, expected);
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// #[imap]
+
+static PULLED: AtomicUsize = AtomicUsize::new(0);
+
+#[imap(nodes = 2)]
+fn cube(x: u64) -> u64 {
+    x * x * x
+}
+
+#[test]
+fn imap_on_an_endless_input_yields_its_first_results_and_pulls_a_bounded_number() {
+    // A mapper that drained its input would fail here instead of running forever.
+    let endless = (0_u64..).inspect(|_| {
+        let pulled = PULLED.fetch_add(1, Ordering::SeqCst);
+        assert!(pulled < 100_000, "the endless input is being drained");
+    });
+    let mut cubes = cube(endless);
+    let first: Vec<u64> = cubes.by_ref().take(5).collect();
+    assert_eq!(first, [0, 1, 8, 27, 64]);
+    let pulled = PULLED.load(Ordering::SeqCst);
+    assert!(pulled < 64, "{pulled} items pulled for 5 results");
+    drop(cubes);
+    let pulled = PULLED.load(Ordering::SeqCst);
+    assert!(pulled < 64, "{pulled} items pulled for 5 results");
+}
+
+#[imap(ordered = false, nodes = 2)]
+fn doubled(x: u64) -> u64 {
+    x * 2
+}
+
+#[test]
+fn imap_unordered_gives_every_result() {
+    let mut all: Vec<u64> = doubled(0..300).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..300).map(|x| x * 2).collect::<Vec<_>>());
+}
+
+static LATE: Gate = Gate::new();
+
+#[imap(ordered = false, nodes = 2, chunksize = 1)]
+fn late_zero(x: u32) -> u32 {
+    if x == 0 {
+        LATE.pass();
+    }
+    x
+}
+
+#[test]
+fn imap_unordered_yields_in_completion_order() {
+    let mut results = late_zero(vec![0, 1]);
+    // Item 0 waits until item 1's result has been seen.
+    assert_eq!(results.next(), Some(1));
+    LATE.open();
+    assert_eq!(results.next(), Some(0));
+    assert_eq!(results.next(), None);
+}
+
+#[imap(nodes = 2)]
+fn checked(x: u32) -> Result<u32, String> {
+    if x == 2 {
+        Err(format!("no {x}"))
+    } else {
+        Ok(x)
+    }
+}
+
+#[imap]
+fn fragile_lazy(x: u32) -> u32 {
+    if x == 2 {
+        std::panic::panic_any(Boom(x));
+    }
+    x
+}
+
+#[test]
+fn imap_gives_each_items_result_and_resumes_panics_where_they_are_reached() {
+    let results: Vec<Result<u32, String>> = checked(0..4).collect();
+    assert_eq!(results, [Ok(0), Ok(1), Err("no 2".to_string()), Ok(3)]);
+
+    let mut values = fragile_lazy(vec![0, 1, 2, 3]);
+    assert_eq!(values.next(), Some(0));
+    assert_eq!(values.next(), Some(1));
+    let payload = catch_unwind(AssertUnwindSafe(|| values.next())).unwrap_err();
+    assert_eq!(*payload.downcast::<Boom>().unwrap(), Boom(2));
+}
+
+// ---------------------------------------------------------------------------------------
+// #[amap]
+
+static AMAP_GATE: Gate = Gate::new();
+static AMAP_STARTED: AtomicUsize = AtomicUsize::new(0);
+
+#[amap(nodes = 2)]
+fn gated_double(x: u32) -> u32 {
+    AMAP_STARTED.fetch_add(1, Ordering::SeqCst);
+    AMAP_GATE.pass();
+    x * 2
+}
+
+#[test]
+fn amap_returns_before_the_work_is_done() {
+    let mut pending = gated_double(vec![1, 2, 3]);
+    // The call returned while every item is still held at the gate.
+    assert!(!pending.ready());
+    assert!(!pending.wait(Duration::from_millis(20)));
+    AMAP_GATE.open();
+    assert!(pending.wait(PATIENCE));
+    assert_eq!(pending.get(), [2, 4, 6]);
+    assert_eq!(AMAP_STARTED.load(Ordering::SeqCst), 3);
+}
+
+#[amap]
+fn halve(x: u32) -> Result<u32, Refused> {
+    if x % 2 == 1 {
+        Err(Refused { item: x })
+    } else {
+        Ok(x / 2)
+    }
+}
+
+#[amap]
+fn fragile_background(x: u32) -> u32 {
+    if x == 1 {
+        std::panic::panic_any(Boom(x));
+    }
+    x
+}
+
+#[test]
+fn amap_get_gives_what_pmap_would() {
+    assert!(matches!(halve(vec![2, 4]).get(), Ok(v) if v == [1, 2]));
+    match halve(vec![2, 5, 7]).get() {
+        Err(Refused { item }) => assert_eq!(item, 5),
+        Ok(v) => panic!("5 and 7 fail, yet got {v:?}"),
+    }
+    let pending = fragile_background(0..3);
+    let payload = catch_unwind(AssertUnwindSafe(|| pending.get())).unwrap_err();
+    assert_eq!(*payload.downcast::<Boom>().unwrap(), Boom(1));
+}

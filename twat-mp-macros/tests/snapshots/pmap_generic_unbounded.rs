@@ -1,0 +1,17 @@
+// #[pmap]
+// fn identity<T>(x: T) -> T { x }
+
+fn identity<T>(items: impl ::core::iter::IntoIterator<Item = T>) -> ::std::vec::Vec<T>
+where
+    T: ::core::marker::Send,
+{
+    fn identity<T>(x: T) -> T {
+        x
+    }
+    ::twat_mp::__private::pmap(
+        &::twat_mp::__private::Config::DEFAULT,
+        ::twat_mp::__render!(T),
+        |x| identity(x),
+        items,
+    )
+}
