@@ -1,0 +1,212 @@
+//! What `#[pmap(process)]`, `#[imap(process)]` and `#[amap(process)]` expand to. Not a
+//! public API: reachable as `twat_mp::__private` only so that the expansions can name it.
+//! The argument lists are those of the thread versions in `attribute_support`.
+
+use std::convert::Infallible;
+use std::sync::Mutex;
+
+use super::ProcessPool;
+use super::remote::{AsValue, CrossProcess, Fallible, Plain};
+use crate::async_result::{AsyncResult, async_result};
+use crate::attribute_support::Config;
+use crate::error::{ErrorKind, WorkerError};
+use crate::item::{ItemFailure, Render};
+
+/// The process pool every attribute with this configuration shares, built on first use
+/// and kept for the life of the program. Its workers die with the program.
+fn process_pool(config: &Config) -> &'static ProcessPool {
+    static POOLS: Mutex<Vec<(Config, &'static ProcessPool)>> = Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, pool)) = pools.iter().find(|(c, _)| c == config) {
+        return pool;
+    }
+    let mut builder = ProcessPool::builder().debug(config.debug);
+    if let Some(nodes) = config.nodes {
+        builder = builder.nodes(nodes);
+    }
+    if let Some(chunksize) = config.chunksize {
+        builder = builder.chunksize(chunksize);
+    }
+    if let Some(timeout) = config.timeout {
+        builder = builder.timeout(timeout);
+    }
+    let pool: &'static ProcessPool = Box::leak(Box::new(builder.build().unwrap_or_else(|err| {
+        panic!("twat-mp could not build the attribute's process pool: {err}")
+    })));
+    pools.push((*config, pool));
+    pool
+}
+
+/// A failure of a function that cannot return an error: resumed as a panic (the original
+/// message for a panic, the [`WorkerError`] itself for a crash or timeout).
+fn resume(failure: ItemFailure<Infallible>) -> ! {
+    failure.into_infallible_worker_error().resume_unwind()
+}
+
+fn plain<F, T, R>(f: F) -> Plain<F, T, R>
+where
+    F: Fn(T) -> R + Copy + Send + Sync + 'static,
+{
+    Plain::new(f)
+}
+
+fn fallible<F, T, R, E>(f: F) -> Fallible<F, T, R, E, AsValue>
+where
+    F: Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
+{
+    Fallible::new(f)
+}
+
+/// `#[pmap(process)]` on `fn(T) -> R`: the results, or the lowest failing item's failure
+/// resumed as a panic.
+pub fn pmap_process<T: CrossProcess, R: CrossProcess>(
+    config: &Config,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> R + Copy + Send + Sync + 'static,
+    items: impl IntoIterator<Item = T>,
+) -> Vec<R> {
+    process_pool(config)
+        .run_map(plain(f), items, render)
+        .unwrap_or_else(|failure| resume(failure))
+}
+
+/// `#[pmap(process)]` on `fn(T) -> Result<R, E>`: the results, or the lowest failing
+/// item's own `E`, carried back from the worker.
+pub fn pmap_result_process<T: CrossProcess, R: CrossProcess, E: CrossProcess>(
+    config: &Config,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
+    items: impl IntoIterator<Item = T>,
+) -> Result<Vec<R>, E> {
+    process_pool(config)
+        .run_map(fallible(f), items, render)
+        .map_err(ItemFailure::into_original)
+}
+
+/// `#[imap(process)]` on `fn(T) -> R`: the results, lazily; a failed item resumes as a
+/// panic when the iteration reaches it.
+pub fn imap_process<T, R, I>(
+    config: &Config,
+    ordered: bool,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> R + Copy + Send + Sync + 'static,
+    items: I,
+) -> impl Iterator<Item = R> + 'static
+where
+    T: CrossProcess,
+    R: CrossProcess,
+    I: IntoIterator<Item = T>,
+    I::IntoIter: 'static,
+{
+    process_pool(config)
+        .lazy_call(plain(f), items.into_iter(), render, ordered)
+        .map(|outcome| outcome.unwrap_or_else(|failure| resume(failure)))
+}
+
+/// `#[imap(process)]` on `fn(T) -> Result<R, E>`: each item's own `Result`, lazily.
+pub fn imap_result_process<T, R, E, I>(
+    config: &Config,
+    ordered: bool,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
+    items: I,
+) -> impl Iterator<Item = Result<R, E>> + 'static
+where
+    T: CrossProcess,
+    R: CrossProcess,
+    E: CrossProcess,
+    I: IntoIterator<Item = T>,
+    I::IntoIter: 'static,
+{
+    process_pool(config)
+        .lazy_call(fallible(f), items.into_iter(), render, ordered)
+        .map(|outcome| outcome.map_err(ItemFailure::into_original))
+}
+
+/// `#[amap(process)]` on `fn(T) -> R`: returns at once; `get()` gives what
+/// `#[pmap(process)]` would.
+pub fn amap_process<T: CrossProcess, R: CrossProcess>(
+    config: &Config,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> R + Copy + Send + Sync + 'static,
+    items: impl IntoIterator<Item = T>,
+) -> AsyncResult<Vec<R>> {
+    let pool = process_pool(config);
+    let function = plain(f);
+    let items: Vec<T> = items.into_iter().collect();
+    let (completer, pending) = async_result(resume_cancelled);
+    pool.background(move || {
+        let outcome = pool.run_map(function, items, render);
+        completer.finish_with(move || outcome.unwrap_or_else(|failure| resume(failure)));
+    });
+    pending
+}
+
+/// `#[amap(process)]` on `fn(T) -> Result<R, E>`: returns at once; `get()` gives what
+/// `#[pmap(process)]` would.
+pub fn amap_result_process<T: CrossProcess, R: CrossProcess, E: CrossProcess>(
+    config: &Config,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
+    items: impl IntoIterator<Item = T>,
+) -> AsyncResult<Result<Vec<R>, E>> {
+    let pool = process_pool(config);
+    let function = fallible(f);
+    let items: Vec<T> = items.into_iter().collect();
+    let (completer, pending) = async_result(resume_cancelled);
+    pool.background(move || {
+        let outcome = pool.run_map(function, items, render);
+        completer.finish_with(move || outcome.map_err(ItemFailure::into_original));
+    });
+    pending
+}
+
+/// What an attribute's [`AsyncResult`] gives when its job never ran.
+fn resume_cancelled<T>() -> T {
+    WorkerError::new(0, ErrorKind::Cancelled).resume_unwind()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square(x: u64) -> u64 {
+        x * x
+    }
+
+    fn checked(x: u64) -> Result<u64, String> {
+        if x == 3 {
+            Err(format!("{x} is odd"))
+        } else {
+            Ok(x)
+        }
+    }
+
+    const CONFIG: Config = Config {
+        nodes: Some(2),
+        process: true,
+        ..Config::DEFAULT
+    };
+
+    #[test]
+    fn the_attribute_runtime_maps_in_processes() {
+        assert_eq!(
+            pmap_process(&CONFIG, None, |x| square(x), 0..5),
+            [0, 1, 4, 9, 16]
+        );
+        assert_eq!(
+            pmap_result_process(&CONFIG, None, |x| checked(x), 0..5),
+            Err("3 is odd".to_owned())
+        );
+        let lazy: Vec<u64> = imap_process(&CONFIG, true, None, |x| square(x), 0..4).collect();
+        assert_eq!(lazy, [0, 1, 4, 9]);
+        let each: Vec<_> = imap_result_process(&CONFIG, true, None, |x| checked(x), 2..5).collect();
+        assert_eq!(each, [Ok(2), Err("3 is odd".to_owned()), Ok(4)]);
+        assert_eq!(amap_process(&CONFIG, None, |x| square(x), [7]).get(), [49]);
+        assert_eq!(
+            amap_result_process(&CONFIG, None, |x| checked(x), [1, 2]).get(),
+            Ok(vec![1, 2])
+        );
+        assert!(std::ptr::eq(process_pool(&CONFIG), process_pool(&CONFIG)));
+    }
+}

@@ -1,0 +1,425 @@
+//! One call of a process pool, on the caller's side: pulls and encodes the input in
+//! batches (sized automatically from the measured cost of an item, unless a `chunksize`
+//! was set), keeps a bounded number of them in flight, and decodes what comes back.
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use super::remote::{Decoded, Failure, RemoteFn, decode_records, function_id, render_input, write};
+use super::slot::{Batch, CallLink, Delivery, Shared};
+use crate::error::{ErrorKind, WorkerError};
+use crate::item::{ItemFailure, Render};
+
+/// How long one batch should keep a worker busy: long enough that the round trip is
+/// noise, short enough to spread work evenly and to lose little if a worker dies.
+const TARGET: Duration = Duration::from_millis(2);
+/// The most items in one batch.
+const MAX_ITEMS: usize = 1 << 16;
+/// A batch is closed once its items take this many bytes.
+const MAX_BYTES: usize = 1 << 20;
+
+/// The engine of every method: yields decoded chunks of results, in completion order.
+pub(crate) struct Call<A: RemoteFn, I: Iterator> {
+    shared: Arc<Shared>,
+    link: Arc<CallLink>,
+    receiver: Receiver<Delivery>,
+    input: Peekable<I>,
+    input_done: bool,
+    /// Stop pulling input (a failure made the rest useless, or the pool refused).
+    stopped: bool,
+    /// Items pulled so far: the index of the next one.
+    pub(crate) pulled: usize,
+    /// Batches queued and not yet ended.
+    batches_out: usize,
+    /// Chunks made here rather than by a worker (an item that could not be encoded).
+    local: Vec<Decoded<A>>,
+    render: Option<Render<A::In>>,
+    batch_size: usize,
+    fixed: bool,
+    max_batch: usize,
+    pub(crate) window: usize,
+    _f: PhantomData<A>,
+}
+
+impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
+    pub(crate) fn new(shared: Arc<Shared>, input: I, render: Option<Render<A::In>>) -> Self {
+        let (sender, receiver) = mpsc::channel();
+        let (function, refused) = match function_id::<A>() {
+            Ok(function) => (function, None),
+            Err(err) => (Default::default(), Some(err)),
+        };
+        let nodes = shared.nodes;
+        let hint = input.size_hint().0;
+        let max_batch = if hint > 0 {
+            hint.div_ceil(2 * nodes).clamp(1, MAX_ITEMS)
+        } else {
+            MAX_ITEMS
+        };
+        let (batch_size, fixed) = match shared.chunksize {
+            Some(size) => (size, true),
+            None => {
+                let size = shared
+                    .remembered_cost(&function)
+                    .map_or(1, |cost| items_for(cost));
+                (size.min(max_batch), false)
+            }
+        };
+        let mut call = Call {
+            link: Arc::new(CallLink {
+                function,
+                sender,
+                cancelled: AtomicBool::new(false),
+            }),
+            shared,
+            receiver,
+            input: input.peekable(),
+            input_done: false,
+            stopped: false,
+            pulled: 0,
+            batches_out: 0,
+            local: Vec::new(),
+            render,
+            batch_size,
+            fixed,
+            max_batch,
+            window: 2 * nodes,
+            _f: PhantomData,
+        };
+        if let Some(err) = refused {
+            // The function cannot be named in a worker: every item fails, clearly.
+            call.stopped = true;
+            let why = format!("the function cannot be sent to a worker process: {err}");
+            for (index, _) in call.input.by_ref().enumerate() {
+                call.local
+                    .push(single(index, None, ErrorKind::Transport(why.clone())));
+            }
+        }
+        call
+    }
+
+    /// Pulls no more input.
+    pub(crate) fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    /// Queues batches while fewer than `window` are out and fewer than `ahead` items are
+    /// pulled (the caller's bound on buffered results).
+    pub(crate) fn fill(&mut self, ahead: Option<usize>) {
+        while !self.input_done && !self.stopped && self.batches_out < self.window {
+            if ahead.is_some_and(|limit| self.pulled >= limit) {
+                break;
+            }
+            if !self.push_batch() {
+                self.input_done = true;
+            }
+        }
+    }
+
+    /// Encodes and queues one batch; `false` once the input has ended.
+    fn push_batch(&mut self) -> bool {
+        let first = self.pulled;
+        let mut bytes = Vec::with_capacity(self.batch_size.min(MAX_ITEMS) * 8);
+        let mut offsets = Vec::with_capacity(self.batch_size.min(MAX_ITEMS));
+        while offsets.len() < self.batch_size && bytes.len() < MAX_BYTES {
+            let Some(item) = self.input.next() else {
+                break;
+            };
+            let start = bytes.len();
+            match write(&item, &mut bytes) {
+                Ok(()) if u32::try_from(bytes.len()).is_ok() => {
+                    offsets.push(u32::try_from(start).expect("checked above"));
+                }
+                outcome => {
+                    bytes.truncate(start);
+                    let why = match outcome {
+                        Err(err) => format!("the item could not be serialized: {err}"),
+                        Ok(()) => "the item is too large to send".to_owned(),
+                    };
+                    let index = first + offsets.len();
+                    self.local
+                        .push(single(index, None, ErrorKind::Transport(why)));
+                    // Indices must stay contiguous within a batch: end it here.
+                    self.pulled = index + 1;
+                    self.dispatch(first, bytes, offsets);
+                    return true;
+                }
+            }
+        }
+        if offsets.is_empty() {
+            return false;
+        }
+        self.pulled = first + offsets.len();
+        self.dispatch(first, bytes, offsets);
+        true
+    }
+
+    fn dispatch(&mut self, first: usize, bytes: Vec<u8>, offsets: Vec<u32>) {
+        if offsets.is_empty() {
+            return;
+        }
+        self.batches_out += 1;
+        self.shared
+            .submit(Batch::new(Arc::clone(&self.link), first, bytes, offsets));
+    }
+
+    /// The next chunk of results, in completion order; `None` when every pulled item has
+    /// been answered and no input is left (or input was stopped).
+    pub(crate) fn next_chunk(&mut self, ahead: Option<usize>) -> Option<Decoded<A>> {
+        loop {
+            if let Some(chunk) = self.local.pop() {
+                return Some(chunk);
+            }
+            self.fill(ahead);
+            if self.batches_out == 0 {
+                return None;
+            }
+            let delivery = self
+                .receiver
+                .recv()
+                .expect("the call holds a sender, so receiving cannot fail");
+            match delivery {
+                Delivery::Results {
+                    first,
+                    count,
+                    body,
+                    worker,
+                } => {
+                    let records = body.get(5..).unwrap_or_default();
+                    return Some(decode_records::<A>(
+                        records,
+                        first,
+                        count,
+                        worker,
+                        self.render,
+                    ));
+                }
+                Delivery::Failed {
+                    index,
+                    worker,
+                    input,
+                    kind,
+                } => {
+                    let input = render_input::<A::In>(&input, self.render);
+                    let err = WorkerError::new(index, kind)
+                        .with_worker(worker)
+                        .with_input(input);
+                    return Some(Decoded {
+                        first: index,
+                        count: 1,
+                        values: Vec::new(),
+                        failures: vec![(index, ItemFailure::Worker(err))],
+                    });
+                }
+                Delivery::Cancelled { first, count } => {
+                    let failures = (first..first + count)
+                        .map(|index| {
+                            (
+                                index,
+                                ItemFailure::Worker(WorkerError::new(index, ErrorKind::Cancelled)),
+                            )
+                        })
+                        .collect();
+                    return Some(Decoded {
+                        first,
+                        count,
+                        values: Vec::new(),
+                        failures,
+                    });
+                }
+                Delivery::BatchEnd { measured } => {
+                    self.batches_out -= 1;
+                    if let Some((items, elapsed)) = measured {
+                        self.measured(items, elapsed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sizes the next batches from how long the last whole one took.
+    fn measured(&mut self, items: usize, elapsed: Duration) {
+        if items == 0 {
+            return;
+        }
+        let cost = (elapsed.as_nanos() / items as u128).clamp(1, u128::from(u64::MAX)) as u64;
+        self.shared.remember_cost(&self.link.function, cost);
+        if !self.fixed {
+            let ideal = items_for(cost);
+            let size = self.batch_size;
+            self.batch_size = ideal
+                .clamp((size / 4).max(1), size.saturating_mul(8))
+                .clamp(1, self.max_batch);
+        }
+    }
+}
+
+/// How many items of `cost` nanoseconds fill one batch.
+fn items_for(cost: u64) -> usize {
+    usize::try_from(TARGET.as_nanos() as u64 / cost.max(1))
+        .unwrap_or(MAX_ITEMS)
+        .clamp(1, MAX_ITEMS)
+}
+
+fn single<A: RemoteFn>(index: usize, worker: Option<usize>, kind: ErrorKind) -> Decoded<A> {
+    Decoded {
+        first: index,
+        count: 1,
+        values: Vec::new(),
+        failures: vec![(
+            index,
+            ItemFailure::Worker(WorkerError::new(index, kind).with_worker(worker)),
+        )],
+    }
+}
+
+impl<A: RemoteFn, I: Iterator> Drop for Call<A, I> {
+    fn drop(&mut self) {
+        // Batches still queued are skipped; the pool stays free for other work.
+        self.link.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The items of one chunk, in index order.
+pub(crate) struct ChunkIter<A: RemoteFn> {
+    next: usize,
+    end: usize,
+    values: std::vec::IntoIter<A::Out>,
+    failures: Peekable<std::vec::IntoIter<(usize, Failure<A>)>>,
+}
+
+impl<A: RemoteFn> From<Decoded<A>> for ChunkIter<A> {
+    fn from(chunk: Decoded<A>) -> Self {
+        ChunkIter {
+            next: chunk.first,
+            end: chunk.first + chunk.count,
+            values: chunk.values.into_iter(),
+            failures: chunk.failures.into_iter().peekable(),
+        }
+    }
+}
+
+impl<A: RemoteFn> Iterator for ChunkIter<A> {
+    type Item = (usize, Result<A::Out, Failure<A>>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next == self.end {
+            return None;
+        }
+        let index = self.next;
+        self.next += 1;
+        if self.failures.peek().is_some_and(|(at, _)| *at == index) {
+            let (_, failure) = self.failures.next()?;
+            return Some((index, Err(failure)));
+        }
+        self.values.next().map(|value| (index, Ok(value)))
+    }
+}
+
+/// `map`: every result in input order, or the failure with the lowest index.
+pub(crate) fn run_map<A: RemoteFn>(
+    shared: Arc<Shared>,
+    _function: A,
+    items: impl IntoIterator<Item = A::In>,
+    render: Option<Render<A::In>>,
+) -> Result<Vec<A::Out>, Failure<A>> {
+    let mut call = Call::<A, _>::new(shared, items.into_iter(), render);
+    let mut chunks: Vec<(usize, Vec<A::Out>)> = Vec::new();
+    let mut lowest: Option<Failure<A>> = None;
+    while let Some(chunk) = call.next_chunk(None) {
+        if let Some((_, failure)) = chunk.failures.into_iter().next() {
+            // Items after the lowest failure are not needed: pull no more.
+            call.stop();
+            if lowest
+                .as_ref()
+                .is_none_or(|kept| failure.index() < kept.index())
+            {
+                lowest = Some(failure);
+            }
+        } else if lowest.is_none() {
+            chunks.push((chunk.first, chunk.values));
+        }
+    }
+    if let Some(failure) = lowest {
+        return Err(failure);
+    }
+    chunks.sort_unstable_by_key(|(first, _)| *first);
+    let mut results = Vec::with_capacity(call.pulled);
+    for (_, values) in chunks {
+        results.extend(values);
+    }
+    Ok(results)
+}
+
+/// `imap` and `uimap`: results lazily, in input or completion order.
+pub(crate) struct LazyCall<A: RemoteFn, I: Iterator> {
+    call: Call<A, I>,
+    ordered: bool,
+    current: Option<ChunkIter<A>>,
+    waiting: BTreeMap<usize, ChunkIter<A>>,
+    yielded: usize,
+    largest_batch: usize,
+}
+
+impl<A: RemoteFn, I: Iterator<Item = A::In>> LazyCall<A, I> {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        _function: A,
+        input: I,
+        render: Option<Render<A::In>>,
+        ordered: bool,
+    ) -> Self {
+        let mut call = Call::new(shared, input, render);
+        call.fill(None);
+        LazyCall {
+            call,
+            ordered,
+            current: None,
+            waiting: BTreeMap::new(),
+            yielded: 0,
+            largest_batch: 1,
+        }
+    }
+
+    /// How far past the consumer input may be pulled: about two rounds of batches.
+    fn ahead(&mut self) -> Option<usize> {
+        self.largest_batch = self.largest_batch.max(self.call.batch_size);
+        self.ordered
+            .then(|| self.yielded + 2 * self.call.window * self.largest_batch)
+    }
+}
+
+impl<A: RemoteFn, I: Iterator<Item = A::In>> Iterator for LazyCall<A, I> {
+    type Item = Result<A::Out, Failure<A>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(current) = &mut self.current {
+                if let Some((_, outcome)) = current.next() {
+                    self.yielded += 1;
+                    return Some(outcome);
+                }
+                self.current = None;
+            }
+            if self.ordered
+                && let Some(entry) = self.waiting.first_entry()
+                && *entry.key() == self.yielded
+            {
+                self.current = Some(entry.remove());
+                continue;
+            }
+            let ahead = self.ahead();
+            let chunk = self.call.next_chunk(ahead)?;
+            if self.ordered {
+                self.waiting.insert(chunk.first, chunk.into());
+            } else {
+                self.current = Some(chunk.into());
+            }
+        }
+    }
+}

@@ -1,0 +1,609 @@
+//! [`ProcessPool`]: items on N worker processes of the same executable, over sockets.
+//!
+//! | module | what |
+//! |---|---|
+//! | `wire` | frames, the handshake, and the checks that refuse what a worker does not understand |
+//! | `remote` | what crosses: [`CrossProcess`], functions as zero-sized adapters, result records |
+//! | `worker` | the worker process: entered before `main`, serves jobs |
+//! | `slot` | the parent side of each worker: start, send, receive, replace, reap |
+//! | `call` | one call on the caller's side: batching, windows, decoding, ordering |
+//! | `attribute` | what `#[pmap(process)]` and friends call |
+
+pub(crate) mod attribute;
+mod call;
+mod remote;
+mod slot;
+pub(crate) mod wire;
+pub(crate) mod worker;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::iter::FusedIterator;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::async_result::{AsyncResult, async_result};
+use crate::debug::{self, event};
+use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
+use crate::item::{ItemFailure, Render};
+use crate::tuple_fn::TupleFn;
+
+use call::{LazyCall, run_map};
+use remote::{AsText, Fallible, Plain, RemoteFn, Starred};
+use slot::Shared;
+
+pub use remote::{CrossProcess, RemoteError};
+
+/// A pool of worker processes, for isolation: a crash, abort, leak or hang in one item
+/// cannot take the program down, and a timeout can really stop an item.
+///
+/// Use it where threads are not enough — code that may segfault or abort (native
+/// libraries, parsers of untrusted input), that leaks, that can hang, or that is not
+/// thread-safe. Otherwise prefer [`ThreadPool`](crate::ThreadPool): Rust threads share no
+/// interpreter lock, so they are faster for everything else.
+///
+/// ```
+/// use twat_mp::ProcessPool;
+///
+/// let pool = ProcessPool::with_nodes(2)?;
+/// let squares = pool.map(|x: u64| x * x, 0..10)?;
+/// assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Setup: none
+///
+/// The workers are this same executable started again (`/proc/self/exe`, so even a binary
+/// rebuilt on disk meanwhile is not mixed up) with an environment marker. twat-mp places a
+/// hook in the executable's `.init_array`, which the C runtime runs before `main`: in a
+/// worker it serves the pool and exits, so the worker never reaches `main`. Hence:
+///
+/// - no line in `main` is needed, and it works the same in `cargo test` integration
+///   tests, unit tests and doctests: the worker of a test binary runs no tests;
+/// - work done in `main` (argument parsing, logging set-up) does not happen in workers,
+///   and neither do other libraries' `main`-time initialisations; code that runs before
+///   `main` in other crates (their own `.init_array` hooks) does;
+/// - the workers start lazily, one per node as the work needs them, and are reused by
+///   every later call; a worker whose item killed it is replaced by a new one.
+///
+/// `ProcessPool` is available on Linux.
+///
+/// # Functions, items, results
+///
+/// Rust cannot send a closure to another process, so the function must **capture
+/// nothing**: a `fn` item, or a closure without captures. It is then zero-sized, and the
+/// worker, running the same code, needs only its name: the pool sends the place of a small
+/// per-function entry point in the executable, under a keyed tag only this pool can make,
+/// and the worker refuses any job that fails the checks (unknown function, malformed or
+/// truncated frame, type mismatch, other executable) with a clear error instead of
+/// running it. A capturing closure or a function pointer is a compile-time error:
+///
+/// ```compile_fail
+/// let pool = twat_mp::ProcessPool::with_nodes(1).unwrap();
+/// let offset = 10_u64;
+/// let _ = pool.map(move |x: u64| x + offset, 0..4); // captures `offset`
+/// ```
+///
+/// Items and results cross as [`serde`] values (postcard): their types must be
+/// [`CrossProcess`] (derive `Serialize` and `Deserialize`); send data as items rather than
+/// captures. Items travel in batches whose size follows the measured cost of an item
+/// (aiming at about 2 ms of work per batch), or a fixed [`chunksize`](ProcessPoolBuilder::chunksize).
+///
+/// # Failures
+///
+/// Every failure is a [`WorkerError`] naming its item, and costs exactly that item:
+///
+/// - a panic comes back as [`ErrorKind::Panicked`] with its message and backtrace text;
+/// - a worker that dies (abort, segfault, `kill -9`, out of memory) gives
+///   [`ErrorKind::Crashed`] with its exit status or signal; a new worker replaces it and
+///   every other item of the call still completes. To find the item that killed a
+///   worker, the unanswered rest of its batch runs again on a fresh worker, each result
+///   sent as soon as it is ready: items of that batch that had finished but whose results
+///   were lost with the worker can thus run twice (results of slow items are sent within
+///   about a millisecond, so this is rare for items worth isolating);
+/// - an item that runs past the [`timeout`](ProcessPoolBuilder::timeout) is stopped by
+///   killing its worker, and gives [`ErrorKind::TimedOut`] at once.
+///
+/// # Lifecycle
+///
+/// The pool is `Send + Sync`. On `Drop` it waits for its outstanding work
+/// ([`amap`](Self::amap), [`apipe`](Self::apipe)), closes each worker's input and reaps
+/// it; dropped while the caller panics, it kills its workers at once instead. Workers die
+/// with their parent (`PR_SET_PDEATHSIG`), so none outlives a parent that is killed or
+/// interrupted (Ctrl-C), and none is left a zombie: the slot that started a worker always
+/// waits for it.
+pub struct ProcessPool {
+    shared: Arc<Shared>,
+    slots: Vec<JoinHandle<()>>,
+    background: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Settings for a [`ProcessPool`]; made by [`ProcessPool::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use twat_mp::ProcessPool;
+///
+/// let pool = ProcessPool::builder()
+///     .nodes(2)
+///     .chunksize(64)
+///     .timeout(Duration::from_secs(30))
+///     .build()?;
+/// assert_eq!(pool.nodes(), 2);
+/// # Ok::<(), twat_mp::BuildError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `.build()`"]
+pub struct ProcessPoolBuilder {
+    nodes: Option<usize>,
+    chunksize: Option<usize>,
+    timeout: Option<Duration>,
+    debug: bool,
+}
+
+impl ProcessPoolBuilder {
+    /// The number of worker processes; the default is the number of CPUs this process may
+    /// use (cgroup quotas and affinity included).
+    pub fn nodes(mut self, nodes: usize) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
+
+    /// A fixed number of items per message to a worker. By default the size follows the
+    /// measured cost of an item: single items for slow functions, tens of thousands for
+    /// trivial ones.
+    pub fn chunksize(mut self, chunksize: usize) -> Self {
+        self.chunksize = Some(chunksize);
+        self
+    }
+
+    /// The longest one item may run: past it, its worker is killed (and replaced) and the
+    /// item fails with [`ErrorKind::TimedOut`]. With a timeout each result is sent as soon
+    /// as it is ready, so that the clock runs per item; that costs about a microsecond per
+    /// item.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Reports this pool's events (worker start, exit, replacement, timeouts) even when
+    /// the global debug mode is off (see [`set_debug_mode`](crate::set_debug_mode)).
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.debug = debug;
+        self
+    }
+
+    /// Makes the pool. Its worker processes start later, when work first needs them.
+    ///
+    /// # Errors
+    /// [`BuildError::NoNodes`] for `nodes(0)`, [`BuildError::Zero`] for `chunksize(0)` or a
+    /// zero `timeout`, [`BuildError::Spawn`] when the system refuses a thread.
+    pub fn build(self) -> Result<ProcessPool, BuildError> {
+        let nodes = self.nodes.unwrap_or_else(crate::thread_pool::default_nodes);
+        if nodes == 0 {
+            return Err(BuildError::NoNodes);
+        }
+        if self.chunksize == Some(0) {
+            return Err(BuildError::Zero("chunksize"));
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(BuildError::Zero("timeout"));
+        }
+        let debug = debug::enabled(self.debug);
+        let shared = Arc::new(Shared::new(nodes, self.chunksize, self.timeout, debug));
+        let mut slots = Vec::with_capacity(nodes);
+        for index in 0..nodes {
+            let slot_shared = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("twat-mp-process-{index}"))
+                .spawn(move || slot::slot_main(slot_shared, index));
+            match spawned {
+                Ok(handle) => slots.push(handle),
+                Err(err) => {
+                    shared.terminate();
+                    for handle in slots {
+                        let _ = handle.join();
+                    }
+                    return Err(BuildError::Spawn(err));
+                }
+            }
+        }
+        event!(debug, nodes, timeout = ?self.timeout, "process pool started");
+        Ok(ProcessPool {
+            shared,
+            slots,
+            background: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl ProcessPool {
+    /// A pool with one worker process per usable CPU.
+    ///
+    /// # Errors
+    /// [`BuildError::Spawn`] when the system refuses a thread.
+    pub fn new() -> Result<Self, BuildError> {
+        Self::builder().build()
+    }
+
+    /// A pool with `nodes` worker processes.
+    ///
+    /// # Errors
+    /// [`BuildError::NoNodes`] for `0`; [`BuildError::Spawn`] when the system refuses a
+    /// thread.
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::with_nodes(4)?;
+    /// assert_eq!(pool.nodes(), 4);
+    /// assert!(twat_mp::ProcessPool::with_nodes(0).is_err());
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
+    pub fn with_nodes(nodes: usize) -> Result<Self, BuildError> {
+        Self::builder().nodes(nodes).build()
+    }
+
+    /// Settings beyond the number of processes: `chunksize`, `timeout`, `debug`.
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder::default()
+    }
+
+    /// The number of worker processes (started as work needs them).
+    pub fn nodes(&self) -> usize {
+        self.shared.nodes
+    }
+
+    /// Applies `f` to every item in the worker processes and returns the results in input
+    /// order.
+    ///
+    /// The input is pulled lazily, a batch at a time. If items fail, the one with the
+    /// lowest index is reported (input after a failure is not pulled any more).
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item: a panic, a crash of its worker, a
+    /// timeout.
+    ///
+    /// ```
+    /// fn word_count(text: String) -> usize {
+    ///     text.split_whitespace().count()
+    /// }
+    ///
+    /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
+    /// let texts = vec!["a b c".to_owned(), "".to_owned(), "hello world".to_owned()];
+    /// assert_eq!(pool.map(word_count, texts)?, [3, 0, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map<T, R, F, I>(&self, f: F, items: I) -> Result<Vec<R>, WorkerError>
+    where
+        F: Fn(T) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        run_map(self.shared(), Plain::<F, T, R>::new(f), items, None)
+            .map_err(ItemFailure::into_infallible_worker_error)
+    }
+
+    /// Like [`map`](Self::map) for a function that returns `Result`: the first `Err` (by
+    /// index) comes back as a [`WorkerError`] of kind [`ErrorKind::Failed`] whose
+    /// [`source`](std::error::Error::source) is a [`RemoteError`] with the error's text
+    /// (the value itself stays in the worker).
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use twat_mp::{ErrorKind, ProcessPool};
+    ///
+    /// let pool = ProcessPool::with_nodes(2)?;
+    /// let parsed = pool.try_map(|s: String| s.parse::<u8>(), ["1", "x", "3"].map(String::from));
+    /// let err = parsed.unwrap_err();
+    /// assert_eq!(err.index(), 1);
+    /// assert!(matches!(err.kind(), ErrorKind::Failed(e) if e.to_string() == "invalid digit found in string"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_map<T, R, E, F, I>(&self, f: F, items: I) -> Result<Vec<R>, WorkerError>
+    where
+        F: Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        T: CrossProcess,
+        R: CrossProcess,
+        E: Into<BoxError> + 'static,
+    {
+        run_map(
+            self.shared(),
+            Fallible::<F, T, R, E, AsText>::new(f),
+            items,
+            None,
+        )
+        .map_err(ItemFailure::into_worker_error)
+    }
+
+    /// Applies a function of several arguments to every tuple of arguments, as Python's
+    /// `starmap`. See [`TupleFn`] for the closures it takes.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
+    /// let powers = pool.starmap(|base: u64, exp: u32| base.pow(exp), vec![(2, 10), (3, 3)])?;
+    /// assert_eq!(powers, [1024, 27]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn starmap<Args, F, I>(&self, f: F, tuples: I) -> Result<Vec<F::Output>, WorkerError>
+    where
+        F: TupleFn<Args> + Copy + Send + Sync + 'static,
+        F::Output: CrossProcess,
+        I: IntoIterator<Item = Args>,
+        Args: CrossProcess,
+    {
+        run_map(self.shared(), Starred::<F, Args>::new(f), tuples, None)
+            .map_err(ItemFailure::into_infallible_worker_error)
+    }
+
+    /// Applies `f` to every item lazily, yielding results in input order as they are
+    /// ready.
+    ///
+    /// Input is pulled only as workers free up (a few batches ahead of the consumer), so
+    /// an endless input runs in bounded memory. A failed item yields `Err` and the
+    /// iteration goes on. Dropping the iterator cancels the batches not yet started.
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
+    /// let first: Vec<u64> = pool
+    ///     .imap(|n: u64| n * n, 1..)
+    ///     .take(4)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(first, [1, 4, 9, 16]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn imap<'pool, T, R, F, I>(&'pool self, f: F, items: I) -> ProcessImap<'pool, R>
+    where
+        F: Fn(T) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'pool,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        ProcessImap {
+            lazy: self.lazy(Plain::<F, T, R>::new(f), items, true),
+        }
+    }
+
+    /// Like [`imap`](Self::imap), but yields each result as soon as it is ready, in
+    /// completion order.
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
+    /// let mut sums: Vec<u64> = pool
+    ///     .uimap(|n: u64| (0..n).sum(), vec![10, 20, 30])
+    ///     .collect::<Result<_, _>>()?;
+    /// sums.sort();
+    /// assert_eq!(sums, [45, 190, 435]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn uimap<'pool, T, R, F, I>(&'pool self, f: F, items: I) -> ProcessUimap<'pool, R>
+    where
+        F: Fn(T) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: 'pool,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        ProcessUimap {
+            lazy: self.lazy(Plain::<F, T, R>::new(f), items, false),
+        }
+    }
+
+    /// Starts [`map`](Self::map) in the background and returns at once; collect the
+    /// results from the [`AsyncResult`] (`get`, `ready`, `wait`, or `.await`).
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
+    /// let pending = pool.amap(|x: u32| x + 1, vec![1, 2, 3]);
+    /// assert_eq!(pending.get()?, [2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn amap<T, R, F, I>(&self, f: F, items: I) -> AsyncResult<Result<Vec<R>, WorkerError>>
+    where
+        F: Fn(T) -> R + Copy + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        let function = Plain::<F, T, R>::new(f);
+        let items: Vec<T> = items.into_iter().collect();
+        let (completer, pending) = async_result(cancelled_call);
+        let shared = self.shared();
+        self.background(move || {
+            let outcome = run_map(shared, function, items, None);
+            completer.complete(outcome.map_err(ItemFailure::into_infallible_worker_error));
+        });
+        pending
+    }
+
+    /// Applies `f` to one item in a worker process and waits for the result.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] (index 0) when the item fails.
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::with_nodes(1)?;
+    /// assert_eq!(pool.apply(|s: String| s.len(), "four".to_owned())?, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apply<T, R, F>(&self, f: F, item: T) -> Result<R, WorkerError>
+    where
+        F: Fn(T) -> R + Copy + Send + Sync + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        let mut results = self.map(f, std::iter::once(item))?;
+        results
+            .pop()
+            .ok_or_else(|| WorkerError::new(0, ErrorKind::Cancelled))
+    }
+
+    /// Starts [`apply`](Self::apply) in the background and returns its handle at once.
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::with_nodes(1)?;
+    /// let pending = pool.apipe(|n: u64| (1..=n).sum::<u64>(), 100);
+    /// assert_eq!(pending.get()?, 5050);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apipe<T, R, F>(&self, f: F, item: T) -> AsyncResult<Result<R, WorkerError>>
+    where
+        F: Fn(T) -> R + Copy + Send + Sync + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        let function = Plain::<F, T, R>::new(f);
+        let (completer, pending) = async_result(cancelled_call);
+        let shared = self.shared();
+        self.background(move || {
+            let outcome = run_map(shared, function, std::iter::once(item), None)
+                .map_err(ItemFailure::into_infallible_worker_error)
+                .and_then(|mut results| {
+                    results
+                        .pop()
+                        .ok_or_else(|| WorkerError::new(0, ErrorKind::Cancelled))
+                });
+            completer.complete(outcome);
+        });
+        pending
+    }
+
+    fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// The engine of the lazy maps, with the function's own error still typed.
+    pub(crate) fn lazy<'pool, A, I>(
+        &self,
+        function: A,
+        items: I,
+        ordered: bool,
+    ) -> Box<dyn Iterator<Item = Result<A::Out, WorkerError>> + 'pool>
+    where
+        A: RemoteFn<Err = Infallible>,
+        I: IntoIterator<Item = A::In>,
+        I::IntoIter: 'pool,
+        A::Wire: remote::ErrorWire<Infallible, Remote = Infallible>,
+    {
+        let lazy = LazyCall::new(self.shared(), function, items.into_iter(), None, ordered);
+        Box::new(lazy.map(|outcome| outcome.map_err(ItemFailure::into_infallible_worker_error)))
+    }
+
+    /// The engine of `map` and of the attributes.
+    pub(crate) fn run_map<A: RemoteFn>(
+        &self,
+        function: A,
+        items: impl IntoIterator<Item = A::In>,
+        render: Option<Render<A::In>>,
+    ) -> Result<Vec<A::Out>, remote::Failure<A>> {
+        run_map(self.shared(), function, items, render)
+    }
+
+    /// The engine of the lazy attributes.
+    pub(crate) fn lazy_call<A: RemoteFn, I: Iterator<Item = A::In>>(
+        &self,
+        function: A,
+        items: I,
+        render: Option<Render<A::In>>,
+        ordered: bool,
+    ) -> LazyCall<A, I> {
+        LazyCall::new(self.shared(), function, items, render, ordered)
+    }
+
+    /// Runs `job` on a thread of its own; `Drop` waits for it.
+    pub(crate) fn background(&self, job: impl FnOnce() + Send + 'static) {
+        let mut threads = self.background.lock().unwrap_or_else(|p| p.into_inner());
+        // Finished threads need no join.
+        threads.retain(|thread| !thread.is_finished());
+        // If no thread can be had, the job is dropped and its AsyncResult reports the
+        // call as cancelled.
+        if let Ok(thread) = std::thread::Builder::new()
+            .name("twat-mp-process-call".into())
+            .spawn(job)
+        {
+            threads.push(thread);
+        }
+    }
+}
+
+/// What an [`AsyncResult`] of a pool gives when its job never ran.
+fn cancelled_call<R>() -> Result<R, WorkerError> {
+    Err(WorkerError::new(0, ErrorKind::Cancelled))
+}
+
+impl Drop for ProcessPool {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.shared.terminate();
+        }
+        let background =
+            std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));
+        for thread in background {
+            let _ = thread.join();
+        }
+        self.shared.close();
+        for slot in self.slots.drain(..) {
+            let _ = slot.join();
+        }
+        event!(
+            self.shared.debug,
+            nodes = self.shared.nodes,
+            "process pool stopped"
+        );
+    }
+}
+
+impl fmt::Debug for ProcessPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessPool")
+            .field("nodes", &self.shared.nodes)
+            .field("chunksize", &self.shared.chunksize)
+            .field("timeout", &self.shared.timeout)
+            .field("debug", &self.shared.debug)
+            .finish()
+    }
+}
+
+macro_rules! lazy_iterator {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[must_use = "iterators are lazy: the results come only as it is consumed"]
+        pub struct $name<'pool, R> {
+            lazy: Box<dyn Iterator<Item = Result<R, WorkerError>> + 'pool>,
+        }
+
+        impl<R> Iterator for $name<'_, R> {
+            type Item = Result<R, WorkerError>;
+
+            fn next(&mut self) -> Option<Self::Item> {
+                self.lazy.next()
+            }
+        }
+
+        impl<R> FusedIterator for $name<'_, R> {}
+
+        impl<R> fmt::Debug for $name<'_, R> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+lazy_iterator! {
+    /// The iterator of [`ProcessPool::imap`]: results in input order, computed a bounded
+    /// window ahead of the consumer.
+    ProcessImap
+}
+
+lazy_iterator! {
+    /// The iterator of [`ProcessPool::uimap`]: results in the order they finish.
+    ProcessUimap
+}

@@ -1,0 +1,607 @@
+//! The frames between a pool and its worker processes, and the checks that make a worker
+//! refuse what it does not understand.
+//!
+//! Every frame is `[u32 LE: length of the body][body]`, the body starting with its kind:
+//!
+//! | kind | from | body after the kind byte |
+//! |---|---|---|
+//! | `HELLO` | parent | magic, version, executable identity, the pool's key |
+//! | `JOB` | parent | trampoline offset, type fingerprint, flags, item count, tag, items |
+//! | `READY` | worker | magic, version, executable identity, pid |
+//! | `RESULTS` | worker | record count, records (see `remote`) |
+//! | `DONE` | worker | — (the job's last frame) |
+//! | `REFUSED` | worker | fatal flag, the reason in words |
+//!
+//! A job names its function by the distance from an anchor function to the function's
+//! trampoline. The worker honours that distance only under three checks: the `HELLO`
+//! handshake showed that parent and worker run the same code layout; the job's `tag`, a
+//! keyed hash of its header with the key that only the parent and this worker know,
+//! matches (so only an offset the parent itself computed is ever used); and the target
+//! lies inside the executable's code. The trampoline then checks the type fingerprint
+//! before it decodes anything. A frame failing any check is refused with a [`FrameError`]
+//! that the parent turns into a clear [`ErrorKind::Transport`](crate::ErrorKind).
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::io::{self, Read};
+use std::ops::Range;
+use std::sync::OnceLock;
+
+pub(crate) const MAGIC: [u8; 4] = *b"TWMP";
+pub(crate) const VERSION: u16 = 1;
+/// Frames larger than this are refused: a garbage length must not allocate gigabytes.
+pub(crate) const MAX_FRAME: usize = 1 << 30;
+
+pub(crate) const HELLO: u8 = 1;
+pub(crate) const JOB: u8 = 2;
+pub(crate) const READY: u8 = 11;
+pub(crate) const RESULTS: u8 = 12;
+pub(crate) const DONE: u8 = 13;
+pub(crate) const REFUSED: u8 = 14;
+
+/// `JOB` flag: send each result as soon as it is ready (per-item timeouts, crash search).
+pub(crate) const FLUSH_EACH: u8 = 1;
+
+/// The secret a pool shares with its workers to tag job frames.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Key(pub(crate) u64, pub(crate) u64);
+
+impl Key {
+    /// A fresh random key (std's `RandomState` is seeded from the OS).
+    pub(crate) fn random() -> Key {
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        let pid = u64::from(std::process::id());
+        Key(state.hash_one((pid, 0_u8)), state.hash_one((pid, 1_u8)))
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+/// Why a frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FrameError {
+    Truncated { needed: usize, got: usize },
+    TooLarge(usize),
+    UnexpectedKind { expected: &'static str, got: u8 },
+    BadMagic,
+    Version { ours: u16, theirs: u16 },
+    OtherExecutable,
+    UnknownFunction,
+    OutsideImage,
+    NoImage,
+    TypeMismatch,
+    Count { header: u32, found: u32 },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::Truncated { needed, got } => write!(
+                f,
+                "malformed frame: truncated ({got} bytes where at least {needed} are needed)"
+            ),
+            FrameError::TooLarge(len) => write!(
+                f,
+                "malformed frame: a length of {len} bytes is over the {MAX_FRAME}-byte limit"
+            ),
+            FrameError::UnexpectedKind { expected, got } => {
+                write!(
+                    f,
+                    "malformed frame: expected a {expected} frame, got kind {got}"
+                )
+            }
+            FrameError::BadMagic => f.write_str("malformed frame: not a twat-mp frame"),
+            FrameError::Version { ours, theirs } => write!(
+                f,
+                "protocol version mismatch: this side speaks {ours}, the other side {theirs}"
+            ),
+            FrameError::OtherExecutable => f.write_str(
+                "the worker runs a different executable than the pool (was it rebuilt?)",
+            ),
+            FrameError::UnknownFunction => f.write_str(
+                "unknown function: the job's tag does not match any function this pool sent",
+            ),
+            FrameError::OutsideImage => f.write_str(
+                "unknown function: its address is outside the executable's code (is twat-mp \
+                 linked as a dynamic library? ProcessPool needs it linked statically)",
+            ),
+            FrameError::NoImage => f.write_str(
+                "cannot locate the executable's code in /proc/self/maps, so functions cannot \
+                 be named across processes",
+            ),
+            FrameError::TypeMismatch => f.write_str(
+                "type mismatch: the worker's function has other item or result types than \
+                 the job says",
+            ),
+            FrameError::Count { header, found } => write!(
+                f,
+                "malformed frame: the header announces {header} items but {found} were found"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Reads one frame body into `body`. `Ok(false)` at a clean end of stream (no byte of a
+/// new frame); a stream that ends inside a frame is an `UnexpectedEof` error.
+pub(crate) fn read_frame(reader: &mut impl Read, body: &mut Vec<u8>) -> io::Result<bool> {
+    let mut len = [0_u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match reader.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            FrameError::TooLarge(len),
+        ));
+    }
+    if len == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            FrameError::Truncated { needed: 1, got: 0 },
+        ));
+    }
+    body.clear();
+    body.resize(len, 0);
+    reader.read_exact(body)?;
+    Ok(true)
+}
+
+/// Starts a frame in `out`: room for the length, then the kind. [`end_frame`] fills in the
+/// length.
+pub(crate) fn begin_frame(out: &mut Vec<u8>, kind: u8) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.push(kind);
+    start
+}
+
+/// Writes the length of the frame begun at `start`.
+pub(crate) fn end_frame(out: &mut [u8], start: usize) {
+    let len = u32::try_from(out.len() - start - 4).expect("frames stay under 4 GiB");
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// A cursor over a frame body that reports truncation instead of panicking.
+pub(crate) struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Cursor { bytes, at: 0 }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], FrameError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(FrameError::Truncated {
+                needed: self.at.saturating_add(n),
+                got: self.bytes.len(),
+            });
+        };
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
+        Ok(self.take(N)?.try_into().expect("take returned N bytes"))
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, FrameError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, FrameError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, FrameError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, FrameError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.at..]
+    }
+
+    pub(crate) fn kind(&mut self, kind: u8, expected: &'static str) -> Result<(), FrameError> {
+        match self.u8()? {
+            got if got == kind => Ok(()),
+            got => Err(FrameError::UnexpectedKind { expected, got }),
+        }
+    }
+}
+
+/// `HELLO` (parent → worker) and `READY` (worker → parent) share their first fields.
+pub(crate) fn encode_hello(out: &mut Vec<u8>, key: Key) {
+    let start = begin_frame(out, HELLO);
+    greeting(out);
+    out.extend_from_slice(&key.0.to_le_bytes());
+    out.extend_from_slice(&key.1.to_le_bytes());
+    end_frame(out, start);
+}
+
+fn greeting(out: &mut Vec<u8>) {
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&identity().to_le_bytes());
+}
+
+fn check_greeting(cursor: &mut Cursor<'_>) -> Result<(), FrameError> {
+    if cursor.array::<4>()? != MAGIC {
+        return Err(FrameError::BadMagic);
+    }
+    let theirs = cursor.u16()?;
+    if theirs != VERSION {
+        return Err(FrameError::Version {
+            ours: VERSION,
+            theirs,
+        });
+    }
+    if cursor.u64()? != identity() {
+        return Err(FrameError::OtherExecutable);
+    }
+    Ok(())
+}
+
+/// Checks a `HELLO` body and returns the pool's key.
+pub(crate) fn decode_hello(body: &[u8]) -> Result<Key, FrameError> {
+    let mut cursor = Cursor::new(body);
+    cursor.kind(HELLO, "hello")?;
+    check_greeting(&mut cursor)?;
+    Ok(Key(cursor.u64()?, cursor.u64()?))
+}
+
+pub(crate) fn encode_ready(out: &mut Vec<u8>) {
+    let start = begin_frame(out, READY);
+    greeting(out);
+    out.extend_from_slice(&std::process::id().to_le_bytes());
+    end_frame(out, start);
+}
+
+/// Checks a `READY` body and returns the worker's pid.
+pub(crate) fn decode_ready(body: &[u8]) -> Result<u32, FrameError> {
+    let mut cursor = Cursor::new(body);
+    cursor.kind(READY, "ready")?;
+    check_greeting(&mut cursor)?;
+    cursor.u32()
+}
+
+pub(crate) fn encode_refused(out: &mut Vec<u8>, fatal: bool, reason: &str) {
+    let start = begin_frame(out, REFUSED);
+    out.push(u8::from(fatal));
+    out.extend_from_slice(reason.as_bytes());
+    end_frame(out, start);
+}
+
+/// `(fatal, reason)` of a `REFUSED` body.
+pub(crate) fn decode_refused(body: &[u8]) -> Result<(bool, String), FrameError> {
+    let mut cursor = Cursor::new(body);
+    cursor.kind(REFUSED, "refused")?;
+    let fatal = cursor.u8()? != 0;
+    Ok((fatal, String::from_utf8_lossy(cursor.rest()).into_owned()))
+}
+
+/// A function as a job names it: where its trampoline is, and what types it has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub(crate) struct FunctionId {
+    /// The trampoline's address minus the anchor's, wrapping.
+    pub(crate) offset: u64,
+    /// A hash of the adapter's type name and its item and result sizes.
+    pub(crate) fingerprint: u64,
+}
+
+/// The header of a `JOB` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JobHeader {
+    pub(crate) function: FunctionId,
+    pub(crate) flags: u8,
+    pub(crate) count: u32,
+}
+
+const JOB_HEADER_LEN: usize = 1 + 8 + 8 + 1 + 4 + 8;
+
+/// The bytes before a job's items (length prefix included) for `payload_len` bytes of
+/// items.
+pub(crate) fn encode_job_header(key: Key, header: &JobHeader, payload_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + JOB_HEADER_LEN);
+    let len = u32::try_from(JOB_HEADER_LEN + payload_len).expect("a batch stays under 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(JOB);
+    out.extend_from_slice(&header.function.offset.to_le_bytes());
+    out.extend_from_slice(&header.function.fingerprint.to_le_bytes());
+    out.push(header.flags);
+    out.extend_from_slice(&header.count.to_le_bytes());
+    out.extend_from_slice(&tag(key, header, payload_len).to_le_bytes());
+    out
+}
+
+/// A keyed hash of everything in a job header: only a holder of the key makes a valid one.
+fn tag(key: Key, header: &JobHeader, payload_len: usize) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (key.0, key.1).hash(&mut hasher);
+    (
+        header.function.offset,
+        header.function.fingerprint,
+        header.flags,
+        header.count,
+        payload_len as u64,
+    )
+        .hash(&mut hasher);
+    (key.1, key.0).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Checks a `JOB` body: returns its header and its items.
+pub(crate) fn decode_job(key: Key, body: &[u8]) -> Result<(JobHeader, &[u8]), FrameError> {
+    let mut cursor = Cursor::new(body);
+    cursor.kind(JOB, "job")?;
+    let header = JobHeader {
+        function: FunctionId {
+            offset: cursor.u64()?,
+            fingerprint: cursor.u64()?,
+        },
+        flags: cursor.u8()?,
+        count: cursor.u32()?,
+    };
+    let claimed = cursor.u64()?;
+    let payload = cursor.rest();
+    if claimed != tag(key, &header, payload.len()) {
+        return Err(FrameError::UnknownFunction);
+    }
+    Ok((header, payload))
+}
+
+/// The address of a trampoline that passed every check of [`verify_job`]: the only way to
+/// a [`Trampoline`](super::worker::Trampoline) that `unsafe_code::trampoline_at` accepts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VerifiedTrampoline(usize);
+
+impl VerifiedTrampoline {
+    pub(crate) fn address(self) -> usize {
+        self.0
+    }
+}
+
+/// Checks a job body completely and resolves its function in this process.
+pub(crate) fn verify_job(
+    key: Key,
+    body: &[u8],
+) -> Result<(JobHeader, &[u8], VerifiedTrampoline), FrameError> {
+    let (header, payload) = decode_job(key, body)?;
+    let image = text_range().ok_or(FrameError::NoImage)?;
+    let address = anchor_address().wrapping_add(header.function.offset as usize);
+    if !image.contains(&address) {
+        return Err(FrameError::OutsideImage);
+    }
+    Ok((header, payload, VerifiedTrampoline(address)))
+}
+
+/// The function every offset is measured from.
+#[inline(never)]
+pub(crate) fn anchor() -> u64 {
+    // Distinct code, so that no pass merges it with another function.
+    std::hint::black_box(0x7477_6174_2d6d_70)
+}
+
+pub(crate) fn anchor_address() -> usize {
+    anchor as fn() -> u64 as usize
+}
+
+/// The offset a job carries for the function at `address`, refused when the function lies
+/// outside the executable's code (where offsets would not be the same in a worker).
+pub(crate) fn offset_of(address: usize) -> Result<u64, FrameError> {
+    let image = text_range().ok_or(FrameError::NoImage)?;
+    if !image.contains(&address) || !image.contains(&anchor_address()) {
+        return Err(FrameError::OutsideImage);
+    }
+    Ok(address.wrapping_sub(anchor_address()) as u64)
+}
+
+/// The executable mapping of this process that holds the anchor: this program's code.
+pub(crate) fn text_range() -> Option<Range<usize>> {
+    static RANGE: OnceLock<Option<Range<usize>>> = OnceLock::new();
+    RANGE
+        .get_or_init(|| {
+            let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+            find_mapping(&maps, anchor_address())
+        })
+        .clone()
+}
+
+fn find_mapping(maps: &str, address: usize) -> Option<Range<usize>> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_ascii_whitespace();
+        let (start, end) = fields.next()?.split_once('-')?;
+        let perms = fields.next()?;
+        let range = usize::from_str_radix(start, 16).ok()?..usize::from_str_radix(end, 16).ok()?;
+        (perms.contains('x') && range.contains(&address)).then_some(range)
+    })
+}
+
+/// What parent and worker compare in the handshake: the size of the code and where a few
+/// functions sit in it. Two different builds practically never agree on all of them.
+pub(crate) fn identity() -> u64 {
+    static IDENTITY: OnceLock<u64> = OnceLock::new();
+    *IDENTITY.get_or_init(|| {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (VERSION, env!("CARGO_PKG_VERSION")).hash(&mut hasher);
+        if let Some(image) = text_range() {
+            let probes = [
+                anchor_address(),
+                identity as fn() -> u64 as usize,
+                decode_job as fn(Key, &[u8]) -> Result<(JobHeader, &[u8]), FrameError> as usize,
+                super::worker::enter_if_marked as fn() as usize,
+            ];
+            (image.end - image.start).hash(&mut hasher);
+            for probe in probes {
+                probe.wrapping_sub(image.start).hash(&mut hasher);
+            }
+        }
+        hasher.finish()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(key: Key, offset: u64, payload: &[u8]) -> Vec<u8> {
+        let header = JobHeader {
+            function: FunctionId {
+                offset,
+                fingerprint: 42,
+            },
+            flags: 0,
+            count: 1,
+        };
+        let mut frame = encode_job_header(key, &header, payload.len());
+        frame.extend_from_slice(payload);
+        frame.split_off(4)
+    }
+
+    #[test]
+    fn a_job_round_trips_with_the_right_key() {
+        let key = Key::random();
+        let body = job(key, 16, b"items");
+        let (header, payload) = decode_job(key, &body).unwrap();
+        assert_eq!(header.function.offset, 16);
+        assert_eq!(header.count, 1);
+        assert_eq!(payload, b"items");
+    }
+
+    #[test]
+    fn a_job_with_another_key_or_a_changed_offset_is_an_unknown_function() {
+        let key = Key::random();
+        let body = job(key, 16, b"items");
+        assert_eq!(
+            decode_job(Key::random(), &body).unwrap_err(),
+            FrameError::UnknownFunction
+        );
+        let mut forged = body.clone();
+        forged[1] ^= 0x40; // another offset, same tag
+        assert_eq!(
+            decode_job(key, &forged).unwrap_err(),
+            FrameError::UnknownFunction
+        );
+        let mut longer = body;
+        longer.push(0); // another payload length
+        assert_eq!(
+            decode_job(key, &longer).unwrap_err(),
+            FrameError::UnknownFunction
+        );
+        assert!(
+            FrameError::UnknownFunction
+                .to_string()
+                .starts_with("unknown function")
+        );
+    }
+
+    #[test]
+    fn truncated_frames_are_refused_at_every_length() {
+        let key = Key::random();
+        let body = job(key, 16, b"");
+        for len in 0..body.len() {
+            let err = decode_job(key, &body[..len]).unwrap_err();
+            assert!(
+                matches!(err, FrameError::Truncated { .. }),
+                "{len}: {err:?}"
+            );
+        }
+        let mut hello = Vec::new();
+        encode_hello(&mut hello, key);
+        for len in 4..hello.len() {
+            assert!(decode_hello(&hello[4..len]).is_err());
+        }
+        assert_eq!(decode_hello(&hello[4..]).unwrap(), key);
+    }
+
+    #[test]
+    fn wrong_kind_magic_and_version_are_refused() {
+        let key = Key::random();
+        let mut hello = Vec::new();
+        encode_hello(&mut hello, key);
+        let body = &mut hello[4..];
+        assert!(matches!(
+            decode_ready(body),
+            Err(FrameError::UnexpectedKind { .. })
+        ));
+        body[1] = b'X';
+        assert_eq!(decode_hello(body).unwrap_err(), FrameError::BadMagic);
+        body[1] = b'T';
+        body[5] = 99;
+        assert!(matches!(
+            decode_hello(body),
+            Err(FrameError::Version { theirs: 99, .. })
+        ));
+        body[5] = VERSION.to_le_bytes()[0];
+        body[8] ^= 1;
+        assert_eq!(decode_hello(body).unwrap_err(), FrameError::OtherExecutable);
+    }
+
+    #[test]
+    fn read_frame_refuses_huge_and_truncated_streams() {
+        let mut body = Vec::new();
+        let huge = (u32::MAX).to_le_bytes();
+        let err = read_frame(&mut &huge[..], &mut body).unwrap_err();
+        assert!(err.to_string().contains("limit"), "{err}");
+        let short = [5, 0, 0, 0, 1, 2];
+        let err = read_frame(&mut &short[..], &mut body).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(!read_frame(&mut &[][..], &mut body).unwrap());
+        let half_length = [5, 0];
+        assert!(read_frame(&mut &half_length[..], &mut body).is_err());
+        let good = [2, 0, 0, 0, 7, 8];
+        assert!(read_frame(&mut &good[..], &mut body).unwrap());
+        assert_eq!(body, [7, 8]);
+    }
+
+    #[test]
+    fn offsets_outside_the_code_are_refused() {
+        let key = Key::random();
+        // An offset that lands far outside any code mapping.
+        let body = job(key, 1 << 62, b"");
+        assert_eq!(
+            verify_job(key, &body).unwrap_err(),
+            FrameError::OutsideImage
+        );
+        assert_eq!(offset_of(0x10).unwrap_err(), FrameError::OutsideImage);
+        let ours = offset_of(identity as fn() -> u64 as usize).unwrap();
+        assert_eq!(
+            anchor_address().wrapping_add(ours as usize),
+            identity as fn() -> u64 as usize
+        );
+    }
+
+    #[test]
+    fn the_code_mapping_is_found() {
+        let maps = "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/x\n\
+                    00651000-00652000 r--p 00051000 08:02 173521 /usr/bin/x\n";
+        assert_eq!(find_mapping(maps, 0x400100), Some(0x400000..0x452000));
+        assert_eq!(find_mapping(maps, 0x651000), None);
+        assert!(text_range().is_some());
+    }
+}

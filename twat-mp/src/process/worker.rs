@@ -1,0 +1,417 @@
+//! The worker side: a copy of the program, started by a pool with [`MARKER`] set, that
+//! turns into a worker before `main` and serves jobs until its parent goes away.
+
+use std::io::{self, BufReader, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use super::remote::{self, write};
+use super::wire::{self, FLUSH_EACH, FrameError, JobHeader, Key};
+
+/// The environment variable that makes a started copy a worker; its value is the pid of
+/// the parent that started it, so that a grandchild inheriting it is not fooled.
+pub(crate) const MARKER: &str = "TWAT_MP_WORKER_OF";
+
+/// What a job frame names: runs the job's items and writes their records into the sink.
+pub(crate) type Trampoline = fn(&JobHeader, &[u8], &mut Sink<'_>) -> Result<(), Stop>;
+
+/// Why a trampoline stopped early.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The job is not one this function can run.
+    Refused(FrameError),
+    /// The parent can no longer be written to.
+    Io(io::Error),
+}
+
+impl From<FrameError> for Stop {
+    fn from(err: FrameError) -> Self {
+        Stop::Refused(err)
+    }
+}
+
+impl From<io::Error> for Stop {
+    fn from(err: io::Error) -> Self {
+        Stop::Io(err)
+    }
+}
+
+/// Exit status of a worker that could not serve (bad handshake, lost parent).
+const EXIT_REFUSED: i32 = 101;
+
+/// Called before `main` in every program that links twat-mp: returns at once unless this
+/// process was started as a worker, and never returns if it was.
+pub(crate) fn enter_if_marked() {
+    let Some(marker) = std::env::var_os(MARKER) else {
+        return;
+    };
+    let parent = std::os::unix::process::parent_id();
+    if marker.to_str().and_then(|m| m.parse::<u32>().ok()) != Some(parent) {
+        // Inherited from a worker by a program it started: not ours to serve.
+        return;
+    }
+    let code = match std::panic::catch_unwind(serve) {
+        Ok(Ok(())) => 0,
+        Ok(Err(err)) => {
+            // The parent is gone or sent something we cannot serve; it already got (or
+            // will infer from the exit) the reason.
+            if err.kind() != io::ErrorKind::BrokenPipe {
+                eprintln!("twat-mp worker {}: {err}", std::process::id());
+            }
+            EXIT_REFUSED
+        }
+        Err(_) => EXIT_REFUSED,
+    };
+    std::process::exit(code);
+}
+
+/// Whether this process was started as a worker but reached `main` anyway: then it must
+/// not start workers of its own (the pre-`main` hook did not run, and each "worker" would
+/// run the whole program again).
+pub(crate) fn is_failed_worker() -> bool {
+    std::env::var_os(MARKER)
+        .and_then(|m| m.to_str().and_then(|m| m.parse::<u32>().ok()))
+        .is_some_and(|pid| pid == std::os::unix::process::parent_id())
+}
+
+fn serve() -> io::Result<()> {
+    crate::unsafe_code::die_with_parent()?;
+    // Our parent may have died before we asked to die with it.
+    if !is_failed_worker() {
+        return Ok(());
+    }
+    let socket = UnixStream::from(io::stdin().as_fd().try_clone_to_owned()?);
+    crate::unsafe_code::replace_stdin(&std::fs::File::open("/dev/null")?)?;
+    crate::panic_capture::mark_worker_thread();
+    let mut reader = BufReader::with_capacity(1 << 16, socket.try_clone()?);
+    let mut writer = socket;
+    let mut body = Vec::new();
+    let mut out = Vec::new();
+
+    if !wire::read_frame(&mut reader, &mut body)? {
+        return Ok(());
+    }
+    let key = match wire::decode_hello(&body) {
+        Ok(key) => key,
+        Err(err) => return refuse(&mut writer, true, &err),
+    };
+    wire::encode_ready(&mut out);
+    writer.write_all(&out)?;
+
+    loop {
+        match wire::read_frame(&mut reader, &mut body) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::InvalidData => {
+                return refuse(&mut writer, true, &err);
+            }
+            Err(err) => return Err(err),
+        }
+        run_job(key, &body, &mut writer)?;
+    }
+}
+
+/// Runs one job frame, answering `RESULTS…DONE` or `REFUSED`.
+pub(crate) fn run_job(key: Key, body: &[u8], writer: &mut dyn Write) -> io::Result<()> {
+    let (header, payload, verified) = match wire::verify_job(key, body) {
+        Ok(job) => job,
+        Err(err) => return refuse(writer, false, &err),
+    };
+    let trampoline = crate::unsafe_code::trampoline_at(verified);
+    let mut sink = Sink::new(writer, header.flags & FLUSH_EACH != 0);
+    match trampoline(&header, payload, &mut sink) {
+        Ok(()) => sink.finish(),
+        Err(Stop::Io(err)) => Err(err),
+        Err(Stop::Refused(err)) if sink.sent == 0 && sink.count == 0 => {
+            refuse(sink.writer, false, &err)
+        }
+        // Refusing after results were sent would confuse the parent: end the job; the
+        // parent reports the items it got no answer for.
+        Err(Stop::Refused(_)) => sink.finish(),
+    }
+}
+
+fn refuse(writer: &mut dyn Write, fatal: bool, err: &dyn std::fmt::Display) -> io::Result<()> {
+    let mut out = Vec::new();
+    wire::encode_refused(&mut out, fatal, &err.to_string());
+    writer.write_all(&out)?;
+    if fatal {
+        Err(io::Error::new(io::ErrorKind::InvalidData, err.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Collects the records of a job and sends them in `RESULTS` frames: at the end of the
+/// job, after each item when asked to (`FLUSH_EACH`), and otherwise whenever about a
+/// millisecond has passed since the last send — so that slow items reach the parent at
+/// once (and are not run again if the worker dies later) while trivial ones go in bulk.
+pub(crate) struct Sink<'a> {
+    writer: &'a mut dyn Write,
+    out: Vec<u8>,
+    frame: usize,
+    count: u32,
+    sent: u32,
+    flush_each: bool,
+    last_flush: Instant,
+    last_check: Instant,
+    stride: u32,
+    until_check: u32,
+}
+
+const FLUSH_AFTER: Duration = Duration::from_millis(1);
+const FLUSH_BYTES: usize = 1 << 20;
+
+impl<'a> Sink<'a> {
+    pub(crate) fn new(writer: &'a mut dyn Write, flush_each: bool) -> Self {
+        let now = Instant::now();
+        let mut sink = Sink {
+            writer,
+            out: Vec::with_capacity(1 << 16),
+            frame: 0,
+            count: 0,
+            sent: 0,
+            flush_each,
+            last_flush: now,
+            last_check: now,
+            stride: 1,
+            until_check: 1,
+        };
+        sink.begin();
+        sink
+    }
+
+    fn begin(&mut self) {
+        self.out.clear();
+        self.frame = wire::begin_frame(&mut self.out, wire::RESULTS);
+        self.out.extend_from_slice(&[0; 4]);
+        self.count = 0;
+    }
+
+    pub(crate) fn record_ok<R: serde::Serialize>(&mut self, value: &R) -> io::Result<()> {
+        self.out.push(remote::OK);
+        if let Err(err) = write(value, &mut self.out) {
+            self.out.pop();
+            let why = format!("the result could not be serialized: {err}");
+            return self.record_failure(remote::BROKEN, &[], |out| write(&why, out));
+        }
+        self.item_done()
+    }
+
+    /// A failure record: `tag`, the item's bytes, then what `encode` writes.
+    pub(crate) fn record_failure(
+        &mut self,
+        tag: u8,
+        input: &[u8],
+        encode: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
+    ) -> io::Result<()> {
+        let mark = self.out.len();
+        self.out.push(tag);
+        let len = u32::try_from(input.len()).unwrap_or(0);
+        self.out.extend_from_slice(&len.to_le_bytes());
+        self.out.extend_from_slice(&input[..len as usize]);
+        if let Err(err) = encode(&mut self.out) {
+            self.out.truncate(mark);
+            let why = format!("the error could not be serialized: {err}");
+            self.out.push(remote::BROKEN);
+            self.out.extend_from_slice(&0_u32.to_le_bytes());
+            write(&why, &mut self.out).map_err(io::Error::other)?;
+        }
+        self.item_done()
+    }
+
+    #[inline]
+    fn item_done(&mut self) -> io::Result<()> {
+        self.count += 1;
+        if self.flush_each || self.out.len() >= FLUSH_BYTES {
+            return self.flush();
+        }
+        self.until_check -= 1;
+        if self.until_check == 0 {
+            let now = Instant::now();
+            // Items that come fast are checked on less often, so that reading the clock
+            // costs nothing next to them; slow ones after every item.
+            self.stride = if now - self.last_check < Duration::from_micros(50) {
+                (self.stride * 2).min(4096)
+            } else {
+                1
+            };
+            self.until_check = self.stride;
+            self.last_check = now;
+            if now - self.last_flush >= FLUSH_AFTER {
+                return self.flush();
+            }
+        }
+        Ok(())
+    }
+
+    fn seal(&mut self) {
+        wire::end_frame(&mut self.out, self.frame);
+        let at = self.frame + 5;
+        self.out[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.count > 0 {
+            self.seal();
+            self.writer.write_all(&self.out)?;
+            self.sent += self.count;
+            self.last_flush = Instant::now();
+            self.begin();
+        }
+        Ok(())
+    }
+
+    /// Sends what is left and `DONE`, in one write.
+    fn finish(mut self) -> io::Result<()> {
+        if self.count > 0 {
+            self.seal();
+        } else {
+            self.out.clear();
+        }
+        let done = wire::begin_frame(&mut self.out, wire::DONE);
+        wire::end_frame(&mut self.out, done);
+        self.writer.write_all(&self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::remote::{Plain, RemoteFn, decode_records, function_id};
+    use crate::process::wire::{FunctionId, encode_job_header};
+
+    fn triple(x: u64) -> u64 {
+        x * 3
+    }
+
+    fn job_frame<A: RemoteFn>(key: Key, function: FunctionId, items: &[A::In]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        for item in items {
+            write(item, &mut payload).unwrap();
+        }
+        let header = JobHeader {
+            function,
+            flags: 0,
+            count: u32::try_from(items.len()).unwrap(),
+        };
+        let mut frame = encode_job_header(key, &header, payload.len());
+        frame.extend_from_slice(&payload);
+        frame.split_off(4)
+    }
+
+    /// The frames a worker answers, as (kind, body) pairs.
+    fn answers(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut frames = Vec::new();
+        let mut body = Vec::new();
+        while wire::read_frame(&mut bytes, &mut body).unwrap() {
+            frames.push((body[0], body.clone()));
+        }
+        frames
+    }
+
+    #[test]
+    fn a_job_runs_in_process_through_its_trampoline() {
+        type A = Plain<fn(u64) -> u64, u64, u64>;
+        let f = Plain::<_, u64, u64>::new(triple);
+        let function = function_of(f);
+        let key = Key::random();
+        let body = job_frame::<A>(key, function, &[1, 2, 3]);
+        let mut out = Vec::new();
+        run_job(key, &body, &mut out).unwrap();
+        let frames = answers(&out);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].0, wire::RESULTS);
+        assert_eq!(frames[1].0, wire::DONE);
+        let records = &frames[0].1[5..];
+        let decoded = decode_with(f, records, 3);
+        assert_eq!(decoded, [3, 6, 9]);
+    }
+
+    fn function_of<A: RemoteFn>(_: A) -> FunctionId {
+        function_id::<A>().unwrap()
+    }
+
+    fn decode_with<A: RemoteFn>(_: A, records: &[u8], count: usize) -> Vec<A::Out> {
+        let decoded = decode_records::<A>(records, 0, count, 0, None);
+        assert!(decoded.failures.is_empty());
+        decoded.values
+    }
+
+    fn refusal(out: &[u8]) -> String {
+        let frames = answers(out);
+        assert_eq!(frames.len(), 1, "one REFUSED frame");
+        let (fatal, reason) = wire::decode_refused(&frames[0].1).unwrap();
+        assert!(!fatal);
+        reason
+    }
+
+    #[test]
+    fn an_unknown_function_is_refused() {
+        let f = Plain::<_, u64, u64>::new(triple);
+        let mut function = function_of(f);
+        let key = Key::random();
+        // Tagged with another key: not a function this pool sent.
+        let body = job_frame::<Plain<fn(u64) -> u64, u64, u64>>(Key::random(), function, &[1]);
+        let mut out = Vec::new();
+        run_job(key, &body, &mut out).unwrap();
+        assert!(refusal(&out).starts_with("unknown function"));
+        // A valid tag for an offset outside the code.
+        function.offset = 1 << 62;
+        let body = job_frame::<Plain<fn(u64) -> u64, u64, u64>>(key, function, &[1]);
+        out.clear();
+        run_job(key, &body, &mut out).unwrap();
+        assert!(refusal(&out).contains("outside the executable's code"));
+    }
+
+    #[test]
+    fn a_type_mismatch_is_refused_before_anything_is_decoded() {
+        let f = Plain::<_, u64, u64>::new(triple);
+        let other = Plain::<_, String, usize>::new(|s: String| s.len());
+        let mut function = function_of(f);
+        function.fingerprint = function_of(other).fingerprint;
+        let key = Key::random();
+        let body = job_frame::<Plain<fn(u64) -> u64, u64, u64>>(key, function, &[1]);
+        let mut out = Vec::new();
+        run_job(key, &body, &mut out).unwrap();
+        assert!(refusal(&out).starts_with("type mismatch"));
+    }
+
+    #[test]
+    fn a_malformed_job_is_refused() {
+        let key = Key::random();
+        let mut out = Vec::new();
+        run_job(key, &[wire::JOB, 1, 2], &mut out).unwrap();
+        assert!(refusal(&out).starts_with("malformed frame: truncated"));
+        out.clear();
+        run_job(key, &[wire::HELLO], &mut out).unwrap();
+        assert!(refusal(&out).starts_with("malformed frame: expected a job"));
+    }
+
+    #[test]
+    fn undecodable_items_fail_without_running() {
+        let f = Plain::<_, String, usize>::new(|s: String| s.len());
+        let function = function_of(f);
+        let key = Key::random();
+        let payload = [0xff, 0xff, 0xff]; // not a postcard string
+        let header = JobHeader {
+            function,
+            flags: 0,
+            count: 2,
+        };
+        let mut frame = encode_job_header(key, &header, payload.len());
+        frame.extend_from_slice(&payload);
+        let mut out = Vec::new();
+        run_job(key, &frame[4..], &mut out).unwrap();
+        let frames = answers(&out);
+        let decoded = decode_records::<Plain<fn(String) -> usize, String, usize>>(
+            &frames[0].1[5..],
+            0,
+            2,
+            0,
+            None,
+        );
+        assert_eq!(decoded.failures.len(), 2);
+    }
+}
