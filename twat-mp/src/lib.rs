@@ -48,8 +48,10 @@ mod error;
 mod imap;
 mod item;
 mod panic_capture;
+#[cfg(target_os = "linux")] mod process;
 mod thread_pool;
 mod tuple_fn;
+#[cfg(target_os = "linux")] mod unsafe_code;
 
 #[cfg(feature = "aio")]
 pub use aio::{AsyncMultiPool, AsyncMultiPoolBuilder, DEFAULT_CONCURRENCY, ImapStream, UimapStream};
@@ -57,6 +59,7 @@ pub use async_result::AsyncResult;
 pub use debug::{debug_mode, set_debug_mode};
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
 pub use imap::{Imap, Uimap};
+#[cfg(target_os = "linux")] pub use process::{CrossProcess, ProcessImap, ProcessPool, ProcessPoolBuilder, ProcessUimap, RemoteError};
 pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
 pub use tuple_fn::TupleFn;
 pub use twat_mp_macros::{amap, imap, pmap};
@@ -69,4 +72,5 @@ pub mod __private {
     #[cfg(feature = "aio")]
     pub use crate::aio::{apmap, apmap_result};
     pub use crate::attribute_support::*;
+    #[cfg(target_os = "linux")] pub use crate::process::attribute::*;
 }
