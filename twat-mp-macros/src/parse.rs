@@ -569,17 +569,52 @@ pub(crate) mod tests {
         assert!(!err.contains("did you mean"), "{err}");
     }
 
+    /// Where a span starts and ends (line, column), as the compiler would show it.
+    pub(crate) fn place(span: Span) -> ((usize, usize), (usize, usize)) {
+        let (start, end) = (span.start(), span.end());
+        ((start.line, start.column), (end.line, end.column))
+    }
+
+    /// The first token, at any depth, that prints as `text` (a group prints as `()`).
+    pub(crate) fn find(tokens: &TokenStream, text: &str) -> Span {
+        fn search(tokens: TokenStream, text: &str) -> Option<Span> {
+            tokens.into_iter().find_map(|token| {
+                if token.to_string() == text {
+                    return Some(token.span());
+                }
+                match token {
+                    proc_macro2::TokenTree::Group(group) => search(group.stream(), text),
+                    _ => None,
+                }
+            })
+        }
+        search(tokens.clone(), text).unwrap_or_else(|| panic!("no `{text}` in `{tokens}`"))
+    }
+
     #[test]
     fn errors_point_at_the_offending_token() {
-        let attr: TokenStream = "nodes = \"4\"".parse().unwrap();
-        let value_span = attr.clone().into_iter().nth(2).unwrap().span();
-        let err = checked(Kind::Pmap, attr).unwrap_err();
-        assert_eq!(format!("{:?}", err.span()), format!("{value_span:?}"));
-
+        for (attr, at) in [
+            ("nodes = \"4\"", "\"4\""),
+            ("chunksize = 0", "0"),
+            ("debug, debug = 1", "1"),
+            ("nodes = 2, nodes = 0", "0"),
+            ("ordered", "ordered"),
+            ("timeout = \"soon\"", "\"soon\""),
+            ("colour", "colour"),
+        ] {
+            let attr: TokenStream = attr.parse().unwrap();
+            let err = checked(Kind::Imap, attr.clone()).unwrap_err();
+            assert_eq!(place(err.span()), place(find(&attr, at)), "{attr}");
+        }
+        // The second of two: the name, not the first one.
         let attr: TokenStream = "debug, debug".parse().unwrap();
         let second = attr.clone().into_iter().nth(2).unwrap().span();
         let err = checked(Kind::Pmap, attr).unwrap_err();
-        assert_eq!(format!("{:?}", err.span()), format!("{second:?}"));
+        assert_eq!(place(err.span()), place(second));
+        assert_ne!(
+            place(err.span()),
+            place(find(&"debug".parse().unwrap(), "debug"))
+        );
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn check_signature(kind: Kind, sig: &Signature, errors: &mut Errors) {
     }
     if let Some(abi) = &sig.abi {
         errors.push(syn::Error::new(
-            abi.span(),
+            abi.extern_token.span,
             format!(
                 "an `extern` fn cannot be mapped: {attr} makes a Rust function over many items; \
                  remove the ABI, or map a Rust `fn` that calls this one"
@@ -119,11 +119,10 @@ fn check_signature(kind: Kind, sig: &Signature, errors: &mut Errors) {
     for arg in &sig.inputs {
         match arg {
             FnArg::Receiver(receiver) => errors.push(syn::Error::new(
-                receiver.span(),
+                receiver.self_token.span,
                 format!(
-                    "a method cannot be mapped: {attr} needs a free function that takes the \
-                     item, e.g. `fn {}(item: T)`; move it out of the `impl` and pass what \
-                     `self` gave as part of the item",
+                    "a method cannot be mapped: make it a free function that takes the item, \
+                     e.g. `fn {}(item: T)`, with what it needs from `self` inside the item",
                     sig.ident
                 ),
             )),
@@ -156,14 +155,14 @@ fn check_signature(kind: Kind, sig: &Signature, errors: &mut Errors) {
 /// A worker process finds the function by a name fixed at compile time: a generic one
 /// has no single instance to find.
 fn check_process(sig: &Signature, errors: &mut Errors) {
-    let generic = sig
-        .generics
-        .params
-        .iter()
-        .any(|param| !matches!(param, GenericParam::Lifetime(_)));
-    if generic {
+    let generic = sig.generics.params.iter().find_map(|param| match param {
+        GenericParam::Type(param) => Some(param.ident.span()),
+        GenericParam::Const(param) => Some(param.ident.span()),
+        GenericParam::Lifetime(_) => None,
+    });
+    if let Some(span) = generic {
         errors.push(syn::Error::new(
-            sig.generics.span(),
+            span,
             "`process` needs a concrete function: a worker process can only resolve a \
              non-generic function; remove the type parameters, or map a non-generic wrapper \
              that calls this one with concrete types",
@@ -187,7 +186,7 @@ impl<'ast> Visit<'ast> for ImplTraitFinder {
 mod tests {
     use super::*;
     use crate::parse::parse_function;
-    use crate::parse::tests::checked;
+    use crate::parse::tests::{checked, find, place};
     use proc_macro2::TokenStream;
     use quote::quote;
 
@@ -473,16 +472,36 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_offending_token() {
-        let item: TokenStream = "async fn f(x: u8) {}".parse().unwrap();
-        let async_span = item.clone().into_iter().next().unwrap().span();
-        let model = parse_function(Kind::Pmap, Options::default(), item).unwrap();
+        for (attr, item, at) in [
+            ("", "async fn f(x: u8) {}", "async"),
+            ("", "fn f() {}", "()"),
+            ("", "fn m(&self, x: u8) {}", "self"),
+            ("", "fn m(mut self: Box<Self>, x: u8) {}", "self"),
+            ("", "fn f(x: Vec<impl Clone>) {}", "impl"),
+            ("", "const fn f(x: u8) {}", "const"),
+            ("", "unsafe fn f(x: u8) {}", "unsafe"),
+            ("", "extern \"C\" fn f(x: u8) {}", "extern"),
+            ("process", "fn f<'a, T: Clone>(x: &'a T) {}", "T"),
+            ("ordered = true", "fn f(x: u8) {}", "ordered"),
+            ("timeout = \"1s\"", "fn f(x: u8) {}", "timeout"),
+            ("progress", "fn f(x: u8) {}", "progress"),
+            ("concurrency = 2", "fn f(x: u8) {}", "concurrency"),
+        ] {
+            let attr: TokenStream = attr.parse().unwrap();
+            let item: TokenStream = item.parse().unwrap();
+            let options = checked(Kind::Pmap, attr.clone()).unwrap();
+            let model = parse_function(Kind::Pmap, options, item.clone()).unwrap();
+            let err = validate(&model).unwrap_err();
+            let at = if attr.to_string().contains(at) {
+                find(&attr, at)
+            } else {
+                find(&item, at)
+            };
+            assert_eq!(place(err.span()), place(at), "{attr} {item}");
+        }
+        let item: TokenStream = "fn f(x: u8) {}".parse().unwrap();
+        let model = parse_function(Kind::Apmap, Options::default(), item.clone()).unwrap();
         let err = validate(&model).unwrap_err();
-        assert_eq!(format!("{:?}", err.span()), format!("{async_span:?}"));
-
-        let item: TokenStream = "fn f() {}".parse().unwrap();
-        let parens = item.clone().into_iter().nth(2).unwrap().span();
-        let model = parse_function(Kind::Pmap, Options::default(), item).unwrap();
-        let err = validate(&model).unwrap_err();
-        assert_eq!(format!("{:?}", err.span()), format!("{parens:?}"));
+        assert_eq!(place(err.span()), place(find(&item, "fn")));
     }
 }

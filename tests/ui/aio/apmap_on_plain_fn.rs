@@ -1,0 +1,8 @@
+use twat_mp::apmap;
+
+#[apmap]
+fn fetch(url: String) -> usize {
+    url.len()
+}
+
+fn main() {}
