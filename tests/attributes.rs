@@ -374,3 +374,50 @@ fn amap_get_gives_what_pmap_would() {
     let payload = catch_unwind(AssertUnwindSafe(|| pending.get())).unwrap_err();
     assert_eq!(*payload.downcast::<Boom>().unwrap(), Boom(1));
 }
+
+// ---------------------------------------------------------------------------------------
+// `process`: the same attributes on worker processes.
+
+#[cfg(target_os = "linux")]
+mod in_worker_processes {
+    use twat_mp::{amap, imap, pmap};
+
+    #[pmap(process, nodes = 2)]
+    fn square(x: u64) -> u64 {
+        x * x
+    }
+
+    #[pmap(process, timeout = "30s")]
+    fn parse(line: String) -> Result<u32, String> {
+        line.parse().map_err(|_| format!("not a number: {line}"))
+    }
+
+    #[imap(process, ordered = false)]
+    fn cube(x: u64) -> u64 {
+        x * x * x
+    }
+
+    #[amap(process)]
+    fn halve(x: u64) -> Result<u64, String> {
+        if x % 2 == 0 {
+            Ok(x / 2)
+        } else {
+            Err(format!("odd: {x}"))
+        }
+    }
+
+    #[test]
+    fn process_mappers_give_what_thread_mappers_give() {
+        assert_eq!(square(1..=5), [1, 4, 9, 16, 25]);
+        assert_eq!(parse(vec!["1".into(), "22".into()]), Ok(vec![1, 22]));
+        assert_eq!(
+            parse(vec!["1".into(), "x".into(), "y".into()]),
+            Err("not a number: x".to_string())
+        );
+        let mut cubes: Vec<u64> = cube(1..5).collect();
+        cubes.sort_unstable();
+        assert_eq!(cubes, [1, 8, 27, 64]);
+        assert_eq!(halve(vec![2, 4]).get(), Ok(vec![1, 2]));
+        assert_eq!(halve(vec![2, 5, 7]).get(), Err("odd: 5".to_string()));
+    }
+}

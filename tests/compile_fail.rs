@@ -11,4 +11,7 @@ fn misuse_is_a_compile_error_on_the_offending_token() {
     // `apmap_without_aio` snapshot).
     #[cfg(feature = "aio")]
     cases.compile_fail("tests/ui/aio/*.rs");
+    // `process` is built on Linux only.
+    #[cfg(target_os = "linux")]
+    cases.compile_fail("tests/ui/linux/*.rs");
 }
