@@ -116,8 +116,14 @@ impl<T, E> ItemRunner<T, E> {
         }
     }
 
-    /// The hot path of `map`: runs `f` on one item and returns its value; a failure is
-    /// recorded and unwinds out of the calling rayon leaf with [`LeafAborted`].
+    /// Whether items are rendered before each call (debug mode with a renderer).
+    pub(crate) fn renders(&self) -> bool {
+        self.render.is_some()
+    }
+
+    /// The hot path of `map` (no rendering): runs `f` on one item and returns its value;
+    /// a failure is recorded and unwinds out of the calling rayon leaf with
+    /// [`LeafAborted`].
     #[inline(always)]
     pub(crate) fn run_or_abort_leaf<R>(
         &self,
@@ -125,12 +131,6 @@ impl<T, E> ItemRunner<T, E> {
         item: T,
         f: impl FnOnce(T) -> Result<R, E>,
     ) -> R {
-        if self.render.is_some() {
-            // Debug mode: `run` renders the item before the call.
-            return self
-                .run(index, rayon::current_thread_index(), item, f)
-                .unwrap_or_else(|failure| self.abort_leaf(failure));
-        }
         match panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
             Ok(Ok(value)) => value,
             Ok(Err(error)) => self.abort_returned(index, error),

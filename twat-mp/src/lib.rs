@@ -54,7 +54,9 @@ mod tuple_fn;
 #[cfg(target_os = "linux")] mod unsafe_code;
 
 #[cfg(feature = "aio")]
-pub use aio::{AsyncMultiPool, AsyncMultiPoolBuilder, DEFAULT_CONCURRENCY, ImapStream, UimapStream};
+pub use aio::{
+    AsyncMultiPool, AsyncMultiPoolBuilder, DEFAULT_CONCURRENCY, ImapStream, UimapStream,
+};
 pub use async_result::AsyncResult;
 pub use debug::{debug_mode, set_debug_mode};
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
