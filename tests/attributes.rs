@@ -421,3 +421,14 @@ mod in_worker_processes {
         assert_eq!(halve(vec![2, 5, 7]).get(), Err("odd: 5".to_string()));
     }
 }
+
+/// The mapper's own names (`items`, the closure's parameter) cannot clash with the user's.
+#[pmap]
+fn items(item: u32, items: u32) -> u32 {
+    item + items
+}
+
+#[test]
+fn generated_names_do_not_clash_with_the_users() {
+    assert_eq!(items([(1, 2), (3, 4)]), [3, 7]);
+}

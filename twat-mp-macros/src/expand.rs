@@ -66,7 +66,9 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         several => syn::parse_quote!((#(#several),*)),
     };
     let closure = closure(model, name, &item_ty);
-    let items = Ident::new("items", Span::mixed_site());
+    // Hygienic, but the inner fn (an item of the body) would still shadow it by its name.
+    let items = if *name == "items" { "items_" } else { "items" };
+    let items = Ident::new(items, Span::mixed_site());
 
     let returns = outer_return_type(model.kind, &output);
     add_send_bounds(model.kind, &mut generics, &item_ty, &output.returned);

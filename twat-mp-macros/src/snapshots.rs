@@ -71,6 +71,12 @@ const CASES: &[Case] = &[
         "fn identity<T>(x: T) -> T { x }",
     ),
     case(
+        "pmap_named_items",
+        Kind::Pmap,
+        "",
+        "fn items(item: u32, items: u32) -> u32 { item + items }",
+    ),
+    case(
         "pmap_borrowed_result",
         Kind::Pmap,
         "",
