@@ -139,20 +139,25 @@ pub fn amap(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// twat-mp = { version = "0.1", features = ["aio"] }
 /// ```
 ///
-/// ```ignore
+/// ```
 /// use twat_mp::apmap;
 ///
-/// #[apmap(concurrency = 32)]
-/// async fn length(url: String) -> usize {
-///     fetch(&url).await.len()
+/// /// How many words a line has, after a wait as I/O would have.
+/// #[apmap(concurrency = 16)]
+/// async fn word_count(line: String) -> usize {
+///     tokio::task::yield_now().await;
+///     line.split_whitespace().count()
 /// }
 ///
-/// let lengths = length(urls).await;
+/// #[tokio::main]
+/// async fn main() {
+///     let lines = ["a b c", "", "one"].map(String::from);
+///     assert_eq!(word_count(lines).await, [3, 0, 1]);
+/// }
 /// ```
 ///
-/// (The example is not run here: it needs an async runtime and the `aio` feature; twat-mp's
-/// own documentation runs its `#[apmap]` examples.) A function returning `Result<R, E>`
-/// gives `Result<Vec<R>, E>`, as with [`pmap`]. Options: those of [`pmap`],
+/// Mappers with the same options share one async pool. A function returning
+/// `Result<R, E>` gives `Result<Vec<R>, E>`, as with [`pmap`]. Options: those of [`pmap`],
 /// `concurrency = N` (tasks in flight per worker), and `timeout` also without `process`.
 /// Without the `aio` feature the attribute is a compile error that says how to enable it.
 #[proc_macro_attribute]
