@@ -57,6 +57,8 @@ mod tuple_fn;
 pub use aio::{
     AsyncMultiPool, AsyncMultiPoolBuilder, DEFAULT_CONCURRENCY, ImapStream, UimapStream,
 };
+#[cfg(all(feature = "aio", target_os = "linux"))]
+pub use aio::{AsyncProcessPool, AsyncProcessPoolBuilder, ProcessImapStream, ProcessUimapStream};
 pub use async_result::AsyncResult;
 pub use debug::{debug_mode, set_debug_mode};
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
@@ -73,6 +75,8 @@ pub use twat_mp_macros::apmap;
 pub mod __private {
     #[cfg(feature = "aio")]
     pub use crate::aio::{apmap, apmap_result};
+    #[cfg(all(feature = "aio", target_os = "linux"))]
+    pub use crate::aio::{apmap_process, apmap_result_process};
     pub use crate::attribute_support::*;
     #[cfg(target_os = "linux")] pub use crate::process::attribute::*;
 }

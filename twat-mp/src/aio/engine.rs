@@ -195,7 +195,7 @@ fn failure_cause<E>(failure: &ItemFailure<E>) -> String {
 
 /// Polls a future, turning a panic inside it into a [`CaughtPanic`] with its backtrace
 /// (the worker threads are marked for capture).
-struct CatchPanic<F>(F);
+pub(crate) struct CatchPanic<F>(pub(crate) F);
 
 impl<F: Future + Unpin> Future for CatchPanic<F> {
     type Output = Result<F::Output, CaughtPanic>;

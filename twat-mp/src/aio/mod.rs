@@ -4,8 +4,15 @@
 mod attribute;
 mod engine;
 mod pool;
+#[cfg(target_os = "linux")]
+mod process;
 mod stream;
 
 pub use attribute::{apmap, apmap_result};
 pub use pool::{AsyncMultiPool, AsyncMultiPoolBuilder, DEFAULT_CONCURRENCY};
+#[cfg(target_os = "linux")]
+pub use process::{
+    AsyncProcessPool, AsyncProcessPoolBuilder, ProcessImapStream, ProcessUimapStream,
+    apmap_process, apmap_result_process,
+};
 pub use stream::{ImapStream, UimapStream};

@@ -191,6 +191,29 @@ impl AsyncMultiPoolBuilder {
         self
     }
 
+    /// Process mode: each worker is a process of this same executable running its own
+    /// tokio runtime, for isolation from crashes, aborts, leaks and blocking code, with
+    /// [`maxtasksperchild`](super::AsyncProcessPoolBuilder::maxtasksperchild) to recycle
+    /// workers. The settings made so far carry over, except `initializer` (a closure
+    /// cannot cross to another process: building then fails). See [`AsyncProcessPool`](super::AsyncProcessPool).
+    ///
+    /// ```
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// assert_eq!(pool.nodes(), 2);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
+    #[cfg(target_os = "linux")]
+    pub fn processes(self) -> super::AsyncProcessPoolBuilder {
+        super::AsyncProcessPoolBuilder {
+            nodes: self.nodes,
+            concurrency: self.concurrency,
+            timeout: self.timeout,
+            debug: self.debug,
+            has_initializer: self.initializer.is_some(),
+            maxtasksperchild: None,
+        }
+    }
+
     /// Starts the workers and waits until each is ready (its initializer run).
     ///
     /// # Errors

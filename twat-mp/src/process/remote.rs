@@ -95,6 +95,15 @@ impl RemoteError {
     }
 }
 
+/// Hook for the async pool's process mode (`aio/process.rs`), whose errors cross as their
+/// texts too.
+#[cfg(feature = "aio")]
+impl RemoteError {
+    pub(crate) fn from_texts(message: String, debug: String) -> Self {
+        RemoteError { message, debug }
+    }
+}
+
 impl fmt::Display for RemoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
