@@ -26,7 +26,7 @@ impl Image {
             .flat_map(|y| {
                 (0..width).map(move |x| {
                     let (dx, dy) = (x as f64 - cx, y as f64 - cy);
-                    let r = (dx * dx + dy * dy).sqrt();
+                    let r = (dx * dx + dy * dy).sqrt() * (1.0 + (seed % 5) as f64 / 4.0);
                     (127.5 + 127.5 * (r / 3.0).sin()) as u8
                 })
             })

@@ -62,6 +62,7 @@ fn install_stderr_subscriber() {
         }
         let subscriber = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_max_level(tracing::Level::DEBUG)
             .with_target(true)
             .finish();
