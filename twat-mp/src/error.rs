@@ -35,6 +35,11 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 /// # Ok::<(), twat_mp::BuildError>(())
 /// ```
 pub struct WorkerError {
+    /// Boxed so that a `Result<T, WorkerError>` stays as small as `T` and a pointer.
+    inner: Box<Details>,
+}
+
+struct Details {
     index: usize,
     worker: Option<usize>,
     input: Option<String>,
@@ -94,12 +99,14 @@ impl WorkerError {
     /// A new error for the item at `index`. Pools build these; users read them.
     pub(crate) fn new(index: usize, kind: ErrorKind) -> Self {
         WorkerError {
-            index,
-            worker: None,
-            input: None,
-            kind,
-            traceback: None,
-            payload: Mutex::new(None),
+            inner: Box::new(Details {
+                index,
+                worker: None,
+                input: None,
+                kind,
+                traceback: None,
+                payload: Mutex::new(None),
+            }),
         }
     }
 
@@ -111,8 +118,8 @@ impl WorkerError {
     ) -> Self {
         let message = panic_message(payload.as_ref());
         let mut err = WorkerError::new(index, ErrorKind::Panicked { message });
-        err.payload = Mutex::new(Some(payload));
-        err.traceback = backtrace.map(|backtrace| Traceback::Captured {
+        err.inner.payload = Mutex::new(Some(payload));
+        err.inner.traceback = backtrace.map(|backtrace| Traceback::Captured {
             backtrace,
             text: OnceLock::new(),
         });
@@ -120,48 +127,48 @@ impl WorkerError {
     }
 
     pub(crate) fn with_worker(mut self, worker: Option<usize>) -> Self {
-        self.worker = worker;
+        self.inner.worker = worker;
         self
     }
 
     pub(crate) fn with_input(mut self, input: Option<String>) -> Self {
-        self.input = input;
+        self.inner.input = input;
         self
     }
 
     #[cfg_attr(not(feature = "aio"), allow(dead_code))]
     pub(crate) fn with_traceback_text(mut self, text: Option<String>) -> Self {
-        self.traceback = text.map(Traceback::Text);
+        self.inner.traceback = text.map(Traceback::Text);
         self
     }
 
     /// The failing item's position in the input, counting from 0.
     pub fn index(&self) -> usize {
-        self.index
+        self.inner.index
     }
 
     /// The worker that ran the item: a thread's index in its pool, or a worker process's
     /// slot. `None` when no worker ran it (for example a cancelled item).
     pub fn worker(&self) -> Option<usize> {
-        self.worker
+        self.inner.worker
     }
 
     /// The item, rendered with `Debug`, where it could be shown: the attributes render
     /// items whose type is `Debug` when debug mode is on, and process pools render an item
     /// that failed from its serialized copy.
     pub fn input(&self) -> Option<&str> {
-        self.input.as_deref()
+        self.inner.input.as_deref()
     }
 
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
+        &self.inner.kind
     }
 
     /// The backtrace of a panic, when one was captured (see [`Backtrace`] for when
     /// frames have symbols).
     pub fn traceback(&self) -> Option<&str> {
-        match self.traceback.as_ref()? {
+        match self.inner.traceback.as_ref()? {
             Traceback::Captured { backtrace, text } => {
                 Some(text.get_or_init(|| backtrace.to_string()))
             }
@@ -173,7 +180,8 @@ impl WorkerError {
     /// has not been taken yet. [`std::panic::resume_unwind`] with it re-raises the panic
     /// exactly as the worker saw it.
     pub fn take_panic(&self) -> Option<Box<dyn Any + Send + 'static>> {
-        self.payload
+        self.inner
+            .payload
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take()
@@ -191,32 +199,34 @@ impl WorkerError {
 
 impl fmt::Display for WorkerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "item {}", self.index)?;
-        if let Some(input) = &self.input {
+        let details = &self.inner;
+        write!(f, "item {}", details.index)?;
+        if let Some(input) = &details.input {
             write!(f, " (input {input})")?;
         }
-        if let Some(worker) = self.worker {
+        if let Some(worker) = details.worker {
             write!(f, " on worker {worker}")?;
         }
-        write!(f, " {}", self.kind)
+        write!(f, " {}", details.kind)
     }
 }
 
 impl fmt::Debug for WorkerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let details = &self.inner;
         f.debug_struct("WorkerError")
-            .field("index", &self.index)
-            .field("worker", &self.worker)
-            .field("input", &self.input)
-            .field("kind", &self.kind)
-            .field("traceback", &self.traceback.is_some())
+            .field("index", &details.index)
+            .field("worker", &details.worker)
+            .field("input", &details.input)
+            .field("kind", &details.kind)
+            .field("traceback", &details.traceback.is_some())
             .finish()
     }
 }
 
 impl Error for WorkerError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match &self.kind {
+        match &self.inner.kind {
             ErrorKind::Failed(err) => Some(err.as_ref()),
             _ => None,
         }
@@ -289,6 +299,14 @@ mod tests {
         let err = WorkerError::from_panic(2, Box::new(17_u8), None);
         assert!(
             matches!(err.kind(), ErrorKind::Panicked { message } if message == "<non-string panic payload>")
+        );
+    }
+
+    #[test]
+    fn a_worker_error_is_one_pointer() {
+        assert_eq!(
+            std::mem::size_of::<WorkerError>(),
+            std::mem::size_of::<usize>()
         );
     }
 

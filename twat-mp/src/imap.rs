@@ -13,13 +13,16 @@ use crate::item::{CancelFlag, ItemFailure};
 
 type Outcome<R, E> = Result<R, ItemFailure<E>>;
 
+/// Pulls up to one chunk of input, starts it on the pool from the given index, and says
+/// how many items it pulled (0 once the input has ended).
+type Feed<'pool> = Box<dyn FnMut(&rayon::ThreadPool, usize) -> usize + 'pool>;
+
 /// The lazy map shared by `imap`, `uimap` and the `#[imap]` attribute: pulls input on the
 /// consumer's thread, a chunk at a time, only while fewer than `window` items run ahead
 /// of the consumer.
 pub(crate) struct LazyMap<'pool, R, E> {
     pool: &'pool rayon::ThreadPool,
-    /// Pulls up to one chunk of input and starts it; `false` once the input has ended.
-    feed: Box<dyn FnMut(&rayon::ThreadPool, usize) -> usize + 'pool>,
+    feed: Feed<'pool>,
     input_done: bool,
     results: Receiver<(usize, Outcome<R, E>)>,
     cancel: Arc<CancelFlag>,
