@@ -31,7 +31,8 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 ///     .unwrap_err();
 /// assert_eq!(err.index(), 3);
 /// assert!(matches!(err.kind(), ErrorKind::Panicked { message } if message == "three is not allowed"));
-/// assert_eq!(err.to_string(), "item 3 panicked: three is not allowed");
+/// let worker = err.worker().expect("a thread ran it");
+/// assert_eq!(err.to_string(), format!("item 3 on worker {worker} panicked: three is not allowed"));
 /// # Ok::<(), twat_mp::BuildError>(())
 /// ```
 pub struct WorkerError {

@@ -70,6 +70,11 @@ pub use twat_mp_macros::{amap, imap, pmap};
 // Without the `aio` feature too: the attribute itself then says which feature to enable.
 pub use twat_mp_macros::apmap;
 
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// What the attributes' expansions call; not a public API, no stability promised.
 #[doc(hidden)]
 pub mod __private {
