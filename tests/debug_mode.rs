@@ -58,7 +58,8 @@ fn debug_mode_reports_pool_worker_and_failure_events() {
         "thread pool started nodes=2",
         "worker thread started worker=0",
         "worker thread started worker=1",
-        "item failed index=5",
+        "item failed: item 5 on worker",
+        "index=5",
         "worker thread stopped worker=1",
         "thread pool stopped nodes=2",
     ] {
