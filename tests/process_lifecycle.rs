@@ -142,7 +142,9 @@ fn start_helper_parent() -> (std::process::Child, Vec<u32>) {
             return (helper, pids);
         }
     }
-    panic!("the helper parent ended without reporting its workers");
+    let _ = helper.kill();
+    let status = helper.wait();
+    panic!("the helper parent ended ({status:?}) without reporting its workers");
 }
 
 fn workers_end_with_their_parent(signal: &str) {

@@ -190,21 +190,18 @@ mod tests {
 
     #[test]
     fn the_attribute_runtime_maps_in_processes() {
+        assert_eq!(pmap_process(&CONFIG, None, square, 0..5), [0, 1, 4, 9, 16]);
         assert_eq!(
-            pmap_process(&CONFIG, None, |x| square(x), 0..5),
-            [0, 1, 4, 9, 16]
-        );
-        assert_eq!(
-            pmap_result_process(&CONFIG, None, |x| checked(x), 0..5),
+            pmap_result_process(&CONFIG, None, checked, 0..5),
             Err("3 is odd".to_owned())
         );
-        let lazy: Vec<u64> = imap_process(&CONFIG, true, None, |x| square(x), 0..4).collect();
+        let lazy: Vec<u64> = imap_process(&CONFIG, true, None, square, 0..4).collect();
         assert_eq!(lazy, [0, 1, 4, 9]);
-        let each: Vec<_> = imap_result_process(&CONFIG, true, None, |x| checked(x), 2..5).collect();
+        let each: Vec<_> = imap_result_process(&CONFIG, true, None, checked, 2..5).collect();
         assert_eq!(each, [Ok(2), Err("3 is odd".to_owned()), Ok(4)]);
-        assert_eq!(amap_process(&CONFIG, None, |x| square(x), [7]).get(), [49]);
+        assert_eq!(amap_process(&CONFIG, None, square, [7]).get(), [49]);
         assert_eq!(
-            amap_result_process(&CONFIG, None, |x| checked(x), [1, 2]).get(),
+            amap_result_process(&CONFIG, None, checked, [1, 2]).get(),
             Ok(vec![1, 2])
         );
         assert!(std::ptr::eq(process_pool(&CONFIG), process_pool(&CONFIG)));

@@ -63,9 +63,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
         let (batch_size, fixed) = match shared.chunksize {
             Some(size) => (size, true),
             None => {
-                let size = shared
-                    .remembered_cost(&function)
-                    .map_or(1, |cost| items_for(cost));
+                let size = shared.remembered_cost(&function).map_or(1, items_for);
                 (size.min(max_batch), false)
             }
         };

@@ -404,7 +404,7 @@ pub(crate) fn verify_job(
 #[inline(never)]
 pub(crate) fn anchor() -> u64 {
     // Distinct code, so that no pass merges it with another function.
-    std::hint::black_box(0x7477_6174_2d6d_70)
+    std::hint::black_box(0x0074_7761_742d_6d70)
 }
 
 pub(crate) fn anchor_address() -> usize {
