@@ -1,0 +1,98 @@
+//! Debug mode reports a process pool's worker starts, exits, replacements and timeouts.
+//! A subscriber of this test's own collects the events (a binary of its own, since the
+//! subscriber is global: the pool's events come from its slot threads).
+
+#![cfg(target_os = "linux")]
+
+use std::fmt::Debug;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+use twat_mp::{ErrorKind, ProcessPool};
+
+static MESSAGES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Keeps the message of every `twat_mp` event.
+struct Collect;
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl Subscriber for Collect {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.target() == "twat_mp"
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        MESSAGES.lock().unwrap().push(message.0);
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+fn crashes_on_three(x: u64) -> u64 {
+    if x == 3 {
+        std::process::abort();
+    }
+    x
+}
+
+fn hangs_on_five(x: u64) -> u64 {
+    if x == 5 {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+    x
+}
+
+#[test]
+fn debug_mode_reports_workers_and_timeouts() {
+    tracing::subscriber::set_global_default(Collect).unwrap();
+    let pool = ProcessPool::builder()
+        .nodes(1)
+        .timeout(Duration::from_millis(300))
+        .debug(true)
+        .build()
+        .unwrap();
+    let outcomes: Vec<_> = pool.imap(crashes_on_three, 0..5).collect();
+    assert!(matches!(
+        outcomes[3].as_ref().unwrap_err().kind(),
+        ErrorKind::Crashed { .. }
+    ));
+    let outcomes: Vec<_> = pool.imap(hangs_on_five, 4..7).collect();
+    assert!(matches!(
+        outcomes[1].as_ref().unwrap_err().kind(),
+        ErrorKind::TimedOut { .. }
+    ));
+    drop(pool);
+    let messages = MESSAGES.lock().unwrap().clone();
+    for expected in [
+        "process pool started",
+        "worker process started",
+        "worker process crashed on an item",
+        "worker process will be replaced",
+        "item timed out; its worker process was killed",
+        "worker process exited",
+        "process pool stopped",
+    ] {
+        assert!(
+            messages.iter().any(|m| m == expected),
+            "no {expected:?} in {messages:#?}"
+        );
+    }
+}
