@@ -28,7 +28,7 @@ pub(crate) struct Call<A: RemoteFn, I: Iterator> {
     shared: Arc<Shared>,
     link: Arc<CallLink>,
     receiver: Receiver<Delivery>,
-    input: Peekable<I>,
+    input: I,
     input_done: bool,
     /// Stop pulling input (a failure made the rest useless, or the pool refused).
     stopped: bool,
@@ -39,6 +39,8 @@ pub(crate) struct Call<A: RemoteFn, I: Iterator> {
     /// Chunks made here rather than by a worker (an item that could not be encoded).
     local: Vec<Decoded<A>>,
     render: Option<Render<A::In>>,
+    /// Why the function cannot be sent to a worker, if it cannot: each item fails so.
+    refused: Option<String>,
     batch_size: usize,
     fixed: bool,
     max_batch: usize,
@@ -67,7 +69,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
                 (size.min(max_batch), false)
             }
         };
-        let mut call = Call {
+        Call {
             link: Arc::new(CallLink {
                 function,
                 sender,
@@ -75,29 +77,21 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
             }),
             shared,
             receiver,
-            input: input.peekable(),
+            input,
             input_done: false,
             stopped: false,
             pulled: 0,
             batches_out: 0,
             local: Vec::new(),
             render,
+            refused: refused
+                .map(|err| format!("the function cannot be sent to a worker process: {err}")),
             batch_size,
             fixed,
             max_batch,
             window: 2 * nodes,
             _f: PhantomData,
-        };
-        if let Some(err) = refused {
-            // The function cannot be named in a worker: every item fails, clearly.
-            call.stopped = true;
-            let why = format!("the function cannot be sent to a worker process: {err}");
-            for (index, _) in call.input.by_ref().enumerate() {
-                call.local
-                    .push(single(index, None, ErrorKind::Transport(why.clone())));
-            }
         }
-        call
     }
 
     /// Pulls no more input.
@@ -108,7 +102,11 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
     /// Queues batches while fewer than `window` are out and fewer than `ahead` items are
     /// pulled (the caller's bound on buffered results).
     pub(crate) fn fill(&mut self, ahead: Option<usize>) {
-        while !self.input_done && !self.stopped && self.batches_out < self.window {
+        while !self.input_done
+            && !self.stopped
+            && self.batches_out < self.window
+            && self.local.len() < self.window
+        {
             if ahead.is_some_and(|limit| self.pulled >= limit) {
                 break;
             }
@@ -121,6 +119,17 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
     /// Encodes and queues one batch; `false` once the input has ended.
     fn push_batch(&mut self) -> bool {
         let first = self.pulled;
+        if let Some(why) = &self.refused {
+            // Nothing can run: each item pulled fails, clearly, one at a time (the input
+            // may be endless).
+            if self.input.next().is_none() {
+                return false;
+            }
+            let failure = single(first, None, ErrorKind::Transport(why.clone()));
+            self.local.push(failure);
+            self.pulled = first + 1;
+            return true;
+        }
         let mut bytes = Vec::with_capacity(self.batch_size.min(MAX_ITEMS) * 8);
         let mut offsets = Vec::with_capacity(self.batch_size.min(MAX_ITEMS));
         while offsets.len() < self.batch_size && bytes.len() < MAX_BYTES {
@@ -173,6 +182,9 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
                 return Some(chunk);
             }
             self.fill(ahead);
+            if !self.local.is_empty() {
+                continue;
+            }
             if self.batches_out == 0 {
                 return None;
             }
