@@ -20,7 +20,11 @@ const UNBATCHED: u64 = 10_000;
 
 fn throughput(c: &mut Criterion) {
     let batched = ProcessPool::with_nodes(2).unwrap();
-    let unbatched = ProcessPool::builder().nodes(2).chunksize(1).build().unwrap();
+    let unbatched = ProcessPool::builder()
+        .nodes(2)
+        .chunksize(1)
+        .build()
+        .unwrap();
     // Warm: workers started, batch sizes learned.
     batched.map(mix, 0..BATCHED).unwrap();
     unbatched.map(mix, 0..UNBATCHED).unwrap();

@@ -48,10 +48,12 @@ mod error;
 mod imap;
 mod item;
 mod panic_capture;
-#[cfg(target_os = "linux")] mod process;
+#[cfg(target_os = "linux")]
+mod process;
 mod thread_pool;
 mod tuple_fn;
-#[cfg(target_os = "linux")] mod unsafe_code;
+#[cfg(target_os = "linux")]
+mod unsafe_code;
 
 #[cfg(feature = "aio")]
 pub use aio::{
@@ -63,7 +65,10 @@ pub use async_result::AsyncResult;
 pub use debug::{debug_mode, set_debug_mode};
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
 pub use imap::{Imap, Uimap};
-#[cfg(target_os = "linux")] pub use process::{CrossProcess, ProcessImap, ProcessPool, ProcessPoolBuilder, ProcessUimap, RemoteError};
+#[cfg(target_os = "linux")]
+pub use process::{
+    CrossProcess, ProcessImap, ProcessPool, ProcessPoolBuilder, ProcessUimap, RemoteError,
+};
 pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
 pub use tuple_fn::TupleFn;
 pub use twat_mp_macros::{amap, imap, pmap};
@@ -83,5 +88,6 @@ pub mod __private {
     #[cfg(all(feature = "aio", target_os = "linux"))]
     pub use crate::aio::{apmap_process, apmap_result_process};
     pub use crate::attribute_support::*;
-    #[cfg(target_os = "linux")] pub use crate::process::attribute::*;
+    #[cfg(target_os = "linux")]
+    pub use crate::process::attribute::*;
 }
