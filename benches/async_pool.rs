@@ -15,7 +15,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+mod report;
+
 use criterion::{Criterion, criterion_group};
+use report::mean_ns;
 use tokio::task::JoinSet;
 use twat_mp::{AsyncMultiPool, apmap};
 
@@ -73,41 +76,6 @@ fn sleeps_1000x10ms(c: &mut Criterion) {
 
 criterion_group!(benches, sleeps_1000x10ms);
 
-/// Reads criterion's mean estimate (ns) of one benchmark from its output directory.
-fn mean_ns(group: &str, function: &str) -> Option<f64> {
-    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
-        std::path::PathBuf::from,
-    );
-    let path = dir
-        .join("criterion")
-        .join(group)
-        .join(function)
-        .join("new/estimates.json");
-    let json = std::fs::read_to_string(path).ok()?;
-    let mean = json.split("\"mean\":").nth(1)?;
-    let point = mean.split("\"point_estimate\":").nth(1)?;
-    point.split([',', '}']).next()?.trim().parse().ok()
-}
-
-/// Runs the Python peer once; its last line is the mean time in ms, or why it could not run.
-fn python_peer() -> String {
-    let python = std::env::var("TWAT_MP_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/async_pool.py");
-    match std::process::Command::new(&python).arg(&script).output() {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        Ok(out) => format!(
-            "not measured ({python} failed: {})",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("no message")
-        ),
-        Err(err) => format!("not measured ({python}: {err})"),
-    }
-}
-
 fn report_ratios() {
     let group = "sleeps_1000x10ms";
     println!("\n{group}: mean time of 1,000 tasks sleeping 10 ms each");
@@ -126,7 +94,12 @@ fn report_ratios() {
             _ => println!("  {ours} or tokio_joinset was not run"),
         }
     }
-    println!("  python twat-mp AsyncMultiPool: {}", python_peer());
+    let python = report::run_python("async_pool.py")
+        .map(|out| out.lines().last().unwrap_or_default().to_owned());
+    println!(
+        "  python twat-mp AsyncMultiPool: {}",
+        python.unwrap_or_else(|why| why)
+    );
 }
 
 fn main() {

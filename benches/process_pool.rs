@@ -2,12 +2,17 @@
 //! automatic batching against one item per message (`chunksize = 1`); and the cost of a
 //! pool's whole life with one item (start, first worker, one item, drop).
 //!
+//! Python twat-mp's ProcessPool runs the same two workloads afterwards, when `python3`
+//! can import it (`pip install twat-mp`): `benches/python/process_pool.py`.
+//!
 //! `cargo bench --bench process_pool`
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+mod report;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use twat_mp::ProcessPool;
 
 fn mix(x: u64) -> u64 {
@@ -80,4 +85,42 @@ fn lifecycle(c: &mut Criterion) {
 }
 
 criterion_group!(benches, throughput, lifecycle);
-criterion_main!(benches);
+
+/// Our results beside Python twat-mp's ProcessPool on the same workloads.
+fn report_against_python() {
+    let ours_rate = report::mean_ns("process_pool_u64", "map_auto_chunks")
+        .map(|ns| BATCHED as f64 / (ns / 1e9));
+    let ours_life = report::mean_ns("process_pool_life", "start_one_item_drop_2_nodes");
+    println!("\nagainst Python twat-mp's ProcessPool (benches/python/process_pool.py):");
+    let python = match report::run_python("process_pool.py") {
+        Ok(out) => out,
+        Err(why) => return println!("  python {why}"),
+    };
+    let value = |key: &str| {
+        python
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.trim().parse::<f64>().ok())
+    };
+    if let (Some(ours), Some(theirs)) = (ours_rate, value("map_items_per_s")) {
+        println!(
+            "  map, trivial items: {:.1} M/s vs {:.2} M/s: {:.0}x faster",
+            ours / 1e6,
+            theirs / 1e6,
+            ours / theirs
+        );
+    }
+    if let (Some(ours), Some(theirs)) = (ours_life, value("life_ms")) {
+        println!(
+            "  start + one item + drop: {:.2} ms vs {:.2} ms: {:.1}x faster",
+            ours / 1e6,
+            theirs,
+            theirs / (ours / 1e6)
+        );
+    }
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    report_against_python();
+}

@@ -13,8 +13,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+mod report;
+
 use criterion::{BatchSize, Criterion, criterion_group};
 use rayon::prelude::*;
+use report::mean_ns;
 use twat_mp::{ThreadPool, pmap};
 use twat_mp_workspace::numbers::mix_rounds;
 
@@ -136,23 +139,6 @@ fn cpu_32x25ms(c: &mut Criterion) {
 }
 
 criterion_group!(benches, map_2m_trivial, pmap_2m_trivial, cpu_32x25ms);
-
-/// Reads criterion's mean estimate (ns) of one benchmark from its output directory.
-fn mean_ns(group: &str, function: &str) -> Option<f64> {
-    let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
-        std::path::PathBuf::from,
-    );
-    let path = dir
-        .join("criterion")
-        .join(group)
-        .join(function)
-        .join("new/estimates.json");
-    let json = std::fs::read_to_string(path).ok()?;
-    let mean = json.split("\"mean\":").nth(1)?;
-    let point = mean.split("\"point_estimate\":").nth(1)?;
-    point.split([',', '}']).next()?.trim().parse().ok()
-}
 
 fn report_ratios() {
     println!("\nratios (mean time; lower is better for the first name):");
