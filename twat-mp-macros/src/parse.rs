@@ -684,7 +684,7 @@ pub(crate) mod tests {
                 "& 'static str",
             ),
         ] {
-            let m = model(Kind::Pmap, quote!(fn f(x: u8) -> #ret { todo!() }));
+            let m = model(Kind::Pmap, quote!(fn f(x: u8) -> #ret { unreachable!() }));
             let (whole, found) = (&m.output.returned, m.output.ok.expect("fallible"));
             assert_eq!(quote!(#found).to_string(), ok);
             let written: Type = syn::parse2(ret.clone()).unwrap();
@@ -695,7 +695,7 @@ pub(crate) mod tests {
             quote!(Results<u8>),
             quote!(Option<Result<u8, E>>),
         ] {
-            let m = model(Kind::Pmap, quote!(fn f(x: u8) -> #ret { todo!() }));
+            let m = model(Kind::Pmap, quote!(fn f(x: u8) -> #ret { unreachable!() }));
             assert!(m.output.ok.is_none(), "{ret} is plain");
         }
     }
