@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Mutex;
 
 use crate::async_result::{AsyncResult, async_result};
-use crate::error::{ErrorKind, WorkerError};
+use crate::error::{BuildError, ErrorKind, WorkerError};
 use crate::item::{ItemFailure, Render};
 use crate::thread_pool::ThreadPool;
 
@@ -40,27 +40,37 @@ impl Config {
     };
 }
 
-/// The pool every attribute with this configuration shares, built on first use and kept
-/// for the life of the program (as rayon's global pool is).
-fn thread_pool(config: &Config) -> &'static ThreadPool {
-    static POOLS: Mutex<Vec<(Config, &'static ThreadPool)>> = Mutex::new(Vec::new());
-    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+/// The pool of type `P` every attribute with this configuration shares, built by `build`
+/// on first use and kept for the life of the program (as rayon's global pool is).
+pub(crate) fn shared_pool<P: Sync + 'static>(
+    pools: &'static Mutex<Vec<(Config, &'static P)>>,
+    config: &Config,
+    build: impl FnOnce(&Config) -> Result<P, BuildError>,
+) -> &'static P {
+    let mut pools = pools.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, pool)) = pools.iter().find(|(c, _)| c == config) {
         return pool;
     }
-    let mut builder = ThreadPool::builder().debug(config.debug);
-    if let Some(nodes) = config.nodes {
-        builder = builder.nodes(nodes);
-    }
-    if let Some(chunksize) = config.chunksize {
-        builder = builder.chunksize(chunksize);
-    }
-    let pool: &'static ThreadPool =
-        Box::leak(Box::new(builder.build().unwrap_or_else(|err| {
-            panic!("twat-mp could not build the attribute's pool: {err}")
-        })));
+    let pool: &'static P = Box::leak(Box::new(build(config).unwrap_or_else(|err| {
+        panic!("twat-mp could not build the pool of an attribute with {config:?}: {err}")
+    })));
     pools.push((*config, pool));
     pool
+}
+
+/// The thread pool of the attributes with this configuration.
+fn thread_pool(config: &Config) -> &'static ThreadPool {
+    static POOLS: Mutex<Vec<(Config, &'static ThreadPool)>> = Mutex::new(Vec::new());
+    shared_pool(&POOLS, config, |config| {
+        let mut builder = ThreadPool::builder().debug(config.debug);
+        if let Some(nodes) = config.nodes {
+            builder = builder.nodes(nodes);
+        }
+        if let Some(chunksize) = config.chunksize {
+            builder = builder.chunksize(chunksize);
+        }
+        builder.build()
+    })
 }
 
 /// `#[pmap]` on `fn(T) -> R`: the results, or the lowest failing item's panic resumed.

@@ -5,33 +5,26 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use super::pool::{AsyncMultiPool, infallible};
-use crate::attribute_support::Config;
+use crate::attribute_support::{Config, shared_pool};
 use crate::item::{ItemFailure, Render};
 
 /// The pool every `#[apmap]` with this configuration shares, built on first use and kept
 /// for the life of the program.
 fn async_pool(config: &Config) -> &'static AsyncMultiPool {
     static POOLS: Mutex<Vec<(Config, &'static AsyncMultiPool)>> = Mutex::new(Vec::new());
-    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, pool)) = pools.iter().find(|(c, _)| c == config) {
-        return pool;
-    }
-    let mut builder = AsyncMultiPool::builder().debug(config.debug);
-    if let Some(nodes) = config.nodes {
-        builder = builder.nodes(nodes);
-    }
-    if let Some(concurrency) = config.concurrency {
-        builder = builder.concurrency(concurrency);
-    }
-    if let Some(timeout) = config.timeout {
-        builder = builder.timeout(timeout);
-    }
-    let pool: &'static AsyncMultiPool =
-        Box::leak(Box::new(builder.build().unwrap_or_else(|err| {
-            panic!("twat-mp could not build the #[apmap] pool: {err}")
-        })));
-    pools.push((*config, pool));
-    pool
+    shared_pool(&POOLS, config, |config| {
+        let mut builder = AsyncMultiPool::builder().debug(config.debug);
+        if let Some(nodes) = config.nodes {
+            builder = builder.nodes(nodes);
+        }
+        if let Some(concurrency) = config.concurrency {
+            builder = builder.concurrency(concurrency);
+        }
+        if let Some(timeout) = config.timeout {
+            builder = builder.timeout(timeout);
+        }
+        builder.build()
+    })
 }
 
 /// `#[apmap]` on `async fn(T) -> R`: the results in input order, or the lowest failing

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use super::ProcessPool;
 use super::remote::{AsValue, CrossProcess, Fallible, Plain};
 use crate::async_result::{AsyncResult, async_result};
-use crate::attribute_support::Config;
+use crate::attribute_support::{Config, shared_pool};
 use crate::error::{ErrorKind, WorkerError};
 use crate::item::{ItemFailure, Render};
 
@@ -16,25 +16,19 @@ use crate::item::{ItemFailure, Render};
 /// and kept for the life of the program. Its workers die with the program.
 fn process_pool(config: &Config) -> &'static ProcessPool {
     static POOLS: Mutex<Vec<(Config, &'static ProcessPool)>> = Mutex::new(Vec::new());
-    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, pool)) = pools.iter().find(|(c, _)| c == config) {
-        return pool;
-    }
-    let mut builder = ProcessPool::builder().debug(config.debug);
-    if let Some(nodes) = config.nodes {
-        builder = builder.nodes(nodes);
-    }
-    if let Some(chunksize) = config.chunksize {
-        builder = builder.chunksize(chunksize);
-    }
-    if let Some(timeout) = config.timeout {
-        builder = builder.timeout(timeout);
-    }
-    let pool: &'static ProcessPool = Box::leak(Box::new(builder.build().unwrap_or_else(|err| {
-        panic!("twat-mp could not build the attribute's process pool: {err}")
-    })));
-    pools.push((*config, pool));
-    pool
+    shared_pool(&POOLS, config, |config| {
+        let mut builder = ProcessPool::builder().debug(config.debug);
+        if let Some(nodes) = config.nodes {
+            builder = builder.nodes(nodes);
+        }
+        if let Some(chunksize) = config.chunksize {
+            builder = builder.chunksize(chunksize);
+        }
+        if let Some(timeout) = config.timeout {
+            builder = builder.timeout(timeout);
+        }
+        builder.build()
+    })
 }
 
 /// A failure of a function that cannot return an error: resumed as a panic (the original
