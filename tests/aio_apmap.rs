@@ -1,27 +1,14 @@
 //! `#[apmap]` through the public API, on both tokio runtime flavours.
 #![cfg(feature = "aio")]
 
+#[macro_use]
+mod support;
+
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use twat_mp::{WorkerError, apmap};
-
-macro_rules! on_both_flavours {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "current_thread")]
-            async fn current_thread() {
-                super::$name().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn multi_thread() {
-                super::$name().await;
-            }
-        }
-    )+};
-}
 
 on_both_flavours!(
     results_come_in_input_order,

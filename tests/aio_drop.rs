@@ -4,18 +4,11 @@
 
 use twat_mp::AsyncMultiPool;
 
+mod support;
+
 /// The threads of this process whose name marks them as async workers.
 fn aio_threads() -> Option<usize> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    Some(
-        tasks
-            .filter_map(Result::ok)
-            .filter(|task| {
-                std::fs::read_to_string(task.path().join("comm"))
-                    .is_ok_and(|name| name.starts_with("twat-mp-aio"))
-            })
-            .count(),
-    )
+    support::threads_named("twat-mp-aio")
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! (the caller's runtime; the pool always runs its own workers).
 #![cfg(feature = "aio")]
 
+#[macro_use]
+mod support;
+
 use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,24 +13,6 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{Barrier, watch};
 use twat_mp::{AsyncMultiPool, BuildError, ErrorKind, WorkerError};
-
-/// Runs the async test function `$name` once on a current-thread runtime and once on a
-/// multi-thread one.
-macro_rules! on_both_flavours {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "current_thread")]
-            async fn current_thread() {
-                super::$name().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn multi_thread() {
-                super::$name().await;
-            }
-        }
-    )+};
-}
 
 on_both_flavours!(
     map_keeps_input_order,

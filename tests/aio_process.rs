@@ -2,27 +2,14 @@
 //! public API, on both tokio runtime flavours.
 #![cfg(all(feature = "aio", target_os = "linux"))]
 
+#[macro_use]
+mod support;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use twat_mp::{AsyncMultiPool, AsyncProcessPool, BuildError, ErrorKind, RemoteError, apmap};
-
-macro_rules! on_both_flavours {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "current_thread")]
-            async fn current_thread() {
-                super::$name().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn multi_thread() {
-                super::$name().await;
-            }
-        }
-    )+};
-}
 
 on_both_flavours!(
     map_runs_in_worker_processes_in_input_order,

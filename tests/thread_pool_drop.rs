@@ -6,13 +6,11 @@ use std::time::Duration;
 
 use twat_mp::ThreadPool;
 
+mod support;
+
 /// The threads of this process whose name says they are twat-mp workers.
 fn worker_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("Linux /proc")
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("twat-mp-"))
-        .count()
+    support::threads_named("twat-mp-").expect("Linux /proc")
 }
 
 #[test]
