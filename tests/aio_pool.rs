@@ -512,6 +512,7 @@ fn settings_are_checked() {
         .initializer(|| panic!("no config file"))
         .build()
         .unwrap_err();
+    assert!(matches!(err, BuildError::NotReady(_)), "{err:?}");
     assert!(
         err.to_string().contains("panicked: no config file"),
         "{err}"

@@ -246,6 +246,7 @@ fn process_settings_are_checked() {
         .processes()
         .build()
         .unwrap_err();
+    assert!(matches!(err, BuildError::Unsupported(_)), "{err:?}");
     assert!(
         err.to_string()
             .contains("initializer cannot run in worker processes"),

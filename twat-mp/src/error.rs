@@ -268,6 +268,12 @@ pub enum BuildError {
     /// The operating system refused to start a worker thread or process.
     #[error("could not start a worker: {0}")]
     Spawn(#[from] std::io::Error),
+    /// A worker started but failed to get ready: its initializer panicked.
+    #[error("a worker failed to get ready: {0}")]
+    NotReady(String),
+    /// Settings that this kind of pool cannot honour together.
+    #[error("these settings cannot be used together: {0}")]
+    Unsupported(&'static str),
 }
 
 #[cfg(test)]

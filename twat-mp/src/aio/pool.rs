@@ -219,7 +219,7 @@ impl AsyncMultiPoolBuilder {
     /// # Errors
     /// [`BuildError::NoNodes`] for `nodes(0)`; [`BuildError::Zero`] for `concurrency(0)`
     /// or a zero `timeout`; [`BuildError::Spawn`] when the system refuses a thread or a
-    /// runtime, or when the initializer panics.
+    /// runtime; [`BuildError::NotReady`] when the initializer panics.
     ///
     /// ```
     /// use twat_mp::{AsyncMultiPool, BuildError};
@@ -227,7 +227,7 @@ impl AsyncMultiPoolBuilder {
     /// let err = AsyncMultiPool::builder().concurrency(0).build().unwrap_err();
     /// assert!(matches!(err, BuildError::Zero("concurrency")));
     /// let err = AsyncMultiPool::builder().initializer(|| panic!("no config file")).build().unwrap_err();
-    /// assert_eq!(err.to_string(), "could not start a worker: the initializer of worker 0 panicked: no config file");
+    /// assert_eq!(err.to_string(), "a worker failed to get ready: the initializer of worker 0 panicked: no config file");
     /// ```
     pub fn build(self) -> Result<AsyncMultiPool, BuildError> {
         let nodes = self.nodes.unwrap_or_else(default_nodes);
@@ -291,7 +291,7 @@ impl AsyncMultiPoolBuilder {
             }
         }
         if let Some((_, reason)) = failure {
-            return Err(BuildError::Spawn(std::io::Error::other(reason)));
+            return Err(BuildError::NotReady(reason));
         }
         event!(debug, nodes, concurrency, "async pool started");
         Ok(pool)

@@ -370,9 +370,9 @@ impl AsyncProcessPoolBuilder {
     ///
     /// # Errors
     /// [`BuildError::NoNodes`] for `nodes(0)`; [`BuildError::Zero`] for a zero
-    /// `concurrency`, `timeout` or `maxtasksperchild`; [`BuildError::Spawn`] when an
-    /// initializer was set (a closure cannot run in another process) or the system
-    /// refuses a thread.
+    /// `concurrency`, `timeout` or `maxtasksperchild`; [`BuildError::Unsupported`] when an
+    /// initializer was set (a closure cannot run in another process);
+    /// [`BuildError::Spawn`] when the system refuses a thread.
     pub fn build(self) -> Result<AsyncProcessPool, BuildError> {
         let nodes = self.nodes.unwrap_or_else(crate::thread_pool::default_nodes);
         if nodes == 0 {
@@ -389,10 +389,10 @@ impl AsyncProcessPoolBuilder {
             return Err(BuildError::Zero("maxtasksperchild"));
         }
         if self.has_initializer {
-            return Err(BuildError::Spawn(std::io::Error::other(
+            return Err(BuildError::Unsupported(
                 "an initializer cannot run in worker processes (a closure cannot cross to \
                  another process): build the pool without `initializer`, or without `processes`",
-            )));
+            ));
         }
         let debug = debug::enabled(self.debug);
         let pool = AsyncProcessPool {
