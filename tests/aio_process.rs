@@ -13,6 +13,7 @@ use twat_mp::{AsyncMultiPool, AsyncProcessPool, BuildError, ErrorKind, RemoteErr
 
 on_both_flavours!(
     map_runs_in_worker_processes_in_input_order,
+    starmap_spreads_tuples_over_arguments,
     a_crash_costs_exactly_its_item,
     panics_errors_and_timeouts_cost_only_their_task,
     a_blocking_task_past_the_timeout_is_stopped,
@@ -46,6 +47,24 @@ async fn map_runs_in_worker_processes_in_input_order() {
     assert!(out.iter().all(|(pid, _)| *pid != std::process::id()));
     assert_eq!(pool.apply(tagged, 7).await.unwrap().1, 70);
     assert!(pool.map(tagged, Vec::new()).await.unwrap().is_empty());
+}
+
+async fn scaled_sum(a: u64, b: u64, scale: u64) -> (u32, u64) {
+    tokio::task::yield_now().await;
+    (std::process::id(), (a + b) * scale)
+}
+
+async fn starmap_spreads_tuples_over_arguments() {
+    let pool = pool();
+    let out = pool
+        .starmap(scaled_sum, (0..20).map(|n| (n, n + 1, 10)))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.iter().map(|(_, x)| *x).collect::<Vec<_>>(),
+        (0..20).map(|n| (2 * n + 1) * 10).collect::<Vec<_>>()
+    );
+    assert!(out.iter().all(|(pid, _)| *pid != std::process::id()));
 }
 
 async fn abort_on_seven(x: u32) -> u32 {

@@ -28,6 +28,7 @@ use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 use crate::item::{ItemFailure, Render};
 use crate::panic_capture;
 use crate::process::{CrossProcess, ProcessPool, RemoteError};
+use crate::tuple_fn::TupleFn;
 
 /// A group of items, as it crosses to a worker process.
 #[derive(Serialize, Deserialize)]
@@ -507,6 +508,44 @@ impl AsyncProcessPool {
                 ItemFailure::Worker(err) => err,
             })
         }
+    }
+
+    /// Applies an async function of several arguments to every tuple of arguments, in
+    /// the worker processes, as Python's `starmap`; results in input order. The function
+    /// must capture nothing, as for [`map`](Self::map); see [`TupleFn`] for closures.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use twat_mp::AsyncMultiPool;
+    ///
+    /// async fn power(base: u64, exponent: u32) -> u64 {
+    ///     base.pow(exponent)
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// assert_eq!(pool.starmap(power, vec![(2, 10), (3, 3)]).await?, [1024, 27]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn starmap<Args, R, F, I>(
+        &self,
+        f: F,
+        tuples: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<Args, R, F, I>
+    where
+        F: TupleFn<Args> + Copy + Send + Sync + 'static,
+        F::Output: Future<Output = R> + 'static,
+        I: IntoIterator<Item = Args>,
+        Args: CrossProcess,
+        R: CrossProcess,
+    {
+        // Captures only `f`, which captures nothing: still zero-sized, so it can be named
+        // in a worker process.
+        self.map(move |args: Args| f.call_tuple(args), tuples)
     }
 
     /// Like [`map`](Self::map) for a function that returns `Result`: the first `Err` (by
