@@ -363,9 +363,10 @@ fn dropping_during_a_panic_cancels_queued_work() {
         // Declared before the pool so that it is dropped after it.
         let (_hold, held) = mpsc::channel::<()>();
         let pool = ThreadPool::with_nodes(1).unwrap();
-        // Occupies the only thread for a moment, so that the map below is still queued.
+        // Occupies the only thread long enough (even while the panic hook prints a
+        // backtrace) that the map below is still queued when the pool is dropped.
         pool.apipe(
-            move |_: ()| held.recv_timeout(Duration::from_millis(300)),
+            move |_: ()| held.recv_timeout(Duration::from_secs(3)),
             (),
         );
         let pending = pool.amap(
