@@ -365,10 +365,7 @@ fn dropping_during_a_panic_cancels_queued_work() {
         let pool = ThreadPool::with_nodes(1).unwrap();
         // Occupies the only thread long enough (even while the panic hook prints a
         // backtrace) that the map below is still queued when the pool is dropped.
-        pool.apipe(
-            move |_: ()| held.recv_timeout(Duration::from_secs(3)),
-            (),
-        );
+        pool.apipe(move |_: ()| held.recv_timeout(Duration::from_secs(3)), ());
         let pending = pool.amap(
             move |x: u32| {
                 counter.fetch_add(1, Ordering::SeqCst);
