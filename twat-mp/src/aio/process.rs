@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::{FusedStream, Stream};
 use serde::{Deserialize, Serialize};
 
 use super::engine::CatchPanic;
+use super::stream::{ResultSource, result_stream};
 use crate::async_result::AsyncResult;
 use crate::debug::{self, event};
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
@@ -626,8 +626,8 @@ impl AsyncProcessPool {
     }
 
     /// Runs `f` on every item lazily and yields the results in input order, as a
-    /// [`Stream`]. At most two groups per worker process are pulled ahead of the
-    /// consumer, so an endless input runs in bounded memory.
+    /// [`Stream`](futures_core::Stream). At most two groups per worker process are pulled
+    /// ahead of the consumer, so an endless input runs in bounded memory.
     ///
     /// ```
     /// async fn cube(x: u64) -> u64 {
@@ -1109,72 +1109,26 @@ fn same_kind(kind: &ErrorKind) -> ErrorKind {
     }
 }
 
-macro_rules! process_stream {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[must_use = "streams are lazy: the items run only as it is polled"]
-        pub struct $name<R> {
-            call: GroupCall<R, (String, String)>,
-            done: bool,
-        }
+impl<R: Send + 'static> ResultSource<R> for GroupCall<R, (String, String)> {
+    fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R, WorkerError>>> {
+        self.poll_next(cx)
+            .map(|next| next.map(|(_, outcome)| outcome.map_err(text_failure)))
+    }
 
-        impl<R: Send + 'static> $name<R> {
-            fn new(call: GroupCall<R, (String, String)>) -> Self {
-                $name { call, done: false }
-            }
-
-            /// The next result, or `None` once every item has been yielded — the same as
-            /// `StreamExt::next`, without importing it.
-            #[allow(clippy::should_implement_trait)]
-            pub async fn next(&mut self) -> Option<Result<R, WorkerError>> {
-                std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
-            }
-        }
-
-        // Never pinned structurally.
-        impl<R> Unpin for $name<R> {}
-
-        impl<R: Send + 'static> Stream for $name<R> {
-            type Item = Result<R, WorkerError>;
-
-            fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-                if self.done {
-                    return Poll::Ready(None);
-                }
-                let next = std::task::ready!(self.call.poll_next(cx));
-                self.done = next.is_none();
-                Poll::Ready(match next {
-                    None => None,
-                    Some((_, outcome)) => Some(outcome.map_err(text_failure)),
-                })
-            }
-        }
-
-        impl<R: Send + 'static> FusedStream for $name<R> {
-            fn is_terminated(&self) -> bool {
-                self.done
-            }
-        }
-
-        impl<R> fmt::Debug for $name<R> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($name))
-                    .field("pulled", &self.call.pulled)
-                    .field("groups_running", &self.call.running.len())
-                    .finish_non_exhaustive()
-            }
-        }
-    };
+    fn progress(&self, out: &mut fmt::DebugStruct<'_, '_>) {
+        out.field("pulled", &self.pulled)
+            .field("groups_running", &self.running.len());
+    }
 }
 
-process_stream! {
+result_stream! {
     /// The stream of [`AsyncProcessPool::imap`]: results in input order.
-    ProcessImapStream
+    ProcessImapStream(GroupCall<R, (String, String)>)
 }
 
-process_stream! {
+result_stream! {
     /// The stream of [`AsyncProcessPool::uimap`]: results as their groups finish.
-    ProcessUimapStream
+    ProcessUimapStream(GroupCall<R, (String, String)>)
 }
 
 /// The process pool every `#[apmap(process)]` with this configuration shares.
