@@ -154,6 +154,31 @@ fn imap_over_an_endless_input_pulls_only_a_bounded_window() {
 }
 
 #[test]
+fn lazy_maps_pull_input_on_the_callers_thread_so_it_may_borrow() {
+    let pool = ThreadPool::with_nodes(2).unwrap();
+    let words = vec!["parallel".to_owned(), "map".to_owned(), "lazily".to_owned()];
+    // Borrows `words` and holds an `Rc`: neither 'static nor Send, and that is fine.
+    let pulled = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = std::rc::Rc::clone(&pulled);
+    let input = words
+        .iter()
+        .cloned()
+        .inspect(move |_| counter.set(counter.get() + 1));
+    let lengths: Vec<usize> = pool
+        .imap(|w: String| w.len(), input)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(lengths, [8, 3, 6]);
+    assert_eq!(pulled.get(), 3);
+    let mut lengths: Vec<usize> = pool
+        .uimap(|w: String| w.len(), words.iter().cloned())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    lengths.sort_unstable();
+    assert_eq!(lengths, [3, 6, 8]);
+}
+
+#[test]
 fn imap_keeps_input_order_and_goes_on_after_a_failure() {
     let pool = ThreadPool::builder().nodes(3).chunksize(4).build().unwrap();
     let results: Vec<Result<u64, WorkerError>> = pool

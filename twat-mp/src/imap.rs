@@ -46,7 +46,7 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
         ordered: bool,
     ) -> Self
     where
-        I: Iterator<Item = T> + 'static,
+        I: Iterator<Item = T> + 'pool,
         T: Send + 'static,
         F: Fn(usize, T) -> Outcome<R, E> + Send + Sync + 'static,
     {

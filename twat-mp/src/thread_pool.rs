@@ -260,9 +260,10 @@ impl ThreadPool {
     /// ready.
     ///
     /// Input is pulled only as workers free up (at most about two jobs per thread run
-    /// ahead of the consumer), so an endless input runs in bounded memory. A failed item
-    /// yields `Err` and the iteration goes on. Dropping the iterator cancels the items that
-    /// have not started.
+    /// ahead of the consumer), so an endless input runs in bounded memory. It is pulled on
+    /// the thread that consumes the results, so the input iterator may borrow and need not
+    /// be `Send`; only the items cross to the workers. A failed item yields `Err` and the
+    /// iteration goes on. Dropping the iterator cancels the items that have not started.
     ///
     /// ```
     /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
@@ -274,11 +275,11 @@ impl ThreadPool {
     /// assert_eq!(first, [1, 4, 9, 16]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn imap<T, R, F, I>(&self, f: F, items: I) -> Imap<'_, R>
+    pub fn imap<'pool, T, R, F, I>(&'pool self, f: F, items: I) -> Imap<'pool, R>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
-        I::IntoIter: 'static,
+        I::IntoIter: 'pool,
         T: Send + 'static,
         R: Send + 'static,
     {
@@ -298,11 +299,11 @@ impl ThreadPool {
     /// assert_eq!(sums, [45, 190, 435]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn uimap<T, R, F, I>(&self, f: F, items: I) -> Uimap<'_, R>
+    pub fn uimap<'pool, T, R, F, I>(&'pool self, f: F, items: I) -> Uimap<'pool, R>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
-        I::IntoIter: 'static,
+        I::IntoIter: 'pool,
         T: Send + 'static,
         R: Send + 'static,
     {
@@ -438,17 +439,17 @@ impl ThreadPool {
     }
 
     /// The engine of `imap`, `uimap` and the lazy attribute.
-    pub(crate) fn lazy_map<T, R, E, F, I>(
-        &self,
+    pub(crate) fn lazy_map<'pool, T, R, E, F, I>(
+        &'pool self,
         f: F,
         items: I,
         render: Option<Render<T>>,
         ordered: bool,
-    ) -> LazyMap<'_, R, E>
+    ) -> LazyMap<'pool, R, E>
     where
         F: Fn(T) -> Result<R, E> + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
-        I::IntoIter: 'static,
+        I::IntoIter: 'pool,
         T: Send + 'static,
         R: Send + 'static,
         E: Send + 'static,
