@@ -156,7 +156,7 @@ fn imap_over_an_endless_input_pulls_only_a_bounded_window() {
 #[test]
 fn lazy_maps_pull_input_on_the_callers_thread_so_it_may_borrow() {
     let pool = ThreadPool::with_nodes(2).unwrap();
-    let words = vec!["parallel".to_owned(), "map".to_owned(), "lazily".to_owned()];
+    let words = ["parallel".to_owned(), "map".to_owned(), "lazily".to_owned()];
     // Borrows `words` and holds an `Rc`: neither 'static nor Send, and that is fine.
     let pulled = std::rc::Rc::new(std::cell::Cell::new(0));
     let counter = std::rc::Rc::clone(&pulled);
