@@ -95,3 +95,35 @@ fn the_environment_variable_turns_debug_mode_on() {
     );
     assert!(String::from_utf8_lossy(&status.stdout).contains("1 passed"));
 }
+
+#[test]
+fn without_a_subscriber_events_go_to_stderr_and_the_global_default_stays_free() {
+    if std::env::var_os("TWAT_MP_STDERR_CHILD").is_some() {
+        twat_mp::set_debug_mode(true);
+        let pool = ThreadPool::with_nodes(2).unwrap();
+        assert_eq!(pool.map(|x: u8| x + 1, [1, 2]).unwrap(), [2, 3]);
+        drop(pool);
+        // The program can still install its own subscriber afterwards.
+        assert!(tracing_subscriber::fmt().try_init().is_ok());
+        return;
+    }
+    // Run this same test in a fresh process, which has no subscriber at all.
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "without_a_subscriber_events_go_to_stderr_and_the_global_default_stays_free",
+            "--nocapture",
+        ])
+        .env("TWAT_MP_STDERR_CHILD", "1")
+        .env_remove("TWAT_MP_DEBUG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&child.stderr);
+    assert!(child.status.success(), "{stderr}");
+    for expected in ["thread pool started nodes=2", "thread pool stopped nodes=2"] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}

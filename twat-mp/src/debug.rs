@@ -1,18 +1,20 @@
 //! Debug mode: detailed events about pools, workers and failures, through `tracing`.
 
-use std::sync::Once;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
+
+use tracing::Dispatch;
 
 /// 0 = not decided yet (read `TWAT_MP_DEBUG` on first use), 1 = off, 2 = on.
 static MODE: AtomicU8 = AtomicU8::new(0);
-static SUBSCRIBER: Once = Once::new();
 
 /// Turns debug mode on or off for the whole program.
 ///
 /// In debug mode every pool reports, through [`tracing`] events with target `twat_mp`:
 /// its start and stop, each worker's start, exit and replacement, and each failed item
-/// with its index and cause. When the program has no `tracing` subscriber of its own, one
-/// is installed that prints these events to stderr. Setting the environment variable
+/// with its index and cause. When the program has no global `tracing` subscriber of its
+/// own, these events are printed to stderr (without taking the global default, so the
+/// program may still set its own later). Setting the environment variable
 /// `TWAT_MP_DEBUG=1` turns debug mode on from the start.
 ///
 /// A single pool or attribute can be put in debug mode alone with its `debug` option
@@ -26,9 +28,6 @@ static SUBSCRIBER: Once = Once::new();
 /// ```
 pub fn set_debug_mode(enabled: bool) {
     MODE.store(if enabled { 2 } else { 1 }, Ordering::Relaxed);
-    if enabled {
-        install_stderr_subscriber();
-    }
 }
 
 /// Whether debug mode is on for the whole program (see [`set_debug_mode`]).
@@ -46,36 +45,43 @@ pub fn debug_mode() -> bool {
 
 /// Whether a pool with its own `debug` setting should report events now.
 pub(crate) fn enabled(pool_debug: bool) -> bool {
-    if pool_debug {
-        install_stderr_subscriber();
-        true
-    } else {
-        debug_mode()
-    }
+    pool_debug || debug_mode()
 }
 
-/// Prints twat-mp's events to stderr unless the program set a subscriber of its own.
-fn install_stderr_subscriber() {
-    SUBSCRIBER.call_once(|| {
-        if tracing::dispatcher::has_been_set() {
-            return;
-        }
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_max_level(tracing::Level::DEBUG)
-            .with_target(true)
-            .finish();
-        // Someone may have set one in between; theirs wins.
-        let _ = tracing::subscriber::set_global_default(subscriber);
+/// Where twat-mp's events go when the program has no global subscriber: stderr.
+static STDERR: OnceLock<Dispatch> = OnceLock::new();
+
+/// Sends an event to the program's own subscriber, or else to stderr. The stderr
+/// subscriber is used only for twat-mp's own events and is never made the global default,
+/// so a program may still install its subscriber after turning debug mode on.
+pub(crate) fn emit(event: impl FnOnce()) {
+    // `dispatcher::has_been_set` cannot tell: it also turns true for scoped defaults,
+    // such as the one below.
+    let own = tracing::dispatcher::get_default(|current| {
+        !current.is::<tracing::subscriber::NoSubscriber>()
     });
+    if own {
+        event();
+    } else {
+        let stderr = STDERR.get_or_init(|| {
+            Dispatch::new(
+                tracing_subscriber::fmt()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_max_level(tracing::Level::DEBUG)
+                    .with_target(true)
+                    .finish(),
+            )
+        });
+        tracing::dispatcher::with_default(stderr, event);
+    }
 }
 
 /// Emits a `tracing` debug event with target `twat_mp` when `$on` is true.
 macro_rules! event {
     ($on:expr, $($arg:tt)+) => {
         if $on {
-            ::tracing::debug!(target: "twat_mp", $($arg)+);
+            $crate::debug::emit(|| ::tracing::debug!(target: "twat_mp", $($arg)+));
         }
     };
 }
