@@ -15,7 +15,7 @@ use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use twat_mp::{AsyncMultiPool, apmap};
-use twat_mp_workspace::site::{page_html, title};
+use twat_mp_workspace::site::{Response, get_request, page_html, parse_response, split_url, title};
 
 /// How many pages the server has.
 const PAGES: usize = 300;
@@ -41,44 +41,19 @@ async fn fetch(url: String) -> io::Result<Page> {
 async fn get(url: String) -> io::Result<Page> {
     let (host, path) = split_url(&url)?;
     let mut stream = TcpStream::connect(host).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
+    stream.write_all(get_request(host, path).as_bytes()).await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
     let raw =
         String::from_utf8(raw).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
-    let malformed = || {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("malformed response from {url}"),
-        )
-    };
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(malformed)?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(malformed)?;
+    let Response { status, body } = parse_response(&raw)?;
+    let body = body.as_str();
     Ok(Page {
         status,
         bytes: body.len(),
         words: text_of(body).split_whitespace().count(),
         title: title(body).unwrap_or("").to_owned(),
         url,
-    })
-}
-
-/// `http://HOST:PORT/PATH` as `(HOST:PORT, /PATH)`.
-fn split_url(url: &str) -> io::Result<(&str, &str)> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("not an http:// URL: {url}"),
-        )
-    })?;
-    Ok(match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, "/"),
     })
 }
 

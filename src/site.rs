@@ -86,22 +86,49 @@ pub struct Response {
 /// # Errors
 /// A malformed URL or response, or any socket error (a refused connection, a timeout).
 pub fn fetch(url: &str) -> io::Result<Response> {
+    let (host, path) = split_url(url)?;
+    let mut stream = TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(get_request(host, path).as_bytes())?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    parse_response(&raw)
+}
+
+/// `http://HOST:PORT/PATH` as `("HOST:PORT", "/PATH")`.
+///
+/// ```
+/// use twat_mp_workspace::site::split_url;
+/// assert_eq!(split_url("http://127.0.0.1:80/a/b").unwrap(), ("127.0.0.1:80", "/a/b"));
+/// assert_eq!(split_url("http://127.0.0.1:80").unwrap(), ("127.0.0.1:80", "/"));
+/// assert!(split_url("ftp://x").is_err());
+/// ```
+///
+/// # Errors
+/// A URL that does not start with `http://`.
+pub fn split_url(url: &str) -> io::Result<(&str, &str)> {
     let rest = url.strip_prefix("http://").ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("not an http:// URL: {url}"),
         )
     })?;
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let mut stream = TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw)?;
+    Ok(match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, "/"),
+    })
+}
+
+/// The bytes of a plain HTTP/1.1 GET of `path` on `host`, closing the connection after.
+pub fn get_request(host: &str, path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+}
+
+/// The status and body of a raw HTTP/1.1 response.
+///
+/// # Errors
+/// A response without a blank line after its head, or without a numeric status.
+pub fn parse_response(raw: &str) -> io::Result<Response> {
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed HTTP response");
     let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(bad)?;
     let status = head
