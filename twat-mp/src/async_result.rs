@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// What a finished job hands over: it runs in the thread that collects the result, so
 /// that a panic the attributes re-raise resumes in the caller, not in a worker.
-type Outcome<T> = Box<dyn FnOnce() -> T + Send + 'static>;
+type Handover<T> = Box<dyn FnOnce() -> T + Send + 'static>;
 
 /// The result of work that is still running: returned at once by `amap` and `apipe`.
 ///
@@ -29,15 +29,15 @@ type Outcome<T> = Box<dyn FnOnce() -> T + Send + 'static>;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct AsyncResult<T> {
-    receiver: Option<oneshot::Receiver<Outcome<T>>>,
-    received: Option<Outcome<T>>,
+    receiver: Option<oneshot::Receiver<Handover<T>>>,
+    received: Option<Handover<T>>,
     /// What `get` gives when the job was dropped without an answer.
     lost: fn() -> T,
 }
 
 /// The sending half of an [`AsyncResult`], held by the job that computes it.
 pub(crate) struct Completer<T> {
-    sender: oneshot::Sender<Outcome<T>>,
+    sender: oneshot::Sender<Handover<T>>,
 }
 
 impl<T> Completer<T> {

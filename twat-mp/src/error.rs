@@ -61,10 +61,11 @@ pub enum ErrorKind {
         /// The panic message (`"<non-string panic payload>"` when the payload was not a string).
         message: String,
     },
-    /// The function returned its own error, which is also the [`source`](Error::source)
-    /// of the [`WorkerError`].
-    #[error("failed: {0}")]
-    Failed(BoxError),
+    /// The function returned its own error. It is the [`source`](Error::source) of the
+    /// [`WorkerError`] (and of this kind), not part of their messages, so that an error
+    /// chain (`anyhow`'s `{:#}`, `eyre`'s report) prints it once: `item 4 failed: disk full`.
+    #[error("failed")]
+    Failed(#[source] BoxError),
     /// The worker process running the item died before answering (exit, abort, signal).
     #[error("crashed: the worker process {status}")]
     Crashed {
@@ -287,9 +288,22 @@ mod tests {
             .with_input(Some("\"a.txt\"".into()));
         assert_eq!(
             err.to_string(),
-            "item 4 (input \"a.txt\") on worker 1 failed: disk full"
+            "item 4 (input \"a.txt\") on worker 1 failed"
         );
         assert_eq!(err.source().unwrap().to_string(), "disk full");
+    }
+
+    #[test]
+    fn an_error_chain_prints_each_message_once() {
+        let io = std::io::Error::other("disk full");
+        let err = WorkerError::new(4, ErrorKind::Failed(io.into())).with_worker(Some(1));
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chain, "item 4 on worker 1 failed: disk full");
+        let panicked = WorkerError::from_panic(2, Box::new("boom"), None);
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(panicked)),
+            "item 2 panicked: boom"
+        );
     }
 
     #[test]

@@ -42,11 +42,9 @@
 #[cfg(feature = "aio")]
 mod aio;
 mod async_result;
-mod attribute_support;
 mod debug;
+mod engine;
 mod error;
-mod imap;
-mod item;
 mod panic_capture;
 #[cfg(target_os = "linux")]
 mod process;
@@ -64,12 +62,11 @@ pub use aio::{AsyncProcessPool, AsyncProcessPoolBuilder, ProcessImapStream, Proc
 pub use async_result::AsyncResult;
 pub use debug::{debug_mode, set_debug_mode};
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
-pub use imap::{Imap, Uimap};
 #[cfg(target_os = "linux")]
 pub use process::{
     CrossProcess, ProcessImap, ProcessPool, ProcessPoolBuilder, ProcessUimap, RemoteError,
 };
-pub use thread_pool::{ThreadPool, ThreadPoolBuilder};
+pub use thread_pool::{Imap, ThreadPool, ThreadPoolBuilder, Uimap};
 pub use tuple_fn::TupleFn;
 pub use twat_mp_macros::{amap, imap, pmap};
 // Without the `aio` feature too: the attribute itself then says which feature to enable.
@@ -87,7 +84,9 @@ pub mod __private {
     pub use crate::aio::{apmap, apmap_result};
     #[cfg(all(feature = "aio", target_os = "linux"))]
     pub use crate::aio::{apmap_process, apmap_result_process};
-    pub use crate::attribute_support::*;
+    pub use crate::engine::registry::Config;
+    pub use crate::engine::render::{RenderDebug, RenderNothing, RenderProbe};
     #[cfg(target_os = "linux")]
     pub use crate::process::attribute::*;
+    pub use crate::thread_pool::attribute::*;
 }

@@ -1,30 +1,17 @@
 //! What the code written by `#[apmap]` calls. Not a public API: reachable as
 //! `twat_mp::__private` only so that the expansions can name it.
 
-use std::future::Future;
-use std::sync::Mutex;
-
 use super::pool::{AsyncMultiPool, infallible};
-use crate::attribute_support::{Config, shared_pool};
-use crate::item::{ItemFailure, Render};
+use crate::engine::item::ItemFailure;
+use crate::engine::registry::{Config, Registry};
+use crate::engine::render::Render;
+use std::future::Future;
 
 /// The pool every `#[apmap]` with this configuration shares, built on first use and kept
 /// for the life of the program.
 fn async_pool(config: &Config) -> &'static AsyncMultiPool {
-    static POOLS: Mutex<Vec<(Config, &'static AsyncMultiPool)>> = Mutex::new(Vec::new());
-    shared_pool(&POOLS, config, |config| {
-        let mut builder = AsyncMultiPool::builder().debug(config.debug);
-        if let Some(nodes) = config.nodes {
-            builder = builder.nodes(nodes);
-        }
-        if let Some(concurrency) = config.concurrency {
-            builder = builder.concurrency(concurrency);
-        }
-        if let Some(timeout) = config.timeout {
-            builder = builder.timeout(timeout);
-        }
-        builder.build()
-    })
+    static POOLS: Registry<AsyncMultiPool> = Registry::new();
+    POOLS.get(config)
 }
 
 /// `#[apmap]` on `async fn(T) -> R`: the results in input order, or the lowest failing

@@ -2,7 +2,7 @@
 //! functions on worker runtimes of their own, awaited from any executor.
 
 mod attribute;
-mod engine;
+mod dispatch;
 mod pool;
 #[cfg(target_os = "linux")]
 mod process;
@@ -11,8 +11,9 @@ mod stream;
 pub use attribute::{apmap, apmap_result};
 pub use pool::{AsyncMultiPool, AsyncMultiPoolBuilder, DEFAULT_CONCURRENCY};
 #[cfg(target_os = "linux")]
+pub use process::attribute::{apmap_process, apmap_result_process};
+#[cfg(target_os = "linux")]
 pub use process::{
     AsyncProcessPool, AsyncProcessPoolBuilder, ProcessImapStream, ProcessUimapStream,
-    apmap_process, apmap_result_process,
 };
 pub use stream::{ImapStream, UimapStream};

@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::engine::{CallCtx, Dispatch, Engine, Job, Reply, collect_in_order, make_job};
+use super::dispatch::{AsyncCall, CallCtx, Dispatch, Job, Reply, collect_in_order, make_job};
 use super::stream::{ImapStream, UimapStream};
-use crate::debug::{self, event};
+use crate::debug::event;
+use crate::engine::item::ItemFailure;
+use crate::engine::registry::FromSettings;
+use crate::engine::render::Render;
+use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, WorkerError, panic_message};
-use crate::item::{ItemFailure, Render};
 use crate::panic_capture;
-use crate::thread_pool::default_nodes;
 use crate::tuple_fn::TupleFn;
 
 /// Tasks in flight per worker unless [`AsyncMultiPoolBuilder::concurrency`] says
@@ -68,7 +70,7 @@ type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
 /// # }
 /// ```
 pub struct AsyncMultiPool {
-    shared: Arc<Shared>,
+    shared: Arc<JobQueue>,
     shutdown: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
     nodes: usize,
@@ -78,12 +80,12 @@ pub struct AsyncMultiPool {
 }
 
 /// What the pool shares with the futures it returned: the queue of jobs.
-struct Shared {
+struct JobQueue {
     sender: mpsc::UnboundedSender<Job>,
     queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
 }
 
-impl Dispatch for Shared {
+impl Dispatch for JobQueue {
     fn dispatch(&self, job: Job) {
         // After shutdown the queue is closed: the job comes back and is dropped, which
         // answers its item with `Cancelled`.
@@ -93,7 +95,7 @@ impl Dispatch for Shared {
     }
 }
 
-impl Shared {
+impl JobQueue {
     /// Refuses new jobs and drops the queued ones (each answers `Cancelled`).
     fn close(queue: &mut mpsc::UnboundedReceiver<Job>) {
         queue.close();
@@ -120,25 +122,22 @@ impl Shared {
 #[derive(Clone, Default)]
 #[must_use = "a builder does nothing until `.build()`"]
 pub struct AsyncMultiPoolBuilder {
-    nodes: Option<usize>,
-    concurrency: Option<usize>,
-    timeout: Option<Duration>,
+    settings: Settings,
     initializer: Option<Initializer>,
-    debug: bool,
 }
 
 impl AsyncMultiPoolBuilder {
     /// The number of workers; the default is the number of CPUs this process may use
     /// (cgroup quotas and affinity included).
     pub fn nodes(mut self, nodes: usize) -> Self {
-        self.nodes = Some(nodes);
+        self.settings.nodes = Some(nodes);
         self
     }
 
     /// The most tasks one worker runs at once; further items wait in the pool's queue.
     /// The default, [`DEFAULT_CONCURRENCY`] (512), suits I/O-bound work.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = Some(concurrency);
+        self.settings.concurrency = Some(concurrency);
         self
     }
 
@@ -146,7 +145,7 @@ impl AsyncMultiPoolBuilder {
     /// then is dropped and its item fails with [`ErrorKind::TimedOut`](crate::ErrorKind::TimedOut).
     /// No limit by default.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.settings.timeout = Some(timeout);
         self
     }
 
@@ -187,7 +186,7 @@ impl AsyncMultiPoolBuilder {
     /// Reports this pool's events even when the global debug mode is off
     /// (see [`set_debug_mode`](crate::set_debug_mode)).
     pub fn debug(mut self, debug: bool) -> Self {
-        self.debug = debug;
+        self.settings.debug = debug;
         self
     }
 
@@ -205,12 +204,8 @@ impl AsyncMultiPoolBuilder {
     #[cfg(target_os = "linux")]
     pub fn processes(self) -> super::AsyncProcessPoolBuilder {
         super::AsyncProcessPoolBuilder {
-            nodes: self.nodes,
-            concurrency: self.concurrency,
-            timeout: self.timeout,
-            debug: self.debug,
+            settings: self.settings,
             has_initializer: self.initializer.is_some(),
-            maxtasksperchild: None,
         }
     }
 
@@ -230,20 +225,11 @@ impl AsyncMultiPoolBuilder {
     /// assert_eq!(err.to_string(), "a worker failed to get ready: the initializer of worker 0 panicked: no config file");
     /// ```
     pub fn build(self) -> Result<AsyncMultiPool, BuildError> {
-        let nodes = self.nodes.unwrap_or_else(default_nodes);
-        if nodes == 0 {
-            return Err(BuildError::NoNodes);
-        }
-        let concurrency = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-        if concurrency == 0 {
-            return Err(BuildError::Zero("concurrency"));
-        }
-        if self.timeout == Some(Duration::ZERO) {
-            return Err(BuildError::Zero("timeout"));
-        }
-        let debug = debug::enabled(self.debug);
+        let checked = self.settings.check()?;
+        let (nodes, debug) = (checked.nodes, checked.debug);
+        let concurrency = checked.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         let (sender, queue) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(JobQueue {
             sender,
             queue: tokio::sync::Mutex::new(queue),
         });
@@ -255,11 +241,11 @@ impl AsyncMultiPoolBuilder {
             threads: Vec::with_capacity(nodes),
             nodes,
             concurrency,
-            timeout: self.timeout,
+            timeout: checked.timeout,
             debug,
         };
         for index in 0..nodes {
-            let worker = Worker {
+            let worker = WorkerThread {
                 index,
                 shared: Arc::clone(&pool.shared),
                 stop: stop.clone(),
@@ -301,19 +287,16 @@ impl AsyncMultiPoolBuilder {
 impl fmt::Debug for AsyncMultiPoolBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncMultiPoolBuilder")
-            .field("nodes", &self.nodes)
-            .field("concurrency", &self.concurrency)
-            .field("timeout", &self.timeout)
+            .field("settings", &self.settings)
             .field("initializer", &self.initializer.is_some())
-            .field("debug", &self.debug)
             .finish()
     }
 }
 
 /// One worker: an OS thread running a single-threaded runtime.
-struct Worker {
+struct WorkerThread {
     index: usize,
-    shared: Arc<Shared>,
+    shared: Arc<JobQueue>,
     stop: watch::Receiver<bool>,
     concurrency: usize,
     initializer: Option<Initializer>,
@@ -321,9 +304,9 @@ struct Worker {
     ready: std::sync::mpsc::Sender<(usize, Result<(), String>)>,
 }
 
-impl Worker {
+impl WorkerThread {
     fn run(self) {
-        let Worker {
+        let WorkerThread {
             index,
             shared,
             stop,
@@ -371,13 +354,18 @@ impl Worker {
         // Cancel what still runs, then what is still queued: each item answers Cancelled.
         let _context = runtime.enter();
         drop(tasks);
-        runtime.block_on(async { Shared::close(&mut *shared.queue.lock().await) });
+        runtime.block_on(async { JobQueue::close(&mut *shared.queue.lock().await) });
         event!(debug, worker = index, "async worker stopped");
     }
 }
 
 /// The worker's loop: takes a job whenever it has a free slot, until shutdown.
-async fn serve(index: usize, shared: &Shared, mut stop: watch::Receiver<bool>, concurrency: usize) {
+async fn serve(
+    index: usize,
+    shared: &JobQueue,
+    mut stop: watch::Receiver<bool>,
+    concurrency: usize,
+) {
     let slots = Arc::new(Semaphore::new(concurrency));
     loop {
         let next = async {
@@ -398,6 +386,16 @@ async fn serve(index: usize, shared: &Shared, mut stop: watch::Receiver<bool>, c
             job(index).await;
             drop(slot);
         });
+    }
+}
+
+impl FromSettings for AsyncMultiPool {
+    fn from_settings(settings: Settings) -> Result<Self, BuildError> {
+        AsyncMultiPoolBuilder {
+            settings,
+            initializer: None,
+        }
+        .build()
     }
 }
 
@@ -671,7 +669,7 @@ impl AsyncMultiPool {
     {
         let call = Arc::new(CallCtx::new(self.debug, None, self.timeout, false));
         let mut f = Some(f);
-        let mut engine = Engine::<R, Infallible>::new(
+        let mut call = AsyncCall::<R, Infallible>::new(
             self.dispatcher(),
             std::iter::once(item),
             move |item, reply| {
@@ -682,7 +680,7 @@ impl AsyncMultiPool {
             false,
         );
         async move {
-            let (_, outcome) = engine.next().await.expect("the one item of apply answers");
+            let (_, outcome) = call.next().await.expect("the one item of apply answers");
             outcome.map_err(ItemFailure::into_infallible_worker_error)
         }
     }
@@ -691,7 +689,7 @@ impl AsyncMultiPool {
         Arc::clone(&self.shared) as Arc<dyn Dispatch>
     }
 
-    /// The engine of `map`, `try_map` and the attributes: the items are gathered now, the
+    /// What `map`, `try_map` and the attributes run: the items are gathered now, the
     /// work starts when the future is polled.
     pub(crate) fn run_map<T, R, E, F, Fut, I>(
         &self,
@@ -708,30 +706,29 @@ impl AsyncMultiPool {
         E: Send + 'static,
     {
         let items: Vec<T> = items.into_iter().collect();
-        let len = items.len();
-        let call = Arc::new(CallCtx::new(self.debug, render, self.timeout, true));
+        let ctx = Arc::new(CallCtx::new(self.debug, render, self.timeout, true));
         let f = Arc::new(f);
-        let engine = Engine::new(
+        let call = AsyncCall::new(
             self.dispatcher(),
             items.into_iter(),
             move |item, reply| {
                 let f = Arc::clone(&f);
-                make_job(item, move |x| f(x), Arc::clone(&call), reply)
+                make_job(item, move |x| f(x), Arc::clone(&ctx), reply)
             },
             usize::MAX,
             false,
         );
-        collect_in_order(engine, len)
+        collect_in_order(call)
     }
 
-    /// The engine of `imap`, `uimap` and the lazy attribute forms.
+    /// What `imap` and `uimap` run.
     pub(crate) fn lazy<T, R, E, F, Fut, I>(
         &self,
         f: F,
         items: I,
         render: Option<Render<T>>,
         ordered: bool,
-    ) -> Engine<R, E>
+    ) -> AsyncCall<R, E>
     where
         F: Fn(T) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + 'static,
@@ -742,7 +739,7 @@ impl AsyncMultiPool {
     {
         let call = Arc::new(CallCtx::new(self.debug, render, self.timeout, false));
         let f = Arc::new(f);
-        Engine::new(
+        AsyncCall::new(
             self.dispatcher(),
             items,
             move |item, reply: Reply<R, E>| {
@@ -797,7 +794,7 @@ impl Drop for AsyncMultiPool {
         // The workers empty the queue on their way out; this covers a worker that never
         // started.
         if let Ok(mut queue) = self.shared.queue.try_lock() {
-            Shared::close(&mut queue);
+            JobQueue::close(&mut queue);
         }
         event!(self.debug, nodes = self.nodes, "async pool stopped");
     }

@@ -6,9 +6,9 @@ use std::convert::Infallible;
 use std::fmt;
 use std::task::{Context, Poll};
 
-use super::engine::Engine;
+use super::dispatch::AsyncCall;
+use crate::engine::item::ItemFailure;
 use crate::error::WorkerError;
-use crate::item::ItemFailure;
 
 /// Where a result stream's items come from: a call that yields each finished item once.
 pub(crate) trait ResultSource<R> {
@@ -18,7 +18,7 @@ pub(crate) trait ResultSource<R> {
     fn progress(&self, out: &mut fmt::DebugStruct<'_, '_>);
 }
 
-impl<R: Send + 'static> ResultSource<R> for Engine<R, Infallible> {
+impl<R: Send + 'static> ResultSource<R> for AsyncCall<R, Infallible> {
     fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R, WorkerError>>> {
         self.poll_next(cx).map(|next| {
             next.map(|(_, outcome)| outcome.map_err(ItemFailure::into_infallible_worker_error))
@@ -99,11 +99,11 @@ result_stream! {
     /// The stream of [`AsyncMultiPool::imap`](super::AsyncMultiPool::imap): results in
     /// input order, computed a bounded window ahead of the consumer. Dropping it cancels
     /// the items still queued or running.
-    ImapStream(Engine<R, Infallible>)
+    ImapStream(AsyncCall<R, Infallible>)
 }
 
 result_stream! {
     /// The stream of [`AsyncMultiPool::uimap`](super::AsyncMultiPool::uimap): results in
     /// the order they finish. Dropping it cancels the items still queued or running.
-    UimapStream(Engine<R, Infallible>)
+    UimapStream(AsyncCall<R, Infallible>)
 }

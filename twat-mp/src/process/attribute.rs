@@ -2,39 +2,18 @@
 //! public API: reachable as `twat_mp::__private` only so that the expansions can name it.
 //! The argument lists are those of the thread versions in `attribute_support`.
 
-use std::convert::Infallible;
-use std::sync::Mutex;
-
 use super::ProcessPool;
 use super::remote::{AsValue, CrossProcess, Fallible, Plain};
 use crate::async_result::{AsyncResult, async_result};
-use crate::attribute_support::{Config, shared_pool};
-use crate::error::{ErrorKind, WorkerError};
-use crate::item::{ItemFailure, Render};
+use crate::engine::item::{ItemFailure, resume_cancelled};
+use crate::engine::registry::{Config, Registry};
+use crate::engine::render::Render;
 
 /// The process pool every attribute with this configuration shares, built on first use
 /// and kept for the life of the program. Its workers die with the program.
 fn process_pool(config: &Config) -> &'static ProcessPool {
-    static POOLS: Mutex<Vec<(Config, &'static ProcessPool)>> = Mutex::new(Vec::new());
-    shared_pool(&POOLS, config, |config| {
-        let mut builder = ProcessPool::builder().debug(config.debug);
-        if let Some(nodes) = config.nodes {
-            builder = builder.nodes(nodes);
-        }
-        if let Some(chunksize) = config.chunksize {
-            builder = builder.chunksize(chunksize);
-        }
-        if let Some(timeout) = config.timeout {
-            builder = builder.timeout(timeout);
-        }
-        builder.build()
-    })
-}
-
-/// A failure of a function that cannot return an error: resumed as a panic (the original
-/// message for a panic, the [`WorkerError`] itself for a crash or timeout).
-fn resume(failure: ItemFailure<Infallible>) -> ! {
-    failure.into_infallible_worker_error().resume_unwind()
+    static POOLS: Registry<ProcessPool> = Registry::new();
+    POOLS.get(config)
 }
 
 fn plain<F, T, R>(f: F) -> Plain<F, T, R>
@@ -61,7 +40,7 @@ pub fn pmap_process<T: CrossProcess, R: CrossProcess>(
 ) -> Vec<R> {
     process_pool(config)
         .run_map(plain(f), items, render)
-        .unwrap_or_else(|failure| resume(failure))
+        .unwrap_or_else(|failure| failure.resume())
 }
 
 /// `#[pmap(process)]` on `fn(T) -> Result<R, E>`: the results, or the lowest failing
@@ -94,7 +73,7 @@ where
 {
     process_pool(config)
         .lazy_call(plain(f), items.into_iter(), render, ordered)
-        .map(|outcome| outcome.unwrap_or_else(|failure| resume(failure)))
+        .map(|outcome| outcome.unwrap_or_else(|failure| failure.resume()))
 }
 
 /// `#[imap(process)]` on `fn(T) -> Result<R, E>`: each item's own `Result`, lazily.
@@ -131,7 +110,7 @@ pub fn amap_process<T: CrossProcess, R: CrossProcess>(
     let (completer, pending) = async_result(resume_cancelled);
     pool.background(move || {
         let outcome = pool.run_map(function, items, render);
-        completer.finish_with(move || outcome.unwrap_or_else(|failure| resume(failure)));
+        completer.finish_with(move || outcome.unwrap_or_else(|failure| failure.resume()));
     });
     pending
 }
@@ -153,11 +132,6 @@ pub fn amap_result_process<T: CrossProcess, R: CrossProcess, E: CrossProcess>(
         completer.finish_with(move || outcome.map_err(ItemFailure::into_original));
     });
     pending
-}
-
-/// What an attribute's [`AsyncResult`] gives when its job never ran.
-fn resume_cancelled<T>() -> T {
-    WorkerError::new(0, ErrorKind::Cancelled).resume_unwind()
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! batches (sized automatically from the measured cost of an item, unless a `chunksize`
 //! was set), keeps a bounded number of them in flight, and decodes what comes back.
 
-use std::collections::BTreeMap;
 use std::iter::Peekable;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -11,9 +10,12 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use super::remote::{Decoded, Failure, RemoteFn, decode_records, function_id, render_input, write};
-use super::slot::{Batch, CallLink, Delivery, Shared};
+use super::slot::{Batch, CallLink, Delivery, Slots};
+use crate::engine::gather::Gather;
+use crate::engine::item::ItemFailure;
+use crate::engine::order::Reorder;
+use crate::engine::render::Render;
 use crate::error::{ErrorKind, WorkerError};
-use crate::item::{ItemFailure, Render};
 
 /// How long one batch should keep a worker busy: long enough that the round trip is
 /// noise, short enough to spread work evenly and to lose little if a worker dies.
@@ -25,7 +27,7 @@ const MAX_BYTES: usize = 1 << 20;
 
 /// The engine of every method: yields decoded chunks of results, in completion order.
 pub(crate) struct Call<A: RemoteFn, I: Iterator> {
-    shared: Arc<Shared>,
+    shared: Arc<Slots>,
     link: Arc<CallLink>,
     receiver: Receiver<Delivery>,
     input: I,
@@ -49,7 +51,7 @@ pub(crate) struct Call<A: RemoteFn, I: Iterator> {
 }
 
 impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
-    pub(crate) fn new(shared: Arc<Shared>, input: I, render: Option<Render<A::In>>) -> Self {
+    pub(crate) fn new(shared: Arc<Slots>, input: I, render: Option<Render<A::In>>) -> Self {
         let (sender, receiver) = mpsc::channel();
         let (function, refused) = match function_id::<A>() {
             Ok(function) => (function, None),
@@ -331,39 +333,31 @@ impl<A: RemoteFn> Iterator for ChunkIter<A> {
     }
 }
 
-/// `map`: every result in input order, or the failure with the lowest index.
+/// `map`: every result in input order, or the failure with the lowest index. Returns as
+/// soon as that is decided; dropping the call then skips its batches still queued.
 pub(crate) fn run_map<A: RemoteFn>(
-    shared: Arc<Shared>,
+    shared: Arc<Slots>,
     _function: A,
     items: impl IntoIterator<Item = A::In>,
     render: Option<Render<A::In>>,
 ) -> Result<Vec<A::Out>, Failure<A>> {
     let mut call = Call::<A, _>::new(shared, items.into_iter(), render);
-    let mut chunks: Vec<(usize, Vec<A::Out>)> = Vec::new();
-    let mut lowest: Option<Failure<A>> = None;
+    let mut gather = Gather::default();
     while let Some(chunk) = call.next_chunk(None) {
-        if let Some((_, failure)) = chunk.failures.into_iter().next() {
+        if chunk.failures.is_empty() {
+            gather.values(chunk.first, chunk.values);
+        } else {
+            for (index, outcome) in ChunkIter::from(chunk) {
+                gather.outcome(index, outcome);
+            }
             // Items after the lowest failure are not needed: pull no more.
             call.stop();
-            if lowest
-                .as_ref()
-                .is_none_or(|kept| failure.index() < kept.index())
-            {
-                lowest = Some(failure);
-            }
-        } else if lowest.is_none() {
-            chunks.push((chunk.first, chunk.values));
+        }
+        if gather.is_decided() {
+            break;
         }
     }
-    if let Some(failure) = lowest {
-        return Err(failure);
-    }
-    chunks.sort_unstable_by_key(|(first, _)| *first);
-    let mut results = Vec::with_capacity(call.pulled);
-    for (_, values) in chunks {
-        results.extend(values);
-    }
-    Ok(results)
+    gather.finish()
 }
 
 /// `imap` and `uimap`: results lazily, in input or completion order.
@@ -371,14 +365,15 @@ pub(crate) struct LazyCall<A: RemoteFn, I: Iterator> {
     call: Call<A, I>,
     ordered: bool,
     current: Option<ChunkIter<A>>,
-    waiting: BTreeMap<usize, ChunkIter<A>>,
+    /// For input order: chunks that finished before their turn.
+    waiting: Reorder<ChunkIter<A>>,
     yielded: usize,
     largest_batch: usize,
 }
 
 impl<A: RemoteFn, I: Iterator<Item = A::In>> LazyCall<A, I> {
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        shared: Arc<Slots>,
         _function: A,
         input: I,
         render: Option<Render<A::In>>,
@@ -390,7 +385,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> LazyCall<A, I> {
             call,
             ordered,
             current: None,
-            waiting: BTreeMap::new(),
+            waiting: Reorder::default(),
             yielded: 0,
             largest_batch: 1,
         }
@@ -416,17 +411,14 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Iterator for LazyCall<A, I> {
                 }
                 self.current = None;
             }
-            if self.ordered
-                && let Some(entry) = self.waiting.first_entry()
-                && *entry.key() == self.yielded
-            {
-                self.current = Some(entry.remove());
+            if let Some((_, chunk)) = self.waiting.pop() {
+                self.current = Some(chunk);
                 continue;
             }
             let ahead = self.ahead();
             let chunk = self.call.next_chunk(ahead)?;
             if self.ordered {
-                self.waiting.insert(chunk.first, chunk.into());
+                self.waiting.insert(chunk.first, chunk.count, chunk.into());
             } else {
                 self.current = Some(chunk.into());
             }

@@ -11,7 +11,7 @@
 
 pub(crate) mod attribute;
 mod call;
-mod remote;
+pub(crate) mod remote;
 mod slot;
 pub(crate) mod wire;
 pub(crate) mod worker;
@@ -24,14 +24,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::async_result::{AsyncResult, async_result};
-use crate::debug::{self, event};
+use crate::debug::event;
+use crate::engine::item::{ItemFailure, cancelled};
+use crate::engine::registry::FromSettings;
+use crate::engine::render::Render;
+use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
-use crate::item::{ItemFailure, Render};
 use crate::tuple_fn::TupleFn;
 
 use call::{LazyCall, run_map};
 use remote::{AsText, Fallible, Plain, RemoteFn, Starred};
-use slot::Shared;
+use slot::Slots;
 
 pub use remote::{CrossProcess, RemoteError};
 
@@ -114,7 +117,7 @@ pub use remote::{CrossProcess, RemoteError};
 /// interrupted (Ctrl-C), and none is left a zombie: the slot that started a worker always
 /// waits for it.
 pub struct ProcessPool {
-    shared: Arc<Shared>,
+    shared: Arc<Slots>,
     slots: Vec<JoinHandle<()>>,
     background: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -136,17 +139,14 @@ pub struct ProcessPool {
 #[derive(Debug, Clone, Default)]
 #[must_use = "a builder does nothing until `.build()`"]
 pub struct ProcessPoolBuilder {
-    nodes: Option<usize>,
-    chunksize: Option<usize>,
-    timeout: Option<Duration>,
-    debug: bool,
+    settings: Settings,
 }
 
 impl ProcessPoolBuilder {
     /// The number of worker processes; the default is the number of CPUs this process may
     /// use (cgroup quotas and affinity included).
     pub fn nodes(mut self, nodes: usize) -> Self {
-        self.nodes = Some(nodes);
+        self.settings.nodes = Some(nodes);
         self
     }
 
@@ -154,7 +154,7 @@ impl ProcessPoolBuilder {
     /// measured cost of an item: single items for slow functions, tens of thousands for
     /// trivial ones.
     pub fn chunksize(mut self, chunksize: usize) -> Self {
-        self.chunksize = Some(chunksize);
+        self.settings.chunksize = Some(chunksize);
         self
     }
 
@@ -163,14 +163,14 @@ impl ProcessPoolBuilder {
     /// as it is ready, so that the clock runs per item; that costs about a microsecond per
     /// item.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.settings.timeout = Some(timeout);
         self
     }
 
     /// Reports this pool's events (worker start, exit, replacement, timeouts) even when
     /// the global debug mode is off (see [`set_debug_mode`](crate::set_debug_mode)).
     pub fn debug(mut self, debug: bool) -> Self {
-        self.debug = debug;
+        self.settings.debug = debug;
         self
     }
 
@@ -180,18 +180,9 @@ impl ProcessPoolBuilder {
     /// [`BuildError::NoNodes`] for `nodes(0)`, [`BuildError::Zero`] for `chunksize(0)` or a
     /// zero `timeout`, [`BuildError::Spawn`] when the system refuses a thread.
     pub fn build(self) -> Result<ProcessPool, BuildError> {
-        let nodes = self.nodes.unwrap_or_else(crate::thread_pool::default_nodes);
-        if nodes == 0 {
-            return Err(BuildError::NoNodes);
-        }
-        if self.chunksize == Some(0) {
-            return Err(BuildError::Zero("chunksize"));
-        }
-        if self.timeout == Some(Duration::ZERO) {
-            return Err(BuildError::Zero("timeout"));
-        }
-        let debug = debug::enabled(self.debug);
-        let shared = Arc::new(Shared::new(nodes, self.chunksize, self.timeout, debug));
+        let checked = self.settings.check()?;
+        let (nodes, debug, timeout) = (checked.nodes, checked.debug, checked.timeout);
+        let shared = Arc::new(Slots::new(nodes, checked.chunksize, timeout, debug));
         let mut slots = Vec::with_capacity(nodes);
         for index in 0..nodes {
             let slot_shared = Arc::clone(&shared);
@@ -209,12 +200,18 @@ impl ProcessPoolBuilder {
                 }
             }
         }
-        event!(debug, nodes, timeout = ?self.timeout, "process pool started");
+        event!(debug, nodes, timeout = ?timeout, "process pool started");
         Ok(ProcessPool {
             shared,
             slots,
             background: Mutex::new(Vec::new()),
         })
+    }
+}
+
+impl FromSettings for ProcessPool {
+    fn from_settings(settings: Settings) -> Result<Self, BuildError> {
+        ProcessPoolBuilder { settings }.build()
     }
 }
 
@@ -414,7 +411,7 @@ impl ProcessPool {
     {
         let function = Plain::<F, T, R>::new(f);
         let items: Vec<T> = items.into_iter().collect();
-        let (completer, pending) = async_result(cancelled_call);
+        let (completer, pending) = async_result(cancelled);
         let shared = self.shared();
         self.background(move || {
             let outcome = run_map(shared, function, items, None);
@@ -460,7 +457,7 @@ impl ProcessPool {
         R: CrossProcess,
     {
         let function = Plain::<F, T, R>::new(f);
-        let (completer, pending) = async_result(cancelled_call);
+        let (completer, pending) = async_result(cancelled);
         let shared = self.shared();
         self.background(move || {
             let outcome = run_map(shared, function, std::iter::once(item), None)
@@ -475,7 +472,7 @@ impl ProcessPool {
         pending
     }
 
-    fn shared(&self) -> Arc<Shared> {
+    fn shared(&self) -> Arc<Slots> {
         Arc::clone(&self.shared)
     }
 
@@ -534,10 +531,6 @@ impl ProcessPool {
 }
 
 /// What an [`AsyncResult`] of a pool gives when its job never ran.
-fn cancelled_call<R>() -> Result<R, WorkerError> {
-    Err(WorkerError::new(0, ErrorKind::Cancelled))
-}
-
 impl Drop for ProcessPool {
     fn drop(&mut self) {
         if std::thread::panicking() {

@@ -23,8 +23,9 @@ use serde::de::DeserializeOwned;
 
 use super::wire::{FrameError, FunctionId, JobHeader, offset_of};
 use super::worker::{Sink, Stop, Trampoline};
+use crate::engine::item::ItemFailure;
+use crate::engine::render::Render;
 use crate::error::{BoxError, ErrorKind, WorkerError};
-use crate::item::{ItemFailure, Render};
 use crate::panic_capture;
 use crate::tuple_fn::TupleFn;
 
@@ -97,13 +98,6 @@ impl RemoteError {
 
 /// Hook for the async pool's process mode (`aio/process.rs`), whose errors cross as their
 /// texts too.
-#[cfg(feature = "aio")]
-impl RemoteError {
-    pub(crate) fn from_texts(message: String, debug: String) -> Self {
-        RemoteError { message, debug }
-    }
-}
-
 impl fmt::Display for RemoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

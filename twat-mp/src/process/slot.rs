@@ -29,8 +29,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a worker asked to exit (its socket closed) gets before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
-/// What a pool's threads share.
-pub(crate) struct Shared {
+/// The slots of one pool: its settings, the queue of batches its slot threads take from,
+/// and what they need to stop their workers.
+pub(crate) struct Slots {
     pub(crate) nodes: usize,
     pub(crate) chunksize: Option<usize>,
     pub(crate) timeout: Option<Duration>,
@@ -63,14 +64,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Shared {
+impl Slots {
     pub(crate) fn new(
         nodes: usize,
         chunksize: Option<usize>,
         timeout: Option<Duration>,
         debug: bool,
     ) -> Self {
-        Shared {
+        Slots {
             nodes,
             chunksize,
             timeout,
@@ -270,7 +271,7 @@ impl Drop for Batch {
 }
 
 /// A running worker process, seen from its slot.
-struct Worker {
+struct WorkerProcess {
     child: Child,
     pid: u32,
     reader: BufReader<UnixStream>,
@@ -281,7 +282,7 @@ struct Worker {
     body: Vec<u8>,
 }
 
-impl Worker {
+impl WorkerProcess {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         if self.read_timeout != timeout {
             self.reader
@@ -304,7 +305,7 @@ enum Exchange {
 }
 
 /// The thread of slot `index`.
-pub(crate) fn slot_main(shared: Arc<Shared>, index: usize) {
+pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
     let mut slot = Slot {
         shared,
         index,
@@ -326,9 +327,9 @@ pub(crate) fn slot_main(shared: Arc<Shared>, index: usize) {
 }
 
 struct Slot {
-    shared: Arc<Shared>,
+    shared: Arc<Slots>,
     index: usize,
-    worker: Option<Worker>,
+    worker: Option<WorkerProcess>,
 }
 
 impl Slot {
@@ -537,7 +538,7 @@ impl Slot {
     /// Starts a worker: this executable again, with the marker set and one end of a
     /// socket pair as its standard input. Its stdout and stderr are the parent's, so what
     /// the function prints shows as it would in a thread.
-    fn spawn(&mut self) -> io::Result<Worker> {
+    fn spawn(&mut self) -> io::Result<WorkerProcess> {
         if is_failed_worker() {
             return Err(io::Error::other(
                 "this process was started as a twat-mp worker but reached `main` (the pre-main \
@@ -579,7 +580,7 @@ impl Slot {
             pid,
             "worker process started"
         );
-        Ok(Worker {
+        Ok(WorkerProcess {
             child,
             pid,
             reader: BufReader::with_capacity(1 << 16, ours),

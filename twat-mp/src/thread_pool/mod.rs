@@ -1,4 +1,13 @@
 //! [`ThreadPool`]: items on N OS threads with work stealing (rayon).
+//!
+//! | module | what |
+//! |---|---|
+//! | this one | the pool, its builder and its methods; `map` runs on rayon's own splitting |
+//! | `lazy` | `imap` and `uimap`: the engine's window over jobs spawned on the pool |
+//! | `attribute` | what `#[pmap]`, `#[imap]` and `#[amap]` call |
+
+pub(crate) mod attribute;
+mod lazy;
 
 use std::convert::Infallible;
 use std::fmt;
@@ -9,12 +18,17 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 
 use crate::async_result::{AsyncResult, async_result};
-use crate::debug::{self, event};
+use crate::debug::event;
+use crate::engine::item::{CancelFlag, ItemFailure, ItemRunner, LeafAborted, cancelled};
+use crate::engine::registry::FromSettings;
+use crate::engine::render::Render;
+use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
-use crate::imap::{Imap, LazyMap, Uimap};
-use crate::item::{CancelFlag, ItemFailure, ItemRunner, LeafAborted, Render};
 use crate::panic_capture;
 use crate::tuple_fn::TupleFn;
+
+use lazy::LazyMap;
+pub use lazy::{Imap, Uimap};
 
 /// A pool of OS threads for CPU-bound work and blocking I/O: the default pool, since Rust
 /// threads share no interpreter lock.
@@ -56,16 +70,14 @@ pub struct ThreadPool {
 #[derive(Debug, Clone, Default)]
 #[must_use = "a builder does nothing until `.build()`"]
 pub struct ThreadPoolBuilder {
-    nodes: Option<usize>,
-    chunksize: Option<usize>,
-    debug: bool,
+    settings: Settings,
 }
 
 impl ThreadPoolBuilder {
     /// The number of worker threads; the default is the number of CPUs this process may
     /// use (cgroup quotas and affinity included).
     pub fn nodes(mut self, nodes: usize) -> Self {
-        self.nodes = Some(nodes);
+        self.settings.nodes = Some(nodes);
         self
     }
 
@@ -77,14 +89,14 @@ impl ThreadPoolBuilder {
     /// and 14 M/s with `chunksize(64)`), at the price of pulling that much more input
     /// ahead.
     pub fn chunksize(mut self, chunksize: usize) -> Self {
-        self.chunksize = Some(chunksize);
+        self.settings.chunksize = Some(chunksize);
         self
     }
 
     /// Reports this pool's events even when the global debug mode is off
     /// (see [`set_debug_mode`](crate::set_debug_mode)).
     pub fn debug(mut self, debug: bool) -> Self {
-        self.debug = debug;
+        self.settings.debug = debug;
         self
     }
 
@@ -94,14 +106,8 @@ impl ThreadPoolBuilder {
     /// [`BuildError::NoNodes`] for `nodes(0)`, [`BuildError::Zero`] for `chunksize(0)`,
     /// [`BuildError::Spawn`] when the system refuses a thread.
     pub fn build(self) -> Result<ThreadPool, BuildError> {
-        let nodes = self.nodes.unwrap_or_else(default_nodes);
-        if nodes == 0 {
-            return Err(BuildError::NoNodes);
-        }
-        if self.chunksize == Some(0) {
-            return Err(BuildError::Zero("chunksize"));
-        }
-        let debug = debug::enabled(self.debug);
+        let checked = self.settings.check()?;
+        let (nodes, debug) = (checked.nodes, checked.debug);
         let threads = Arc::new(Mutex::new(Vec::with_capacity(nodes)));
         let spawned = Arc::clone(&threads);
         let rayon = rayon::ThreadPoolBuilder::new()
@@ -134,16 +140,17 @@ impl ThreadPoolBuilder {
             rayon: Some(rayon),
             threads,
             nodes,
-            chunksize: self.chunksize,
+            chunksize: checked.chunksize,
             debug,
             shutdown: Arc::default(),
         })
     }
 }
 
-/// The number of CPUs this process may use: cgroup quotas and affinity included.
-pub(crate) fn default_nodes() -> usize {
-    num_cpus::get().max(1)
+impl FromSettings for ThreadPool {
+    fn from_settings(settings: Settings) -> Result<Self, BuildError> {
+        ThreadPoolBuilder { settings }.build()
+    }
 }
 
 impl ThreadPool {
@@ -330,7 +337,7 @@ impl ThreadPool {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let (completer, pending) = async_result(cancelled_call);
+        let (completer, pending) = async_result(cancelled);
         let job = self.background_map(move |x| Ok::<R, Infallible>(f(x)), items, None);
         self.spawn(move || {
             completer.complete(job().map_err(ItemFailure::into_infallible_worker_error));
@@ -374,7 +381,7 @@ impl ThreadPool {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let (completer, pending) = async_result(cancelled_call);
+        let (completer, pending) = async_result(cancelled);
         let debug = self.debug;
         let shutdown = Arc::clone(&self.shutdown);
         self.spawn(move || {
@@ -469,11 +476,6 @@ impl ThreadPool {
             ordered,
         )
     }
-}
-
-/// What an [`AsyncResult`] of a pool gives when its job never ran.
-fn cancelled_call<R>() -> Result<R, WorkerError> {
-    Err(WorkerError::new(0, ErrorKind::Cancelled))
 }
 
 /// Runs `f` over `items` on the current rayon pool, collecting in input order.

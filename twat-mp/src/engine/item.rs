@@ -1,18 +1,20 @@
-//! Running one item: catching its panic or error, and remembering the lowest failure of
-//! a call. Shared by every pool.
+//! Running one item: catching its panic or error, and telling the function's own error
+//! (kept typed, for the attributes) from every other failure. Shared by every pool.
 
 use std::any::Any;
 use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::failure::{FailureMark, LowestFailure};
+use super::render::Render;
 use crate::debug::event;
 use crate::error::{BoxError, ErrorKind, WorkerError};
 use crate::panic_capture;
 
-/// Renders an item for [`WorkerError::input`].
-pub(crate) type Render<T> = fn(&T) -> String;
+/// What one item gave: its value, or how it failed.
+pub(crate) type Outcome<R, E> = Result<R, ItemFailure<E>>;
 
 /// How one item failed, before it is turned into what the caller sees: the function's own
 /// error `E` stays typed so that the attributes can hand it back as it is.
@@ -65,6 +67,12 @@ impl<E> ItemFailure<E> {
 }
 
 impl ItemFailure<Infallible> {
+    /// Re-raises the failure of a function that cannot return an error in the caller:
+    /// the original panic, or a panic whose payload is the [`WorkerError`].
+    pub(crate) fn resume(self) -> ! {
+        self.into_infallible_worker_error().resume_unwind()
+    }
+
     /// For functions that cannot return an error: only worker failures are left.
     pub(crate) fn into_infallible_worker_error(self) -> WorkerError {
         match self {
@@ -74,10 +82,22 @@ impl ItemFailure<Infallible> {
     }
 }
 
-/// Runs items of one call and remembers the failure with the lowest index.
+/// What a call's [`AsyncResult`](crate::AsyncResult) gives when its job never ran.
+pub(crate) fn cancelled<R>() -> Result<R, WorkerError> {
+    Err(WorkerError::new(0, ErrorKind::Cancelled))
+}
+
+/// What an attribute's [`AsyncResult`](crate::AsyncResult) gives when its job never ran:
+/// the cancellation, resumed as a panic.
+pub(crate) fn resume_cancelled<T>() -> T {
+    WorkerError::new(0, ErrorKind::Cancelled).resume_unwind()
+}
+
+/// Runs items of one call on a pool's threads and remembers the failure with the lowest
+/// index.
 pub(crate) struct ItemRunner<T, E> {
-    lowest: AtomicUsize,
-    first: Mutex<Option<ItemFailure<E>>>,
+    mark: FailureMark,
+    lowest: Mutex<LowestFailure<ItemFailure<E>>>,
     render: Option<Render<T>>,
     debug: bool,
 }
@@ -87,8 +107,8 @@ impl<T, E> ItemRunner<T, E> {
     /// expected.
     pub(crate) fn new(debug: bool, render: Option<Render<T>>) -> Self {
         ItemRunner {
-            lowest: AtomicUsize::new(usize::MAX),
-            first: Mutex::new(None),
+            mark: FailureMark::default(),
+            lowest: Mutex::new(LowestFailure::default()),
             render: render.filter(|_| debug),
             debug,
         }
@@ -96,7 +116,7 @@ impl<T, E> ItemRunner<T, E> {
 
     /// Whether an item at `index` can be skipped because an earlier item already failed.
     pub(crate) fn is_past_failure(&self, index: usize) -> bool {
-        index > self.lowest.load(Ordering::Relaxed)
+        self.mark.is_past(index)
     }
 
     /// Runs `f` on one item, catching its panic; `Err` when it panicked or returned one.
@@ -196,17 +216,16 @@ impl<T, E> ItemRunner<T, E> {
 
     /// Keeps `failure` if it is the lowest seen so far.
     pub(crate) fn record(&self, failure: ItemFailure<E>) {
-        let index = failure.index();
-        self.lowest.fetch_min(index, Ordering::Relaxed);
-        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
-        if first.as_ref().is_none_or(|kept| index < kept.index()) {
-            *first = Some(failure);
-        }
+        self.mark.mark(failure.index());
+        self.lowest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .offer(failure);
     }
 
     /// The lowest failure recorded, if any.
     pub(crate) fn take_failure(&self) -> Option<ItemFailure<E>> {
-        self.first.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.lowest.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 

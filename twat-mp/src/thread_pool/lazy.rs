@@ -1,17 +1,15 @@
 //! The lazy maps of [`ThreadPool`](crate::ThreadPool): [`Imap`] (input order) and
-//! [`Uimap`] (completion order), over a bounded window of items in flight.
+//! [`Uimap`] (completion order), over the engine's [`Window`] of items in flight.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 
+use crate::engine::item::{CancelFlag, ItemFailure, Outcome};
+use crate::engine::order::Window;
 use crate::error::WorkerError;
-use crate::item::{CancelFlag, ItemFailure};
-
-type Outcome<R, E> = Result<R, ItemFailure<E>>;
 
 /// Pulls up to one chunk of input, starts it on the pool from the given index, and says
 /// how many items it pulled (0 once the input has ended).
@@ -26,14 +24,7 @@ pub(crate) struct LazyMap<'pool, R, E> {
     input_done: bool,
     results: Receiver<(usize, Outcome<R, E>)>,
     cancel: Arc<CancelFlag>,
-    /// The index the next pulled item gets.
-    dispatched: usize,
-    /// Items started whose result has not arrived.
-    in_flight: usize,
-    window: usize,
-    /// For input order: results waiting for their turn, from index `yielded` on.
-    ordered: Option<VecDeque<Option<Outcome<R, E>>>>,
-    yielded: usize,
+    window: Window<Outcome<R, E>>,
 }
 
 impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
@@ -68,11 +59,7 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
             input_done: false,
             results,
             cancel,
-            dispatched: 0,
-            in_flight: 0,
-            window: window.max(chunk),
-            ordered: ordered.then(VecDeque::new),
-            yielded: 0,
+            window: Window::new(window.max(chunk), ordered),
         };
         // Start work at once, as Python's imap does, rather than on the first `next`.
         lazy.fill();
@@ -81,18 +68,9 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
 
     /// Starts chunks while the window has room.
     fn fill(&mut self) {
-        while !self.input_done {
-            let ahead = if self.ordered.is_some() {
-                self.dispatched - self.yielded
-            } else {
-                self.in_flight
-            };
-            if ahead >= self.window {
-                break;
-            }
-            let pulled = (self.feed)(self.pool, self.dispatched);
-            self.dispatched += pulled;
-            self.in_flight += pulled;
+        while !self.input_done && self.window.has_room() {
+            let pulled = (self.feed)(self.pool, self.window.started());
+            self.window.start(pulled);
             self.input_done = pulled == 0;
         }
     }
@@ -126,30 +104,14 @@ impl<R: Send + 'static, E: Send + 'static> Iterator for LazyMap<'_, R, E> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             self.fill();
-            if let Some(buffer) = &mut self.ordered
-                && let Some(Some(_)) = buffer.front()
-            {
-                self.yielded += 1;
-                return buffer.pop_front().flatten();
+            if let Some((_, outcome)) = self.window.pop() {
+                return Some(outcome);
             }
-            if self.in_flight == 0 {
+            if self.window.running() == 0 {
                 return None;
             }
             let (index, outcome) = self.receive();
-            self.in_flight -= 1;
-            match &mut self.ordered {
-                None => {
-                    self.yielded += 1;
-                    return Some(outcome);
-                }
-                Some(buffer) => {
-                    let slot = index - self.yielded;
-                    if buffer.len() <= slot {
-                        buffer.resize_with(slot + 1, || None);
-                    }
-                    buffer[slot] = Some(outcome);
-                }
-            }
+            self.window.finish(index, outcome);
         }
     }
 }
@@ -213,8 +175,8 @@ macro_rules! lazy_iterator {
         impl<R> fmt::Debug for $name<'_, R> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("yielded", &self.lazy.yielded)
-                    .field("in_flight", &self.lazy.in_flight)
+                    .field("yielded", &self.lazy.window.yielded())
+                    .field("in_flight", &self.lazy.window.running())
                     .finish_non_exhaustive()
             }
         }

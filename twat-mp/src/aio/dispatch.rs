@@ -1,31 +1,30 @@
-//! The machinery shared by every method of [`AsyncMultiPool`](super::AsyncMultiPool): a
-//! job for one item, the reply it owes its caller, and the caller-side engine that feeds
-//! jobs to the workers and gathers their replies.
+//! How [`AsyncMultiPool`](super::AsyncMultiPool) dispatches: a job for one item, the
+//! reply it owes its caller, and [`AsyncCall`], the caller's side of a call, which feeds
+//! jobs to the workers within the engine's [`Window`] and gathers their replies.
 //!
 //! The caller's future never touches the workers' runtimes: it sends jobs over a channel
 //! and awaits replies over another, so it runs on any executor without blocking it.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::debug::event;
+use crate::engine::failure::FailureMark;
+use crate::engine::gather::Gather;
+use crate::engine::item::{ItemFailure, Outcome};
+use crate::engine::order::Window;
+use crate::engine::render::Render;
 use crate::error::{ErrorKind, WorkerError};
-use crate::item::{ItemFailure, Render};
 use crate::panic_capture::{self, CaughtPanic};
 
 /// What one item's work becomes once a worker takes it: a future for that worker's
 /// single-threaded runtime (so the user's future need not be `Send`).
 pub(crate) type Job = Box<dyn FnOnce(usize) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
-
-/// The outcome of one item, with the function's own error still typed.
-pub(crate) type Outcome<R, E> = Result<R, ItemFailure<E>>;
 
 type ReplySender<R, E> = mpsc::UnboundedSender<(usize, Outcome<R, E>)>;
 
@@ -42,7 +41,7 @@ pub(crate) struct CallCtx<T> {
     pub(crate) timeout: Option<Duration>,
     /// For `map`: items after the lowest failure so far need not run.
     pub(crate) skip_after_failure: bool,
-    lowest_failure: AtomicUsize,
+    failed: FailureMark,
 }
 
 impl<T> CallCtx<T> {
@@ -58,12 +57,12 @@ impl<T> CallCtx<T> {
             debug,
             timeout,
             skip_after_failure,
-            lowest_failure: AtomicUsize::new(usize::MAX),
+            failed: FailureMark::default(),
         }
     }
 
     fn is_past_failure(&self, index: usize) -> bool {
-        self.skip_after_failure && index > self.lowest_failure.load(Ordering::Relaxed)
+        self.skip_after_failure && self.failed.is_past(index)
     }
 }
 
@@ -180,7 +179,7 @@ async fn run_job<T, R, E, G, Fut>(
         ),
     };
     if call.skip_after_failure {
-        call.lowest_failure.fetch_min(index, Ordering::Relaxed);
+        call.failed.mark(index);
     }
     event!(call.debug, index, worker, cause = %failure_cause(&failure), "item failed");
     reply.send(Err(failure));
@@ -210,24 +209,17 @@ impl<F: Future + Unpin> Future for CatchPanic<F> {
     }
 }
 
-/// The caller's side of one call: pulls jobs from the input only while fewer than
-/// `window` items run ahead of the consumer, and yields each reply once.
-pub(crate) struct Engine<R, E> {
+/// The caller's side of one call: pulls jobs from the input only while the window has
+/// room, and yields each reply once.
+pub(crate) struct AsyncCall<R, E> {
     pool: Arc<dyn Dispatch>,
     jobs: Box<dyn Iterator<Item = Job> + Send>,
     jobs_done: bool,
     replies: mpsc::UnboundedReceiver<(usize, Outcome<R, E>)>,
-    window: usize,
-    /// Jobs dispatched so far: the index the next one gets.
-    dispatched: usize,
-    /// Jobs dispatched whose reply has not arrived.
-    in_flight: usize,
-    /// For input order: replies waiting for their turn, from index `yielded` on.
-    ordered: Option<VecDeque<Option<Outcome<R, E>>>>,
-    yielded: usize,
+    window: Window<Outcome<R, E>>,
 }
 
-impl<R: Send + 'static, E: Send + 'static> Engine<R, E> {
+impl<R: Send + 'static, E: Send + 'static> AsyncCall<R, E> {
     /// A call over `items`, each made into a job by `make` (given the item's index and its
     /// reply). `window` bounds the items in flight (`usize::MAX` for all at once);
     /// `ordered` yields replies in input order instead of completion order.
@@ -246,36 +238,23 @@ impl<R: Send + 'static, E: Send + 'static> Engine<R, E> {
         let jobs = items
             .enumerate()
             .map(move |(index, item)| make(item, Reply::new(index, sender.clone())));
-        Engine {
+        AsyncCall {
             pool,
             jobs: Box::new(jobs),
             jobs_done: false,
             replies,
-            window: window.max(1),
-            dispatched: 0,
-            in_flight: 0,
-            ordered: ordered.then(VecDeque::new),
-            yielded: 0,
+            window: Window::new(window, ordered),
         }
     }
 
     /// Dispatches jobs while the window has room.
     fn fill(&mut self) {
-        while !self.jobs_done {
-            let ahead = if self.ordered.is_some() {
-                self.dispatched - self.yielded
-            } else {
-                self.in_flight
-            };
-            if ahead >= self.window {
-                break;
-            }
+        while !self.jobs_done && self.window.has_room() {
             // Pulling the input runs the caller's iterator: a panic there is the caller's
             // own and unwinds through the caller's poll, as it would in a plain loop.
             match self.jobs.next() {
                 Some(job) => {
-                    self.dispatched += 1;
-                    self.in_flight += 1;
+                    self.window.start(1);
                     self.pool.dispatch(job);
                 }
                 None => self.jobs_done = true,
@@ -290,33 +269,16 @@ impl<R: Send + 'static, E: Send + 'static> Engine<R, E> {
     ) -> Poll<Option<(usize, Outcome<R, E>)>> {
         loop {
             self.fill();
-            if let Some(buffer) = &mut self.ordered
-                && let Some(Some(_)) = buffer.front()
-            {
-                let index = self.yielded;
-                self.yielded += 1;
-                return Poll::Ready(buffer.pop_front().flatten().map(|o| (index, o)));
+            if let Some(next) = self.window.pop() {
+                return Poll::Ready(Some(next));
             }
-            if self.in_flight == 0 {
+            if self.window.running() == 0 {
                 return Poll::Ready(None);
             }
             let Some((index, outcome)) = std::task::ready!(self.replies.poll_recv(cx)) else {
-                unreachable!("the engine's input holds a sender while items are in flight")
+                unreachable!("the call's input holds a sender while items are in flight")
             };
-            self.in_flight -= 1;
-            match &mut self.ordered {
-                None => {
-                    self.yielded += 1;
-                    return Poll::Ready(Some((index, outcome)));
-                }
-                Some(buffer) => {
-                    let slot = index - self.yielded;
-                    if buffer.len() <= slot {
-                        buffer.resize_with(slot + 1, || None);
-                    }
-                    buffer[slot] = Some(outcome);
-                }
-            }
+            self.window.finish(index, outcome);
         }
     }
 
@@ -326,50 +288,28 @@ impl<R: Send + 'static, E: Send + 'static> Engine<R, E> {
     }
 }
 
-impl<R, E> Engine<R, E> {
+impl<R, E> AsyncCall<R, E> {
     pub(crate) fn yielded(&self) -> usize {
-        self.yielded
+        self.window.yielded()
     }
 
     pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight
+        self.window.running()
     }
 }
 
 /// Gathers every reply of an eager call into input order. Returns as soon as the result
-/// is decided: every item below the lowest failure has answered. Dropping the engine
-/// then cancels the items still running.
+/// is decided: every item below the lowest failure has answered. Dropping the call then
+/// cancels the items still running.
 pub(crate) async fn collect_in_order<R: Send + 'static, E: Send + 'static>(
-    mut engine: Engine<R, E>,
-    len: usize,
+    mut call: AsyncCall<R, E>,
 ) -> Result<Vec<R>, ItemFailure<E>> {
-    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(len).collect();
-    let mut failure: Option<ItemFailure<E>> = None;
-    // Every slot below `prefix` is filled.
-    let mut prefix = 0;
-    while let Some((index, outcome)) = engine.next().await {
-        match outcome {
-            Ok(value) => slots[index] = Some(value),
-            Err(err) => {
-                if failure.as_ref().is_none_or(|kept| index < kept.index()) {
-                    failure = Some(err);
-                }
-            }
-        }
-        while prefix < len && slots[prefix].is_some() {
-            prefix += 1;
-        }
-        if let Some(lowest) = &failure
-            && prefix >= lowest.index()
-        {
+    let mut gather = Gather::default();
+    while let Some((index, outcome)) = call.next().await {
+        gather.outcome(index, outcome);
+        if gather.is_decided() {
             break;
         }
     }
-    match failure {
-        Some(failure) => Err(failure),
-        None => Ok(slots
-            .into_iter()
-            .map(|slot| slot.expect("every item answered"))
-            .collect()),
-    }
+    gather.finish()
 }

@@ -1,0 +1,604 @@
+//! Process mode of the async pool: [`AsyncProcessPool`], async functions in worker
+//! processes that each run their own tokio runtime, on top of the
+//! [`ProcessPool`](crate::ProcessPool)(crate::ProcessPool) machinery.
+//!
+//! Items travel in *groups*: a group is one item of the underlying process pool, and the
+//! worker process that takes it runs all of its items at once on its runtime (up to
+//! `concurrency`), each under the per-task timeout, and answers every item. When a worker
+//! process dies during a group (an abort, a segfault, `kill -9`, a task stuck in
+//! blocking code past the timeout), the group's items run again one by one on fresh
+//! workers, so that exactly the item that kills a worker is lost.
+
+//!
+//! | module | what |
+//! |---|---|
+//! | this one | the pool, its builder and its methods |
+//! | `group` | what crosses to a worker process, and what runs there |
+//! | `generations` | the worker processes, a generation at a time (`maxtasksperchild`) |
+//! | `call` | one call on the caller's side: groups out, retries, outcomes in the engine's window |
+//! | `attribute` | what `#[apmap(process)]` calls |
+
+pub(crate) mod attribute;
+mod call;
+mod generations;
+mod group;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::debug::event;
+use crate::engine::gather::Gather;
+use crate::engine::item::ItemFailure;
+use crate::engine::registry::FromSettings;
+use crate::engine::render::Render;
+use crate::engine::settings::Settings;
+use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
+use crate::process::CrossProcess;
+use crate::process::remote::{AsText, ErrorWire, NoError};
+use crate::tuple_fn::TupleFn;
+
+use call::{GroupCall, Transport};
+use generations::Generations;
+use group::{Group, group_runner};
+
+pub use call::{ProcessImapStream, ProcessUimapStream};
+
+/// Process mode: async functions in worker processes, each running its own tokio
+/// runtime with many tasks at once. Made by [`AsyncMultiPoolBuilder::processes`](super::AsyncMultiPoolBuilder::processes).
+///
+/// Use it where [`AsyncMultiPool`](super::AsyncMultiPool)'s threads are not enough: async
+/// code that may crash, abort, leak or block, or that is not thread-safe. As with
+/// [`ProcessPool`](crate::ProcessPool), the function must capture nothing (an `async fn` item or a closure
+/// without captures) and the items and results cross as serde values ([`CrossProcess`]);
+/// the worker processes are this executable started again, with no setup (see
+/// [`ProcessPool`](crate::ProcessPool) for how). Available on Linux.
+///
+/// - A panic, error or timeout in one task costs that task only, and the worker process
+///   goes on.
+/// - A worker process that dies (abort, segfault, out of memory, `kill -9`) is replaced;
+///   the items it was running run again one by one on fresh workers, so that exactly
+///   the item that kills a worker fails, with [`ErrorKind::Crashed`]. Items that had
+///   finished in the dead worker may thus run twice.
+/// - A task stuck past the timeout in code that never yields (blocking code) is stopped
+///   by killing its worker, as above.
+/// - With [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild), no worker
+///   process runs more tasks than that: the pool moves to a fresh set of workers, and
+///   the old set exits once its work is done.
+///
+/// Results travel a group at a time: a worker process answers its group once every task
+/// in it is done. Dropping a returned future sends no further groups; groups already in a
+/// worker run to their end (their results are discarded). Dropping the pool waits for
+/// groups still running, then stops its workers.
+///
+/// ```
+/// use twat_mp::AsyncMultiPool;
+///
+/// async fn pid_and_square(x: u64) -> (u32, u64) {
+///     tokio::task::yield_now().await;
+///     (std::process::id(), x * x)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = AsyncMultiPool::builder().nodes(2).processes().build()?;
+/// let answers = pool.map(pid_and_square, 0..6).await?;
+/// assert_eq!(answers.iter().map(|a| a.1).collect::<Vec<_>>(), [0, 1, 4, 9, 16, 25]);
+/// // The tasks ran in worker processes, not in this one.
+/// assert!(answers.iter().all(|a| a.0 != std::process::id()));
+/// # Ok(())
+/// # }
+/// ```
+pub struct AsyncProcessPool {
+    generations: Arc<Generations>,
+    nodes: usize,
+    concurrency: usize,
+    timeout: Option<Duration>,
+    maxtasksperchild: Option<usize>,
+    debug: bool,
+}
+
+/// Settings for an [`AsyncProcessPool`]; made by
+/// [`AsyncMultiPoolBuilder::processes`](super::AsyncMultiPoolBuilder::processes).
+///
+/// ```
+/// use twat_mp::AsyncMultiPool;
+///
+/// let pool = AsyncMultiPool::builder()
+///     .nodes(2)
+///     .concurrency(100)
+///     .processes()
+///     .maxtasksperchild(1_000)
+///     .build()?;
+/// assert_eq!(pool.nodes(), 2);
+/// # Ok::<(), twat_mp::BuildError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `.build()`"]
+pub struct AsyncProcessPoolBuilder {
+    pub(crate) settings: Settings,
+    pub(crate) has_initializer: bool,
+}
+
+impl AsyncProcessPoolBuilder {
+    /// The number of worker processes; the default is the number of usable CPUs.
+    pub fn nodes(mut self, nodes: usize) -> Self {
+        self.settings.nodes = Some(nodes);
+        self
+    }
+
+    /// The most tasks one worker process runs at once (default
+    /// [`DEFAULT_CONCURRENCY`](super::DEFAULT_CONCURRENCY)).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.settings.concurrency = Some(concurrency);
+        self
+    }
+
+    /// The longest one task may run; the task then fails with
+    /// [`ErrorKind::TimedOut`]. A task that cannot be stopped at an `.await` (it blocks)
+    /// is stopped by killing its worker process.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.settings.timeout = Some(timeout);
+        self
+    }
+
+    /// The most tasks one worker process runs in its life, as Python's
+    /// `maxtasksperchild`: a bound on what a leak can accumulate. No limit by default.
+    pub fn maxtasksperchild(mut self, tasks: usize) -> Self {
+        self.settings.maxtasksperchild = Some(tasks);
+        self
+    }
+
+    /// Reports this pool's events even when the global debug mode is off.
+    pub fn debug(mut self, debug: bool) -> Self {
+        self.settings.debug = debug;
+        self
+    }
+
+    /// Makes the pool; its worker processes start when work first needs them.
+    ///
+    /// # Errors
+    /// [`BuildError::NoNodes`] for `nodes(0)`; [`BuildError::Zero`] for a zero
+    /// `concurrency`, `timeout` or `maxtasksperchild`; [`BuildError::Unsupported`] when an
+    /// initializer was set (a closure cannot run in another process);
+    /// [`BuildError::Spawn`] when the system refuses a thread.
+    pub fn build(self) -> Result<AsyncProcessPool, BuildError> {
+        let checked = self.settings.check()?;
+        if self.has_initializer {
+            return Err(BuildError::Unsupported(
+                "an initializer cannot run in worker processes (a closure cannot cross to \
+                 another process): build the pool without `initializer`, or without `processes`",
+            ));
+        }
+        let (nodes, debug, timeout) = (checked.nodes, checked.debug, checked.timeout);
+        let concurrency = checked.concurrency.unwrap_or(super::DEFAULT_CONCURRENCY);
+        let maxtasksperchild = checked.maxtasksperchild;
+        let pool = AsyncProcessPool {
+            generations: Arc::new(Generations::new(nodes, timeout, maxtasksperchild, debug)?),
+            nodes,
+            concurrency,
+            timeout,
+            maxtasksperchild,
+            debug,
+        };
+        event!(debug, nodes, concurrency, "async process pool started");
+        Ok(pool)
+    }
+}
+
+impl FromSettings for AsyncProcessPool {
+    fn from_settings(settings: Settings) -> Result<Self, BuildError> {
+        AsyncProcessPoolBuilder {
+            settings,
+            has_initializer: false,
+        }
+        .build()
+    }
+}
+
+impl AsyncProcessPool {
+    /// The number of worker processes.
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    /// The most tasks one worker process runs at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// The per-task timeout, if any.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The most tasks one worker process runs in its life, if limited.
+    pub fn maxtasksperchild(&self) -> Option<usize> {
+        self.maxtasksperchild
+    }
+
+    /// Runs `f` on every item in the worker processes; results in input order.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item: its panic (message and backtrace
+    /// text), its timeout, or the crash of the worker process that ran it.
+    ///
+    /// ```
+    /// use twat_mp::{AsyncMultiPool, ErrorKind};
+    ///
+    /// async fn checked_half(x: u32) -> u32 {
+    ///     assert!(x % 2 == 0, "{x} is odd");
+    ///     x / 2
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// assert_eq!(pool.map(checked_half, [2, 4]).await?, [1, 2]);
+    /// let err = pool.map(checked_half, [2, 3, 4, 5]).await.unwrap_err();
+    /// assert_eq!(err.index(), 1);
+    /// assert!(matches!(err.kind(), ErrorKind::Panicked { message } if message == "3 is odd"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map<T, R, F, Fut, I>(
+        &self,
+        f: F,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<T, R, F, Fut, I>
+    where
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        let run = self.run_map::<_, _, _, _, _, NoError, _>(infallible(f), items, None);
+        async move { run.await.map_err(ItemFailure::into_infallible_worker_error) }
+    }
+
+    /// Applies an async function of several arguments to every tuple of arguments, in
+    /// the worker processes, as Python's `starmap`; results in input order. The function
+    /// must capture nothing, as for [`map`](Self::map); see [`TupleFn`] for closures.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use twat_mp::AsyncMultiPool;
+    ///
+    /// async fn power(base: u64, exponent: u32) -> u64 {
+    ///     base.pow(exponent)
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// assert_eq!(pool.starmap(power, vec![(2, 10), (3, 3)]).await?, [1024, 27]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn starmap<Args, R, F, I>(
+        &self,
+        f: F,
+        tuples: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<Args, R, F, I>
+    where
+        F: TupleFn<Args> + Copy + Send + Sync + 'static,
+        F::Output: Future<Output = R> + 'static,
+        I: IntoIterator<Item = Args>,
+        Args: CrossProcess,
+        R: CrossProcess,
+    {
+        // Captures only `f`, which captures nothing: still zero-sized, so it can be named
+        // in a worker process.
+        self.map(move |args: Args| f.call_tuple(args), tuples)
+    }
+
+    /// Like [`map`](Self::map) for a function that returns `Result`: the first `Err` (by
+    /// index) comes back as a [`WorkerError`] of kind [`ErrorKind::Failed`] whose
+    /// [`source`](std::error::Error::source) is a [`RemoteError`](crate::RemoteError) with the error's text
+    /// (the value itself stayed in the worker), as [`ProcessPool::try_map`](crate::ProcessPool::try_map) does.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use twat_mp::{AsyncMultiPool, ErrorKind};
+    ///
+    /// async fn parse(text: String) -> Result<u8, std::num::ParseIntError> {
+    ///     text.parse()
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder().nodes(1).processes().build()?;
+    /// let err = pool.try_map(parse, ["1", "x"].map(String::from)).await.unwrap_err();
+    /// assert_eq!(err.index(), 1);
+    /// assert!(matches!(err.kind(), ErrorKind::Failed(e) if e.to_string() == "invalid digit found in string"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_map<T, R, E, F, Fut, I>(
+        &self,
+        f: F,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<T, R, E, F, Fut, I>
+    where
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + 'static,
+        I: IntoIterator<Item = T>,
+        T: CrossProcess,
+        R: CrossProcess,
+        E: Into<BoxError> + 'static,
+    {
+        let run = self.run_map::<_, _, _, _, _, AsText, _>(f, items, None);
+        async move { run.await.map_err(ItemFailure::into_worker_error) }
+    }
+
+    /// Runs `f` on one item in a worker process.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] (index 0) when the item fails.
+    ///
+    /// ```
+    /// async fn shout(text: String) -> String {
+    ///     text.to_uppercase()
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(1).processes().build()?;
+    /// assert_eq!(pool.apply(shout, "hey".to_owned()).await?, "HEY");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn apply<T, R, F, Fut>(
+        &self,
+        f: F,
+        item: T,
+    ) -> impl Future<Output = Result<R, WorkerError>> + Send + use<T, R, F, Fut>
+    where
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        let run = self.map(f, std::iter::once(item));
+        async move {
+            run.await?
+                .pop()
+                .ok_or_else(|| WorkerError::new(0, ErrorKind::Cancelled))
+        }
+    }
+
+    /// Runs `f` on every item lazily and yields the results in input order, as a
+    /// [`Stream`](futures_core::Stream). At most two groups per worker process are pulled
+    /// ahead of the consumer, so an endless input runs in bounded memory.
+    ///
+    /// ```
+    /// async fn cube(x: u64) -> u64 {
+    ///     x * x * x
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).concurrency(8).processes().build()?;
+    /// let mut cubes = pool.imap(cube, 1..);
+    /// let mut first = Vec::new();
+    /// while first.len() < 3 {
+    ///     first.push(cubes.next().await.unwrap()?);
+    /// }
+    /// assert_eq!(first, [1, 8, 27]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn imap<T, R, F, Fut, I>(&self, f: F, items: I) -> ProcessImapStream<R>
+    where
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        ProcessImapStream::new(self.lazy(f, items, true))
+    }
+
+    /// Like [`imap`](Self::imap), in completion order (a group at a time).
+    ///
+    /// ```
+    /// async fn twice(x: u64) -> u64 {
+    ///     2 * x
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// let mut all = Vec::new();
+    /// let mut doubled = pool.uimap(twice, 0..10);
+    /// while let Some(x) = doubled.next().await {
+    ///     all.push(x?);
+    /// }
+    /// all.sort();
+    /// assert_eq!(all, (0..10).map(|x| 2 * x).collect::<Vec<_>>());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn uimap<T, R, F, Fut, I>(&self, f: F, items: I) -> ProcessUimapStream<R>
+    where
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        ProcessUimapStream::new(self.lazy(f, items, false))
+    }
+
+    fn lazy<T, R, F, Fut, I>(&self, f: F, items: I, ordered: bool) -> GroupCall<R, Infallible>
+    where
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        let group = self.group_size(None);
+        self.call::<_, _, _, _, _, NoError, _>(
+            infallible(f),
+            items.into_iter(),
+            group,
+            None,
+            ordered,
+        )
+    }
+
+    /// What `map`, `try_map` and the attribute run: the items are gathered now. Returns
+    /// as soon as the outcome is decided, and pulls no input after a failure.
+    pub(crate) fn run_map<T, R, E, F, Fut, W, I>(
+        &self,
+        f: F,
+        items: I,
+        render: Option<Render<T>>,
+    ) -> impl Future<Output = Result<Vec<R>, ItemFailure<W::Remote>>> + Send + use<T, R, E, F, Fut, W, I>
+    where
+        I: IntoIterator<Item = T>,
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+        E: 'static,
+        W: ErrorWire<E>,
+    {
+        let items: Vec<T> = items.into_iter().collect();
+        let group = self.group_size(Some(items.len()));
+        let mut call = self.call::<_, _, _, _, _, W, _>(f, items.into_iter(), group, render, false);
+        async move {
+            let mut gather = Gather::default();
+            while let Some((index, outcome)) = call.next().await {
+                gather.outcome(index, outcome);
+                if gather.has_failed() {
+                    call.stop_input();
+                }
+                if gather.is_decided() {
+                    break;
+                }
+            }
+            gather.finish()
+        }
+    }
+
+    /// Items per group: enough to keep every task slot of a worker busy, spread over the
+    /// workers when the input is short, and never past `maxtasksperchild`.
+    fn group_size(&self, len: Option<usize>) -> usize {
+        let spread = len.map_or(usize::MAX, |len| len.div_ceil(self.nodes).max(1));
+        self.concurrency
+            .min(spread)
+            .min(self.maxtasksperchild.unwrap_or(usize::MAX))
+    }
+
+    fn call<T, R, E, F, Fut, W, I>(
+        &self,
+        f: F,
+        items: I,
+        group: usize,
+        render: Option<Render<T>>,
+        ordered: bool,
+    ) -> GroupCall<R, W::Remote>
+    where
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + 'static,
+        I: Iterator<Item = T> + Send + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+        E: 'static,
+        W: ErrorWire<E>,
+    {
+        let runner = group_runner::<F, Fut, T, R, E, W>(f);
+        let concurrency = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
+        let timeout = self.timeout;
+        let generations = Arc::clone(&self.generations);
+        let send = move |bytes: &[Vec<u8>]| {
+            let items: Result<Vec<T>, _> = bytes.iter().map(|b| postcard::from_bytes(b)).collect();
+            let items = match items {
+                Ok(items) => items,
+                Err(err) => {
+                    return call::Pending::Broken(format!(
+                        "an item could not be decoded again: {err}"
+                    ));
+                }
+            };
+            let pool = generations.pool_for(items.len());
+            let group = Group {
+                items,
+                concurrency,
+                timeout,
+            };
+            call::Pending::Running(pool.apipe(runner, group))
+        };
+        let mut input = items;
+        let pull = move |count: usize| -> Vec<Result<Vec<u8>, String>> {
+            input
+                .by_ref()
+                .take(count)
+                .map(|item| postcard::to_allocvec(&item).map_err(|err| err.to_string()))
+                .collect()
+        };
+        let render_bytes = move |bytes: &[u8]| -> Option<String> {
+            let render = render?;
+            postcard::from_bytes::<T>(bytes)
+                .ok()
+                .map(|item| render(&item))
+        };
+        let transport = Transport {
+            pull: Box::new(pull),
+            send: Box::new(send),
+            render: Box::new(render_bytes),
+            decode_error: W::decode,
+        };
+        GroupCall::new(transport, group, 2 * self.nodes, ordered, self.debug)
+    }
+}
+
+/// `f` as a function that cannot fail; it captures only `f`, so it stays zero-sized and
+/// can be named in a worker process.
+fn infallible<T, R, F, Fut>(
+    f: F,
+) -> impl Fn(T) -> std::pin::Pin<Box<dyn Future<Output = Result<R, Infallible>>>>
++ Copy
++ Send
++ Sync
++ 'static
+where
+    F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = R> + 'static,
+    R: 'static,
+{
+    move |x| {
+        let future = f(x);
+        Box::pin(async move { Ok(future.await) })
+    }
+}
+
+impl fmt::Debug for AsyncProcessPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncProcessPool")
+            .field("nodes", &self.nodes)
+            .field("concurrency", &self.concurrency)
+            .field("timeout", &self.timeout)
+            .field("maxtasksperchild", &self.maxtasksperchild)
+            .field("debug", &self.debug)
+            .finish()
+    }
+}
+
+impl Drop for AsyncProcessPool {
+    fn drop(&mut self) {
+        event!(self.debug, nodes = self.nodes, "async process pool stopped");
+    }
+}

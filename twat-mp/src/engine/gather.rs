@@ -1,0 +1,168 @@
+//! The eager maps' end: results gathered into input order, or the lowest failure, decided
+//! as early as it can be.
+
+use std::collections::BTreeMap;
+
+use super::failure::{Indexed, LowestFailure};
+
+/// Results of one eager call (`map` and the attributes), arriving in any order, one item
+/// or one chunk of consecutive items at a time.
+///
+/// The outcome is *decided* once a failure is known and every item below it has
+/// answered: no later answer can change it, so the call may return then and cancel what
+/// still runs. After a failure no more values are kept.
+#[derive(Debug)]
+pub(crate) struct Gather<R, F> {
+    parts: Vec<(usize, Part<R>)>,
+    /// Every item below `answered` has answered.
+    answered: usize,
+    /// Spans that answered above `answered`: first index → length.
+    beyond: BTreeMap<usize, usize>,
+    lowest: LowestFailure<F>,
+}
+
+#[derive(Debug)]
+enum Part<R> {
+    One(R),
+    Many(Vec<R>),
+}
+
+impl<R, F: Indexed> Default for Gather<R, F> {
+    fn default() -> Self {
+        Gather {
+            parts: Vec::new(),
+            answered: 0,
+            beyond: BTreeMap::new(),
+            lowest: LowestFailure::default(),
+        }
+    }
+}
+
+impl<R, F: Indexed> Gather<R, F> {
+    /// The item at `index` gave `value`.
+    pub(crate) fn value(&mut self, index: usize, value: R) {
+        if self.lowest.index().is_none() {
+            self.parts.push((index, Part::One(value)));
+        }
+        self.answered(index, 1);
+    }
+
+    /// The items from `first` on gave `values`.
+    pub(crate) fn values(&mut self, first: usize, values: Vec<R>) {
+        let len = values.len();
+        if len == 0 {
+            return;
+        }
+        if self.lowest.index().is_none() {
+            self.parts.push((first, Part::Many(values)));
+        }
+        self.answered(first, len);
+    }
+
+    /// An item failed.
+    pub(crate) fn failure(&mut self, failure: F) {
+        let index = failure.index();
+        if self.lowest.offer(failure) {
+            // Values are no longer needed: the call fails whatever comes.
+            self.parts = Vec::new();
+        }
+        self.answered(index, 1);
+    }
+
+    /// The outcome of the item at `index`.
+    pub(crate) fn outcome(&mut self, index: usize, outcome: Result<R, F>) {
+        match outcome {
+            Ok(value) => self.value(index, value),
+            Err(failure) => self.failure(failure),
+        }
+    }
+
+    fn answered(&mut self, first: usize, len: usize) {
+        if first == self.answered {
+            self.answered += len;
+            while let Some(len) = self.beyond.remove(&self.answered) {
+                self.answered += len;
+            }
+        } else if first > self.answered {
+            self.beyond.insert(first, len);
+        }
+    }
+
+    /// Whether an item has failed (the call will fail, whatever comes).
+    pub(crate) fn has_failed(&self) -> bool {
+        self.lowest.index().is_some()
+    }
+
+    /// Whether the outcome can no longer change: a failure is known and every item below
+    /// it has answered.
+    pub(crate) fn is_decided(&self) -> bool {
+        self.lowest
+            .index()
+            .is_some_and(|lowest| self.answered >= lowest)
+    }
+
+    /// Every value in input order, or the lowest failure.
+    pub(crate) fn finish(self) -> Result<Vec<R>, F> {
+        if let Some(failure) = self.lowest.into_inner() {
+            return Err(failure);
+        }
+        let mut parts = self.parts;
+        parts.sort_unstable_by_key(|(first, _)| *first);
+        let mut values = Vec::with_capacity(self.answered);
+        for (first, part) in parts {
+            debug_assert_eq!(first, values.len(), "the answers are contiguous");
+            match part {
+                Part::One(value) => values.push(value),
+                Part::Many(many) => values.extend(many),
+            }
+        }
+        Ok(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct At(usize);
+
+    impl Indexed for At {
+        fn index(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn gathers_items_and_chunks_into_input_order() {
+        let mut gather: Gather<u32, At> = Gather::default();
+        gather.values(2, vec![20, 30]);
+        gather.value(4, 40);
+        gather.value(0, 0);
+        gather.values(1, vec![10]);
+        assert!(!gather.is_decided());
+        assert_eq!(gather.finish(), Ok(vec![0, 10, 20, 30, 40]));
+    }
+
+    #[test]
+    fn decided_once_everything_below_the_lowest_failure_answered() {
+        let mut gather: Gather<u32, At> = Gather::default();
+        gather.failure(At(3));
+        assert!(!gather.is_decided());
+        gather.values(0, vec![0, 1]);
+        assert!(!gather.is_decided());
+        gather.failure(At(2));
+        assert!(gather.is_decided());
+        gather.value(5, 5);
+        assert_eq!(gather.finish(), Err(At(2)));
+    }
+
+    #[test]
+    fn a_failure_at_zero_decides_at_once() {
+        let mut gather: Gather<u32, At> = Gather::default();
+        gather.value(1, 1);
+        gather.failure(At(0));
+        assert!(gather.has_failed());
+        assert!(gather.is_decided());
+    }
+}

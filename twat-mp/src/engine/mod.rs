@@ -1,0 +1,23 @@
+//! The engine under every pool. Read `ARCHITECTURE.md` at the repository's root first.
+//!
+//! A pool decides only how an item reaches a worker and how its outcome comes back; what a
+//! call does with the outcomes is decided here, once, for [`ThreadPool`](crate::ThreadPool),
+//! [`ProcessPool`](crate::ProcessPool) and both modes of `AsyncMultiPool`:
+//!
+//! | module | what every pool gets from it |
+//! |---|---|
+//! | `item` | one item run with its panic caught; [`ItemFailure`](item::ItemFailure) keeps the function's own error typed; cancellation flags |
+//! | `failure` | the lowest failure wins ([`LowestFailure`](failure::LowestFailure)), and the mark workers read to skip items after it |
+//! | `order` | the lazy maps' window ([`Window`](order::Window)): how far ahead of the consumer to pull input, and input order restored ([`Reorder`](order::Reorder)) |
+//! | `gather` | the eager maps' end ([`Gather`](gather::Gather)): input order, the lowest failure, and the moment the outcome is decided |
+//! | `settings` | builder settings and their checks ([`Settings`](settings::Settings)) |
+//! | `registry` | the attribute pools, one per pool type and configuration ([`Registry`](registry::Registry)) |
+//! | `render` | items shown in errors through `Debug` where the type has it |
+
+pub(crate) mod failure;
+pub(crate) mod gather;
+pub(crate) mod item;
+pub(crate) mod order;
+pub(crate) mod registry;
+pub(crate) mod render;
+pub(crate) mod settings;

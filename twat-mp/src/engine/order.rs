@@ -1,0 +1,183 @@
+//! Input order out of completion order: [`Reorder`] holds what finished early until every
+//! item before it has been handed over, and [`Window`] adds the bound on how far a lazy
+//! map may run ahead of its consumer. Every lazy map of every pool uses these two.
+
+use std::collections::{BTreeMap, VecDeque};
+
+/// Finished spans of items (one item, or a chunk of consecutive items), handed back in
+/// input order.
+#[derive(Debug)]
+pub(crate) struct Reorder<T> {
+    /// The index of the next item to hand over.
+    next: usize,
+    /// Spans that finished before their turn: first index → (length, value).
+    waiting: BTreeMap<usize, (usize, T)>,
+}
+
+impl<T> Default for Reorder<T> {
+    fn default() -> Self {
+        Reorder {
+            next: 0,
+            waiting: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Reorder<T> {
+    /// A span of `len` items from index `first` has finished.
+    pub(crate) fn insert(&mut self, first: usize, len: usize, value: T) {
+        debug_assert!(len > 0, "a span holds at least one item");
+        debug_assert!(first >= self.next, "span {first} was already handed over");
+        self.waiting.insert(first, (len, value));
+    }
+
+    /// The span whose turn it is, with its first index, once it has finished.
+    pub(crate) fn pop(&mut self) -> Option<(usize, T)> {
+        let entry = self.waiting.first_entry()?;
+        if *entry.key() != self.next {
+            return None;
+        }
+        let (len, value) = entry.remove();
+        let first = self.next;
+        self.next += len;
+        Some((first, value))
+    }
+}
+
+/// The caller's side of a lazy map, in items: how many were started, how many are still
+/// out, which results wait to be handed over, and whether there is room to start more.
+///
+/// In input order the window bounds the items started and not yet handed over (so the
+/// results buffered behind a slow item are bounded too); in completion order it bounds
+/// the items still running.
+#[derive(Debug)]
+pub(crate) struct Window<O> {
+    limit: usize,
+    started: usize,
+    running: usize,
+    yielded: usize,
+    order: Order<O>,
+}
+
+#[derive(Debug)]
+enum Order<O> {
+    Input(Reorder<O>),
+    Completion(VecDeque<(usize, O)>),
+}
+
+impl<O> Window<O> {
+    /// A window of `limit` items (at least 1), in input order or in completion order.
+    pub(crate) fn new(limit: usize, ordered: bool) -> Self {
+        Window {
+            limit: limit.max(1),
+            started: 0,
+            running: 0,
+            yielded: 0,
+            order: if ordered {
+                Order::Input(Reorder::default())
+            } else {
+                Order::Completion(VecDeque::new())
+            },
+        }
+    }
+
+    /// Whether another item may be started now.
+    pub(crate) fn has_room(&self) -> bool {
+        let ahead = match self.order {
+            Order::Input(_) => self.started - self.yielded,
+            Order::Completion(_) => self.running,
+        };
+        ahead < self.limit
+    }
+
+    /// Records that `count` more items were started; returns the index of the first.
+    pub(crate) fn start(&mut self, count: usize) -> usize {
+        let first = self.started;
+        self.started += count;
+        self.running += count;
+        first
+    }
+
+    /// The item at `index` has its outcome.
+    pub(crate) fn finish(&mut self, index: usize, outcome: O) {
+        debug_assert!(index < self.started, "item {index} was never started");
+        self.running -= 1;
+        match &mut self.order {
+            Order::Input(reorder) => reorder.insert(index, 1, outcome),
+            Order::Completion(ready) => ready.push_back((index, outcome)),
+        }
+    }
+
+    /// The next outcome to hand over, with its index, if it is there.
+    pub(crate) fn pop(&mut self) -> Option<(usize, O)> {
+        let next = match &mut self.order {
+            Order::Input(reorder) => reorder.pop(),
+            Order::Completion(ready) => ready.pop_front(),
+        };
+        self.yielded += usize::from(next.is_some());
+        next
+    }
+
+    /// Items started and not finished.
+    pub(crate) fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Items started so far: the index the next one gets.
+    pub(crate) fn started(&self) -> usize {
+        self.started
+    }
+
+    /// Items handed over so far.
+    pub(crate) fn yielded(&self) -> usize {
+        self.yielded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_come_back_in_input_order() {
+        let mut reorder = Reorder::default();
+        reorder.insert(3, 2, "d-e");
+        reorder.insert(1, 2, "b-c");
+        assert_eq!(reorder.pop(), None);
+        reorder.insert(0, 1, "a");
+        assert_eq!(reorder.pop(), Some((0, "a")));
+        assert_eq!(reorder.pop(), Some((1, "b-c")));
+        assert_eq!(reorder.pop(), Some((3, "d-e")));
+        assert_eq!(reorder.pop(), None);
+    }
+
+    #[test]
+    fn an_ordered_window_counts_what_waits_behind_a_slow_item() {
+        let mut window = Window::new(2, true);
+        assert_eq!(window.start(2), 0);
+        assert!(!window.has_room());
+        window.finish(1, 'b');
+        // Item 1 is done but waits for item 0: still no room.
+        assert!(!window.has_room());
+        assert_eq!(window.pop(), None);
+        window.finish(0, 'a');
+        assert_eq!(window.pop(), Some((0, 'a')));
+        assert!(window.has_room());
+        assert_eq!(window.pop(), Some((1, 'b')));
+        assert_eq!(window.yielded(), window.started());
+    }
+
+    #[test]
+    fn an_unordered_window_counts_what_runs() {
+        let mut window = Window::new(2, false);
+        window.start(2);
+        window.finish(1, 'b');
+        assert!(window.has_room());
+        assert_eq!(window.running(), 1);
+        assert_eq!(window.pop(), Some((1, 'b')));
+        window.finish(0, 'a');
+        assert_eq!(window.pop(), Some((0, 'a')));
+        assert_eq!(window.yielded(), 2);
+        assert_eq!(window.started(), 2);
+    }
+}

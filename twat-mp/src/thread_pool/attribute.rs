@@ -1,0 +1,139 @@
+//! What the code written by `#[pmap]`, `#[imap]` and `#[amap]` calls. Not a public API:
+//! reachable as `twat_mp::__private` only so that the expansions can name it.
+
+use std::convert::Infallible;
+
+use super::ThreadPool;
+use crate::async_result::{AsyncResult, async_result};
+use crate::engine::item::{ItemFailure, resume_cancelled};
+use crate::engine::registry::{Config, Registry};
+use crate::engine::render::Render;
+
+/// The thread pool of the attributes with this configuration.
+fn thread_pool(config: &Config) -> &'static ThreadPool {
+    static POOLS: Registry<ThreadPool> = Registry::new();
+    POOLS.get(config)
+}
+
+/// `#[pmap]` on `fn(T) -> R`: the results, or the lowest failing item's panic resumed.
+pub fn pmap<T: Send, R: Send>(
+    config: &Config,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> R + Sync,
+    items: impl IntoIterator<Item = T>,
+) -> Vec<R> {
+    thread_pool(config)
+        .run_map(|x| Ok::<R, Infallible>(f(x)), items, render)
+        .unwrap_or_else(|failure| failure.resume())
+}
+
+/// `#[pmap]` on `fn(T) -> Result<R, E>`: the results, or the lowest failing item's `E`.
+pub fn pmap_result<T: Send, R: Send, E: Send>(
+    config: &Config,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> Result<R, E> + Sync,
+    items: impl IntoIterator<Item = T>,
+) -> Result<Vec<R>, E> {
+    thread_pool(config)
+        .run_map(f, items, render)
+        .map_err(ItemFailure::into_original)
+}
+
+/// `#[imap]` on `fn(T) -> R`: the results, lazily; a failed item resumes its panic when
+/// the iteration reaches it.
+pub fn imap<T, R, I>(
+    config: &Config,
+    ordered: bool,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> R + Send + Sync + 'static,
+    items: I,
+) -> impl Iterator<Item = R> + 'static
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    I: IntoIterator<Item = T>,
+    I::IntoIter: 'static,
+{
+    thread_pool(config)
+        .lazy_map(move |x| Ok::<R, Infallible>(f(x)), items, render, ordered)
+        .map(|outcome| outcome.unwrap_or_else(|failure| failure.resume()))
+}
+
+/// `#[imap]` on `fn(T) -> Result<R, E>`: each item's own `Result`, lazily.
+pub fn imap_result<T, R, E, I>(
+    config: &Config,
+    ordered: bool,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> Result<R, E> + Send + Sync + 'static,
+    items: I,
+) -> impl Iterator<Item = Result<R, E>> + 'static
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+    I: IntoIterator<Item = T>,
+    I::IntoIter: 'static,
+{
+    thread_pool(config)
+        .lazy_map(f, items, render, ordered)
+        .map(|outcome| outcome.map_err(ItemFailure::into_original))
+}
+
+/// `#[amap]` on `fn(T) -> R`: returns at once; `get()` gives what `#[pmap]` would.
+pub fn amap<T, R>(
+    config: &Config,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> R + Send + Sync + 'static,
+    items: impl IntoIterator<Item = T>,
+) -> AsyncResult<Vec<R>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let pool = thread_pool(config);
+    let job = pool.background_map(move |x| Ok::<R, Infallible>(f(x)), items, render);
+    let (completer, pending) = async_result(resume_cancelled);
+    pool.spawn(move || {
+        let outcome = job();
+        completer.finish_with(move || outcome.unwrap_or_else(|failure| failure.resume()));
+    });
+    pending
+}
+
+/// `#[amap]` on `fn(T) -> Result<R, E>`: returns at once; `get()` gives what `#[pmap]`
+/// would.
+pub fn amap_result<T, R, E>(
+    config: &Config,
+    render: Option<Render<T>>,
+    f: impl Fn(T) -> Result<R, E> + Send + Sync + 'static,
+    items: impl IntoIterator<Item = T>,
+) -> AsyncResult<Result<Vec<R>, E>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    let pool = thread_pool(config);
+    let job = pool.background_map(f, items, render);
+    let (completer, pending) = async_result(resume_cancelled);
+    pool.spawn(move || {
+        let outcome = job();
+        completer.finish_with(move || outcome.map_err(ItemFailure::into_original));
+    });
+    pending
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configurations_share_one_pool() {
+        let config = Config {
+            nodes: Some(3),
+            ..Config::DEFAULT
+        };
+        assert!(std::ptr::eq(thread_pool(&config), thread_pool(&config)));
+        assert_eq!(thread_pool(&config).nodes(), 3);
+    }
+}
