@@ -4,13 +4,16 @@
 //!
 //! Each attribute turns a function of one item into a function over many: `parse` reads
 //! the options and the signature, `validate` refuses misuse with an error on the offending
-//! token, and `expand` writes the mapper. The examples below run in this crate's doctests.
+//! token, and `expand` writes the mapper; both of the first two read `options`, the one
+//! table of every option and where it has an effect. The examples below run in this
+//! crate's doctests.
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
 
 mod expand;
+mod options;
 mod parse;
 mod validate;
 
@@ -63,8 +66,10 @@ use parse::{Errors, Kind};
 /// # Errors at compile time
 ///
 /// A function without a parameter, a method (`self`), an `async fn` (use [`apmap`]), an
-/// `unsafe`, `const` or `extern` fn, `impl Trait` parameters, and unknown or mistyped
-/// options are refused with an error on the offending token that says what to write.
+/// `unsafe`, `const` or `extern` fn, `impl Trait` parameters, unknown or mistyped options,
+/// and options that would do nothing where they are written (`timeout` without `process`,
+/// `ordered` outside [`imap`], ...) are refused with an error on the offending token that
+/// says what to write.
 #[proc_macro_attribute]
 pub fn pmap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Pmap, attr.into(), item.into(), cfg!(feature = "aio")).into()
