@@ -162,9 +162,18 @@ pub fn amap(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Mappers with the same options share one async pool. A function returning
-/// `Result<R, E>` gives `Result<Vec<R>, E>`, as with [`pmap`]. Options: those of [`pmap`],
-/// `concurrency = N` (tasks in flight per worker), and `timeout` also without `process`.
-/// Without the `aio` feature the attribute is a compile error that says how to enable it.
+/// `Result<R, E>` gives `Result<Vec<R>, E>`, as with [`pmap`]. Without the `aio` feature
+/// the attribute is a compile error that says how to enable it.
+///
+/// # Options
+///
+/// | option | meaning |
+/// |---|---|
+/// | `nodes = 4` | workers in the pool, each with its own runtime (default: the usable CPUs) |
+/// | `concurrency = 100` | tasks in flight per worker at a time (default: 512) |
+/// | `timeout = "5s"` | a task that runs past it fails as timed out (`ms`, `s`, `m`, `h`) |
+/// | `debug` | report the pool's events and each failure with its item through `tracing` |
+/// | `process` | run the tasks in worker processes, each with its own runtime |
 #[proc_macro_attribute]
 pub fn apmap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Apmap, attr.into(), item.into(), cfg!(feature = "aio")).into()

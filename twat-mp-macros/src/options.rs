@@ -97,11 +97,15 @@ pub(crate) const RULES: &[Rule] = &[
         given: |o| o.nodes.as_ref().map(|s| &s.name),
     },
     Rule {
-        // The ThreadPool's maps and the ProcessPool's batches take a fixed chunk size.
+        // The ThreadPool's maps and the ProcessPool's batches take a fixed chunk size;
+        // the async pools hand out tasks one at a time (in process mode, in groups sized
+        // from `concurrency`) and have no `chunksize`.
         name: "chunksize",
         usage: "`chunksize = 64`",
-        effect: [ANY, ANY, ANY, ANY],
-        refusal: "",
+        effect: [ANY, ANY, ANY, NONE],
+        refusal: "`chunksize` is not an option of {attr}: its async pool has no chunks, it \
+                  hands each task to a worker on its own; remove `chunksize`, and bound the \
+                  tasks in flight per worker with `concurrency = 100`",
         read: |o, name, value| parse::set(&mut o.chunksize, name, parse::count(name, value)?),
         given: |o| o.chunksize.as_ref().map(|s| &s.name),
     },
@@ -339,9 +343,22 @@ mod tests {
                  `timeout = \"5s\"` (with `process`), `debug`",
                 "`#[amap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
                  (with `process`), `debug`",
-                "`#[apmap]` takes `nodes = 4`, `chunksize = 64`, `concurrency = 100`, `process`, \
+                "`#[apmap]` takes `nodes = 4`, `concurrency = 100`, `process`, \
                  `timeout = \"5s\"`, `debug`",
             ]
         );
+    }
+
+    #[test]
+    fn the_async_pool_has_no_chunks() {
+        for attr in ["chunksize = 8", "process, chunksize = 8"] {
+            let (verdict, _) = judge(Kind::Apmap, attr);
+            let message = verdict.unwrap_err().to_string();
+            assert!(
+                message.starts_with("`chunksize` is not an option of `#[apmap]`: its async pool")
+                    && message.contains("`concurrency = 100`"),
+                "{message}"
+            );
+        }
     }
 }

@@ -504,6 +504,12 @@ pub(crate) mod tests {
         assert!(err.contains("did you mean `ordered`?") && err.contains("`ordered = false`"));
         let err = options(Kind::Apmap, quote!(concurency = 4)).unwrap_err();
         assert!(err.contains("did you mean `concurrency`?"), "{err}");
+        // Only the options the attribute takes are suggested: `#[apmap]` has no chunksize.
+        let err = options(Kind::Apmap, quote!(chunk_size = 4)).unwrap_err();
+        assert!(
+            !err.contains("did you mean") && !err.contains("chunksize"),
+            "{err}"
+        );
         // Far from every option: no guess.
         let err = options(Kind::Pmap, quote!(x)).unwrap_err();
         assert!(!err.contains("did you mean"), "{err}");
