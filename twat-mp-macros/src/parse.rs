@@ -58,7 +58,7 @@ pub(crate) struct Options {
 }
 
 /// What the function returns, which decides the mapper's return type and runtime call.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Output {
     /// The type one call returns, as written (`()` when omitted).
     pub returned: Type,
@@ -68,7 +68,7 @@ pub(crate) struct Output {
 }
 
 /// One typed parameter of the function.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Arg {
     pub pat: Pat,
     pub ty: Type,
@@ -76,7 +76,7 @@ pub(crate) struct Arg {
 
 /// Everything the expansion needs: the attribute, its options and the function, kept as
 /// written (the expansion keeps it verbatim as the inner function).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Model {
     pub kind: Kind,
     pub options: Options,
