@@ -4,13 +4,16 @@
 //!
 //! Each attribute turns a function of one item into a function over many: `parse` reads
 //! the options and the signature, `validate` refuses misuse with an error on the offending
-//! token, and `expand` writes the mapper. The examples below run in this crate's doctests.
+//! token, and `expand` writes the mapper; both of the first two read `options`, the one
+//! table of every option and where it has an effect. The examples below run in this
+//! crate's doctests.
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
 
 mod expand;
+mod options;
 mod parse;
 mod validate;
 
@@ -63,8 +66,10 @@ use parse::{Errors, Kind};
 /// # Errors at compile time
 ///
 /// A function without a parameter, a method (`self`), an `async fn` (use [`apmap`]), an
-/// `unsafe`, `const` or `extern` fn, `impl Trait` parameters, and unknown or mistyped
-/// options are refused with an error on the offending token that says what to write.
+/// `unsafe`, `const` or `extern` fn, `impl Trait` parameters, unknown or mistyped options,
+/// and options that would do nothing where they are written (`timeout` without `process`,
+/// `ordered` outside [`imap`], ...) are refused with an error on the offending token that
+/// says what to write.
 #[proc_macro_attribute]
 pub fn pmap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Pmap, attr.into(), item.into(), cfg!(feature = "aio")).into()
@@ -157,9 +162,18 @@ pub fn amap(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Mappers with the same options share one async pool. A function returning
-/// `Result<R, E>` gives `Result<Vec<R>, E>`, as with [`pmap`]. Options: those of [`pmap`],
-/// `concurrency = N` (tasks in flight per worker), and `timeout` also without `process`.
-/// Without the `aio` feature the attribute is a compile error that says how to enable it.
+/// `Result<R, E>` gives `Result<Vec<R>, E>`, as with [`pmap`]. Without the `aio` feature
+/// the attribute is a compile error that says how to enable it.
+///
+/// # Options
+///
+/// | option | meaning |
+/// |---|---|
+/// | `nodes = 4` | workers in the pool, each with its own runtime (default: the usable CPUs) |
+/// | `concurrency = 100` | tasks in flight per worker at a time (default: 512) |
+/// | `timeout = "5s"` | a task that runs past it fails as timed out (`ms`, `s`, `m`, `h`) |
+/// | `debug` | report the pool's events and each failure with its item through `tracing` |
+/// | `process` | run the tasks in worker processes, each with its own runtime |
 #[proc_macro_attribute]
 pub fn apmap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Apmap, attr.into(), item.into(), cfg!(feature = "aio")).into()

@@ -10,6 +10,8 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, FnArg, Ident, ItemFn, Lit, Meta, Pat, PathArguments, ReturnType, Token, Type};
 
+use crate::options::{self, takes};
+
 /// Which attribute is being expanded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -20,6 +22,10 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    /// Every attribute.
+    #[cfg(test)]
+    pub(crate) const ALL: [Kind; 4] = [Kind::Pmap, Kind::Imap, Kind::Amap, Kind::Apmap];
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Pmap => "pmap",
@@ -28,57 +34,7 @@ impl Kind {
             Kind::Apmap => "apmap",
         }
     }
-
-    /// The options this attribute accepts, as they are written.
-    pub(crate) fn options(self) -> &'static [&'static str] {
-        match self {
-            Kind::Pmap | Kind::Amap => &["nodes", "chunksize", "process", "timeout", "debug"],
-            Kind::Imap => &[
-                "nodes",
-                "chunksize",
-                "ordered",
-                "process",
-                "timeout",
-                "debug",
-            ],
-            Kind::Apmap => &[
-                "nodes",
-                "concurrency",
-                "chunksize",
-                "process",
-                "timeout",
-                "debug",
-            ],
-        }
-    }
 }
-
-/// How each option is written, for the error messages.
-fn usage(option: &str) -> &'static str {
-    match option {
-        "nodes" => "`nodes = 4`",
-        "chunksize" => "`chunksize = 64`",
-        "concurrency" => "`concurrency = 100`",
-        "timeout" => "`timeout = \"5s\"`",
-        "ordered" => "`ordered = false`",
-        "process" => "`process`",
-        "debug" => "`debug`",
-        "progress" => "`progress`",
-        _ => unreachable!("no option `{option}`"),
-    }
-}
-
-/// Every option name the parser knows, valid for some attribute or planned.
-const KNOWN: &[&str] = &[
-    "nodes",
-    "chunksize",
-    "concurrency",
-    "timeout",
-    "ordered",
-    "process",
-    "debug",
-    "progress",
-];
 
 /// One option as given: its name (for errors that point at it) and its value.
 #[derive(Debug, Clone)]
@@ -102,7 +58,7 @@ pub(crate) struct Options {
 }
 
 /// What the function returns, which decides the mapper's return type and runtime call.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Output {
     /// The type one call returns, as written (`()` when omitted).
     pub returned: Type,
@@ -112,7 +68,7 @@ pub(crate) struct Output {
 }
 
 /// One typed parameter of the function.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Arg {
     pub pat: Pat,
     pub ty: Type,
@@ -120,7 +76,7 @@ pub(crate) struct Arg {
 
 /// Everything the expansion needs: the attribute, its options and the function, kept as
 /// written (the expansion keeps it verbatim as the inner function).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Model {
     pub kind: Kind,
     pub options: Options,
@@ -206,34 +162,24 @@ fn parse_option(kind: Kind, meta: &Meta, options: &mut Options) -> syn::Result<(
             format!("expected an option name; {}", takes(kind)),
         ));
     };
-    let key = name.to_string();
-    if !KNOWN.contains(&key.as_str()) {
+    let Some(rule) = options::rule(&name.to_string()) else {
         return Err(unknown_option(kind, &name));
-    }
+    };
     if let Meta::List(list) = meta {
         return Err(syn::Error::new(
             list.delimiter.span().join(),
-            format!("write the option as {}", usage(&key)),
+            format!("write the option as {}", rule.usage),
         ));
     }
     let value = match meta {
         Meta::NameValue(nv) => Some(&nv.value),
         _ => None,
     };
-    match key.as_str() {
-        "nodes" => set(&mut options.nodes, &name, count(&name, value)?),
-        "chunksize" => set(&mut options.chunksize, &name, count(&name, value)?),
-        "concurrency" => set(&mut options.concurrency, &name, count(&name, value)?),
-        "timeout" => set(&mut options.timeout, &name, timeout(&name, value)?),
-        "ordered" => set(&mut options.ordered, &name, boolean(&name, value)?),
-        "process" => set(&mut options.process, &name, flag(&name, value)?),
-        "debug" => set(&mut options.debug, &name, flag(&name, value)?),
-        "progress" => set(&mut options.progress, &name, flag(&name, value)?),
-        _ => unreachable!("KNOWN lists `{key}`"),
-    }
+    (rule.read)(options, &name, value)
 }
 
-fn set<T>(slot: &mut Option<Setting<T>>, name: &Ident, value: T) -> syn::Result<()> {
+/// Keeps an option's value; the second of two is an error on its name.
+pub(crate) fn set<T>(slot: &mut Option<Setting<T>>, name: &Ident, value: T) -> syn::Result<()> {
     if slot.is_some() {
         return Err(syn::Error::new(
             name.span(),
@@ -247,14 +193,19 @@ fn set<T>(slot: &mut Option<Setting<T>>, name: &Ident, value: T) -> syn::Result<
     Ok(())
 }
 
+/// How an option is written, for the error messages.
+fn usage(name: &Ident) -> &'static str {
+    options::rule(&name.to_string()).map_or("", |rule| rule.usage)
+}
+
 /// `nodes = 4`: a whole number of at least 1.
-fn count(name: &Ident, value: Option<&Expr>) -> syn::Result<usize> {
+pub(crate) fn count(name: &Ident, value: Option<&Expr>) -> syn::Result<usize> {
     let wrong = |span: Span| {
         syn::Error::new(
             span,
             format!(
                 "`{name}` takes a whole number of at least 1, e.g. {}",
-                usage(&name.to_string())
+                usage(name)
             ),
         )
     };
@@ -278,14 +229,11 @@ fn count(name: &Ident, value: Option<&Expr>) -> syn::Result<usize> {
 }
 
 /// `ordered = false`.
-fn boolean(name: &Ident, value: Option<&Expr>) -> syn::Result<bool> {
+pub(crate) fn boolean(name: &Ident, value: Option<&Expr>) -> syn::Result<bool> {
     let wrong = |span: Span| {
         syn::Error::new(
             span,
-            format!(
-                "`{name}` takes `true` or `false`, e.g. {}",
-                usage(&name.to_string())
-            ),
+            format!("`{name}` takes `true` or `false`, e.g. {}", usage(name)),
         )
     };
     match value {
@@ -298,7 +246,7 @@ fn boolean(name: &Ident, value: Option<&Expr>) -> syn::Result<bool> {
 }
 
 /// `process`: a flag, written alone.
-fn flag(name: &Ident, value: Option<&Expr>) -> syn::Result<()> {
+pub(crate) fn flag(name: &Ident, value: Option<&Expr>) -> syn::Result<()> {
     match value {
         None => Ok(()),
         Some(value) => Err(syn::Error::new(
@@ -309,7 +257,7 @@ fn flag(name: &Ident, value: Option<&Expr>) -> syn::Result<()> {
 }
 
 /// `timeout = "5s"`, in milliseconds.
-fn timeout(name: &Ident, value: Option<&Expr>) -> syn::Result<u64> {
+pub(crate) fn timeout(name: &Ident, value: Option<&Expr>) -> syn::Result<u64> {
     let wrong = |span: Span, what: String| syn::Error::new(span, what);
     match value {
         Some(Expr::Lit(syn::ExprLit {
@@ -371,18 +319,10 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     Ok(millis)
 }
 
-/// "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, ..."
-pub(crate) fn takes(kind: Kind) -> String {
-    let list: Vec<&str> = kind.options().iter().map(|o| usage(o)).collect();
-    format!("`#[{}]` takes {}", kind.name(), list.join(", "))
-}
-
 fn unknown_option(kind: Kind, name: &Ident) -> syn::Error {
     let given = name.to_string();
-    let suggestion = kind
-        .options()
-        .iter()
-        .map(|option| (edit_distance(&given, option), option))
+    let suggestion = options::taken_by(kind)
+        .map(|rule| (edit_distance(&given, rule.name), rule.name))
         .filter(|(distance, option)| *distance <= 2 && *distance < option.len())
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, option)| format!(" (did you mean `{option}`?)"))
@@ -551,7 +491,7 @@ pub(crate) mod tests {
         assert_eq!(
             err,
             "unknown option `colour`; `#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, \
-             `timeout = \"5s\"`, `debug`"
+             `timeout = \"5s\"` (with `process`), `debug`"
         );
         let err = options(Kind::Pmap, quote!(node = 4)).unwrap_err();
         assert!(
@@ -564,6 +504,12 @@ pub(crate) mod tests {
         assert!(err.contains("did you mean `ordered`?") && err.contains("`ordered = false`"));
         let err = options(Kind::Apmap, quote!(concurency = 4)).unwrap_err();
         assert!(err.contains("did you mean `concurrency`?"), "{err}");
+        // Only the options the attribute takes are suggested: `#[apmap]` has no chunksize.
+        let err = options(Kind::Apmap, quote!(chunk_size = 4)).unwrap_err();
+        assert!(
+            !err.contains("did you mean") && !err.contains("chunksize"),
+            "{err}"
+        );
         // Far from every option: no guess.
         let err = options(Kind::Pmap, quote!(x)).unwrap_err();
         assert!(!err.contains("did you mean"), "{err}");

@@ -5,7 +5,8 @@ use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{FnArg, GenericParam, Signature};
 
-use crate::parse::{Errors, Kind, Model, Options};
+use crate::options;
+use crate::parse::{Errors, Kind, Model};
 
 /// Whether the function can be mapped at all.
 pub(crate) fn signature(model: &Model) -> syn::Result<()> {
@@ -14,55 +15,17 @@ pub(crate) fn signature(model: &Model) -> syn::Result<()> {
     errors.finish(())
 }
 
-/// Whether the options fit the attribute and the function. When only these are wrong the
-/// mapper is still written (without its options), so that callers see no further errors.
+/// Whether the options fit the attribute and the function: each has an effect where it is
+/// written (by [`options::RULES`]), and `process` has a function it can reach. When only
+/// these are wrong the mapper is still written (without its options), so that callers see
+/// no further errors.
 pub(crate) fn options(model: &Model) -> syn::Result<()> {
     let mut errors = Errors::default();
-    check_options(model.kind, &model.options, &mut errors);
+    options::refuse_ineffective(model.kind, &model.options, &mut errors);
     if model.options.process.is_some() {
         check_process(&model.func.sig, &mut errors);
     }
     errors.finish(())
-}
-
-fn check_options(kind: Kind, options: &Options, errors: &mut Errors) {
-    let attr = format!("`#[{}]`", kind.name());
-    if let (Some(ordered), false) = (&options.ordered, kind == Kind::Imap) {
-        errors.push(syn::Error::new(
-            ordered.name.span(),
-            format!(
-                "`ordered` is an option of `#[imap]` only: {attr} always gives the results in \
-                 input order"
-            ),
-        ));
-    }
-    if let (Some(concurrency), false) = (&options.concurrency, kind == Kind::Apmap) {
-        errors.push(syn::Error::new(
-            concurrency.name.span(),
-            format!(
-                "`concurrency` (async tasks in flight per worker) is an option of `#[apmap]` \
-                 only: {attr} runs one item per worker at a time; set `nodes` for more workers"
-            ),
-        ));
-    }
-    let timeout_allowed = options.process.is_some() || kind == Kind::Apmap;
-    if let (Some(timeout), false) = (&options.timeout, timeout_allowed) {
-        errors.push(syn::Error::new(
-            timeout.name.span(),
-            format!(
-                "`timeout` needs `process`: a thread cannot be stopped in the middle of an item, \
-                 a worker process can be killed; write `#[{}(process, timeout = \"...\")]`",
-                kind.name()
-            ),
-        ));
-    }
-    if let Some(progress) = &options.progress {
-        errors.push(syn::Error::new(
-            progress.name.span(),
-            "`progress` is not available yet: progress bars are planned behind twat-mp's \
-             `progress` feature",
-        ));
-    }
 }
 
 fn check_signature(kind: Kind, sig: &Signature, errors: &mut Errors) {
@@ -185,8 +148,8 @@ impl<'ast> Visit<'ast> for ImplTraitFinder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse_function;
     use crate::parse::tests::{checked, find, place};
+    use crate::parse::{Options, parse_function};
     use proc_macro2::TokenStream;
     use quote::quote;
 

@@ -1,0 +1,364 @@
+//! Every option of the four attributes, in one table: how it is written, how its value is
+//! read, where it has an effect, and why it is refused elsewhere.
+//!
+//! [`parse`](crate::parse) reads the table to recognise an option (and to list, for an
+//! unknown one, those the attribute takes); [`validate`](crate::validate) reads it to refuse,
+//! on the option's own span, an option that would do nothing where it is written. Every
+//! (attribute, option, mode) is thus either honoured by the runtime or a compile error,
+//! never accepted and silently ignored, as in tokio-macros' `Configuration::build` and
+//! thiserror-impl's `valid.rs`.
+
+use syn::{Expr, Ident};
+
+use crate::parse::{self, Kind, Options};
+
+/// Whether the mapper runs its items on threads or, with `process`, in worker processes:
+/// the two build different pools, which honour different options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Threads,
+    Process,
+}
+
+impl Mode {
+    /// The mode the options ask for.
+    pub(crate) fn of(options: &Options) -> Mode {
+        if options.process.is_some() {
+            Mode::Process
+        } else {
+            Mode::Threads
+        }
+    }
+}
+
+/// In which modes an option has an effect on one attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Modes {
+    threads: bool,
+    process: bool,
+}
+
+impl Modes {
+    fn contains(self, mode: Mode) -> bool {
+        match mode {
+            Mode::Threads => self.threads,
+            Mode::Process => self.process,
+        }
+    }
+}
+
+/// Honoured with threads and with `process`.
+const ANY: Modes = Modes {
+    threads: true,
+    process: true,
+};
+/// Honoured with `process` only.
+const PROCESS: Modes = Modes {
+    threads: false,
+    process: true,
+};
+/// Never honoured.
+const NONE: Modes = Modes {
+    threads: false,
+    process: false,
+};
+
+/// One option.
+pub(crate) struct Rule {
+    /// As written in the attribute.
+    pub name: &'static str,
+    /// An example of how it is written, for the error messages.
+    pub usage: &'static str,
+    /// Where it has an effect, for `#[pmap]`, `#[imap]`, `#[amap]` and `#[apmap]` in turn.
+    effect: [Modes; 4],
+    /// Why it is refused where it has no effect, and what to write instead: `{attr}`
+    /// stands for the attribute as `` `#[pmap]` ``, `{kind}` for its bare name. Empty for
+    /// an option honoured everywhere.
+    refusal: &'static str,
+    /// Reads its value (well formed, given once) into its field of [`Options`].
+    pub read: fn(&mut Options, &Ident, Option<&Expr>) -> syn::Result<()>,
+    /// Its name as written, when it is given.
+    pub given: fn(&Options) -> Option<&Ident>,
+}
+
+/// Every option, in the order the error messages list them. What each runtime does with
+/// [`Config`](https://docs.rs/twat-mp) (`twat-mp/src/attribute_support.rs` builds the
+/// `ThreadPool`, `process/attribute.rs` the `ProcessPool`, `aio/attribute.rs` the
+/// `AsyncMultiPool` and `aio/process.rs` the `AsyncProcessPool`) decides the `effect`s.
+pub(crate) const RULES: &[Rule] = &[
+    Rule {
+        // Every pool's builder takes `nodes`.
+        name: "nodes",
+        usage: "`nodes = 4`",
+        //       pmap imap amap apmap
+        effect: [ANY, ANY, ANY, ANY],
+        refusal: "",
+        read: |o, name, value| parse::set(&mut o.nodes, name, parse::count(name, value)?),
+        given: |o| o.nodes.as_ref().map(|s| &s.name),
+    },
+    Rule {
+        // The ThreadPool's maps and the ProcessPool's batches take a fixed chunk size;
+        // the async pools hand out tasks one at a time (in process mode, in groups sized
+        // from `concurrency`) and have no `chunksize`.
+        name: "chunksize",
+        usage: "`chunksize = 64`",
+        effect: [ANY, ANY, ANY, NONE],
+        refusal: "`chunksize` is not an option of {attr}: its async pool has no chunks, it \
+                  hands each task to a worker on its own; remove `chunksize`, and bound the \
+                  tasks in flight per worker with `concurrency = 100`",
+        read: |o, name, value| parse::set(&mut o.chunksize, name, parse::count(name, value)?),
+        given: |o| o.chunksize.as_ref().map(|s| &s.name),
+    },
+    Rule {
+        // Only the async pools run several tasks per worker.
+        name: "concurrency",
+        usage: "`concurrency = 100`",
+        effect: [NONE, NONE, NONE, ANY],
+        refusal: "`concurrency` (async tasks in flight per worker) is an option of `#[apmap]` \
+                  only: {attr} runs one item per worker at a time; set `nodes` for more workers",
+        read: |o, name, value| parse::set(&mut o.concurrency, name, parse::count(name, value)?),
+        given: |o| o.concurrency.as_ref().map(|s| &s.name),
+    },
+    Rule {
+        // The lazy maps of both pools (`lazy_map`, `lazy_call`) take `ordered`; the other
+        // attributes collect every result in input order.
+        name: "ordered",
+        usage: "`ordered = false`",
+        effect: [NONE, ANY, NONE, NONE],
+        refusal: "`ordered` is an option of `#[imap]` only: {attr} always gives the results in \
+                  input order",
+        read: |o, name, value| parse::set(&mut o.ordered, name, parse::boolean(name, value)?),
+        given: |o| o.ordered.as_ref().map(|s| &s.name),
+    },
+    Rule {
+        // Each attribute has its `_process` runtime functions (Linux only).
+        name: "process",
+        usage: "`process`",
+        effect: [ANY, ANY, ANY, ANY],
+        refusal: "",
+        read: |o, name, value| parse::set(&mut o.process, name, parse::flag(name, value)?),
+        given: |o| o.process.as_ref().map(|s| &s.name),
+    },
+    Rule {
+        // A ProcessPool kills a worker that runs past it, whatever the call; the async
+        // pools cancel the task (and, with `process`, back it up by killing the worker).
+        // A thread cannot be stopped.
+        name: "timeout",
+        usage: "`timeout = \"5s\"`",
+        effect: [PROCESS, PROCESS, PROCESS, ANY],
+        refusal: "`timeout` needs `process`: a thread cannot be stopped in the middle of an \
+                  item, a worker process can be killed; write \
+                  `#[{kind}(process, timeout = \"...\")]`",
+        read: |o, name, value| parse::set(&mut o.timeout, name, parse::timeout(name, value)?),
+        given: |o| o.timeout.as_ref().map(|s| &s.name),
+    },
+    Rule {
+        // Every pool's builder takes `debug`.
+        name: "debug",
+        usage: "`debug`",
+        effect: [ANY, ANY, ANY, ANY],
+        refusal: "",
+        read: |o, name, value| parse::set(&mut o.debug, name, parse::flag(name, value)?),
+        given: |o| o.debug.as_ref().map(|s| &s.name),
+    },
+    Rule {
+        // Known, so that it is explained rather than called unknown; no runtime yet.
+        name: "progress",
+        usage: "`progress`",
+        effect: [NONE, NONE, NONE, NONE],
+        refusal: "`progress` is not available yet: progress bars are planned behind twat-mp's \
+                  `progress` feature",
+        read: |o, name, value| parse::set(&mut o.progress, name, parse::flag(name, value)?),
+        given: |o| o.progress.as_ref().map(|s| &s.name),
+    },
+];
+
+impl Rule {
+    /// Whether the option changes what `#[kind]` does in `mode`.
+    pub(crate) fn honoured(&self, kind: Kind, mode: Mode) -> bool {
+        self.modes(kind).contains(mode)
+    }
+
+    fn modes(&self, kind: Kind) -> Modes {
+        let column = match kind {
+            Kind::Pmap => 0,
+            Kind::Imap => 1,
+            Kind::Amap => 2,
+            Kind::Apmap => 3,
+        };
+        self.effect[column]
+    }
+
+    /// Whether `#[kind]` takes the option at all, in one mode or the other.
+    pub(crate) fn taken_by(&self, kind: Kind) -> bool {
+        self.modes(kind) != NONE
+    }
+
+    /// The error on the option's name where it would do nothing.
+    pub(crate) fn refuse(&self, kind: Kind, name: &Ident) -> syn::Error {
+        let message = self
+            .refusal
+            .replace("{attr}", &format!("`#[{}]`", kind.name()))
+            .replace("{kind}", kind.name());
+        syn::Error::new(name.span(), message)
+    }
+}
+
+/// The option called `name`, if there is one.
+pub(crate) fn rule(name: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|rule| rule.name == name)
+}
+
+/// The options `#[kind]` takes, in one mode or the other.
+pub(crate) fn taken_by(kind: Kind) -> impl Iterator<Item = &'static Rule> {
+    RULES.iter().filter(move |rule| rule.taken_by(kind))
+}
+
+/// "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, ..., `timeout = "5s"` (with `process`)"
+pub(crate) fn takes(kind: Kind) -> String {
+    let list: Vec<String> = taken_by(kind)
+        .map(|rule| {
+            let modes = rule.modes(kind);
+            let condition = match (modes.threads, modes.process) {
+                (false, true) => " (with `process`)",
+                (true, false) => " (without `process`)",
+                _ => "",
+            };
+            format!("{}{condition}", rule.usage)
+        })
+        .collect();
+    format!("`#[{}]` takes {}", kind.name(), list.join(", "))
+}
+
+/// Every given option that would do nothing where it is written, each an error on its name.
+pub(crate) fn refuse_ineffective(kind: Kind, options: &Options, errors: &mut parse::Errors) {
+    let mode = Mode::of(options);
+    for rule in RULES.iter().filter(|rule| !rule.honoured(kind, mode)) {
+        if let Some(name) = (rule.given)(options) {
+            errors.push(rule.refuse(kind, name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_function;
+    use crate::parse::tests::{checked, find, place};
+    use proc_macro2::TokenStream;
+
+    /// The option as its usage writes it, e.g. `timeout = "5s"`.
+    fn example(rule: &Rule) -> String {
+        rule.usage.trim_matches('`').to_owned()
+    }
+
+    fn item(kind: Kind) -> TokenStream {
+        match kind {
+            Kind::Apmap => "async fn f(x: u8) -> u8 { x }",
+            _ => "fn f(x: u8) -> u8 { x }",
+        }
+        .parse()
+        .unwrap()
+    }
+
+    /// The options' errors and the expansion, as `#[kind(attr)]` gives them.
+    fn judge(kind: Kind, attr: &str) -> (syn::Result<()>, String) {
+        let attr: TokenStream = attr.parse().unwrap();
+        let options = checked(kind, attr.clone()).unwrap_or_else(|err| panic!("{attr}: {err}"));
+        let model = parse_function(kind, options, item(kind)).unwrap();
+        let expanded = crate::mapper(kind, attr, item(kind), true).to_string();
+        (crate::validate::options(&model), expanded)
+    }
+
+    /// Every option on every attribute, with threads and with `process`: either honoured
+    /// (no error, and the expansion hands it to the runtime: it differs from the one
+    /// without it) or refused with one error, on the option's name, saying why.
+    #[test]
+    fn every_option_is_honoured_or_refused_on_its_span() {
+        for rule in RULES {
+            for kind in Kind::ALL {
+                for mode in [Mode::Threads, Mode::Process] {
+                    let (base, attr) = match (mode, rule.name) {
+                        (Mode::Threads, _) | (Mode::Process, "process") => {
+                            (String::new(), example(rule))
+                        }
+                        (Mode::Process, _) => {
+                            ("process".to_owned(), format!("process, {}", example(rule)))
+                        }
+                    };
+                    let case = format!("#[{}({attr})]", kind.name());
+                    let (verdict, expanded) = judge(kind, &attr);
+                    if rule.honoured(kind, mode) {
+                        assert!(verdict.is_ok(), "{case}: {}", verdict.unwrap_err());
+                        let (_, without) = judge(kind, &base);
+                        assert_ne!(expanded, without, "{case} is accepted but does nothing");
+                        continue;
+                    }
+                    let err = verdict.expect_err(&case);
+                    assert_eq!(err.clone().into_iter().count(), 1, "{case}: {err}");
+                    let tokens: TokenStream = attr.parse().unwrap();
+                    let name = find(&tokens, rule.name);
+                    assert_eq!(place(err.span()), place(name), "{case}: {err}");
+                    let message = err.to_string();
+                    assert!(
+                        message.starts_with(&format!("`{}`", rule.name)) && !message.contains('{'),
+                        "{case}: {message}"
+                    );
+                    assert!(
+                        expanded.contains("compile_error"),
+                        "{case}: the error reaches the compiler"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A refusal sentence exactly where an option is refused somewhere.
+    #[test]
+    fn every_refused_option_says_why() {
+        for rule in RULES {
+            let refused_somewhere = Kind::ALL.iter().any(|&kind| {
+                [Mode::Threads, Mode::Process]
+                    .iter()
+                    .any(|&mode| !rule.honoured(kind, mode))
+            });
+            assert_eq!(refused_somewhere, !rule.refusal.is_empty(), "{}", rule.name);
+            assert_eq!(
+                rule.usage.trim_matches('`').split([' ', '=']).next(),
+                Some(rule.name)
+            );
+        }
+    }
+
+    /// What the unknown-option errors list: the options each attribute takes.
+    #[test]
+    fn what_each_attribute_takes() {
+        let takes: Vec<String> = Kind::ALL.into_iter().map(takes).collect();
+        assert_eq!(
+            takes,
+            [
+                "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
+                 (with `process`), `debug`",
+                "`#[imap]` takes `nodes = 4`, `chunksize = 64`, `ordered = false`, `process`, \
+                 `timeout = \"5s\"` (with `process`), `debug`",
+                "`#[amap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
+                 (with `process`), `debug`",
+                "`#[apmap]` takes `nodes = 4`, `concurrency = 100`, `process`, \
+                 `timeout = \"5s\"`, `debug`",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_async_pool_has_no_chunks() {
+        for attr in ["chunksize = 8", "process, chunksize = 8"] {
+            let (verdict, _) = judge(Kind::Apmap, attr);
+            let message = verdict.unwrap_err().to_string();
+            assert!(
+                message.starts_with("`chunksize` is not an option of `#[apmap]`: its async pool")
+                    && message.contains("`concurrency = 100`"),
+                "{message}"
+            );
+        }
+    }
+}
