@@ -6,6 +6,8 @@
 //! the options and the signature, `validate` refuses misuse with an error on the offending
 //! token, and `expand` writes the mapper. The examples below run in this crate's doctests.
 
+#![forbid(unsafe_code)]
+
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;

@@ -96,7 +96,7 @@ where
 {
     // `F` is zero-sized and the parent held a value of it: the pool methods instantiate
     // this function only for the function they were given (see `conjure_zero_sized`).
-    let f: F = crate::unsafe_code::conjure_zero_sized::<F>();
+    let f: F = crate::process::unsafe_code::Witness::<F>::assumed();
     let Group {
         items,
         concurrency,

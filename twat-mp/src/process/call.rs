@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use super::remote::{Decoded, Failure, RemoteFn, decode_records, function_id, render_input, write};
+use super::remote::{
+    Decoded, Failure, RemoteFn, decode_records, fingerprint, function_id, render_input, write,
+};
 use super::slot::{Batch, CallLink, Delivery, Shared};
 use crate::error::{ErrorKind, WorkerError};
 use crate::item::{ItemFailure, Render};
@@ -49,11 +51,16 @@ pub(crate) struct Call<A: RemoteFn, I: Iterator> {
 }
 
 impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
-    pub(crate) fn new(shared: Arc<Shared>, input: I, render: Option<Render<A::In>>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        function: A,
+        input: I,
+        render: Option<Render<A::In>>,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel();
-        let (function, refused) = match function_id::<A>() {
-            Ok(function) => (function, None),
-            Err(err) => (Default::default(), Some(err)),
+        let (function, refused) = match function_id(function) {
+            Ok(function) => (Some(function), None),
+            Err(err) => (None, Some(err)),
         };
         let nodes = shared.nodes;
         let hint = input.size_hint().0;
@@ -65,7 +72,9 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
         let (batch_size, fixed) = match shared.chunksize {
             Some(size) => (size, true),
             None => {
-                let size = shared.remembered_cost(&function).map_or(1, items_for);
+                let size = shared
+                    .remembered_cost(fingerprint::<A>())
+                    .map_or(1, items_for);
                 (size.min(max_batch), false)
             }
         };
@@ -257,7 +266,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
             return;
         }
         let cost = (elapsed.as_nanos() / items as u128).clamp(1, u128::from(u64::MAX)) as u64;
-        self.shared.remember_cost(&self.link.function, cost);
+        self.shared.remember_cost(fingerprint::<A>(), cost);
         if !self.fixed {
             let ideal = items_for(cost);
             let size = self.batch_size;
@@ -334,11 +343,11 @@ impl<A: RemoteFn> Iterator for ChunkIter<A> {
 /// `map`: every result in input order, or the failure with the lowest index.
 pub(crate) fn run_map<A: RemoteFn>(
     shared: Arc<Shared>,
-    _function: A,
+    function: A,
     items: impl IntoIterator<Item = A::In>,
     render: Option<Render<A::In>>,
 ) -> Result<Vec<A::Out>, Failure<A>> {
-    let mut call = Call::<A, _>::new(shared, items.into_iter(), render);
+    let mut call = Call::<A, _>::new(shared, function, items.into_iter(), render);
     let mut chunks: Vec<(usize, Vec<A::Out>)> = Vec::new();
     let mut lowest: Option<Failure<A>> = None;
     while let Some(chunk) = call.next_chunk(None) {
@@ -379,12 +388,12 @@ pub(crate) struct LazyCall<A: RemoteFn, I: Iterator> {
 impl<A: RemoteFn, I: Iterator<Item = A::In>> LazyCall<A, I> {
     pub(crate) fn new(
         shared: Arc<Shared>,
-        _function: A,
+        function: A,
         input: I,
         render: Option<Render<A::In>>,
         ordered: bool,
     ) -> Self {
-        let mut call = Call::new(shared, input, render);
+        let mut call = Call::new(shared, function, input, render);
         call.fill(None);
         LazyCall {
             call,
