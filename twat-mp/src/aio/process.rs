@@ -27,6 +27,7 @@ use crate::debug::{self, event};
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 use crate::item::{ItemFailure, Render};
 use crate::panic_capture;
+use crate::process::unsafe_code::Witness;
 use crate::process::{CrossProcess, ProcessPool, RemoteError};
 use crate::tuple_fn::TupleFn;
 
@@ -85,7 +86,7 @@ thread_local! {
 
 /// Runs one group in a worker process: every item at once (up to its concurrency) on the
 /// process's own runtime; one answer per item, in order.
-fn run_group<F, Fut, T, R, E, M>(group: Group<T>) -> Vec<Answer<R, M::Sent>>
+fn run_group<F, Fut, T, R, E, M>(function: Witness<F>, group: Group<T>) -> Vec<Answer<R, M::Sent>>
 where
     F: Fn(T) -> Fut + Copy + 'static,
     Fut: Future<Output = Result<R, E>> + 'static,
@@ -94,9 +95,7 @@ where
     E: 'static,
     M: ErrorMode<E>,
 {
-    // `F` is zero-sized and the parent held a value of it: the pool methods instantiate
-    // this function only for the function they were given (see `conjure_zero_sized`).
-    let f: F = crate::process::unsafe_code::Witness::<F>::assumed();
+    let f: F = function.get();
     let Group {
         items,
         concurrency,
@@ -166,7 +165,7 @@ where
 
 /// The group runner for `f`, as a function the process pool can name.
 fn group_runner<F, Fut, T, R, E, M>(
-    _f: F,
+    f: F,
 ) -> impl Fn(Group<T>) -> Vec<Answer<R, M::Sent>> + Copy + Send + Sync + 'static
 where
     F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
@@ -176,7 +175,9 @@ where
     E: 'static,
     M: ErrorMode<E>,
 {
-    run_group::<F, Fut, T, R, E, M>
+    // Zero-sized, as `f` is: the worker gets it back from the witness.
+    let function = Witness::of(f);
+    move |group| run_group::<F, Fut, T, R, E, M>(function, group)
 }
 
 /// Process mode: async functions in worker processes, each running its own tokio

@@ -1,6 +1,7 @@
 //! Every `unsafe` of twat-mp, in one place, each with the argument for why it is sound.
 //!
-//! The crate denies `unsafe_code` (the workspace's `[lints]`); this module alone allows it.
+//! The crate denies `unsafe_code` (the workspace's `[lints]`); this module alone allows it
+//! (its test `unsafe_code_is_denied_everywhere_but_here` keeps that configuration).
 //! It is a leaf: it uses std and libc and nothing else of the crate, except the one call of
 //! the pre-`main` hook into [`super::worker::enter_if_marked`] (see [`BEFORE_MAIN`]: a
 //! `#[link_section]` static is unsafe code, so it must be here, and it has to name the
@@ -124,24 +125,14 @@ impl<F> Clone for Witness<F> {
 
 impl<F> Copy for Witness<F> {}
 
-// Used by `aio::process` from the next commit on.
-#[cfg_attr(not(test), allow(dead_code))]
+// Used by `aio::process` (a feature) and the tests.
+#[cfg_attr(not(any(test, feature = "aio")), allow(dead_code))]
 impl<F: Copy + 'static> Witness<F> {
     /// The witness of `f`. Fails to compile unless `F` is zero-sized.
     pub(crate) fn of(f: F) -> Self {
         const { assert!(size_of::<F>() == 0, "a witness is of a zero-sized value") };
         let _ = f;
         Witness(PhantomData)
-    }
-
-    /// A value of `F` without a witness, for `aio::process::run_group` until it carries
-    /// one (the next commit): the one safe function here whose soundness rests on its
-    /// caller — it must be reached only for a type of which the parent held a value.
-    #[cfg(feature = "aio")]
-    pub(crate) fn assumed() -> F {
-        // SAFETY: NOT proven here: `run_group` is instantiated only by `group_runner`,
-        // which takes a value of `F`. Removed by the next commit.
-        unsafe { conjure::<F>() }
     }
 
     /// A copy of the value this witnesses.
@@ -517,5 +508,48 @@ mod tests {
     fn the_key_does_not_show_in_debug_output() {
         assert_eq!(format!("{:?}", Key::from_parts(1, 2)), "Key(..)");
         assert_eq!(Key::from_parts(1, 2).parts(), (1, 2));
+    }
+
+    /// The compiler keeps `unsafe` here: the workspace denies `unsafe_code`, every package
+    /// takes the workspace's lints, and this is the only file that allows it. (Without the
+    /// first two, an `unsafe` block elsewhere would compile again; this test fails first.)
+    #[test]
+    fn unsafe_code_is_denied_everywhere_but_here() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+        let workspace = read("Cargo.toml");
+        assert!(
+            workspace.contains("[workspace.lints.rust]\nunsafe_code = \"deny\""),
+            "the workspace denies unsafe_code"
+        );
+        for manifest in [
+            "Cargo.toml",
+            "twat-mp/Cargo.toml",
+            "twat-mp-macros/Cargo.toml",
+        ] {
+            assert!(
+                read(manifest).contains("[lints]\nworkspace = true"),
+                "{manifest} takes the workspace's lints"
+            );
+        }
+        let mut allowed = Vec::new();
+        let mut dirs = vec![root.join("twat-mp/src"), root.join("twat-mp-macros/src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if std::fs::read_to_string(&path)
+                    .unwrap()
+                    .contains(concat!("allow(", "unsafe_code)"))
+                {
+                    allowed.push(path.strip_prefix(&root).unwrap().to_owned());
+                }
+            }
+        }
+        assert_eq!(
+            allowed,
+            [std::path::Path::new("twat-mp/src/process/unsafe_code.rs")]
+        );
     }
 }
