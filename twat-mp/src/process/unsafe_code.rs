@@ -159,7 +159,10 @@ pub(crate) trait Signature: 'static {
 }
 
 /// A zero-sized function value that a worker can run by its place in the code.
-pub(crate) trait EntryPoint<S: Signature>: Copy + 'static {
+///
+/// `Send + Sync`, because the value is made again wherever the entry point is called: in
+/// a worker, or (in tests) on another thread of the process that took the offset.
+pub(crate) trait EntryPoint<S: Signature>: Copy + Send + Sync + 'static {
     /// Runs it, in the worker.
     fn run(self, cx: &mut S::Cx<'_>) -> S::Out;
 }
@@ -177,7 +180,8 @@ fn entry<A: EntryPoint<S>, S: Signature>(cx: &mut S::Cx<'_>) -> S::Out {
     // took its address, from `EntryOffset::of`, which took a value of `A`; (2) in a
     // worker, through a `Resolved`, whose address was checked to be the parent's
     // `EntryOffset` for this very function (see `Resolved::resolve`), which the parent
-    // made from a value of `A` too.
+    // made from a value of `A` too. Making it on whichever thread calls this is sending a
+    // copy of that value there, which `A: Send` allows.
     let a = unsafe { conjure::<A>() };
     a.run(cx)
 }
