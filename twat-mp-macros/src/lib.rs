@@ -8,6 +8,8 @@
 //! table of every option and where it has an effect. The examples below run in this
 //! crate's doctests.
 
+#![forbid(unsafe_code)]
+
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;

@@ -50,8 +50,6 @@ mod panic_capture;
 mod process;
 mod thread_pool;
 mod tuple_fn;
-#[cfg(target_os = "linux")]
-mod unsafe_code;
 
 #[cfg(feature = "aio")]
 pub use aio::{

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use super::remote::{Decoded, Failure, RemoteFn, decode_records, function_id, render_input, write};
+use super::remote::{
+    Decoded, Failure, RemoteFn, decode_records, fingerprint, function_id, render_input, write,
+};
 use super::slot::{Batch, CallLink, Delivery, Slots};
 use crate::engine::gather::Gather;
 use crate::engine::item::ItemFailure;
@@ -51,11 +53,16 @@ pub(crate) struct Call<A: RemoteFn, I: Iterator> {
 }
 
 impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
-    pub(crate) fn new(shared: Arc<Slots>, input: I, render: Option<Render<A::In>>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Slots>,
+        function: A,
+        input: I,
+        render: Option<Render<A::In>>,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel();
-        let (function, refused) = match function_id::<A>() {
-            Ok(function) => (function, None),
-            Err(err) => (Default::default(), Some(err)),
+        let (function, refused) = match function_id(function) {
+            Ok(function) => (Some(function), None),
+            Err(err) => (None, Some(err)),
         };
         let nodes = shared.nodes;
         let hint = input.size_hint().0;
@@ -67,7 +74,9 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
         let (batch_size, fixed) = match shared.chunksize {
             Some(size) => (size, true),
             None => {
-                let size = shared.remembered_cost(&function).map_or(1, items_for);
+                let size = shared
+                    .remembered_cost(fingerprint::<A>())
+                    .map_or(1, items_for);
                 (size.min(max_batch), false)
             }
         };
@@ -259,7 +268,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
             return;
         }
         let cost = (elapsed.as_nanos() / items as u128).clamp(1, u128::from(u64::MAX)) as u64;
-        self.shared.remember_cost(&self.link.function, cost);
+        self.shared.remember_cost(fingerprint::<A>(), cost);
         if !self.fixed {
             let ideal = items_for(cost);
             let size = self.batch_size;
@@ -337,11 +346,11 @@ impl<A: RemoteFn> Iterator for ChunkIter<A> {
 /// soon as that is decided; dropping the call then skips its batches still queued.
 pub(crate) fn run_map<A: RemoteFn>(
     shared: Arc<Slots>,
-    _function: A,
+    function: A,
     items: impl IntoIterator<Item = A::In>,
     render: Option<Render<A::In>>,
 ) -> Result<Vec<A::Out>, Failure<A>> {
-    let mut call = Call::<A, _>::new(shared, items.into_iter(), render);
+    let mut call = Call::<A, _>::new(shared, function, items.into_iter(), render);
     let mut gather = Gather::default();
     while let Some(chunk) = call.next_chunk(None) {
         if chunk.failures.is_empty() {
@@ -374,12 +383,12 @@ pub(crate) struct LazyCall<A: RemoteFn, I: Iterator> {
 impl<A: RemoteFn, I: Iterator<Item = A::In>> LazyCall<A, I> {
     pub(crate) fn new(
         shared: Arc<Slots>,
-        _function: A,
+        function: A,
         input: I,
         render: Option<Render<A::In>>,
         ordered: bool,
     ) -> Self {
-        let mut call = Call::new(shared, input, render);
+        let mut call = Call::new(shared, function, input, render);
         call.fill(None);
         LazyCall {
             call,

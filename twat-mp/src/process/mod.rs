@@ -8,11 +8,13 @@
 //! | `slot` | the parent side of each worker: start, send, receive, replace, reap |
 //! | `call` | one call on the caller's side: batching, windows, decoding, ordering |
 //! | `attribute` | what `#[pmap(process)]` and friends call |
+//! | `unsafe_code` | every `unsafe` of the crate (the only module where the compiler allows it), a leaf: pre-`main` entry, functions by their place in the code, zero-sized values, two system calls |
 
 pub(crate) mod attribute;
 mod call;
 pub(crate) mod remote;
 mod slot;
+pub(crate) mod unsafe_code;
 pub(crate) mod wire;
 pub(crate) mod worker;
 

@@ -21,8 +21,9 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::wire::{FrameError, FunctionId, JobHeader, offset_of};
-use super::worker::{Sink, Stop, Trampoline};
+use super::unsafe_code::{EntryOffset, EntryPoint};
+use super::wire::{FrameError, FunctionId};
+use super::worker::{Job, RunJob, Stop};
 use crate::engine::item::ItemFailure;
 use crate::engine::render::Render;
 use crate::error::{BoxError, ErrorKind, WorkerError};
@@ -269,13 +270,19 @@ where
     }
 }
 
-/// The identity a job carries for `A`.
-pub(crate) fn function_id<A: RemoteFn>() -> Result<FunctionId, FrameError> {
-    let trampoline = trampoline::<A> as Trampoline as usize;
+/// The identity a job carries for `f`.
+pub(crate) fn function_id<A: RemoteFn>(f: A) -> Result<FunctionId<RunJob>, FrameError> {
     Ok(FunctionId {
-        offset: offset_of(trampoline)?,
+        entry: EntryOffset::of(f)?,
         fingerprint: fingerprint::<A>(),
     })
+}
+
+/// What a worker runs for a job that names `A`: [`trampoline`].
+impl<A: RemoteFn> EntryPoint<RunJob> for A {
+    fn run(self, job: &mut Job<'_>) -> Result<(), Stop> {
+        trampoline(self, job)
+    }
 }
 
 /// A hash of what `A` is: its full type name (function, item, result and error types)
@@ -297,17 +304,17 @@ pub(crate) const ERR: u8 = 1;
 pub(crate) const PANIC: u8 = 2;
 pub(crate) const BROKEN: u8 = 3;
 
-/// Runs the items of one job in the worker: the function a job frame names.
-pub(crate) fn trampoline<A: RemoteFn>(
-    header: &JobHeader,
-    payload: &[u8],
-    sink: &mut Sink<'_>,
-) -> Result<(), Stop> {
-    if header.function.fingerprint != fingerprint::<A>() {
+/// Runs the items of one job with `f`, in the worker: what the job's entry point runs.
+pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Stop> {
+    let Job {
+        header,
+        payload,
+        sink,
+    } = job;
+    if header.fingerprint != fingerprint::<A>() {
         return Err(FrameError::TypeMismatch.into());
     }
-    let f: A = crate::unsafe_code::conjure_zero_sized::<A>();
-    let mut rest = payload;
+    let mut rest = *payload;
     for done in 0..header.count {
         let (item, after) = match postcard::take_from_bytes::<A::In>(rest) {
             Ok(decoded) => decoded,

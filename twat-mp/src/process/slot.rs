@@ -19,7 +19,9 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::unsafe_code::code_range;
 use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key};
+use super::worker::RunJob;
 use super::worker::{MARKER, is_failed_worker};
 use crate::debug::event;
 use crate::error::ErrorKind;
@@ -147,18 +149,19 @@ impl Slots {
         }
     }
 
-    pub(crate) fn remembered_cost(&self, function: &FunctionId) -> Option<u64> {
-        lock(&self.costs).get(&function.fingerprint).copied()
+    pub(crate) fn remembered_cost(&self, fingerprint: u64) -> Option<u64> {
+        lock(&self.costs).get(&fingerprint).copied()
     }
 
-    pub(crate) fn remember_cost(&self, function: &FunctionId, nanos: u64) {
-        lock(&self.costs).insert(function.fingerprint, nanos);
+    pub(crate) fn remember_cost(&self, fingerprint: u64, nanos: u64) {
+        lock(&self.costs).insert(fingerprint, nanos);
     }
 }
 
 /// What one call shares with the batches it queued.
 pub(crate) struct CallLink {
-    pub(crate) function: FunctionId,
+    /// `None` when the function cannot be sent (the call then queues no batch).
+    pub(crate) function: Option<FunctionId<RunJob>>,
     pub(crate) sender: Sender<Delivery>,
     /// Set when the caller no longer wants results: queued batches are skipped.
     pub(crate) cancelled: AtomicBool,
@@ -428,13 +431,17 @@ impl Slot {
         let slot = self.index;
         let worker = self.worker.as_mut().expect("a worker was started");
         let from = batch.delivered;
+        let function = batch
+            .link
+            .function
+            .expect("a call whose function cannot be sent queues no batch");
         let header = JobHeader {
-            function: batch.link.function,
+            fingerprint: function.fingerprint,
             flags: if careful { FLUSH_EACH } else { 0 },
             count: u32::try_from(batch.count() - from).expect("batches hold under 4 billion items"),
         };
         let payload = &batch.bytes[batch.offsets[from] as usize..];
-        let head = wire::encode_job_header(key, &header, payload.len());
+        let head = wire::encode_job_header(key, function.entry, &header, payload.len());
         if worker
             .writer
             .write_all(&head)
@@ -545,7 +552,7 @@ impl Slot {
                  hook did not run), so it starts no workers of its own",
             ));
         }
-        wire::text_range().ok_or_else(|| io::Error::other(wire::FrameError::NoImage))?;
+        code_range().ok_or_else(|| io::Error::other(wire::FrameError::NoImage))?;
         let (ours, theirs) = UnixStream::pair()?;
         let mut child = Command::new("/proc/self/exe")
             .arg0("twat-mp-worker")

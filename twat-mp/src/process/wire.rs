@@ -6,26 +6,32 @@
 //! | kind | from | body after the kind byte |
 //! |---|---|---|
 //! | `HELLO` | parent | magic, version, executable identity, the pool's key |
-//! | `JOB` | parent | trampoline offset, type fingerprint, flags, item count, tag, items |
+//! | `JOB` | parent | entry point offset, type fingerprint, flags, item count, tag, items |
 //! | `READY` | worker | magic, version, executable identity, pid |
 //! | `RESULTS` | worker | record count, records (see `remote`) |
 //! | `DONE` | worker | — (the job's last frame) |
 //! | `REFUSED` | worker | fatal flag, the reason in words |
 //!
 //! A job names its function by the distance from an anchor function to the function's
-//! trampoline. The worker honours that distance only under three checks: the `HELLO`
-//! handshake showed that parent and worker run the same code layout; the job's `tag`, a
-//! keyed hash of its header with the key that only the parent and this worker know,
-//! matches (so only an offset the parent itself computed is ever used); and the target
-//! lies inside the executable's code. The trampoline then checks the type fingerprint
-//! before it decodes anything. A frame failing any check is refused with a [`FrameError`]
-//! that the parent turns into a clear [`ErrorKind::Transport`](crate::ErrorKind).
+//! entry point (an `unsafe_code::EntryOffset`). The worker honours that distance only under
+//! three checks: the `HELLO` handshake showed that parent and worker run the same code
+//! layout; the job's `tag`, a keyed hash of the offset and every other header field with
+//! the key that only the parent and this worker know, matches (so only an offset the
+//! parent itself computed is ever used); and the target lies inside the executable's code.
+//! The last two are `unsafe_code::Resolved::resolve`, which this module calls with the
+//! frame's fields. The function then checks the type fingerprint before it decodes
+//! anything. A frame failing any check is refused with a [`FrameError`] that the parent
+//! turns into a clear [`ErrorKind::Transport`](crate::ErrorKind).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Read};
-use std::ops::Range;
 use std::sync::OnceLock;
+
+pub(crate) use super::unsafe_code::Key;
+use super::unsafe_code::{
+    EntryError, EntryOffset, Resolved, Signature, anchor_address, code_range,
+};
 
 pub(crate) const MAGIC: [u8; 4] = *b"TWMP";
 pub(crate) const VERSION: u16 = 1;
@@ -42,26 +48,6 @@ pub(crate) const REFUSED: u8 = 14;
 /// `JOB` flag: send each result as soon as it is ready (per-item timeouts, crash search).
 pub(crate) const FLUSH_EACH: u8 = 1;
 
-/// The secret a pool shares with its workers to tag job frames.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Key(pub(crate) u64, pub(crate) u64);
-
-impl Key {
-    /// A fresh random key (std's `RandomState` is seeded from the OS).
-    pub(crate) fn random() -> Key {
-        use std::hash::BuildHasher;
-        let state = std::collections::hash_map::RandomState::new();
-        let pid = u64::from(std::process::id());
-        Key(state.hash_one((pid, 0_u8)), state.hash_one((pid, 1_u8)))
-    }
-}
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Key(..)")
-    }
-}
-
 /// Why a frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FrameError {
@@ -76,6 +62,16 @@ pub(crate) enum FrameError {
     NoImage,
     TypeMismatch,
     Count { header: u32, found: u32 },
+}
+
+impl From<EntryError> for FrameError {
+    fn from(err: EntryError) -> Self {
+        match err {
+            EntryError::Forged => FrameError::UnknownFunction,
+            EntryError::OutsideImage => FrameError::OutsideImage,
+            EntryError::NoImage => FrameError::NoImage,
+        }
+    }
 }
 
 impl fmt::Display for FrameError {
@@ -239,8 +235,9 @@ impl<'a> Cursor<'a> {
 pub(crate) fn encode_hello(out: &mut Vec<u8>, key: Key) {
     let start = begin_frame(out, HELLO);
     greeting(out);
-    out.extend_from_slice(&key.0.to_le_bytes());
-    out.extend_from_slice(&key.1.to_le_bytes());
+    let (first, second) = key.parts();
+    out.extend_from_slice(&first.to_le_bytes());
+    out.extend_from_slice(&second.to_le_bytes());
     end_frame(out, start);
 }
 
@@ -272,7 +269,7 @@ pub(crate) fn decode_hello(body: &[u8]) -> Result<Key, FrameError> {
     let mut cursor = Cursor::new(body);
     cursor.kind(HELLO, "hello")?;
     check_greeting(&mut cursor)?;
-    Ok(Key(cursor.u64()?, cursor.u64()?))
+    Ok(Key::from_parts(cursor.u64()?, cursor.u64()?))
 }
 
 pub(crate) fn encode_ready(out: &mut Vec<u8>) {
@@ -305,141 +302,80 @@ pub(crate) fn decode_refused(body: &[u8]) -> Result<(bool, String), FrameError> 
     Ok((fatal, String::from_utf8_lossy(cursor.rest()).into_owned()))
 }
 
-/// A function as a job names it: where its trampoline is, and what types it has.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub(crate) struct FunctionId {
-    /// The trampoline's address minus the anchor's, wrapping.
-    pub(crate) offset: u64,
+/// A function as the parent names it in a job: where its entry point is, and what types
+/// it has.
+#[derive(Debug)]
+pub(crate) struct FunctionId<S> {
+    pub(crate) entry: EntryOffset<S>,
     /// A hash of the adapter's type name and its item and result sizes.
     pub(crate) fingerprint: u64,
 }
 
-/// The header of a `JOB` frame.
+impl<S> Clone for FunctionId<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for FunctionId<S> {}
+
+/// The header of a `JOB` frame, after the function's offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct JobHeader {
-    pub(crate) function: FunctionId,
+    /// The fingerprint of the function the parent meant, checked by the function.
+    pub(crate) fingerprint: u64,
     pub(crate) flags: u8,
     pub(crate) count: u32,
+}
+
+impl JobHeader {
+    /// What the tag covers besides the offset: every other field of the frame.
+    fn signed(&self, payload_len: usize) -> (u64, u8, u32, u64) {
+        (self.fingerprint, self.flags, self.count, payload_len as u64)
+    }
 }
 
 const JOB_HEADER_LEN: usize = 1 + 8 + 8 + 1 + 4 + 8;
 
 /// The bytes before a job's items (length prefix included) for `payload_len` bytes of
-/// items.
-pub(crate) fn encode_job_header(key: Key, header: &JobHeader, payload_len: usize) -> Vec<u8> {
+/// items of the function at `entry`.
+pub(crate) fn encode_job_header<S: Signature>(
+    key: Key,
+    entry: EntryOffset<S>,
+    header: &JobHeader,
+    payload_len: usize,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + JOB_HEADER_LEN);
     let len = u32::try_from(JOB_HEADER_LEN + payload_len).expect("a batch stays under 4 GiB");
     out.extend_from_slice(&len.to_le_bytes());
     out.push(JOB);
-    out.extend_from_slice(&header.function.offset.to_le_bytes());
-    out.extend_from_slice(&header.function.fingerprint.to_le_bytes());
+    out.extend_from_slice(&entry.get().to_le_bytes());
+    out.extend_from_slice(&header.fingerprint.to_le_bytes());
     out.push(header.flags);
     out.extend_from_slice(&header.count.to_le_bytes());
-    out.extend_from_slice(&tag(key, header, payload_len).to_le_bytes());
+    let tag = key.tag(entry, &header.signed(payload_len));
+    out.extend_from_slice(&tag.to_le_bytes());
     out
 }
 
-/// A keyed hash of everything in a job header: only a holder of the key makes a valid one.
-fn tag(key: Key, header: &JobHeader, payload_len: usize) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (key.0, key.1).hash(&mut hasher);
-    (
-        header.function.offset,
-        header.function.fingerprint,
-        header.flags,
-        header.count,
-        payload_len as u64,
-    )
-        .hash(&mut hasher);
-    (key.1, key.0).hash(&mut hasher);
-    hasher.finish()
-}
-
-/// Checks a `JOB` body: returns its header and its items.
-pub(crate) fn decode_job(key: Key, body: &[u8]) -> Result<(JobHeader, &[u8]), FrameError> {
+/// Checks a `JOB` body completely and resolves its function in this process: its header,
+/// its items, and the function to run them with.
+pub(crate) fn verify_job<S: Signature>(
+    key: Key,
+    body: &[u8],
+) -> Result<(JobHeader, &[u8], Resolved<S>), FrameError> {
     let mut cursor = Cursor::new(body);
     cursor.kind(JOB, "job")?;
+    let offset = cursor.u64()?;
     let header = JobHeader {
-        function: FunctionId {
-            offset: cursor.u64()?,
-            fingerprint: cursor.u64()?,
-        },
+        fingerprint: cursor.u64()?,
         flags: cursor.u8()?,
         count: cursor.u32()?,
     };
-    let claimed = cursor.u64()?;
+    let tag = cursor.u64()?;
     let payload = cursor.rest();
-    if claimed != tag(key, &header, payload.len()) {
-        return Err(FrameError::UnknownFunction);
-    }
-    Ok((header, payload))
-}
-
-/// The address of a trampoline that passed every check of [`verify_job`]: the only way to
-/// a [`Trampoline`](super::worker::Trampoline) that `unsafe_code::trampoline_at` accepts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct VerifiedTrampoline(usize);
-
-impl VerifiedTrampoline {
-    pub(crate) fn address(self) -> usize {
-        self.0
-    }
-}
-
-/// Checks a job body completely and resolves its function in this process.
-pub(crate) fn verify_job(
-    key: Key,
-    body: &[u8],
-) -> Result<(JobHeader, &[u8], VerifiedTrampoline), FrameError> {
-    let (header, payload) = decode_job(key, body)?;
-    let image = text_range().ok_or(FrameError::NoImage)?;
-    let address = anchor_address().wrapping_add(header.function.offset as usize);
-    if !image.contains(&address) {
-        return Err(FrameError::OutsideImage);
-    }
-    Ok((header, payload, VerifiedTrampoline(address)))
-}
-
-/// The function every offset is measured from.
-#[inline(never)]
-pub(crate) fn anchor() -> u64 {
-    // Distinct code, so that no pass merges it with another function.
-    std::hint::black_box(0x0074_7761_742d_6d70)
-}
-
-pub(crate) fn anchor_address() -> usize {
-    anchor as fn() -> u64 as usize
-}
-
-/// The offset a job carries for the function at `address`, refused when the function lies
-/// outside the executable's code (where offsets would not be the same in a worker).
-pub(crate) fn offset_of(address: usize) -> Result<u64, FrameError> {
-    let image = text_range().ok_or(FrameError::NoImage)?;
-    if !image.contains(&address) || !image.contains(&anchor_address()) {
-        return Err(FrameError::OutsideImage);
-    }
-    Ok(address.wrapping_sub(anchor_address()) as u64)
-}
-
-/// The executable mapping of this process that holds the anchor: this program's code.
-pub(crate) fn text_range() -> Option<Range<usize>> {
-    static RANGE: OnceLock<Option<Range<usize>>> = OnceLock::new();
-    RANGE
-        .get_or_init(|| {
-            let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-            find_mapping(&maps, anchor_address())
-        })
-        .clone()
-}
-
-fn find_mapping(maps: &str, address: usize) -> Option<Range<usize>> {
-    maps.lines().find_map(|line| {
-        let mut fields = line.split_ascii_whitespace();
-        let (start, end) = fields.next()?.split_once('-')?;
-        let perms = fields.next()?;
-        let range = usize::from_str_radix(start, 16).ok()?..usize::from_str_radix(end, 16).ok()?;
-        (perms.contains('x') && range.contains(&address)).then_some(range)
-    })
+    let function = Resolved::resolve(key, offset, &header.signed(payload.len()), tag)?;
+    Ok((header, payload, function))
 }
 
 /// What parent and worker compare in the handshake: the size of the code and where a few
@@ -449,11 +385,11 @@ pub(crate) fn identity() -> u64 {
     *IDENTITY.get_or_init(|| {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (VERSION, env!("CARGO_PKG_VERSION")).hash(&mut hasher);
-        if let Some(image) = text_range() {
+        if let Some(image) = code_range() {
             let probes = [
                 anchor_address(),
                 identity as fn() -> u64 as usize,
-                decode_job as fn(Key, &[u8]) -> Result<(JobHeader, &[u8]), FrameError> as usize,
+                encode_hello as fn(&mut Vec<u8>, Key) as usize,
                 super::worker::enter_if_marked as fn() as usize,
             ];
             (image.end - image.start).hash(&mut hasher);
@@ -468,35 +404,56 @@ pub(crate) fn identity() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::unsafe_code::EntryPoint;
 
-    fn job(key: Key, offset: u64, payload: &[u8]) -> Vec<u8> {
+    /// A function of the tests' own, of a signature of their own.
+    enum Probe {}
+
+    impl Signature for Probe {
+        type Cx<'a> = ();
+        type Out = u8;
+    }
+
+    #[derive(Clone, Copy)]
+    struct Seven;
+
+    impl EntryPoint<Probe> for Seven {
+        fn run(self, (): &mut ()) -> u8 {
+            7
+        }
+    }
+
+    fn job(key: Key, payload: &[u8]) -> Vec<u8> {
         let header = JobHeader {
-            function: FunctionId {
-                offset,
-                fingerprint: 42,
-            },
+            fingerprint: 42,
             flags: 0,
             count: 1,
         };
-        let mut frame = encode_job_header(key, &header, payload.len());
+        let entry = EntryOffset::<Probe>::of(Seven).unwrap();
+        let mut frame = encode_job_header(key, entry, &header, payload.len());
         frame.extend_from_slice(payload);
         frame.split_off(4)
+    }
+
+    fn decode_job(key: Key, body: &[u8]) -> Result<(JobHeader, &[u8]), FrameError> {
+        verify_job::<Probe>(key, body).map(|(header, payload, _)| (header, payload))
     }
 
     #[test]
     fn a_job_round_trips_with_the_right_key() {
         let key = Key::random();
-        let body = job(key, 16, b"items");
-        let (header, payload) = decode_job(key, &body).unwrap();
-        assert_eq!(header.function.offset, 16);
+        let body = job(key, b"items");
+        let (header, payload, function) = verify_job::<Probe>(key, &body).unwrap();
+        assert_eq!(header.fingerprint, 42);
         assert_eq!(header.count, 1);
         assert_eq!(payload, b"items");
+        assert_eq!(function.call(&mut ()), 7);
     }
 
     #[test]
     fn a_job_with_another_key_or_a_changed_offset_is_an_unknown_function() {
         let key = Key::random();
-        let body = job(key, 16, b"items");
+        let body = job(key, b"items");
         assert_eq!(
             decode_job(Key::random(), &body).unwrap_err(),
             FrameError::UnknownFunction
@@ -505,6 +462,12 @@ mod tests {
         forged[1] ^= 0x40; // another offset, same tag
         assert_eq!(
             decode_job(key, &forged).unwrap_err(),
+            FrameError::UnknownFunction
+        );
+        let mut retyped = body.clone();
+        retyped[9] ^= 1; // another fingerprint, same tag
+        assert_eq!(
+            decode_job(key, &retyped).unwrap_err(),
             FrameError::UnknownFunction
         );
         let mut longer = body;
@@ -523,7 +486,7 @@ mod tests {
     #[test]
     fn truncated_frames_are_refused_at_every_length() {
         let key = Key::random();
-        let body = job(key, 16, b"");
+        let body = job(key, b"");
         for len in 0..body.len() {
             let err = decode_job(key, &body[..len]).unwrap_err();
             assert!(
@@ -577,31 +540,5 @@ mod tests {
         let good = [2, 0, 0, 0, 7, 8];
         assert!(read_frame(&mut &good[..], &mut body).unwrap());
         assert_eq!(body, [7, 8]);
-    }
-
-    #[test]
-    fn offsets_outside_the_code_are_refused() {
-        let key = Key::random();
-        // An offset that lands far outside any code mapping.
-        let body = job(key, 1 << 62, b"");
-        assert_eq!(
-            verify_job(key, &body).unwrap_err(),
-            FrameError::OutsideImage
-        );
-        assert_eq!(offset_of(0x10).unwrap_err(), FrameError::OutsideImage);
-        let ours = offset_of(identity as fn() -> u64 as usize).unwrap();
-        assert_eq!(
-            anchor_address().wrapping_add(ours as usize),
-            identity as fn() -> u64 as usize
-        );
-    }
-
-    #[test]
-    fn the_code_mapping_is_found() {
-        let maps = "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/x\n\
-                    00651000-00652000 r--p 00051000 08:02 173521 /usr/bin/x\n";
-        assert_eq!(find_mapping(maps, 0x400100), Some(0x400000..0x452000));
-        assert_eq!(find_mapping(maps, 0x651000), None);
-        assert!(text_range().is_some());
     }
 }

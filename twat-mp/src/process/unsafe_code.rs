@@ -1,0 +1,515 @@
+//! Every `unsafe` of twat-mp, in one place, each with the argument for why it is sound.
+//!
+//! The crate denies `unsafe_code` (the workspace's `[lints]`); this module alone allows it
+//! (its test `unsafe_code_is_denied_everywhere_but_here` keeps that configuration).
+//! It is a leaf: it uses std and libc and nothing else of the crate, except the one call of
+//! the pre-`main` hook into [`super::worker::enter_if_marked`] (see [`BEFORE_MAIN`]: a
+//! `#[link_section]` static is unsafe code, so it must be here, and it has to name the
+//! function it runs). Everything it offers is a safe API that is sound for any caller:
+//! no function outside this module has to uphold a condition for it.
+//!
+//! All of it serves [`ProcessPool`](crate::ProcessPool) on Linux:
+//!
+//! | item | what | why it is sound |
+//! |---|---|---|
+//! | [`BEFORE_MAIN`] | turns a re-started copy of the program into a worker before `main` | an `.init_array` entry of the right ABI |
+//! | [`EntryPoint`], [`EntryOffset`], [`Key`], [`Resolved`] | run in a worker a function the parent named by its place in the code | the worker calls only addresses the parent computed from a function value, under a key |
+//! | [`die_with_parent`], [`replace_stdin`] | two system calls | integers only; no memory of ours |
+//!
+//! # Functions by their place in the code
+//!
+//! Rust cannot send a function to another process, but a worker runs the same executable:
+//! a function that captures nothing is zero-sized, so the worker needs only its code. The
+//! parent turns a function value `a` (an [`EntryPoint`]) into an [`EntryOffset`]: the
+//! distance from an anchor function to `entry::<A, S>`, this module's generic function
+//! that makes `a` again in the worker and runs it. The offset crosses with a tag, a keyed
+//! hash ([`Key::tag`]) of the offset, the [`Signature`] and the frame's other fields; the
+//! key is random per pool and known only to the pool and its workers. In the worker,
+//! [`Resolved::resolve`] accepts an offset only if its tag matches and it lands inside the
+//! executable's code, and only a [`Resolved`] can be called.
+//!
+//! So a call through a [`Resolved`] reaches `entry::<A, S>` for an `A` of which the parent
+//! held a value: [`EntryOffset::of`] takes that value, it is the only way to an offset, and
+//! a tag is made only for an [`EntryOffset`]. Within one executable image the distance
+//! between two functions is fixed at link time (ASLR moves the image as a whole), and the
+//! worker runs `/proc/self/exe` of its parent, so the address is that of the same function
+//! in the worker. What remains outside the proof is what no Rust program can rule out:
+//! that another party knows the pool's key and forges tags by recomputing this module's
+//! hash, or that the process's own memory or executable is changed under it.
+
+#![allow(unsafe_code)]
+
+use std::any::type_name;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
+
+// ---------------------------------------------------------------------------------------
+// Before `main`
+// ---------------------------------------------------------------------------------------
+
+/// Runs [`super::worker::enter_if_marked`] before `main`, in every program that links
+/// twat-mp, so that a worker process needs no line of setup in `main` — and so that it
+/// works in `cargo test` binaries and doctests, whose `main` is not the user's.
+///
+/// A program that is not a worker returns from it at once (it reads one environment
+/// variable). A worker never returns: it serves its parent and exits.
+///
+/// This is the module's single reference to the rest of the crate. It cannot be avoided:
+/// the linker collects `.init_array` entries only from statics with that section, a
+/// `#[link_section]` static is unsafe code (so it lives here), statics are not generic,
+/// and a function named from elsewhere without a path would need `#[no_mangle]`, which is
+/// unsafe code too.
+// SAFETY: `.init_array` holds pointers to functions that the C runtime calls, with the
+// (argc, argv, envp) arguments that an `extern "C" fn()` may ignore, once, before `main`,
+// on the main thread, after the C library (and so `getenv`, `fork`, `malloc`) is set up.
+// The pointer stored is to a function of exactly that ABI. `#[used]` keeps the static
+// (rustc also makes the linker keep `#[used]` statics of rlibs). The function it points
+// to catches every panic (an unwind out of an `extern "C"` function would abort) and uses
+// nothing of Rust's runtime that `main`'s start-up sets: std's `thread::current`, I/O and
+// allocation all work before `main`.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static BEFORE_MAIN: extern "C" fn() = before_main;
+
+extern "C" fn before_main() {
+    super::worker::enter_if_marked();
+}
+
+// ---------------------------------------------------------------------------------------
+// Zero-sized values
+// ---------------------------------------------------------------------------------------
+
+/// Makes a value of the zero-sized `Copy` type `F` out of nothing.
+///
+/// Fails to compile for any `F` that is not zero-sized.
+///
+/// # Safety
+///
+/// A value of `F` must have existed in this program: in this process, or in the parent
+/// process of this worker (which runs the same executable). Zero-sized types can carry
+/// an invariant in their mere existence (a token proving that something happened, or a
+/// closure capturing one), so a value may not be made of a type nobody held a value of.
+unsafe fn conjure<F: Copy + 'static>() -> F {
+    const {
+        assert!(
+            size_of::<F>() == 0,
+            "a ProcessPool function must capture nothing (a fn item or a closure without captures)"
+        )
+    };
+    // SAFETY: `F` has size 0, so it has no bytes whose validity could be violated: the
+    // all-zero value is the only bit pattern there is. Its safety invariant (that such a
+    // value may exist at all) is the caller's obligation: a value of `F` existed. `F:
+    // Copy` means that duplicating that value has no side effects (no `Drop`, no
+    // ownership), and a copy of it is exactly what this makes.
+    unsafe { std::mem::zeroed::<F>() }
+}
+
+// ---------------------------------------------------------------------------------------
+// Functions by their place in the code
+// ---------------------------------------------------------------------------------------
+
+/// The shape of the functions a worker runs by their place in the code:
+/// `fn(&mut Self::Cx<'_>) -> Self::Out`.
+pub(crate) trait Signature: 'static {
+    /// What the function works on (the job, its items and where its results go).
+    type Cx<'a>;
+    /// What it returns.
+    type Out;
+}
+
+/// A zero-sized function value that a worker can run by its place in the code.
+///
+/// `Send + Sync`, because the value is made again wherever the entry point is called: in
+/// a worker, or (in tests) on another thread of the process that took the offset.
+pub(crate) trait EntryPoint<S: Signature>: Copy + Send + Sync + 'static {
+    /// Runs it, in the worker.
+    fn run(self, cx: &mut S::Cx<'_>) -> S::Out;
+}
+
+/// The function pointer type of every `entry::<_, S>`.
+type EntryFn<S> = for<'a, 'r> fn(&'r mut <S as Signature>::Cx<'a>) -> <S as Signature>::Out;
+
+/// What a worker calls for `A`: makes `A` again and runs it.
+///
+/// Private: its address leaves this module only through [`EntryOffset::of`], which takes
+/// a value of `A`, and it is called only through a [`Resolved`].
+fn entry<A: EntryPoint<S>, S: Signature>(cx: &mut S::Cx<'_>) -> S::Out {
+    // SAFETY: `conjure` needs that a value of `A` existed. This function is private, so it
+    // is called only through an `EntryFn` that this module made: (1) in the process that
+    // took its address, from `EntryOffset::of`, which took a value of `A`; (2) in a
+    // worker, through a `Resolved`, whose address was checked to be the parent's
+    // `EntryOffset` for this very function (see `Resolved::resolve`), which the parent
+    // made from a value of `A` too. Making it on whichever thread calls this is sending a
+    // copy of that value there, which `A: Send` allows.
+    let a = unsafe { conjure::<A>() };
+    a.run(cx)
+}
+
+/// Where a function is, as a job carries it: the distance from the anchor function to
+/// `entry::<A, S>` for an `A` of which the parent held a value.
+pub(crate) struct EntryOffset<S> {
+    offset: u64,
+    signature: PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for EntryOffset<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for EntryOffset<S> {}
+
+impl<S> fmt::Debug for EntryOffset<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EntryOffset({:#x})", self.offset)
+    }
+}
+
+impl<S: Signature> EntryOffset<S> {
+    /// The place of `a`'s entry point.
+    ///
+    /// # Errors
+    /// [`EntryError::OutsideImage`] when the code is not in the executable's own mapping
+    /// (twat-mp linked into a shared library: the offset would mean nothing in a worker),
+    /// [`EntryError::NoImage`] when that mapping cannot be found.
+    pub(crate) fn of<A: EntryPoint<S>>(a: A) -> Result<Self, EntryError> {
+        let _ = a;
+        let address = entry::<A, S> as EntryFn<S> as usize;
+        Ok(EntryOffset {
+            offset: offset_of(address)?,
+            signature: PhantomData,
+        })
+    }
+
+    /// The offset, for the frame.
+    pub(crate) fn get(self) -> u64 {
+        self.offset
+    }
+}
+
+/// The distance from the anchor to `address`, when both lie in the executable's code.
+fn offset_of(address: usize) -> Result<u64, EntryError> {
+    let image = code_range().ok_or(EntryError::NoImage)?;
+    if !image.contains(&address) || !image.contains(&anchor_address()) {
+        return Err(EntryError::OutsideImage);
+    }
+    Ok(address.wrapping_sub(anchor_address()) as u64)
+}
+
+/// The secret a pool shares with its workers to tag job frames.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Key(u64, u64);
+
+impl Key {
+    /// A fresh random key (std's `RandomState` is seeded from the OS).
+    pub(crate) fn random() -> Key {
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        let pid = u64::from(std::process::id());
+        Key(state.hash_one((pid, 0_u8)), state.hash_one((pid, 1_u8)))
+    }
+
+    /// The key a worker received in its handshake.
+    pub(crate) fn from_parts(first: u64, second: u64) -> Key {
+        Key(first, second)
+    }
+
+    /// The key's two halves, for the handshake.
+    pub(crate) fn parts(self) -> (u64, u64) {
+        (self.0, self.1)
+    }
+
+    /// The tag of a job naming `entry`, over `signed`: the frame's other fields, which the
+    /// worker hashes the same way to check them.
+    pub(crate) fn tag<S: Signature>(self, entry: EntryOffset<S>, signed: &impl Hash) -> u64 {
+        keyed_hash::<S>(self, entry.offset, signed)
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+/// A keyed hash of an offset, the signature it is for, and `signed`: only a holder of the
+/// key makes a valid one.
+fn keyed_hash<S: Signature>(key: Key, offset: u64, signed: &impl Hash) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (key.0, key.1).hash(&mut hasher);
+    type_name::<S>().hash(&mut hasher);
+    offset.hash(&mut hasher);
+    signed.hash(&mut hasher);
+    (key.1, key.0).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Why an offset names no function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryError {
+    /// The tag does not match: not an offset this pool sent (or not with these fields).
+    Forged,
+    /// The address lies outside the executable's code.
+    OutsideImage,
+    /// The executable's code mapping cannot be found in `/proc/self/maps`.
+    NoImage,
+}
+
+/// An entry point that passed every check of [`resolve`](Self::resolve): the only way to
+/// call a function a job names.
+pub(crate) struct Resolved<S: Signature> {
+    function: EntryFn<S>,
+}
+
+impl<S: Signature> Resolved<S> {
+    /// The function at `offset` from the anchor, if `tag` is the tag of that offset and
+    /// `signed` under `key`, and the address lies in the executable's code.
+    ///
+    /// # Errors
+    /// [`EntryError::Forged`] for a tag that does not match, [`EntryError::OutsideImage`]
+    /// and [`EntryError::NoImage`] as for [`EntryOffset::of`].
+    pub(crate) fn resolve(
+        key: Key,
+        offset: u64,
+        signed: &impl Hash,
+        tag: u64,
+    ) -> Result<Self, EntryError> {
+        if tag != keyed_hash::<S>(key, offset, signed) {
+            return Err(EntryError::Forged);
+        }
+        let image = code_range().ok_or(EntryError::NoImage)?;
+        let address = anchor_address().wrapping_add(offset as usize);
+        if !image.contains(&address) {
+            return Err(EntryError::OutsideImage);
+        }
+        // SAFETY: the address is that of `entry::<A, S>` for some `A`, a function of type
+        // `EntryFn<S>`, in this process. (1) The tag matches under the pool's key, and
+        // tags are made only by `Key::tag` from an `EntryOffset<S>` (the signature `S` is
+        // in the hash, so an offset for another signature does not pass), whose only
+        // constructor, `EntryOffset::of`, measured the distance from `anchor` to
+        // `entry::<A, S> as EntryFn<S>`. (2) That was measured in this executable: a
+        // worker runs `/proc/self/exe` of its parent, and the distance between two
+        // functions of one image is fixed at link time (ASLR moves the image as a whole).
+        // (3) The address lies in the executable's code mapping, a last guard against a
+        // layout that differs after all. The parent held a value of `A` (see `entry`).
+        let function = unsafe { std::mem::transmute::<usize, EntryFn<S>>(address) };
+        Ok(Resolved { function })
+    }
+
+    /// Calls the function.
+    pub(crate) fn call(self, cx: &mut S::Cx<'_>) -> S::Out {
+        (self.function)(cx)
+    }
+}
+
+/// The function every offset is measured from.
+#[inline(never)]
+fn anchor() -> u64 {
+    // Distinct code, so that no pass merges it with another function.
+    std::hint::black_box(0x0074_7761_742d_6d70)
+}
+
+/// Where the anchor function is in this process.
+pub(crate) fn anchor_address() -> usize {
+    anchor as fn() -> u64 as usize
+}
+
+/// The executable mapping of this process that holds the anchor: this program's code.
+pub(crate) fn code_range() -> Option<Range<usize>> {
+    static RANGE: OnceLock<Option<Range<usize>>> = OnceLock::new();
+    RANGE
+        .get_or_init(|| {
+            let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+            find_mapping(&maps, anchor_address())
+        })
+        .clone()
+}
+
+fn find_mapping(maps: &str, address: usize) -> Option<Range<usize>> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_ascii_whitespace();
+        let (start, end) = fields.next()?.split_once('-')?;
+        let perms = fields.next()?;
+        let range = usize::from_str_radix(start, 16).ok()?..usize::from_str_radix(end, 16).ok()?;
+        (perms.contains('x') && range.contains(&address)).then_some(range)
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// System calls
+// ---------------------------------------------------------------------------------------
+
+/// Asks the kernel to kill this process when its parent (the thread of the parent that
+/// started it) ends: a worker whose parent was killed does not outlive it.
+pub(crate) fn die_with_parent() -> std::io::Result<()> {
+    // SAFETY: `prctl(PR_SET_PDEATHSIG, sig)` takes integers only, touches no memory of
+    // ours, and changes nothing but this process's parent-death signal.
+    let result = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Points file descriptor 0 at `file`, so that code run in a worker that reads its
+/// standard input reads nothing instead of the pool's protocol.
+pub(crate) fn replace_stdin(file: &std::fs::File) -> std::io::Result<()> {
+    // SAFETY: `dup2` takes two descriptor numbers and touches no memory of ours. `file`
+    // is borrowed, so open, for the whole call. Replacing descriptor 0 cannot break
+    // memory safety either: at worst a Rust object that owned descriptor 0 would now read
+    // `file` (I/O safety, not memory safety), and in a worker none does — the protocol
+    // socket was cloned to a new descriptor first.
+    let result = unsafe { libc::dup2(file.as_raw_fd(), 0) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A signature of the tests' own: `fn(&mut Vec<u8>) -> usize`.
+    enum Push {}
+
+    impl Signature for Push {
+        type Cx<'a> = Vec<u8>;
+        type Out = usize;
+    }
+
+    /// Another, to show that a tag is for one signature only.
+    enum Other {}
+
+    impl Signature for Other {
+        type Cx<'a> = Vec<u8>;
+        type Out = usize;
+    }
+
+    #[derive(Clone, Copy)]
+    struct Seven;
+
+    impl EntryPoint<Push> for Seven {
+        fn run(self, out: &mut Vec<u8>) -> usize {
+            out.push(7);
+            out.len()
+        }
+    }
+
+    #[test]
+    fn an_offset_made_from_a_value_resolves_and_runs_it() {
+        let key = Key::random();
+        let offset = EntryOffset::<Push>::of(Seven).unwrap();
+        let tag = key.tag(offset, &("fields", 3_u32));
+        let resolved = Resolved::<Push>::resolve(key, offset.get(), &("fields", 3_u32), tag);
+        let mut out = vec![1];
+        assert_eq!(resolved.unwrap().call(&mut out), 2);
+        assert_eq!(out, [1, 7]);
+    }
+
+    #[test]
+    fn a_wrong_key_field_or_signature_is_refused() {
+        let key = Key::random();
+        let offset = EntryOffset::<Push>::of(Seven).unwrap();
+        let tag = key.tag(offset, &1_u8);
+        let resolve = Resolved::<Push>::resolve;
+        assert_eq!(
+            resolve(Key::random(), offset.get(), &1_u8, tag).err(),
+            Some(EntryError::Forged)
+        );
+        assert_eq!(
+            resolve(key, offset.get(), &2_u8, tag).err(),
+            Some(EntryError::Forged)
+        );
+        assert_eq!(
+            resolve(key, offset.get() ^ 0x40, &1_u8, tag).err(),
+            Some(EntryError::Forged)
+        );
+        assert_eq!(
+            Resolved::<Other>::resolve(key, offset.get(), &1_u8, tag).err(),
+            Some(EntryError::Forged)
+        );
+    }
+
+    #[test]
+    fn addresses_outside_the_code_are_refused_even_with_a_valid_tag() {
+        let key = Key::random();
+        let far = 1_u64 << 62;
+        let tag = keyed_hash::<Push>(key, far, &());
+        assert_eq!(
+            Resolved::<Push>::resolve(key, far, &(), tag).err(),
+            Some(EntryError::OutsideImage)
+        );
+        assert_eq!(offset_of(0x10), Err(EntryError::OutsideImage));
+        let ours = offset_of(code_range as fn() -> _ as usize).unwrap();
+        assert_eq!(
+            anchor_address().wrapping_add(ours as usize),
+            code_range as fn() -> _ as usize
+        );
+    }
+
+    #[test]
+    fn the_code_mapping_is_found() {
+        let maps = "00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/x\n\
+                    00651000-00652000 r--p 00051000 08:02 173521 /usr/bin/x\n";
+        assert_eq!(find_mapping(maps, 0x400100), Some(0x400000..0x452000));
+        assert_eq!(find_mapping(maps, 0x651000), None);
+        assert!(code_range().is_some());
+    }
+
+    #[test]
+    fn the_key_does_not_show_in_debug_output() {
+        assert_eq!(format!("{:?}", Key::from_parts(1, 2)), "Key(..)");
+        assert_eq!(Key::from_parts(1, 2).parts(), (1, 2));
+    }
+
+    /// The compiler keeps `unsafe` here: the workspace denies `unsafe_code`, every package
+    /// takes the workspace's lints, and this is the only file that allows it. (Without the
+    /// first two, an `unsafe` block elsewhere would compile again; this test fails first.)
+    #[test]
+    fn unsafe_code_is_denied_everywhere_but_here() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+        let workspace = read("Cargo.toml");
+        assert!(
+            workspace.contains("[workspace.lints.rust]\nunsafe_code = \"deny\""),
+            "the workspace denies unsafe_code"
+        );
+        for manifest in [
+            "Cargo.toml",
+            "twat-mp/Cargo.toml",
+            "twat-mp-macros/Cargo.toml",
+        ] {
+            assert!(
+                read(manifest).contains("[lints]\nworkspace = true"),
+                "{manifest} takes the workspace's lints"
+            );
+        }
+        let mut allowed = Vec::new();
+        let mut dirs = vec![root.join("twat-mp/src"), root.join("twat-mp-macros/src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if std::fs::read_to_string(&path)
+                    .unwrap()
+                    .contains(concat!("allow(", "unsafe_code)"))
+                {
+                    allowed.push(path.strip_prefix(&root).unwrap().to_owned());
+                }
+            }
+        }
+        assert_eq!(
+            allowed,
+            [std::path::Path::new("twat-mp/src/process/unsafe_code.rs")]
+        );
+    }
+}
