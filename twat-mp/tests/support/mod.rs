@@ -1,6 +1,8 @@
 //! What several integration-test binaries share. Each binary uses only part of it.
 #![allow(dead_code, unused_macros)]
 
+pub mod numbers;
+
 /// Runs the async test function `$name` once on a current-thread tokio runtime and once
 /// on a multi-thread one: the pools must work from either.
 macro_rules! on_both_flavours {

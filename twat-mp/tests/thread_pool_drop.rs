@@ -27,7 +27,7 @@ fn dropping_a_pool_leaves_no_thread_behind() {
     let pool = ThreadPool::with_nodes(2).unwrap();
     let pending = pool.amap(
         move |x: u64| {
-            let steps = twat_mp_workspace::numbers::collatz_steps(x + 1);
+            let steps = support::numbers::collatz_steps(x + 1);
             done.send(()).unwrap();
             steps
         },

@@ -1,12 +1,14 @@
 //! ThreadPool through its public API, as a user calls it.
 
+mod support;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use support::numbers::{collatz_steps, count_primes};
 use twat_mp::{BuildError, ErrorKind, ThreadPool, WorkerError};
-use twat_mp_workspace::numbers::{collatz_steps, count_primes};
 
 /// Generous bound for waits that only a broken pool would reach.
 const PATIENCE: Duration = Duration::from_secs(30);
