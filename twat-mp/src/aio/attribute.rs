@@ -31,12 +31,7 @@ where
     R: Send + 'static,
 {
     let run = async_pool(config).run_map(infallible(f), items, render);
-    async move {
-        match run.await {
-            Ok(results) => results,
-            Err(failure) => match failure.into_original() {},
-        }
-    }
+    async move { run.await.unwrap_or_else(|failure| failure.resume()) }
 }
 
 /// `#[apmap]` on `async fn(T) -> Result<R, E>`: the results in input order, or the lowest

@@ -144,7 +144,8 @@ async fn run_job<T, R, E, G, Fut>(
         .expect("an unanswered reply has its sender");
     let work = async {
         let future = panic_capture::catch(|| g(item))?;
-        let future = CatchPanic(std::pin::pin!(future));
+        let future = std::pin::pin!(future);
+        let future = CatchPanic(future);
         match call.timeout {
             None => future.await.map(Ok),
             Some(after) => match tokio::time::timeout(after, future).await {

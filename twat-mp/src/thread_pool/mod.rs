@@ -110,12 +110,16 @@ impl ThreadPoolBuilder {
         let (nodes, debug) = (checked.nodes, checked.debug);
         let threads = Arc::new(Mutex::new(Vec::with_capacity(nodes)));
         let spawned = Arc::clone(&threads);
+        // Each thread says when it runs (named, marked), so that `build` returns a pool
+        // whose threads all exist as the system shows them.
+        let (started, start) = std::sync::mpsc::channel();
         let rayon = rayon::ThreadPoolBuilder::new()
             .num_threads(nodes)
             .thread_name(|index| format!("twat-mp-{index}"))
             .start_handler(move |index| {
                 panic_capture::mark_worker_thread();
                 event!(debug, worker = index, "worker thread started");
+                let _ = started.send(());
             })
             .exit_handler(move |index| event!(debug, worker = index, "worker thread stopped"))
             .spawn_handler(move |thread| {
@@ -135,6 +139,12 @@ impl ThreadPoolBuilder {
             })
             .build()
             .map_err(|err| BuildError::Spawn(std::io::Error::other(err)))?;
+        for _ in 0..nodes {
+            // Every thread was spawned (else `build` failed above), so each sends once.
+            if start.recv().is_err() {
+                break;
+            }
+        }
         event!(debug, nodes, "thread pool started");
         Ok(ThreadPool {
             rayon: Some(rayon),

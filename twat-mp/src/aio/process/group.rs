@@ -103,7 +103,8 @@ where
         Ok(future) => future,
         Err(caught) => return panicked(caught),
     };
-    let future = CatchPanic(std::pin::pin!(future));
+    let future = std::pin::pin!(future);
+    let future = CatchPanic(future);
     let outcome = match timeout {
         None => future.await,
         Some(after) => match tokio::time::timeout(after, future).await {
