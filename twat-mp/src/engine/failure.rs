@@ -20,12 +20,6 @@ impl<E> Indexed for ItemFailure<E> {
     }
 }
 
-impl Indexed for crate::error::WorkerError {
-    fn index(&self) -> usize {
-        crate::error::WorkerError::index(self)
-    }
-}
-
 /// The failure with the lowest index offered so far.
 #[derive(Debug)]
 pub(crate) struct LowestFailure<F> {
