@@ -35,3 +35,24 @@ pub fn threads_named(prefix: &str) -> Option<usize> {
             .count(),
     )
 }
+
+/// Runs `work` on its own thread and returns its result, or fails the test if it has not
+/// finished within `limit`: a test of a possible hang fails instead of hanging CI. The
+/// stuck thread is left behind; the test binary exits without it.
+#[track_caller]
+pub fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        let _ = sender.send(outcome);
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("hang: {what} did not finish within {limit:?}"),
+    }
+}
