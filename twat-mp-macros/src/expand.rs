@@ -93,9 +93,18 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         Kind::Apmap => (Some(quote!(async)), quote!(#call.await)),
         _ => (None, call),
     };
+    // A failure re-raised as a panic is reported at the user's call of this function, not
+    // at a line inside twat-mp (an `async fn` cannot track its caller: there it is the
+    // function's own line).
+    let already_tracked = outer_attrs
+        .iter()
+        .any(|attr| attr.path().is_ident("track_caller"));
+    let track_caller =
+        (model.kind != Kind::Apmap && !already_tracked).then(|| quote!(#[track_caller]));
     let vis = &func.vis;
     quote! {
         #(#outer_attrs)*
+        #track_caller
         #vis #asyncness fn #name #generics(#items: #items_ty) -> #returns #where_clause {
             #inner
             #call

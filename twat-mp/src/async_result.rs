@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a finished job hands over: it runs in the thread that collects the result, so
 /// that a panic the attributes re-raise resumes in the caller, not in a worker.
@@ -18,7 +18,7 @@ type Handover<T> = Box<dyn FnOnce() -> T + Send + 'static>;
 ///
 /// ```
 /// use twat_mp::ThreadPool;
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 ///
 /// let pool = ThreadPool::with_nodes(2)?;
 /// let mut pending = pool.amap(|x: u64| (1..=x).product::<u64>(), vec![5, 10, 15]);
@@ -41,18 +41,49 @@ pub(crate) struct Completer<T> {
 }
 
 impl<T> Completer<T> {
-    /// Hands `value` to the waiting [`AsyncResult`], if anyone still waits for it.
-    pub(crate) fn complete(self, value: T)
-    where
-        T: Send + 'static,
+    /// Hands over `outcome`, turned into the value by `make` in the collecting thread.
+    /// A failure that nobody waits for any more (the [`AsyncResult`] was dropped) is
+    /// printed instead of lost.
+    pub(crate) fn finish_outcome<V, F>(
+        self,
+        outcome: Result<V, F>,
+        make: impl FnOnce(Result<V, F>) -> T + Send + 'static,
+    ) where
+        V: Send + 'static,
+        F: Unreceived + Send + 'static,
     {
-        self.finish_with(move || value);
+        if self.sender.is_closed() {
+            if let Err(failure) = &outcome {
+                failure.report_unreceived();
+            }
+            return;
+        }
+        self.finish_with(move || make(outcome));
     }
 
     /// Hands over a closure that makes the value in the collecting thread.
     pub(crate) fn finish_with(self, make: impl FnOnce() -> T + Send + 'static) {
         // A receiver dropped unanswered is fine: nobody wants the result any more.
         let _ = self.sender.send(Box::new(make));
+    }
+}
+
+/// A failure that can say what it was when nobody received it.
+pub(crate) trait Unreceived {
+    fn report_unreceived(&self);
+}
+
+impl Unreceived for crate::WorkerError {
+    fn report_unreceived(&self) {
+        crate::panic_capture::report_unreceived(self);
+    }
+}
+
+impl<E> Unreceived for crate::engine::item::ItemFailure<E> {
+    fn report_unreceived(&self) {
+        if let crate::engine::item::ItemFailure::Worker(err) = self {
+            err.report_unreceived();
+        }
     }
 }
 
@@ -81,6 +112,10 @@ impl<T> AsyncResult<T> {
     }
 
     /// Waits until the work is done or `timeout` has passed; returns whether it is done.
+    ///
+    /// Called on one of a [`ThreadPool`](crate::ThreadPool)'s own threads (inside its
+    /// `map`, say), it runs the pool's pending jobs while it waits, so that work it waits
+    /// for can run even when every thread of the pool is waiting.
     pub fn wait(&mut self, timeout: Duration) -> bool {
         if self.received.is_some() {
             return true;
@@ -88,14 +123,14 @@ impl<T> AsyncResult<T> {
         let Some(receiver) = &self.receiver else {
             return true;
         };
-        match receiver.recv_timeout(timeout) {
-            Ok(outcome) => {
+        match receive(receiver, Some(Instant::now() + timeout)) {
+            Received::Value(outcome) => {
                 self.received = Some(outcome);
                 self.receiver = None;
                 true
             }
-            Err(oneshot::RecvTimeoutError::Timeout) => false,
-            Err(oneshot::RecvTimeoutError::Disconnected) => {
+            Received::Nothing => false,
+            Received::Dropped => {
                 self.receiver = None;
                 true
             }
@@ -103,13 +138,86 @@ impl<T> AsyncResult<T> {
     }
 
     /// Blocks until the work is done and returns its result.
+    ///
+    /// Called on one of a [`ThreadPool`](crate::ThreadPool)'s own threads, it runs the
+    /// pool's pending jobs while it waits (as rayon's `join` does), so that
+    /// `pool.amap(..).get()` inside `pool.map(..)` finishes however few threads the pool
+    /// has.
+    ///
+    /// ```
+    /// use twat_mp::ThreadPool;
+    ///
+    /// let pool = ThreadPool::with_nodes(1)?;
+    /// let sums = pool.map(
+    ///     |n: u64| pool.amap(|x: u64| x * x, 0..n).get().map(|squares| squares.iter().sum::<u64>()),
+    ///     [3, 4],
+    /// )?;
+    /// assert_eq!(sums.into_iter().collect::<Result<Vec<_>, _>>()?, [5, 14]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(mut self) -> T {
         if let Some(outcome) = self.received.take() {
             return outcome();
         }
-        match self.receiver.take().map(oneshot::Receiver::recv) {
-            Some(Ok(outcome)) => outcome(),
-            Some(Err(oneshot::RecvError)) | None => (self.lost)(),
+        let Some(receiver) = self.receiver.take() else {
+            return (self.lost)();
+        };
+        match receive(&receiver, None) {
+            Received::Value(outcome) => outcome(),
+            Received::Dropped | Received::Nothing => (self.lost)(),
+        }
+    }
+}
+
+/// What waiting for a job's hand-over gave.
+enum Received<T> {
+    Value(Handover<T>),
+    /// The job was dropped without an answer.
+    Dropped,
+    /// The deadline passed first.
+    Nothing,
+}
+
+/// Waits for the hand-over until `deadline` (or for ever). On a rayon pool's thread it
+/// runs that pool's pending jobs meanwhile: the job waited for may be queued behind the
+/// very job that waits, with no other thread free to run it.
+fn receive<T>(receiver: &oneshot::Receiver<Handover<T>>, deadline: Option<Instant>) -> Received<T> {
+    /// How long a pool thread with nothing to run sleeps before it looks for work again.
+    const IDLE: Duration = Duration::from_millis(1);
+    let on_pool_thread = rayon::current_thread_index().is_some();
+    loop {
+        let wait = match deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => Duration::MAX,
+        };
+        let wait = if on_pool_thread {
+            match receiver.try_recv() {
+                Ok(outcome) => return Received::Value(outcome),
+                Err(oneshot::TryRecvError::Disconnected) => return Received::Dropped,
+                Err(oneshot::TryRecvError::Empty) => {}
+            }
+            if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                continue;
+            }
+            wait.min(IDLE)
+        } else {
+            wait
+        };
+        let outcome = if wait == Duration::MAX {
+            receiver
+                .recv_ref()
+                .map_err(|_| oneshot::RecvTimeoutError::Disconnected)
+        } else {
+            receiver.recv_timeout(wait)
+        };
+        match outcome {
+            Ok(outcome) => return Received::Value(outcome),
+            Err(oneshot::RecvTimeoutError::Disconnected) => return Received::Dropped,
+            Err(oneshot::RecvTimeoutError::Timeout) => {
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return Received::Nothing;
+                }
+            }
         }
     }
 }
@@ -158,7 +266,7 @@ mod tests {
     fn get_returns_the_completed_value() {
         let (done, pending) = async_result(lost);
         assert!(!pending.ready());
-        done.complete(Ok(7));
+        done.finish_with(|| Ok(7));
         assert!(pending.ready());
         assert_eq!(pending.get(), Ok(7));
     }
@@ -167,7 +275,7 @@ mod tests {
     fn wait_times_out_then_succeeds() {
         let (done, mut pending) = async_result(lost);
         assert!(!pending.wait(Duration::from_millis(10)));
-        std::thread::spawn(move || done.complete(Ok(1)));
+        std::thread::spawn(move || done.finish_with(|| Ok(1)));
         assert!(pending.wait(Duration::from_secs(30)));
         assert_eq!(pending.get(), Ok(1));
     }

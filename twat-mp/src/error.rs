@@ -8,6 +8,8 @@ use std::fmt;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::panic_capture::{CallSite, PanicOrigin};
+
 /// The boxed error a function returned, as kept in [`ErrorKind::Failed`].
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
@@ -49,6 +51,11 @@ struct Details {
     /// The original panic payload, kept so that the attributes can resume it in the
     /// caller. A `Mutex` only so that `WorkerError` is `Sync`, as errors should be.
     payload: Mutex<Option<Box<dyn Any + Send + 'static>>>,
+    /// Where the item panicked, when the panic hook saw it.
+    origin: Option<PanicOrigin>,
+    /// The user's call of the attribute whose item failed: where an uncaught failure is
+    /// reported.
+    call_site: Option<CallSite>,
 }
 
 /// What went wrong with one item: the cause inside a [`WorkerError`].
@@ -108,6 +115,8 @@ impl WorkerError {
                 kind,
                 traceback: None,
                 payload: Mutex::new(None),
+                origin: None,
+                call_site: None,
             }),
         }
     }
@@ -126,6 +135,26 @@ impl WorkerError {
             text: OnceLock::new(),
         });
         err
+    }
+
+    /// Where the item panicked, as the panic hook saw it.
+    pub(crate) fn with_origin(mut self, origin: Option<PanicOrigin>) -> Self {
+        self.inner.origin = origin;
+        self
+    }
+
+    pub(crate) fn origin(&self) -> Option<&PanicOrigin> {
+        self.inner.origin.as_ref()
+    }
+
+    /// The user's call whose item failed, as the attributes record it.
+    pub(crate) fn with_call_site(mut self, call_site: CallSite) -> Self {
+        self.inner.call_site = Some(call_site);
+        self
+    }
+
+    pub(crate) fn call_site(&self) -> Option<CallSite> {
+        self.inner.call_site
     }
 
     pub(crate) fn with_worker(mut self, worker: Option<usize>) -> Self {
@@ -171,9 +200,9 @@ impl WorkerError {
     /// frames have symbols).
     pub fn traceback(&self) -> Option<&str> {
         match self.inner.traceback.as_ref()? {
-            Traceback::Captured { backtrace, text } => {
-                Some(text.get_or_init(|| backtrace.to_string()))
-            }
+            Traceback::Captured { backtrace, text } => Some(
+                text.get_or_init(|| crate::panic_capture::short_backtrace(&backtrace.to_string())),
+            ),
             Traceback::Text(text) => Some(text),
         }
     }
@@ -191,10 +220,29 @@ impl WorkerError {
 
     /// Re-raises this failure in the calling thread: the original panic payload when
     /// there is one, else a panic whose payload is this `WorkerError`.
+    ///
+    /// Either way the panic is printed once, as an uncaught panic would be: an item's
+    /// panic at the location of its `panic!`, with a note naming the item; any other
+    /// failure as this error's one sentence, at the caller's location.
+    ///
+    /// ```
+    /// use twat_mp::ThreadPool;
+    ///
+    /// let pool = ThreadPool::with_nodes(2)?;
+    /// let err = pool.map(|x: u32| if x == 2 { panic!("two") } else { x }, 0..4).unwrap_err();
+    /// let resume = std::panic::AssertUnwindSafe(move || err.resume_unwind());
+    /// let payload = std::panic::catch_unwind(resume).unwrap_err();
+    /// assert_eq!(payload.downcast_ref::<&str>(), Some(&"two"));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
+    #[track_caller]
     pub fn resume_unwind(self) -> ! {
         match self.take_panic() {
-            Some(payload) => std::panic::resume_unwind(payload),
-            None => std::panic::panic_any(self),
+            Some(payload) => crate::panic_capture::resume_item_panic(payload, &self, self.origin()),
+            None => {
+                crate::panic_capture::install_hook();
+                std::panic::panic_any(self)
+            }
         }
     }
 }

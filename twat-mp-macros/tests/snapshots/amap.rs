@@ -1,6 +1,7 @@
 // #[amap]
 // fn square(x: u64) -> u64 { x * x }
 
+#[track_caller]
 fn square(
     items: impl ::core::iter::IntoIterator<Item = u64>,
 ) -> ::twat_mp::AsyncResult<::std::vec::Vec<u64>> {

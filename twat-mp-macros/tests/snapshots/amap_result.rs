@@ -1,6 +1,7 @@
 // #[amap(chunksize = 16)]
 // fn load(path: PathBuf) -> anyhow::Result<String> { Ok(fs::read_to_string(path)?) }
 
+#[track_caller]
 fn load(
     items: impl ::core::iter::IntoIterator<Item = PathBuf>,
 ) -> ::twat_mp::AsyncResult<anyhow::Result<::std::vec::Vec<String>>> {

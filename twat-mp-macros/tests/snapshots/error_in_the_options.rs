@@ -7,6 +7,7 @@
 ::core::compile_error! {
     "`process` needs a concrete function: a worker process can only resolve a non-generic function; remove the type parameters, or map a non-generic wrapper that calls this one with concrete types"
 }
+#[track_caller]
 fn square<T: Mul + Copy + ::core::marker::Send>(
     items: impl ::core::iter::IntoIterator<Item = T>,
 ) -> ::std::vec::Vec<T::Output>

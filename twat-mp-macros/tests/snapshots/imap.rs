@@ -1,6 +1,7 @@
 // #[imap]
 // fn square(x: u64) -> u64 { x * x }
 
+#[track_caller]
 fn square(
     items: impl ::core::iter::IntoIterator<Item = u64, IntoIter: 'static>,
 ) -> impl ::core::iter::Iterator<Item = u64> {

@@ -1,6 +1,7 @@
 // #[imap]
 // fn wrap<T: Clone>(x: T) -> Vec<T> { vec![x] }
 
+#[track_caller]
 fn wrap<T: Clone + ::core::marker::Send + 'static>(
     items: impl ::core::iter::IntoIterator<Item = T, IntoIter: 'static>,
 ) -> impl ::core::iter::Iterator<Item = Vec<T>>

@@ -1,6 +1,7 @@
 // #[imap(ordered = false, nodes = 8)]
 // fn parse(line: String) -> Result<u32, std::num::ParseIntError> { line.parse() }
 
+#[track_caller]
 fn parse(
     items: impl ::core::iter::IntoIterator<Item = String, IntoIter: 'static>,
 ) -> impl ::core::iter::Iterator<Item = Result<u32, std::num::ParseIntError>> {

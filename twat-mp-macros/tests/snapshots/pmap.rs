@@ -1,6 +1,7 @@
 // #[pmap]
 // fn square(x: u64) -> u64 { x * x }
 
+#[track_caller]
 fn square(items: impl ::core::iter::IntoIterator<Item = u64>) -> ::std::vec::Vec<u64> {
     fn square(x: u64) -> u64 {
         x * x

@@ -9,6 +9,7 @@
 /// Docs.
 #[must_use]
 #[allow(clippy::cast_possible_truncation)]
+#[track_caller]
 fn low_byte(items: impl ::core::iter::IntoIterator<Item = u64>) -> ::std::vec::Vec<u8> {
     #[inline]
     #[tracing::instrument]

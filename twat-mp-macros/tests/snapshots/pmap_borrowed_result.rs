@@ -1,6 +1,7 @@
 // #[pmap]
 // fn first_word(line: &str) -> &str { line.split(' ').next().unwrap_or("") }
 
+#[track_caller]
 fn first_word<'item>(
     items: impl ::core::iter::IntoIterator<Item = &'item str>,
 ) -> ::std::vec::Vec<&'item str> {

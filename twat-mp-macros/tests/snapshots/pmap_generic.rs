@@ -1,6 +1,7 @@
 // #[pmap]
 // pub(crate) fn describe<T: Debug>(x: T) -> String where T: Clone { format!("{x:?}") }
 
+#[track_caller]
 pub(crate) fn describe<T: Debug>(
     items: impl ::core::iter::IntoIterator<Item = T>,
 ) -> ::std::vec::Vec<String>

@@ -1,6 +1,7 @@
 // #[pmap]
 // fn identity<T>(x: T) -> T { x }
 
+#[track_caller]
 fn identity<T>(items: impl ::core::iter::IntoIterator<Item = T>) -> ::std::vec::Vec<T>
 where
     T: ::core::marker::Send,

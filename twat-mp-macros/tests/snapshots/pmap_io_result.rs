@@ -1,6 +1,7 @@
 // #[pmap]
 // pub fn size(path: PathBuf) -> io::Result<u64> { Ok(fs::metadata(path)?.len()) }
 
+#[track_caller]
 pub fn size(
     items: impl ::core::iter::IntoIterator<Item = PathBuf>,
 ) -> io::Result<::std::vec::Vec<u64>> {

@@ -1,6 +1,7 @@
 // #[pmap]
 // fn items(item: u32, items: u32) -> u32 { item + items }
 
+#[track_caller]
 fn items(
     items_: impl ::core::iter::IntoIterator<Item = (u32, u32)>,
 ) -> ::std::vec::Vec<u32> {

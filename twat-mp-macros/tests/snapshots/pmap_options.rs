@@ -3,6 +3,7 @@
 // pub fn square(x: u64) -> u64 { x * x }
 
 /// Squares one number.
+#[track_caller]
 pub fn square(
     items: impl ::core::iter::IntoIterator<Item = u64>,
 ) -> ::std::vec::Vec<u64> {

@@ -1,6 +1,7 @@
 // #[pmap(process)]
 // fn parse(line: String) -> Result<u32, String> { line.parse().map_err(|_| line) }
 
+#[track_caller]
 fn parse(
     items: impl ::core::iter::IntoIterator<Item = String>,
 ) -> Result<::std::vec::Vec<u32>, String> {

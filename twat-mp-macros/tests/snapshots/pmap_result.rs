@@ -1,6 +1,7 @@
 // #[pmap]
 // fn parse(line: &str) -> Result<u32, std::num::ParseIntError> { line.trim().parse() }
 
+#[track_caller]
 fn parse<'item>(
     items: impl ::core::iter::IntoIterator<Item = &'item str>,
 ) -> Result<::std::vec::Vec<u32>, std::num::ParseIntError> {

@@ -1,6 +1,7 @@
 // #[pmap]
 // fn label((x, y): (u8, u8), mut n: u64, name: &str) -> String { n += 1; format!("{name}{x}{y}{n}") }
 
+#[track_caller]
 fn label<'item>(
     items: impl ::core::iter::IntoIterator<Item = ((u8, u8), u64, &'item str)>,
 ) -> ::std::vec::Vec<String> {

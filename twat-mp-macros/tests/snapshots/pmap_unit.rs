@@ -1,6 +1,7 @@
 // #[pmap]
 // fn touch(path: PathBuf) { let _ = fs::write(path, b""); }
 
+#[track_caller]
 fn touch(items: impl ::core::iter::IntoIterator<Item = PathBuf>) -> ::std::vec::Vec<()> {
     fn touch(path: PathBuf) {
         let _ = fs::write(path, b"");

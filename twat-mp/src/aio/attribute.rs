@@ -2,10 +2,10 @@
 //! `twat_mp::__private` only so that the expansions can name it.
 
 use super::pool::{AsyncMultiPool, infallible};
-use crate::engine::item::ItemFailure;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
 use std::future::Future;
+use std::panic::Location;
 
 /// The pool every `#[apmap]` with this configuration shares, built on first use and kept
 /// for the life of the program.
@@ -17,6 +17,7 @@ fn async_pool(config: &Config) -> &'static AsyncMultiPool {
 /// `#[apmap]` on `async fn(T) -> R`: the results in input order, or the lowest failing
 /// item's panic resumed in the caller. A timed-out or cancelled item, which has no
 /// original panic, resumes as a panic whose payload is its `WorkerError`.
+#[track_caller]
 pub fn apmap<T, R, F, Fut, I>(
     config: &Config,
     render: Option<Render<T>>,
@@ -30,12 +31,14 @@ where
     T: Send + 'static,
     R: Send + 'static,
 {
+    let call = Location::caller();
     let run = async_pool(config).run_map(infallible(f), items, render);
-    async move { run.await.unwrap_or_else(|failure| failure.resume()) }
+    async move { run.await.unwrap_or_else(|failure| failure.resume(call)) }
 }
 
 /// `#[apmap]` on `async fn(T) -> Result<R, E>`: the results in input order, or the lowest
 /// failing item's own `E`.
+#[track_caller]
 pub fn apmap_result<T, R, E, F, Fut, I>(
     config: &Config,
     render: Option<Render<T>>,
@@ -50,8 +53,9 @@ where
     R: Send + 'static,
     E: Send + 'static,
 {
+    let call = Location::caller();
     let run = async_pool(config).run_map(f, items, render);
-    async move { run.await.map_err(ItemFailure::into_original) }
+    async move { run.await.map_err(|failure| failure.into_original(call)) }
 }
 
 #[cfg(test)]

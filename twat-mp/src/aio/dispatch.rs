@@ -175,6 +175,7 @@ async fn run_job<T, R, E, G, Fut>(
         ),
         Err(caught) => ItemFailure::Worker(
             WorkerError::from_panic(index, caught.payload, caught.backtrace)
+                .with_origin(caught.origin)
                 .with_worker(Some(worker))
                 .with_input(input),
         ),

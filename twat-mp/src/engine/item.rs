@@ -11,7 +11,7 @@ use super::failure::{FailureMark, LowestFailure};
 use super::render::Render;
 use crate::debug::event;
 use crate::error::{BoxError, ErrorKind, WorkerError};
-use crate::panic_capture;
+use crate::panic_capture::{self, CallSite};
 
 /// What one item gave: its value, or how it failed.
 pub(crate) type Outcome<R, E> = Result<R, ItemFailure<E>>;
@@ -57,20 +57,23 @@ impl<E> ItemFailure<E> {
     }
 
     /// The failure as the attributes report it: `Err(E)` for the function's own error,
-    /// and a resumed panic for everything else.
-    pub(crate) fn into_original(self) -> E {
+    /// and a resumed panic for everything else, reported at the user's `call`.
+    pub(crate) fn into_original(self, call: CallSite) -> E {
         match self {
             ItemFailure::Returned { error, .. } => error,
-            ItemFailure::Worker(err) => err.resume_unwind(),
+            ItemFailure::Worker(err) => err.with_call_site(call).resume_unwind(),
         }
     }
 }
 
 impl ItemFailure<Infallible> {
     /// Re-raises the failure of a function that cannot return an error in the caller:
-    /// the original panic, or a panic whose payload is the [`WorkerError`].
-    pub(crate) fn resume(self) -> ! {
-        self.into_infallible_worker_error().resume_unwind()
+    /// the original panic, or a panic whose payload is the [`WorkerError`], reported at
+    /// the user's `call`.
+    pub(crate) fn resume(self, call: CallSite) -> ! {
+        self.into_infallible_worker_error()
+            .with_call_site(call)
+            .resume_unwind()
     }
 
     /// For functions that cannot return an error: only worker failures are left.
@@ -89,6 +92,7 @@ pub(crate) fn cancelled<R>() -> Result<R, WorkerError> {
 
 /// What an attribute's [`AsyncResult`](crate::AsyncResult) gives when its job never ran:
 /// the cancellation, resumed as a panic.
+#[track_caller]
 pub(crate) fn resume_cancelled<T>() -> T {
     WorkerError::new(0, ErrorKind::Cancelled).resume_unwind()
 }
@@ -207,7 +211,9 @@ impl<T, E> ItemRunner<T, E> {
         input: Option<String>,
         payload: Box<dyn Any + Send + 'static>,
     ) -> ItemFailure<E> {
-        let err = WorkerError::from_panic(index, payload, panic_capture::take_backtrace())
+        let (backtrace, origin) = panic_capture::take_captured();
+        let err = WorkerError::from_panic(index, payload, backtrace)
+            .with_origin(origin)
             .with_worker(worker)
             .with_input(input);
         event!(self.debug, index, ?worker, "item failed: {err}");
@@ -264,7 +270,13 @@ mod tests {
         }
         assert!(runner.is_past_failure(4));
         assert!(!runner.is_past_failure(3));
-        assert_eq!(runner.take_failure().unwrap().into_original(), "bad 3");
+        assert_eq!(
+            runner
+                .take_failure()
+                .unwrap()
+                .into_original(std::panic::Location::caller()),
+            "bad 3"
+        );
     }
 
     #[test]

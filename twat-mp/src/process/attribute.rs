@@ -5,9 +5,10 @@
 use super::ProcessPool;
 use super::remote::{AsValue, CrossProcess, Fallible, Plain};
 use crate::async_result::{AsyncResult, async_result};
-use crate::engine::item::{ItemFailure, resume_cancelled};
+use crate::engine::item::resume_cancelled;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
+use std::panic::Location;
 
 /// The process pool every attribute with this configuration shares, built on first use
 /// and kept for the life of the program. Its workers die with the program.
@@ -32,32 +33,37 @@ where
 
 /// `#[pmap(process)]` on `fn(T) -> R`: the results, or the lowest failing item's failure
 /// resumed as a panic.
+#[track_caller]
 pub fn pmap_process<T: CrossProcess, R: CrossProcess>(
     config: &Config,
     render: Option<Render<T>>,
     f: impl Fn(T) -> R + Copy + Send + Sync + 'static,
     items: impl IntoIterator<Item = T>,
 ) -> Vec<R> {
+    let call = Location::caller();
     process_pool(config)
         .run_map(plain(f), items, render)
-        .unwrap_or_else(|failure| failure.resume())
+        .unwrap_or_else(|failure| failure.resume(call))
 }
 
 /// `#[pmap(process)]` on `fn(T) -> Result<R, E>`: the results, or the lowest failing
 /// item's own `E`, carried back from the worker.
+#[track_caller]
 pub fn pmap_result_process<T: CrossProcess, R: CrossProcess, E: CrossProcess>(
     config: &Config,
     render: Option<Render<T>>,
     f: impl Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
     items: impl IntoIterator<Item = T>,
 ) -> Result<Vec<R>, E> {
+    let call = Location::caller();
     process_pool(config)
         .run_map(fallible(f), items, render)
-        .map_err(ItemFailure::into_original)
+        .map_err(|failure| failure.into_original(call))
 }
 
 /// `#[imap(process)]` on `fn(T) -> R`: the results, lazily; a failed item resumes as a
 /// panic when the iteration reaches it.
+#[track_caller]
 pub fn imap_process<T, R, I>(
     config: &Config,
     ordered: bool,
@@ -71,12 +77,14 @@ where
     I: IntoIterator<Item = T>,
     I::IntoIter: 'static,
 {
+    let call = Location::caller();
     process_pool(config)
         .lazy_call(plain(f), items.into_iter(), render, ordered)
-        .map(|outcome| outcome.unwrap_or_else(|failure| failure.resume()))
+        .map(|outcome| outcome.unwrap_or_else(|failure| failure.resume(call)))
 }
 
 /// `#[imap(process)]` on `fn(T) -> Result<R, E>`: each item's own `Result`, lazily.
+#[track_caller]
 pub fn imap_result_process<T, R, E, I>(
     config: &Config,
     ordered: bool,
@@ -91,45 +99,54 @@ where
     I: IntoIterator<Item = T>,
     I::IntoIter: 'static,
 {
+    let call = Location::caller();
     process_pool(config)
         .lazy_call(fallible(f), items.into_iter(), render, ordered)
-        .map(|outcome| outcome.map_err(ItemFailure::into_original))
+        .map(|outcome| outcome.map_err(|failure| failure.into_original(call)))
 }
 
 /// `#[amap(process)]` on `fn(T) -> R`: returns at once; `get()` gives what
 /// `#[pmap(process)]` would.
+#[track_caller]
 pub fn amap_process<T: CrossProcess, R: CrossProcess>(
     config: &Config,
     render: Option<Render<T>>,
     f: impl Fn(T) -> R + Copy + Send + Sync + 'static,
     items: impl IntoIterator<Item = T>,
 ) -> AsyncResult<Vec<R>> {
+    let call = Location::caller();
     let pool = process_pool(config);
     let function = plain(f);
     let items: Vec<T> = items.into_iter().collect();
     let (completer, pending) = async_result(resume_cancelled);
     pool.background(move || {
         let outcome = pool.run_map(function, items, render);
-        completer.finish_with(move || outcome.unwrap_or_else(|failure| failure.resume()));
+        completer.finish_outcome(outcome, move |outcome| {
+            outcome.unwrap_or_else(|failure| failure.resume(call))
+        });
     });
     pending
 }
 
 /// `#[amap(process)]` on `fn(T) -> Result<R, E>`: returns at once; `get()` gives what
 /// `#[pmap(process)]` would.
+#[track_caller]
 pub fn amap_result_process<T: CrossProcess, R: CrossProcess, E: CrossProcess>(
     config: &Config,
     render: Option<Render<T>>,
     f: impl Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
     items: impl IntoIterator<Item = T>,
 ) -> AsyncResult<Result<Vec<R>, E>> {
+    let call = Location::caller();
     let pool = process_pool(config);
     let function = fallible(f);
     let items: Vec<T> = items.into_iter().collect();
     let (completer, pending) = async_result(resume_cancelled);
     pool.background(move || {
         let outcome = pool.run_map(function, items, render);
-        completer.finish_with(move || outcome.map_err(ItemFailure::into_original));
+        completer.finish_outcome(outcome, move |outcome| {
+            outcome.map_err(|failure| failure.into_original(call))
+        });
     });
     pending
 }

@@ -417,7 +417,10 @@ impl ProcessPool {
         let shared = self.shared();
         self.background(move || {
             let outcome = run_map(shared, function, items, None);
-            completer.complete(outcome.map_err(ItemFailure::into_infallible_worker_error));
+            completer.finish_outcome(
+                outcome.map_err(ItemFailure::into_infallible_worker_error),
+                std::convert::identity,
+            );
         });
         pending
     }
@@ -469,7 +472,7 @@ impl ProcessPool {
                         .pop()
                         .ok_or_else(|| WorkerError::new(0, ErrorKind::Cancelled))
                 });
-            completer.complete(outcome);
+            completer.finish_outcome(outcome, std::convert::identity);
         });
         pending
     }

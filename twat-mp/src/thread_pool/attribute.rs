@@ -5,9 +5,10 @@ use std::convert::Infallible;
 
 use super::ThreadPool;
 use crate::async_result::{AsyncResult, async_result};
-use crate::engine::item::{ItemFailure, resume_cancelled};
+use crate::engine::item::resume_cancelled;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
+use std::panic::Location;
 
 /// The thread pool of the attributes with this configuration.
 fn thread_pool(config: &Config) -> &'static ThreadPool {
@@ -16,31 +17,36 @@ fn thread_pool(config: &Config) -> &'static ThreadPool {
 }
 
 /// `#[pmap]` on `fn(T) -> R`: the results, or the lowest failing item's panic resumed.
+#[track_caller]
 pub fn pmap<T: Send, R: Send>(
     config: &Config,
     render: Option<Render<T>>,
     f: impl Fn(T) -> R + Sync,
     items: impl IntoIterator<Item = T>,
 ) -> Vec<R> {
+    let call = Location::caller();
     thread_pool(config)
         .run_map(|x| Ok::<R, Infallible>(f(x)), items, render)
-        .unwrap_or_else(|failure| failure.resume())
+        .unwrap_or_else(|failure| failure.resume(call))
 }
 
 /// `#[pmap]` on `fn(T) -> Result<R, E>`: the results, or the lowest failing item's `E`.
+#[track_caller]
 pub fn pmap_result<T: Send, R: Send, E: Send>(
     config: &Config,
     render: Option<Render<T>>,
     f: impl Fn(T) -> Result<R, E> + Sync,
     items: impl IntoIterator<Item = T>,
 ) -> Result<Vec<R>, E> {
+    let call = Location::caller();
     thread_pool(config)
         .run_map(f, items, render)
-        .map_err(ItemFailure::into_original)
+        .map_err(|failure| failure.into_original(call))
 }
 
 /// `#[imap]` on `fn(T) -> R`: the results, lazily; a failed item resumes its panic when
 /// the iteration reaches it.
+#[track_caller]
 pub fn imap<T, R, I>(
     config: &Config,
     ordered: bool,
@@ -54,12 +60,14 @@ where
     I: IntoIterator<Item = T>,
     I::IntoIter: 'static,
 {
+    let call = Location::caller();
     thread_pool(config)
         .lazy_map(move |x| Ok::<R, Infallible>(f(x)), items, render, ordered)
-        .map(|outcome| outcome.unwrap_or_else(|failure| failure.resume()))
+        .map(|outcome| outcome.unwrap_or_else(|failure| failure.resume(call)))
 }
 
 /// `#[imap]` on `fn(T) -> Result<R, E>`: each item's own `Result`, lazily.
+#[track_caller]
 pub fn imap_result<T, R, E, I>(
     config: &Config,
     ordered: bool,
@@ -74,12 +82,14 @@ where
     I: IntoIterator<Item = T>,
     I::IntoIter: 'static,
 {
+    let call = Location::caller();
     thread_pool(config)
         .lazy_map(f, items, render, ordered)
-        .map(|outcome| outcome.map_err(ItemFailure::into_original))
+        .map(|outcome| outcome.map_err(|failure| failure.into_original(call)))
 }
 
 /// `#[amap]` on `fn(T) -> R`: returns at once; `get()` gives what `#[pmap]` would.
+#[track_caller]
 pub fn amap<T, R>(
     config: &Config,
     render: Option<Render<T>>,
@@ -90,18 +100,22 @@ where
     T: Send + 'static,
     R: Send + 'static,
 {
+    let call = Location::caller();
     let pool = thread_pool(config);
     let job = pool.background_map(move |x| Ok::<R, Infallible>(f(x)), items, render);
     let (completer, pending) = async_result(resume_cancelled);
     pool.spawn(move || {
         let outcome = job();
-        completer.finish_with(move || outcome.unwrap_or_else(|failure| failure.resume()));
+        completer.finish_outcome(outcome, move |outcome| {
+            outcome.unwrap_or_else(|failure| failure.resume(call))
+        });
     });
     pending
 }
 
 /// `#[amap]` on `fn(T) -> Result<R, E>`: returns at once; `get()` gives what `#[pmap]`
 /// would.
+#[track_caller]
 pub fn amap_result<T, R, E>(
     config: &Config,
     render: Option<Render<T>>,
@@ -113,12 +127,15 @@ where
     R: Send + 'static,
     E: Send + 'static,
 {
+    let call = Location::caller();
     let pool = thread_pool(config);
     let job = pool.background_map(f, items, render);
     let (completer, pending) = async_result(resume_cancelled);
     pool.spawn(move || {
         let outcome = job();
-        completer.finish_with(move || outcome.map_err(ItemFailure::into_original));
+        completer.finish_outcome(outcome, move |outcome| {
+            outcome.map_err(|failure| failure.into_original(call))
+        });
     });
     pending
 }

@@ -350,7 +350,10 @@ impl ThreadPool {
         let (completer, pending) = async_result(cancelled);
         let job = self.background_map(move |x| Ok::<R, Infallible>(f(x)), items, None);
         self.spawn(move || {
-            completer.complete(job().map_err(ItemFailure::into_infallible_worker_error));
+            completer.finish_outcome(
+                job().map_err(ItemFailure::into_infallible_worker_error),
+                std::convert::identity,
+            );
         });
         pending
     }
@@ -403,7 +406,7 @@ impl ThreadPool {
                     .run(0, rayon::current_thread_index(), item, |x| Ok(f(x)))
                     .map_err(ItemFailure::into_infallible_worker_error)
             };
-            completer.complete(result);
+            completer.finish_outcome(result, std::convert::identity);
         });
         pending
     }

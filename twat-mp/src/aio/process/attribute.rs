@@ -4,11 +4,11 @@
 use std::future::Future;
 
 use super::{AsyncProcessPool, infallible};
-use crate::engine::item::ItemFailure;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
 use crate::process::CrossProcess;
 use crate::process::remote::{AsValue, NoError};
+use std::panic::Location;
 
 /// The process pool every `#[apmap(process)]` with this configuration shares.
 fn async_process_pool(config: &Config) -> &'static AsyncProcessPool {
@@ -19,6 +19,7 @@ fn async_process_pool(config: &Config) -> &'static AsyncProcessPool {
 /// `#[apmap(process)]` on `async fn(T) -> R`: the results in input order, or the lowest
 /// failing item's failure resumed in the caller (a panic's message as its payload, a
 /// crash or timeout as its `WorkerError`).
+#[track_caller]
 pub fn apmap_process<T, R, F, Fut, I>(
     config: &Config,
     render: Option<Render<T>>,
@@ -32,16 +33,18 @@ where
     T: CrossProcess,
     R: CrossProcess,
 {
+    let call = Location::caller();
     let run = async_process_pool(config).run_map::<_, _, _, _, _, NoError, _>(
         infallible(f),
         items,
         render,
     );
-    async move { run.await.unwrap_or_else(|failure| failure.resume()) }
+    async move { run.await.unwrap_or_else(|failure| failure.resume(call)) }
 }
 
 /// `#[apmap(process)]` on `async fn(T) -> Result<R, E>`: the results in input order, or
 /// the lowest failing item's own `E` (which crosses back as a serde value).
+#[track_caller]
 pub fn apmap_result_process<T, R, E, F, Fut, I>(
     config: &Config,
     render: Option<Render<T>>,
@@ -56,6 +59,7 @@ where
     R: CrossProcess,
     E: CrossProcess,
 {
+    let call = Location::caller();
     let run = async_process_pool(config).run_map::<_, _, _, _, _, AsValue, _>(f, items, render);
-    async move { run.await.map_err(ItemFailure::into_original) }
+    async move { run.await.map_err(|failure| failure.into_original(call)) }
 }

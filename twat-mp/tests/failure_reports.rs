@@ -1,0 +1,210 @@
+//! What a user sees on stderr when a failure goes uncaught, or is caught: each failure is
+//! printed once, where it matters, naming the item and the cause, at the user's code.
+//!
+//! Each scenario is an ignored test that this file runs again in a child process
+//! (`--ignored --exact`), so that its panic reaches the panic hook as it would in a
+//! program, and the child's stderr is read back.
+#![cfg(target_os = "linux")]
+
+use std::process::Command;
+use std::time::Duration;
+
+use twat_mp::{ThreadPool, pmap};
+
+mod support;
+
+/// Runs the ignored test `name` in a child process; returns its stderr.
+fn stderr_of(name: &str) -> String {
+    let output = Command::new(std::env::current_exe().expect("the test binary is known"))
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the test binary runs again");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The line in this file on which `needle` first appears (1-based).
+fn line_of(needle: &str) -> usize {
+    include_str!("failure_reports.rs")
+        .lines()
+        .position(|line| line.contains(needle))
+        .expect("the needle is in this file")
+        + 1
+}
+
+fn assert_no_library_location(stderr: &str) {
+    assert!(!stderr.contains("Box<dyn Any>"), "{stderr}");
+    assert!(!stderr.contains("twat-mp/src/"), "{stderr}");
+}
+
+#[pmap(process)]
+fn abort_on_three(x: u32) -> u32 {
+    if x == 3 {
+        std::process::abort();
+    }
+    x
+}
+
+#[test]
+#[ignore = "run in a child process by a_crash_under_an_attribute_names_item_cause_and_call"]
+fn scenario_crash() {
+    abort_on_three(0..6); // the call: scenario_crash
+}
+
+#[test]
+fn a_crash_under_an_attribute_names_item_cause_and_call() {
+    let stderr = stderr_of("scenario_crash");
+    let call = line_of("// the call: scenario_crash");
+    assert!(
+        stderr.contains(&format!(
+            "panicked at twat-mp/tests/failure_reports.rs:{call}:"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("item 3 (input 3)"), "{stderr}");
+    assert!(
+        stderr.contains("crashed: the worker process was killed by signal 6 (SIGABRT)"),
+        "{stderr}"
+    );
+    assert_no_library_location(&stderr);
+}
+
+#[pmap]
+fn panic_on_three(x: u32) -> u32 {
+    if x == 3 {
+        panic!("three is not allowed"); // the panic: panic_on_three
+    }
+    x
+}
+
+#[test]
+#[ignore = "run in a child process by an_item_panic_under_an_attribute_prints_once_in_the_caller"]
+fn scenario_thread_panic() {
+    panic_on_three(0..6); // the call: scenario_thread_panic
+}
+
+#[test]
+fn an_item_panic_under_an_attribute_prints_once_in_the_caller() {
+    let stderr = stderr_of("scenario_thread_panic");
+    assert_eq!(
+        stderr.matches("three is not allowed").count(),
+        1,
+        "{stderr}"
+    );
+    let panic = line_of("// the panic: panic_on_three");
+    let call = line_of("// the call: scenario_thread_panic");
+    assert!(
+        stderr.contains(&format!(
+            "thread 'scenario_thread_panic' panicked at twat-mp/tests/failure_reports.rs:{panic}:"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the panic was in item 3 on worker"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "parallel call at twat-mp/tests/failure_reports.rs:{call}:"
+        )),
+        "{stderr}"
+    );
+    assert_no_library_location(&stderr);
+}
+
+#[test]
+fn a_resumed_panic_keeps_the_item_payload() {
+    let payload = std::panic::catch_unwind(|| panic_on_three(0..6)).unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"three is not allowed")
+    );
+}
+
+#[test]
+fn an_uncaught_crash_keeps_its_worker_error_payload() {
+    let payload = std::panic::catch_unwind(|| abort_on_three(0..6)).unwrap_err();
+    let err = payload
+        .downcast_ref::<twat_mp::WorkerError>()
+        .expect("the payload is the WorkerError");
+    assert_eq!(err.index(), 3);
+    assert!(matches!(err.kind(), twat_mp::ErrorKind::Crashed { .. }));
+}
+
+#[test]
+#[ignore = "run in a child process by a_failure_returned_as_a_value_prints_nothing"]
+fn scenario_returned_panic() {
+    let pool = ThreadPool::with_nodes(2).expect("a pool");
+    let err = pool
+        .map(
+            |x: u32| if x == 3 { panic!("a quiet failure") } else { x },
+            0..6,
+        )
+        .unwrap_err();
+    assert_eq!(err.index(), 3);
+    eprintln!("the caller got: {err}");
+}
+
+#[test]
+fn a_failure_returned_as_a_value_prints_nothing() {
+    let stderr = stderr_of("scenario_returned_panic");
+    assert_eq!(stderr.matches("a quiet failure").count(), 1, "{stderr}");
+    assert!(stderr.contains("the caller got: item 3"), "{stderr}");
+}
+
+#[test]
+#[ignore = "run in a child process by a_failure_nobody_receives_is_printed"]
+fn scenario_unreceived_panic() {
+    let pool = ThreadPool::with_nodes(2).expect("a pool");
+    drop(pool.apipe(|x: u32| -> u32 { panic!("nobody waits for {x}") }, 5));
+    drop(pool);
+}
+
+#[test]
+fn a_failure_nobody_receives_is_printed() {
+    let stderr = stderr_of("scenario_unreceived_panic");
+    assert!(stderr.contains("nobody waits for 5"), "{stderr}");
+    assert!(stderr.contains("nothing received this failure"), "{stderr}");
+}
+
+#[cfg(feature = "aio")]
+#[twat_mp::apmap(timeout = "100ms")]
+async fn sleep_for(millis: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    millis
+}
+
+#[cfg(feature = "aio")]
+#[test]
+#[ignore = "run in a child process by an_uncaught_timeout_names_the_item_and_the_cause"]
+fn scenario_timeout() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(sleep_for(vec![1, 60_000]));
+}
+
+#[cfg(feature = "aio")]
+#[test]
+fn an_uncaught_timeout_names_the_item_and_the_cause() {
+    let stderr = support::within(Duration::from_secs(60), "the timeout scenario", || {
+        stderr_of("scenario_timeout")
+    });
+    let function = line_of("#[twat_mp::apmap(timeout = \"100ms\")]");
+    assert!(
+        stderr.contains(&format!(
+            "panicked at twat-mp/tests/failure_reports.rs:{function}:"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("item 1"), "{stderr}");
+    assert!(stderr.contains("timed out after 100ms"), "{stderr}");
+    assert_no_library_location(&stderr);
+}
