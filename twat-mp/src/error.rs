@@ -184,9 +184,30 @@ impl WorkerError {
         self.inner.worker
     }
 
-    /// The item, rendered with `Debug`, where it could be shown: the attributes render
-    /// items whose type is `Debug` when debug mode is on, and process pools render an item
-    /// that failed from its serialized copy.
+    /// The failed item, rendered (cut to 200 characters), where it could be shown:
+    ///
+    /// - process pools ([`ProcessPool`](crate::ProcessPool) and the async pool's process
+    ///   mode) always show it, from the copy that was sent: with `Debug` under the
+    ///   attributes when the item type is `Debug`, and in its serde form (JSON) from the
+    ///   pools' own methods;
+    /// - in-process pools ([`ThreadPool`](crate::ThreadPool), `AsyncMultiPool`) move the
+    ///   item into the function, so they show it only where it was rendered beforehand:
+    ///   under the attributes in debug mode, for item types that are `Debug`. Their own
+    ///   methods, generic over any item type, cannot render it (a test of `Debug` needs the
+    ///   concrete type): map over `(item.clone(), item)` pairs to keep the input at hand.
+    ///
+    /// ```
+    /// use twat_mp::ProcessPool;
+    ///
+    /// fn parse(s: String) -> u8 {
+    ///     s.parse().expect("a number")
+    /// }
+    ///
+    /// let pool = ProcessPool::with_nodes(1)?;
+    /// let err = pool.map(parse, ["1", "x"].map(String::from)).unwrap_err();
+    /// assert_eq!(err.input(), Some("\"x\""));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn input(&self) -> Option<&str> {
         self.inner.input.as_deref()
     }

@@ -20,11 +20,18 @@ struct Collect;
 
 struct Message(String);
 
+/// The message, then `name=value` for each other field.
 impl Visit for Message {
     fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
         if field.name() == "message" {
-            self.0 = format!("{value:?}");
+            self.0.insert_str(0, &format!("{value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
         }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record_debug(field, &format_args!("{value}"));
     }
 }
 
@@ -79,8 +86,29 @@ fn debug_mode_reports_workers_and_timeouts() {
         outcomes[1].as_ref().unwrap_err().kind(),
         ErrorKind::TimedOut { .. }
     ));
+    let parsed = pool.try_map(
+        |s: String| s.parse::<u8>(),
+        ["1", "x", "3"].map(String::from),
+    );
+    assert_eq!(parsed.unwrap_err().index(), 1);
     drop(pool);
     let messages = MESSAGES.lock().unwrap().clone();
+    assert!(
+        messages.iter().any(|m| m.starts_with("item failed")
+            && m.contains("index=1")
+            && m.contains(r#"input="x""#)
+            && m.contains("cause=returned an error")),
+        "no event for the item that returned an error in {messages:#?}"
+    );
+    let messages: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            m.split(' ')
+                .take_while(|word| !word.contains('='))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
     for expected in [
         "process pool started",
         "worker process started",

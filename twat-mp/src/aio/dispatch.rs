@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::debug::event;
 use crate::engine::failure::FailureMark;
 use crate::engine::gather::Gather;
 use crate::engine::item::{ItemFailure, Outcome};
@@ -183,15 +182,8 @@ async fn run_job<T, R, E, G, Fut>(
     if call.skip_after_failure {
         call.failed.mark(index);
     }
-    event!(call.debug, index, worker, cause = %failure_cause(&failure), "item failed");
+    failure.log(call.debug);
     reply.send(Err(failure));
-}
-
-fn failure_cause<E>(failure: &ItemFailure<E>) -> String {
-    match failure {
-        ItemFailure::Returned { .. } => "the function returned an error".to_owned(),
-        ItemFailure::Worker(err) => err.kind().to_string(),
-    }
 }
 
 /// Polls a future, turning a panic inside it into a [`CaughtPanic`] with its backtrace

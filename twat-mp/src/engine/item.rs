@@ -31,6 +31,31 @@ pub(crate) enum ItemFailure<E> {
 }
 
 impl<E> ItemFailure<E> {
+    /// Reports the failure in debug mode, the same way for every pool: its index, worker,
+    /// input where known, and cause.
+    pub(crate) fn log(&self, debug: bool) {
+        let (index, worker, input, cause) = match self {
+            ItemFailure::Returned {
+                index,
+                worker,
+                input,
+                ..
+            } => (
+                *index,
+                *worker,
+                input.as_deref(),
+                "returned an error".to_owned(),
+            ),
+            ItemFailure::Worker(err) => (
+                err.index(),
+                err.worker(),
+                err.input(),
+                err.kind().to_string(),
+            ),
+        };
+        event!(debug, index, ?worker, input, cause = %cause, "item failed");
+    }
+
     pub(crate) fn index(&self) -> usize {
         match self {
             ItemFailure::Returned { index, .. } => *index,
@@ -193,13 +218,14 @@ impl<T, E> ItemRunner<T, E> {
         input: Option<String>,
         error: E,
     ) -> ItemFailure<E> {
-        event!(self.debug, index, ?worker, "item failed: returned an error");
-        ItemFailure::Returned {
+        let failure = ItemFailure::Returned {
             index,
             worker,
             input,
             error,
-        }
+        };
+        failure.log(self.debug);
+        failure
     }
 
     #[cold]
@@ -216,8 +242,9 @@ impl<T, E> ItemRunner<T, E> {
             .with_origin(origin)
             .with_worker(worker)
             .with_input(input);
-        event!(self.debug, index, ?worker, "item failed: {err}");
-        ItemFailure::Worker(err)
+        let failure = ItemFailure::Worker(err);
+        failure.log(self.debug);
+        failure
     }
 
     /// Keeps `failure` if it is the lowest seen so far.

@@ -7,6 +7,19 @@ use std::marker::PhantomData;
 /// Renders an item for [`WorkerError::input`](crate::WorkerError::input).
 pub(crate) type Render<T> = fn(&T) -> String;
 
+/// The longest rendering kept, in characters: an error message stays readable when an
+/// item is a 64 MiB buffer.
+pub(crate) const RENDER_LIMIT: usize = 200;
+
+/// `text`, cut to [`RENDER_LIMIT`] characters with an ellipsis when it is longer.
+pub(crate) fn shorten(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(RENDER_LIMIT) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 /// Picks a `Debug` renderer for an item type when it has one, without requiring it
 /// (autoref specialization; see the `__render!` macro).
 pub struct RenderProbe<T>(PhantomData<fn(&T)>);
@@ -27,7 +40,7 @@ pub trait RenderDebug<T> {
 
 impl<T: Debug> RenderDebug<T> for RenderProbe<T> {
     fn renderer(&self) -> Option<Render<T>> {
-        Some(|item| format!("{item:?}"))
+        Some(|item| shorten(format!("{item:?}")))
     }
 }
 
@@ -64,5 +77,13 @@ mod tests {
         let render = crate::__render!(Vec<u8>).unwrap();
         assert_eq!(render(&vec![1, 2]), "[1, 2]");
         assert!(crate::__render!(Opaque).is_none());
+    }
+
+    #[test]
+    fn long_renderings_are_cut() {
+        let render = crate::__render!(Vec<u8>).unwrap();
+        let text = render(&vec![7; 10_000]);
+        assert_eq!(text.chars().count(), super::RENDER_LIMIT + 1);
+        assert!(text.ends_with('…'));
     }
 }

@@ -186,8 +186,17 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
     }
 
     /// The next chunk of results, in completion order; `None` when every pulled item has
-    /// been answered and no input is left (or input was stopped).
+    /// been answered and no input is left (or input was stopped). Failed items are
+    /// reported in debug mode.
     pub(crate) fn next_chunk(&mut self, ahead: Option<usize>) -> Option<Decoded<A>> {
+        let chunk = self.receive_chunk(ahead)?;
+        for (_, failure) in &chunk.failures {
+            failure.log(self.shared.debug);
+        }
+        Some(chunk)
+    }
+
+    fn receive_chunk(&mut self, ahead: Option<usize>) -> Option<Decoded<A>> {
         loop {
             if let Some(chunk) = self.local.pop() {
                 return Some(chunk);

@@ -25,7 +25,7 @@ use super::unsafe_code::{EntryOffset, EntryPoint};
 use super::wire::{FrameError, FunctionId};
 use super::worker::{Job, RunJob, Stop};
 use crate::engine::item::ItemFailure;
-use crate::engine::render::Render;
+use crate::engine::render::{Render, shorten};
 use crate::error::{BoxError, ErrorKind, WorkerError};
 use crate::panic_capture;
 use crate::tuple_fn::TupleFn;
@@ -488,14 +488,18 @@ fn decode_record<A: RemoteFn>(
     }
 }
 
-/// Renders an item from its serialized copy, when a renderer is known.
+/// Renders an item from its serialized copy: with `render` (its `Debug` form) when the
+/// caller knows one, else in its serde form as JSON, so that the pools' own methods show
+/// the failed item too. `None` only when the copy cannot be read back.
 pub(crate) fn render_input<T: CrossProcess>(
     bytes: &[u8],
     render: Option<Render<T>>,
 ) -> Option<String> {
-    let render = render?;
     let item = postcard::from_bytes::<T>(bytes).ok()?;
-    Some(render(&item))
+    match render {
+        Some(render) => Some(render(&item)),
+        None => serde_json::to_string(&item).ok().map(shorten),
+    }
 }
 
 #[cfg(test)]

@@ -157,8 +157,9 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
                     .with_worker(err.worker())
                     .with_input((self.transport.render)(&bytes))
                     .with_traceback_text(err.traceback().map(str::to_owned));
-                event!(self.debug, index, cause = %err.kind(), "item failed");
-                self.window.finish(index, Err(ItemFailure::Worker(err)));
+                let failure = ItemFailure::Worker(err);
+                failure.log(self.debug);
+                self.window.finish(index, Err(failure));
                 return;
             }
         };
@@ -204,7 +205,7 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
                     WorkerError::new(index, ErrorKind::TimedOut { after }).with_input(input()),
                 ),
             };
-            event!(self.debug, index, "item failed");
+            failure.log(self.debug);
             self.window.finish(index, Err(failure));
         }
     }
