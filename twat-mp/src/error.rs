@@ -188,8 +188,8 @@ impl WorkerError {
     ///
     /// - process pools ([`ProcessPool`](crate::ProcessPool) and the async pool's process
     ///   mode) always show it, from the copy that was sent: with `Debug` under the
-    ///   attributes when the item type is `Debug`, and in its serde form (JSON) from the
-    ///   pools' own methods;
+    ///   attributes when the item type is `Debug`, and in its serde form from the pools'
+    ///   own methods (as RON, which reads like `Debug`: `(x:1,name:"a")`);
     /// - in-process pools ([`ThreadPool`](crate::ThreadPool), `AsyncMultiPool`) move the
     ///   item into the function, so they show it only where it was rendered beforehand:
     ///   under the attributes in debug mode, for item types that are `Debug`. Their own

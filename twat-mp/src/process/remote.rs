@@ -489,8 +489,9 @@ fn decode_record<A: RemoteFn>(
 }
 
 /// Renders an item from its serialized copy: with `render` (its `Debug` form) when the
-/// caller knows one, else in its serde form as JSON, so that the pools' own methods show
-/// the failed item too. `None` only when the copy cannot be read back.
+/// caller knows one, else in its serde form as RON (which reads like Rust's `Debug`), so
+/// that the pools' own methods show the failed item too. `None` only when the copy
+/// cannot be read back.
 pub(crate) fn render_input<T: CrossProcess>(
     bytes: &[u8],
     render: Option<Render<T>>,
@@ -498,7 +499,7 @@ pub(crate) fn render_input<T: CrossProcess>(
     let item = postcard::from_bytes::<T>(bytes).ok()?;
     match render {
         Some(render) => Some(render(&item)),
-        None => serde_json::to_string(&item).ok().map(shorten),
+        None => ron::to_string(&item).ok().map(shorten),
     }
 }
 
