@@ -54,3 +54,30 @@ fn a_huge_input_is_shown_shortened() {
         "{input}"
     );
 }
+
+#[cfg(feature = "aio")]
+async fn abort_on_seven(x: u64) -> u64 {
+    if x == 7 {
+        std::process::abort();
+    }
+    x
+}
+
+#[cfg(feature = "aio")]
+#[test]
+fn the_async_process_pool_shows_a_failed_items_input() {
+    let pool = twat_mp::AsyncMultiPool::builder()
+        .nodes(2)
+        .processes()
+        .build()
+        .expect("a pool");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let err = runtime
+        .block_on(pool.map(abort_on_seven, 5..10))
+        .unwrap_err();
+    assert_eq!(err.index(), 2);
+    assert_eq!(err.input(), Some("7"));
+}

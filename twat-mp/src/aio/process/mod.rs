@@ -37,7 +37,7 @@ use crate::engine::render::Render;
 use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 use crate::process::CrossProcess;
-use crate::process::remote::{AsText, ErrorWire, NoError};
+use crate::process::remote::{AsText, ErrorWire, NoError, render_input};
 use crate::tuple_fn::TupleFn;
 
 use call::{GroupCall, Transport};
@@ -549,12 +549,8 @@ impl AsyncProcessPool {
                 .map(|item| postcard::to_allocvec(&item).map_err(|err| err.to_string()))
                 .collect()
         };
-        let render_bytes = move |bytes: &[u8]| -> Option<String> {
-            let render = render?;
-            postcard::from_bytes::<T>(bytes)
-                .ok()
-                .map(|item| render(&item))
-        };
+        let render_bytes =
+            move |bytes: &[u8]| -> Option<String> { render_input::<T>(bytes, render) };
         let transport = Transport {
             pull: Box::new(pull),
             send: Box::new(send),
