@@ -5,6 +5,7 @@ use super::pool::{AsyncMultiPool, infallible};
 use crate::engine::item::ItemFailure;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
+use crate::mapped::MappedError;
 use std::future::Future;
 
 /// The pool every `#[apmap]` with this configuration shares, built on first use and kept
@@ -48,7 +49,7 @@ where
     I: IntoIterator<Item = T>,
     T: Send + 'static,
     R: Send + 'static,
-    E: Send + 'static,
+    E: MappedError + 'static,
 {
     let run = async_pool(config).run_map(f, items, render);
     async move { run.await.map_err(ItemFailure::into_original) }
