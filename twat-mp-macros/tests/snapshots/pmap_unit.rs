@@ -2,13 +2,12 @@
 // fn touch(path: PathBuf) { let _ = fs::write(path, b""); }
 
 fn touch(items: impl ::core::iter::IntoIterator<Item = PathBuf>) -> ::std::vec::Vec<()> {
-    fn touch(path: PathBuf) {
-        let _ = fs::write(path, b"");
-    }
     ::twat_mp::__private::pmap(
         &::twat_mp::__private::Config::DEFAULT,
         ::twat_mp::__render!(PathBuf),
-        |path| touch(path),
+        |path: PathBuf| {
+            let _ = fs::write(path, b"");
+        },
         items,
     )
 }
