@@ -203,6 +203,136 @@ fn a_result_function_returns_the_lowest_failing_items_own_error() {
     assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
 }
 
+/// The error of [`parse_marked`], behind the alias [`Parsed`].
+#[derive(Debug, PartialEq)]
+struct NotANumber(String);
+
+/// A `Result` behind an alias of another name: the attributes see only `Parsed<T>`.
+type Parsed<T> = Result<T, NotANumber>;
+
+#[pmap(result, nodes = 2)]
+fn parse_marked(text: &str) -> Parsed<u32> {
+    text.parse().map_err(|_| NotANumber(text.to_owned()))
+}
+
+#[imap(result)]
+fn parse_marked_lazily(text: String) -> Parsed<u32> {
+    text.parse().map_err(|_| NotANumber(text))
+}
+
+#[amap(result)]
+fn parse_marked_in_background(text: String) -> Parsed<u32> {
+    text.parse().map_err(|_| NotANumber(text))
+}
+
+/// `fmt::Result` has no `R` written, yet it is recognised by its name.
+#[pmap]
+fn small(x: u32) -> std::fmt::Result {
+    if x < 10 { Ok(()) } else { Err(std::fmt::Error) }
+}
+
+#[test]
+fn a_result_behind_an_alias_is_a_result_when_marked() {
+    let all: Parsed<Vec<u32>> = parse_marked(["1", "22"]);
+    assert_eq!(all, Ok(vec![1, 22]));
+    assert_eq!(
+        parse_marked(["1", "x", "y"]),
+        Err(NotANumber("x".to_owned()))
+    );
+    let each: Vec<Parsed<u32>> = parse_marked_lazily(["3", "z"].map(String::from)).collect();
+    assert_eq!(each, [Ok(3), Err(NotANumber("z".to_owned()))]);
+    assert_eq!(
+        parse_marked_in_background(["4", "w"].map(String::from)).get(),
+        Err(NotANumber("w".to_owned()))
+    );
+    assert_eq!(small([1, 2]), Ok(vec![(), ()]));
+    assert_eq!(small([1, 20, 30]), Err(std::fmt::Error));
+}
+
+// ---------------------------------------------------------------------------------------
+// Associated functions: the function of one item sees `Self` and the impl's generics.
+
+#[derive(Debug, PartialEq)]
+struct Celsius(f64);
+
+impl Celsius {
+    const FREEZING_F: f64 = 32.0;
+
+    #[pmap]
+    fn from_fahrenheit(f: f64) -> Self {
+        Self((f - Self::FREEZING_F) / 1.8)
+    }
+
+    #[amap(nodes = 2)]
+    fn checked(f: f64) -> Result<Self, String> {
+        if f < -459.67 {
+            Err(format!("{f} °F is below absolute zero"))
+        } else {
+            Ok(Self::from_one(f))
+        }
+    }
+
+    fn from_one(f: f64) -> Self {
+        Self((f - Self::FREEZING_F) / 1.8)
+    }
+}
+
+#[derive(Debug, PartialEq)]
+struct Labelled<T> {
+    label: &'static str,
+    value: T,
+}
+
+impl<T: Clone + Send + 'static> Labelled<T> {
+    #[imap]
+    fn twice(value: T) -> (T, T) {
+        (value.clone(), value)
+    }
+
+    #[pmap]
+    fn unlabelled(value: T) -> Self {
+        Labelled { label: "", value }
+    }
+}
+
+#[test]
+fn associated_functions_map_with_self_and_the_impls_generics() {
+    assert_eq!(
+        Celsius::from_fahrenheit([32.0, 212.0]),
+        [Celsius(0.0), Celsius(100.0)]
+    );
+    assert_eq!(Celsius::checked(vec![32.0]).get(), Ok(vec![Celsius(0.0)]));
+    assert_eq!(
+        Celsius::checked(vec![32.0, -500.0]).get(),
+        Err("-500 °F is below absolute zero".to_owned())
+    );
+    let pairs: Vec<(u8, u8)> = Labelled::<u8>::twice(1..3).collect();
+    assert_eq!(pairs, [(1, 1), (2, 2)]);
+    let plain = Labelled::unlabelled(["a".to_owned()]);
+    assert_eq!(
+        plain,
+        [Labelled {
+            label: "",
+            value: "a".to_owned()
+        }]
+    );
+}
+
+/// A function that calls itself by name calls its function of one item, as written.
+#[pmap]
+fn fibonacci(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fibonacci(n - 1) + fibonacci(n - 2)
+    }
+}
+
+#[test]
+fn a_recursive_function_calls_itself_on_one_item() {
+    assert_eq!(fibonacci(0..8), [0, 1, 1, 2, 3, 5, 8, 13]);
+}
+
 #[pmap(debug)]
 fn debugged(x: u32) -> u32 {
     x + 1
@@ -406,6 +536,24 @@ mod in_worker_processes {
         }
     }
 
+    /// An associated function under `process`: the closure that the worker runs sees
+    /// `Self`.
+    struct Scale;
+
+    impl Scale {
+        const FACTOR: u64 = 3;
+
+        #[pmap(process)]
+        fn scaled(x: u64) -> u64 {
+            x * Self::FACTOR
+        }
+    }
+
+    #[test]
+    fn an_associated_function_maps_in_worker_processes() {
+        assert_eq!(Scale::scaled(1..=3), [3, 6, 9]);
+    }
+
     #[test]
     fn process_mappers_give_what_thread_mappers_give() {
         assert_eq!(square(1..=5), [1, 4, 9, 16, 25]);
@@ -431,4 +579,27 @@ fn items(item: u32, items: u32) -> u32 {
 #[test]
 fn generated_names_do_not_clash_with_the_users() {
     assert_eq!(items([(1, 2), (3, 4)]), [3, 7]);
+}
+
+#[cfg(feature = "aio")]
+mod async_associated_functions {
+    use twat_mp::apmap;
+
+    struct Page;
+
+    impl Page {
+        const HEADER: &'static str = "# ";
+
+        #[apmap]
+        async fn heading(text: String) -> String {
+            tokio::task::yield_now().await;
+            format!("{}{text}", Self::HEADER)
+        }
+    }
+
+    #[tokio::test]
+    async fn apmap_on_an_associated_function_sees_self() {
+        let headings = Page::heading(["a", "b"].map(String::from)).await;
+        assert_eq!(headings, ["# a", "# b"]);
+    }
 }

@@ -6,42 +6,63 @@
 //! becomes
 //! ```text
 //! pub fn square(items: impl ::core::iter::IntoIterator<Item = u64>) -> ::std::vec::Vec<u64> {
-//!     fn square(x: u64) -> u64 { x * x }
 //!     ::twat_mp::__private::pmap(
 //!         &::twat_mp::__private::Config { nodes: ::core::option::Option::Some(4), ..::twat_mp::__private::Config::DEFAULT },
 //!         ::twat_mp::__render!(u64),
-//!         |x| square(x),
+//!         |x: u64| -> u64 { x * x },
 //!         items,
 //!     )
 //! }
 //! ```
-//! The user's function stays as it was, as an inner function of the same name; the outer
-//! one keeps its visibility, docs, lint and `cfg` attributes, generics and where clause.
+//! The user's function of one item becomes the closure handed to the pool, with its
+//! parameters, return type and body as written: a closure sees what the function saw,
+//! `Self` and the impl's generics included (an associated function maps as a free one
+//! does). Where a closure cannot be what the function was — it carries attributes of its
+//! own (`#[inline]`, `#[tracing::instrument]`), calls itself by name, or returns
+//! `impl Trait` — the function stays as written, as an inner function of the same name
+//! that the closure calls ([`inner_function`]). The outer function keeps its visibility,
+//! docs, lint and `cfg` attributes, generics and where clause.
 
 use std::collections::BTreeSet;
 
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote};
 use syn::punctuated::Punctuated;
 use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
 use syn::{
     Attribute, GenericArgument, GenericParam, Ident, ItemFn, Lifetime, LifetimeParam, Pat,
-    PathArguments, Token, Type, TypeParamBound, Visibility, WherePredicate,
+    PathArguments, ReturnType, Token, Type, TypeParamBound, Visibility, WherePredicate,
 };
 
 use crate::parse::{Kind, Model, Options, Output};
 
 /// The mapper that replaces the function.
 pub(crate) fn expand(model: &Model) -> TokenStream {
+    mapper(model, Body::Runtime)
+}
+
+/// The mapper's signature over a body that never runs, for a function whose types the
+/// runtime would refuse: written next to the errors that say why (the program does not
+/// build), it keeps the function's callers, and the expansion itself, free of follow-on
+/// errors inside the library.
+pub(crate) fn stand_in(model: &Model) -> TokenStream {
+    mapper(model, Body::StandIn)
+}
+
+/// What the mapper's body does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// Calls the runtime: the real mapper.
+    Runtime,
+    /// Nothing that runs: see [`stand_in`].
+    StandIn,
+}
+
+fn mapper(model: &Model, body: Body) -> TokenStream {
     let func = &model.func;
     let name = &func.sig.ident;
     let (outer_attrs, inner_attrs) = split_attributes(&func.attrs);
-    let inner = ItemFn {
-        attrs: inner_attrs,
-        vis: Visibility::Inherited,
-        ..func.clone()
-    };
 
     // Elided lifetimes (`&str`, `'_`) cannot stay elided inside `impl IntoIterator<..>`:
     // they become one named lifetime, as elision would give the function's output.
@@ -65,12 +86,11 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
         [single] => single.clone(),
         several => syn::parse_quote!((#(#several),*)),
     };
-    let closure = closure(model, name, &item_ty);
-    // Hygienic, but the inner fn (an item of the body) would still shadow it by its name.
+    // Hygienic, but an inner fn (an item of the body) would still shadow it by its name.
     let items = if *name == "items" { "items_" } else { "items" };
     let items = Ident::new(items, Span::mixed_site());
 
-    let returns = outer_return_type(model.kind, &output);
+    let returns = outer_return_type(model, &output);
     add_send_bounds(model.kind, &mut generics, &item_ty, &output.returned);
     let where_clause = &generics.where_clause;
 
@@ -80,19 +100,7 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
     } else {
         quote!(impl ::core::iter::IntoIterator<Item = #item_ty>)
     };
-    let runtime = runtime_function(model);
-    let config = config(&model.options);
-    let ordered = (model.kind == Kind::Imap).then(|| {
-        let ordered = model.options.ordered.as_ref().is_none_or(|o| o.value);
-        quote!(#ordered,)
-    });
-    let call = quote! {
-        ::twat_mp::__private::#runtime(#config, #ordered ::twat_mp::__render!(#item_ty), #closure, #items)
-    };
-    let (asyncness, call) = match model.kind {
-        Kind::Apmap => (Some(quote!(async)), quote!(#call.await)),
-        _ => (None, call),
-    };
+    let asyncness = (model.kind == Kind::Apmap).then(|| quote!(async));
     // A failure re-raised as a panic is reported at the user's call of this function, not
     // at a line inside twat-mp (an `async fn` cannot track its caller: there it is the
     // function's own line).
@@ -102,12 +110,142 @@ pub(crate) fn expand(model: &Model) -> TokenStream {
     let track_caller =
         (model.kind != Kind::Apmap && !already_tracked).then(|| quote!(#[track_caller]));
     let vis = &func.vis;
+    let statements = match body {
+        Body::Runtime => {
+            let (inner, closure) = match inner_function(model) {
+                None => (None, closure(model, &arg_types, &output.returned)),
+                Some(_) => {
+                    let inner = ItemFn {
+                        attrs: inner_attrs,
+                        vis: Visibility::Inherited,
+                        ..func.clone()
+                    };
+                    (Some(inner), calling_closure(model, name, &item_ty))
+                }
+            };
+            let runtime = runtime_function(model);
+            let config = config(&model.options);
+            let ordered = (model.kind == Kind::Imap).then(|| {
+                let ordered = model.options.ordered.as_ref().is_none_or(|o| o.value);
+                quote!(#ordered,)
+            });
+            let mut call = quote! {
+                ::twat_mp::__private::#runtime(#config, #ordered ::twat_mp::__render!(#item_ty), #closure, #items)
+            };
+            if model.kind == Kind::Apmap {
+                call = quote!(#call.await);
+            }
+            quote!(#inner #call)
+        }
+        Body::StandIn if model.kind == Kind::Imap => {
+            quote!(let _ = #items; ::core::iter::empty())
+        }
+        Body::StandIn => quote!(let _ = #items; loop {}),
+    };
     quote! {
         #(#outer_attrs)*
         #track_caller
         #vis #asyncness fn #name #generics(#items: #items_ty) -> #returns #where_clause {
-            #inner
-            #call
+            #statements
+        }
+    }
+}
+
+/// Why the function of one item must stay a function (an inner one) rather than become
+/// a closure, and the token that makes it so.
+pub(crate) enum InnerFunction {
+    /// An attribute other than those the mapper takes over (`#[inline]`, ...).
+    Attribute(Box<Attribute>),
+    /// The body calls the function by its name: an inner function of that name is what
+    /// the call reaches, as in the function as written.
+    Recursion(Ident),
+    /// A closure cannot declare `impl Trait` as its return type.
+    ImplTrait(Box<syn::TypeImplTrait>),
+}
+
+impl InnerFunction {
+    /// The tokens to point at.
+    pub(crate) fn tokens(&self) -> TokenStream {
+        match self {
+            InnerFunction::Attribute(attr) => attr.to_token_stream(),
+            InnerFunction::Recursion(ident) => ident.to_token_stream(),
+            InnerFunction::ImplTrait(ty) => ty.to_token_stream(),
+        }
+    }
+}
+
+/// `None` when the function of one item becomes a closure (the usual case).
+pub(crate) fn inner_function(model: &Model) -> Option<InnerFunction> {
+    let func = &model.func;
+    if let Some(attr) = split_attributes(&func.attrs).1.into_iter().next() {
+        return Some(InnerFunction::Attribute(Box::new(attr)));
+    }
+    if let ReturnType::Type(_, returned) = &func.sig.output {
+        let mut finder = ImplTraitFinder(None);
+        finder.visit_type(returned);
+        if let Some(found) = finder.0 {
+            return Some(InnerFunction::ImplTrait(Box::new(found)));
+        }
+    }
+    // Inside an `impl`, where `Self` is written, a bare name never reaches the function
+    // itself (that is `Self::name`): no recursion to keep.
+    if !mentions_self(func) {
+        if let Some(call) = bare_use(func.block.to_token_stream(), &func.sig.ident) {
+            return Some(InnerFunction::Recursion(call));
+        }
+    }
+    None
+}
+
+/// Whether `Self` appears anywhere in the function: it is then an associated function.
+pub(crate) fn mentions_self(func: &ItemFn) -> bool {
+    fn search(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            TokenTree::Ident(ident) => ident == "Self",
+            TokenTree::Group(group) => search(group.stream()),
+            _ => false,
+        })
+    }
+    search(func.sig.to_token_stream()) || search(func.block.to_token_stream())
+}
+
+/// The first use of `name` on its own (not `x.name` or `path::name`), at any depth,
+/// macro arguments included.
+fn bare_use(tokens: TokenStream, name: &Ident) -> Option<Ident> {
+    let mut previous: [Option<TokenTree>; 2] = [None, None];
+    for token in tokens {
+        match &token {
+            TokenTree::Ident(ident) if ident == name => {
+                let dotted = is_punct(&previous[1], '.');
+                let pathed = is_punct(&previous[1], ':') && is_punct(&previous[0], ':');
+                if !dotted && !pathed {
+                    return Some(ident.clone());
+                }
+            }
+            TokenTree::Group(group) => {
+                if let Some(found) = bare_use(group.stream(), name) {
+                    return Some(found);
+                }
+            }
+            _ => {}
+        }
+        previous = [previous[1].take(), Some(token)];
+    }
+    None
+}
+
+/// Whether `token` is the punctuation `c`.
+fn is_punct(token: &Option<TokenTree>, c: char) -> bool {
+    matches!(token, Some(TokenTree::Punct(punct)) if punct.as_char() == c)
+}
+
+/// The first `impl Trait` in a type.
+struct ImplTraitFinder(Option<syn::TypeImplTrait>);
+
+impl<'ast> Visit<'ast> for ImplTraitFinder {
+    fn visit_type_impl_trait(&mut self, ty: &'ast syn::TypeImplTrait) {
+        if self.0.is_none() {
+            self.0 = Some(ty.clone());
         }
     }
 }
@@ -134,10 +272,35 @@ fn split_attributes(attrs: &[Attribute]) -> (Vec<Attribute>, Vec<Attribute>) {
         .partition(|attr| OUTER.iter().any(|name| attr.path().is_ident(name)))
 }
 
-/// `|x| f(x)`, or `|(a, b): (A, B)| f(a, b)` for several parameters. The names are the
-/// user's where a parameter is a plain name, fresh ones otherwise; none can clash with the
-/// user's, since they are hygienic.
-fn closure(model: &Model, name: &Ident, item_ty: &Type) -> TokenStream {
+/// The function of one item as a closure: `|x: T| -> R { body }`, or
+/// `|(a, b): (A, B)| -> R { body }` for several parameters, with the user's own patterns,
+/// types (elided lifetimes named) and body. For an `async fn`, a closure whose future
+/// gives the body's value as `R` (so that it is coerced to `R` as a function's would be).
+fn closure(model: &Model, arg_types: &[Type], returned: &Type) -> TokenStream {
+    let pats: Vec<&Pat> = model.args.iter().map(|arg| &arg.pat).collect();
+    let params = match (pats.as_slice(), arg_types) {
+        ([pat], [ty]) => quote!(#pat: #ty),
+        _ => quote!((#(#pats),*): (#(#arg_types),*)),
+    };
+    let block = &model.func.block;
+    let written = matches!(model.func.sig.output, ReturnType::Type(..));
+    match (model.func.sig.asyncness.is_some(), written) {
+        (true, true) => {
+            let output = Ident::new("output", Span::mixed_site());
+            quote!(|#params| async move { let #output: #returned = #block; #output })
+        }
+        (true, false) => quote!(|#params| async move #block),
+        (false, true) => quote!(|#params| -> #returned #block),
+        // A closure's body is an expression: a block that gives `()` where it ends in a
+        // statement, as the function's did.
+        (false, false) => quote!(|#params| #block),
+    }
+}
+
+/// For an inner function: `|x| f(x)`, or `|(a, b): (A, B)| f(a, b)` for several
+/// parameters. The names are the user's where a parameter is a plain name, fresh ones
+/// otherwise; none can clash with the user's, since they are hygienic.
+fn calling_closure(model: &Model, name: &Ident, item_ty: &Type) -> TokenStream {
     let names: Vec<Ident> = model
         .args
         .iter()
@@ -163,18 +326,22 @@ fn closure(model: &Model, name: &Ident, item_ty: &Type) -> TokenStream {
     }
 }
 
-/// What the mapper returns.
-fn outer_return_type(kind: Kind, output: &Output) -> TokenStream {
+/// What the mapper returns. A `Result` recognised by its name with its `R` written
+/// (`io::Result<R>`) becomes the same path over `Vec<R>`; one whose `R` is not written
+/// (`fmt::Result`, an alias marked `result`) becomes what the runtime returns for it,
+/// named through the trait that sees through the alias.
+fn outer_return_type(model: &Model, output: &Output) -> TokenStream {
     let each = &output.returned;
-    let collected = match &output.ok {
-        None => quote!(::std::vec::Vec<#each>),
-        Some(ok) => {
+    let collected = match (&output.ok, model.fallible()) {
+        (_, false) => quote!(::std::vec::Vec<#each>),
+        (Some(ok), true) if output.recognised => {
             let mut whole = each.clone();
             replace_first_type_argument(&mut whole, syn::parse_quote!(::std::vec::Vec<#ok>));
             quote!(#whole)
         }
+        (_, true) => quote!(<#each as ::twat_mp::__private::Fallible>::Collected),
     };
-    match kind {
+    match model.kind {
         Kind::Pmap | Kind::Apmap => collected,
         Kind::Amap => quote!(::twat_mp::AsyncResult<#collected>),
         Kind::Imap => quote!(impl ::core::iter::Iterator<Item = #each>),
@@ -200,7 +367,7 @@ fn replace_first_type_argument(ty: &mut Type, with: Type) {
 
 /// `pmap`, `imap_result`, `amap_result_process`, ...
 fn runtime_function(model: &Model) -> Ident {
-    let fallible = model.output.ok.is_some();
+    let fallible = model.fallible();
     format_ident!(
         "{}{}{}",
         model.kind.name(),

@@ -43,15 +43,47 @@ use parse::{Errors, Kind};
 ///
 /// - Several parameters map over tuples: `fn f(a: A, b: B)` takes
 ///   `impl IntoIterator<Item = (A, B)>`.
-/// - Returning `Result<R, E>` (also `io::Result<R>`, `anyhow::Result<R>`, ...) gives
-///   `Result<Vec<R>, E>`: the lowest failing item's own error, as it returned it.
+/// - Returning `Result<R, E>` gives `Result<Vec<R>, E>`: the lowest failing item's own
+///   error, as it returned it. The error must be `Send`, as it comes back from the pool's
+///   threads: `Box<dyn Error + Send + Sync>`, not `Box<dyn Error>`.
 /// - A panic in an item resumes in the caller with its original payload (the lowest
 ///   failing item's, if several fail).
 /// - Visibility, docs, generics and where clauses are kept; items and results must be
-///   `Send`. Items may borrow (`fn f(line: &str)`): the call blocks until all are done.
+///   `Send`. Items may borrow (`fn f(line: &str)`): the call blocks until all are done
+///   (with `process` they must own their data: `String`, not `&str`).
+/// - An associated function (in an `impl`) maps as a free one does, `Self` and the impl's
+///   generics included: `Type::f(items)`.
 /// - Docs, lint levels, `cfg`, `deprecated` and `must_use` stay on the function you call;
 ///   other attributes (`#[inline]`, `#[tracing::instrument]`, ...) stay on your function of
-///   one item, which the mapper keeps inside it unchanged.
+///   one item, which the mapper then keeps inside it unchanged, as a nested function. A
+///   nested function cannot see `Self` or the impl's generics: an associated function
+///   with such an attribute (or returning `impl Trait`) is refused where it writes `Self`;
+///   move its body into an associated function of its own that carries the attribute.
+///
+/// # Which functions return a `Result`
+///
+/// An attribute sees the names in the signature, not the types behind them: the function
+/// returns a `Result` when its return type's path ends in `Result` — `Result<R, E>`,
+/// `io::Result<R>`, `anyhow::Result<R>`, your crate's own `Result<R>`, `fmt::Result`. Any
+/// other name is a plain value, even an alias of a `Result`; mark such an alias with
+/// `result`, and the mapper returns the `Result<Vec<R>, E>` it stands for:
+///
+/// ```
+/// use twat_mp::pmap;
+///
+/// #[derive(Debug, PartialEq)]
+/// struct NotANumber(String);
+///
+/// type Parsed<T> = Result<T, NotANumber>;
+///
+/// #[pmap(result)]
+/// fn parse(text: &str) -> Parsed<u32> {
+///     text.parse().map_err(|_| NotANumber(text.to_owned()))
+/// }
+///
+/// assert_eq!(parse(["1", "22"]), Ok(vec![1, 22]));
+/// assert_eq!(parse(["1", "x"]), Err(NotANumber("x".to_owned())));
+/// ```
 ///
 /// # Options
 ///
@@ -62,16 +94,19 @@ use parse::{Errors, Kind};
 /// | `debug` | report the pool's events and each failure with its item through `tracing` |
 /// | `process` | run the items in worker processes (a `ProcessPool`) instead of threads |
 /// | `timeout = "5s"` | with `process`: kill an item's worker after this long (`ms`, `s`, `m`, `h`) |
+/// | `result` | the return type is a `Result` behind an alias of another name (see above) |
 ///
 /// Mappers with the same options share one pool, built on first use.
 ///
 /// # Errors at compile time
 ///
 /// A function without a parameter, a method (`self`), an `async fn` (use [`apmap`]), an
-/// `unsafe`, `const` or `extern` fn, `impl Trait` parameters, unknown or mistyped options,
-/// and options that would do nothing where they are written (`timeout` without `process`,
-/// `ordered` outside [`imap`], ...) are refused with an error on the offending token that
-/// says what to write.
+/// `unsafe`, `const` or `extern` fn, `impl Trait` parameters, `-> !`, two of these
+/// attributes on one function, borrowed items or results where they cannot be (with
+/// `process`; in [`imap`], [`amap`], [`apmap`]), a `Box<dyn Error>` error type, unknown or
+/// mistyped options, and options that would do nothing where they are written (`timeout`
+/// without `process`, `ordered` outside [`imap`], `result` on a recognised `Result`, ...)
+/// are refused with an error on the offending token that says what to write.
 #[proc_macro_attribute]
 pub fn pmap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Pmap, attr.into(), item.into(), cfg!(feature = "aio")).into()
@@ -105,10 +140,12 @@ pub fn pmap(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// The results come in input order, or in completion order with `ordered = false`. A
-/// function returning `Result<R, E>` gives an iterator of each item's own `Result`. A panic
-/// in an item resumes in the caller when the iteration reaches it. The items and results
-/// must be `Send + 'static`, and so must the input iterator: it is read from the pool's
-/// side. Options: those of [`pmap`], and `ordered = false`.
+/// function returning `Result<R, E>` (by the rule of [`pmap`]) gives an iterator of each
+/// item's own `Result`. A panic in an item resumes in the caller when the iteration
+/// reaches it. The items and results must be `Send + 'static` — they own their data
+/// (`String`, not `&str`), since they are mapped after the call has returned — and so must
+/// the input iterator: it is read from the pool's side. Options: those of [`pmap`], and
+/// `ordered = false`.
 #[proc_macro_attribute]
 pub fn imap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Imap, attr.into(), item.into(), cfg!(feature = "aio")).into()
@@ -131,8 +168,9 @@ pub fn imap(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// assert_eq!(pending.get(), [2, 3]);
 /// ```
 ///
-/// With `Result<R, E>`, `get()` gives `Result<Vec<R>, E>`; a panic in an item resumes in
-/// the caller of `get()`. The items and results must be `Send + 'static`. Options: those of
+/// With `Result<R, E>` (by the rule of [`pmap`]), `get()` gives `Result<Vec<R>, E>`; a
+/// panic in an item resumes in the caller of `get()`. The items and results must be
+/// `Send + 'static`: they own their data (`String`, not `&str`). Options: those of
 /// [`pmap`].
 #[proc_macro_attribute]
 pub fn amap(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -164,8 +202,9 @@ pub fn amap(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Mappers with the same options share one async pool. A function returning
-/// `Result<R, E>` gives `Result<Vec<R>, E>`, as with [`pmap`]. Without the `aio` feature
-/// the attribute is a compile error that says how to enable it.
+/// `Result<R, E>` gives `Result<Vec<R>, E>`, as with [`pmap`] (and by its rule). The items
+/// and results must be `Send + 'static`: they own their data (`String`, not `&str`).
+/// Without the `aio` feature the attribute is a compile error that says how to enable it.
 ///
 /// # Options
 ///
@@ -176,6 +215,7 @@ pub fn amap(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// | `timeout = "5s"` | a task that runs past it fails as timed out (`ms`, `s`, `m`, `h`) |
 /// | `debug` | report the pool's events and each failure with its item through `tracing` |
 /// | `process` | run the tasks in worker processes, each with its own runtime |
+/// | `result` | the return type is a `Result` behind an alias of another name |
 #[proc_macro_attribute]
 pub fn apmap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Apmap, attr.into(), item.into(), cfg!(feature = "aio")).into()
@@ -183,7 +223,8 @@ pub fn apmap(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// One attribute, start to end. On misuse, the errors come with what keeps the function's
 /// callers free of follow-on errors: the mapper without its options when only options are
-/// wrong, else the function as written.
+/// wrong (or when only `process` cannot take the types), a stand-in mapper when the types
+/// cannot be mapped in any mode, else the function as written.
 pub(crate) fn mapper(
     kind: Kind,
     attr: TokenStream2,
@@ -201,27 +242,62 @@ pub(crate) fn mapper(
     }
     let mut errors = Errors::default();
     let options = parse::parse_options(kind, attr, &mut errors);
-    let mut model = match parse::parse_function(kind, options, item.clone())
-        .and_then(|model| validate::signature(&model).map(|()| model))
-    {
+    let mut model = match parse::parse_function(kind, options, item.clone()) {
         Ok(model) => model,
         Err(err) => {
             errors.push(err);
-            let error = errors.finish(()).expect_err("an error was pushed");
-            let error = error.to_compile_error();
-            return quote!(#error #item);
+            return failed(errors, item);
         }
     };
-    if let Err(err) = validate::options(&model) {
+    if let Err(err) = validate::signature(&model) {
         errors.push(err);
-        model.options = parse::Options::default();
+        let mut func = model.func;
+        validate::without_never(&mut func);
+        return failed(errors, quote!(#func));
     }
-    let expanded = expand::expand(&model);
+    let mut wrong = false;
+    for check in [validate::options, validate::types] {
+        if let Err(err) = check(&model) {
+            errors.push(err);
+            wrong = true;
+        }
+    }
+    // The mapper on the default thread pool, or, where threads cannot take the types
+    // either, a stand-in.
+    let mut stand_in = false;
+    if wrong {
+        model.options = without_pool_options(&model);
+        stand_in = validate::types(&model).is_err();
+    }
+    let expanded = if stand_in {
+        expand::stand_in(&model)
+    } else {
+        expand::expand(&model)
+    };
     match errors.finish(()) {
         Ok(()) => expanded,
         Err(err) => {
             let error = err.to_compile_error();
             quote!(#error #expanded)
         }
+    }
+}
+
+/// The errors, then `item`.
+fn failed(errors: Errors, item: TokenStream2) -> TokenStream2 {
+    let error = errors.finish(()).expect_err("an error was pushed");
+    let error = error.to_compile_error();
+    quote!(#error #item)
+}
+
+/// The options of a mapper on the default thread pool: none, but `result` where it is
+/// rightly given, since it is about the function's signature (callers rely on it), not
+/// the pool.
+fn without_pool_options(model: &parse::Model) -> parse::Options {
+    parse::Options {
+        result: validate::result_option(model)
+            .ok()
+            .and(model.options.result.clone()),
+        ..parse::Options::default()
     }
 }

@@ -162,6 +162,19 @@ pub(crate) const RULES: &[Rule] = &[
         given: |o| o.debug.as_ref().map(|s| &s.name),
     },
     Rule {
+        // A macro sees the return type's name only: `result` marks a `Result` behind an
+        // alias of another name (`type Res<T> = Result<T, MyErr>`), so that every
+        // attribute, in every mode, calls its `_result` runtime and hands back the lowest
+        // failing item's own error. Where the name is already recognised it would do
+        // nothing: `validate` refuses it there.
+        name: "result",
+        usage: "`result`",
+        effect: [ANY, ANY, ANY, ANY],
+        refusal: "",
+        read: |o, name, value| parse::set(&mut o.result, name, parse::flag(name, value)?),
+        given: |o| o.result.as_ref().map(|s| &s.name),
+    },
+    Rule {
         // Known, so that it is explained rather than called unknown; no runtime yet.
         name: "progress",
         usage: "`progress`",
@@ -252,10 +265,12 @@ mod tests {
         rule.usage.trim_matches('`').to_owned()
     }
 
+    /// A function whose return type is a path the attributes do not recognise as a
+    /// `Result`, so that `result` has something to mark.
     fn item(kind: Kind) -> TokenStream {
         match kind {
-            Kind::Apmap => "async fn f(x: u8) -> u8 { x }",
-            _ => "fn f(x: u8) -> u8 { x }",
+            Kind::Apmap => "async fn f(x: u8) -> Res<u8> { Ok(x) }",
+            _ => "fn f(x: u8) -> Res<u8> { Ok(x) }",
         }
         .parse()
         .unwrap()
@@ -338,13 +353,13 @@ mod tests {
             takes,
             [
                 "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `debug`",
+                 (with `process`), `debug`, `result`",
                 "`#[imap]` takes `nodes = 4`, `chunksize = 64`, `ordered = false`, `process`, \
-                 `timeout = \"5s\"` (with `process`), `debug`",
+                 `timeout = \"5s\"` (with `process`), `debug`, `result`",
                 "`#[amap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `debug`",
+                 (with `process`), `debug`, `result`",
                 "`#[apmap]` takes `nodes = 4`, `concurrency = 100`, `process`, \
-                 `timeout = \"5s\"`, `debug`",
+                 `timeout = \"5s\"`, `debug`, `result`",
             ]
         );
     }

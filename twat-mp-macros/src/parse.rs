@@ -55,15 +55,24 @@ pub(crate) struct Options {
     pub process: Option<Setting<()>>,
     pub debug: Option<Setting<()>>,
     pub progress: Option<Setting<()>>,
+    /// The function returns a `Result` behind a type alias the attribute cannot see
+    /// through.
+    pub result: Option<Setting<()>>,
 }
 
 /// What the function returns, which decides the mapper's return type and runtime call.
+///
+/// A macro sees names, not types: a return type is recognised as a `Result` when the last
+/// segment of its path is `Result` (`Result<R, E>`, `io::Result<R>`, `anyhow::Result<R>`,
+/// a crate's own `Result<R>`, `fmt::Result`). A `Result` behind an alias of another name
+/// is marked with the `result` option.
 #[derive(Clone)]
 pub(crate) struct Output {
     /// The type one call returns, as written (`()` when omitted).
     pub returned: Type,
-    /// `R` when the function returns `Result<R, E>` (any path whose last segment is
-    /// `Result` with generic arguments, as `io::Result<R>`): the mapper is fallible.
+    /// Whether `returned` is recognised as a `Result` by its name.
+    pub recognised: bool,
+    /// `R` of a recognised `Result<R, ...>`, when it is written (not for `fmt::Result`).
     pub ok: Option<Type>,
 }
 
@@ -84,6 +93,14 @@ pub(crate) struct Model {
     /// The typed parameters; a `self` receiver is left to validation.
     pub args: Vec<Arg>,
     pub output: Output,
+}
+
+impl Model {
+    /// Whether the function returns a `Result`: the mapper then returns the lowest failing
+    /// item's own error.
+    pub(crate) fn fallible(&self) -> bool {
+        self.output.recognised || self.options.result.is_some()
+    }
 }
 
 /// Parses the function the attribute is on.
@@ -110,6 +127,7 @@ pub(crate) fn parse_function(
         ReturnType::Type(_, ty) => (**ty).clone(),
     };
     let output = Output {
+        recognised: is_result(&returned),
         ok: result_ok_type(&returned),
         returned,
     };
@@ -122,13 +140,27 @@ pub(crate) fn parse_function(
     })
 }
 
+/// Whether `ty` is a path whose last segment is `Result`.
+pub(crate) fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| last.ident == "Result"),
+        Type::Paren(inner) => is_result(&inner.elem),
+        Type::Group(inner) => is_result(&inner.elem),
+        _ => false,
+    }
+}
+
 /// `R` when `ty` is `…::Result<R, …>`.
 fn result_ok_type(ty: &Type) -> Option<Type> {
-    let Type::Path(path) = ty else { return None };
-    let last = path.path.segments.last()?;
-    if last.ident != "Result" {
+    if !is_result(ty) {
         return None;
     }
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
     let PathArguments::AngleBracketed(args) = &last.arguments else {
         return None;
     };
@@ -491,7 +523,7 @@ pub(crate) mod tests {
         assert_eq!(
             err,
             "unknown option `colour`; `#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, \
-             `timeout = \"5s\"` (with `process`), `debug`"
+             `timeout = \"5s\"` (with `process`), `debug`, `result`"
         );
         let err = options(Kind::Pmap, quote!(node = 4)).unwrap_err();
         assert!(
@@ -631,19 +663,49 @@ pub(crate) mod tests {
             ),
         ] {
             let m = model(Kind::Pmap, quote!(fn f(x: u8) -> #ret { unreachable!() }));
+            assert!(m.output.recognised && m.fallible(), "{ret}");
             let (whole, found) = (&m.output.returned, m.output.ok.expect("fallible"));
             assert_eq!(quote!(#found).to_string(), ok);
             let written: Type = syn::parse2(ret.clone()).unwrap();
             assert_eq!(quote!(#whole).to_string(), quote!(#written).to_string());
         }
+        // `fmt::Result`, and any `Result` without arguments, is one whose `R` is not
+        // written.
         for ret in [
             quote!(fmt::Result),
-            quote!(Results<u8>),
-            quote!(Option<Result<u8, E>>),
+            quote!(std::fmt::Result),
+            quote!(Result),
         ] {
             let m = model(Kind::Pmap, quote!(fn f(x: u8) -> #ret { unreachable!() }));
-            assert!(m.output.ok.is_none(), "{ret} is plain");
+            assert!(m.output.recognised && m.output.ok.is_none(), "{ret}");
+            assert!(m.fallible());
         }
+        for ret in [
+            quote!(Results<u8>),
+            quote!(Option<Result<u8, E>>),
+            quote!(Res<u8>),
+            quote!((Result<u8, E>, u8)),
+        ] {
+            let m = model(Kind::Pmap, quote!(fn f(x: u8) -> #ret { unreachable!() }));
+            assert!(
+                !m.output.recognised && m.output.ok.is_none(),
+                "{ret} is plain"
+            );
+            assert!(!m.fallible());
+        }
+        // Unless marked.
+        let options = tests::checked(Kind::Pmap, quote!(result)).unwrap();
+        let m = parse_function(
+            Kind::Pmap,
+            options,
+            quote!(
+                fn f(x: u8) -> Res<u8> {
+                    Ok(x)
+                }
+            ),
+        )
+        .unwrap();
+        assert!(m.fallible() && !m.output.recognised);
     }
 
     #[test]

@@ -100,6 +100,42 @@ const CASES: &[Case] = &[
         "process",
         "fn parse(line: String) -> Result<u32, String> { line.parse().map_err(|_| line) }",
     ),
+    case(
+        "pmap_associated",
+        Kind::Pmap,
+        "",
+        "fn scaled(x: u64) -> Self { Self(x * Self::FACTOR) }",
+    ),
+    case(
+        "pmap_recursive",
+        Kind::Pmap,
+        "",
+        "fn fib(n: u64) -> u64 { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }",
+    ),
+    case(
+        "pmap_result_alias",
+        Kind::Pmap,
+        "result",
+        "fn parse(line: String) -> Parsed<u32> { line.parse().map_err(Bad) }",
+    ),
+    case(
+        "pmap_fmt_result",
+        Kind::Pmap,
+        "",
+        "fn check(x: u8) -> fmt::Result { if x > 9 { Err(fmt::Error) } else { Ok(()) } }",
+    ),
+    case(
+        "pmap_process_borrowed_item",
+        Kind::Pmap,
+        "process",
+        "fn length(line: &str) -> usize { line.len() }",
+    ),
+    case(
+        "pmap_never",
+        Kind::Pmap,
+        "",
+        "fn fail(x: u8) -> ! { panic!(\"{x}\") }",
+    ),
     case("imap", Kind::Imap, "", "fn square(x: u64) -> u64 { x * x }"),
     case(
         "imap_unordered_result",
@@ -112,6 +148,12 @@ const CASES: &[Case] = &[
         Kind::Imap,
         "",
         "fn wrap<T: Clone>(x: T) -> Vec<T> { vec![x] }",
+    ),
+    case(
+        "imap_borrowed_item",
+        Kind::Imap,
+        "",
+        "fn length(line: &str) -> usize { line.len() }",
     ),
     case(
         "imap_process",

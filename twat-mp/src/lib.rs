@@ -45,6 +45,7 @@ mod async_result;
 mod debug;
 mod engine;
 mod error;
+mod mapped;
 mod panic_capture;
 #[cfg(target_os = "linux")]
 mod process;
@@ -84,6 +85,7 @@ pub mod __private {
     pub use crate::aio::{apmap_process, apmap_result_process};
     pub use crate::engine::registry::Config;
     pub use crate::engine::render::{RenderDebug, RenderNothing, RenderProbe};
+    pub use crate::mapped::{Fallible, MappedError};
     #[cfg(target_os = "linux")]
     pub use crate::process::attribute::*;
     pub use crate::thread_pool::attribute::*;

@@ -5,13 +5,10 @@
 fn square(
     items: impl ::core::iter::IntoIterator<Item = u64>,
 ) -> ::twat_mp::AsyncResult<::std::vec::Vec<u64>> {
-    fn square(x: u64) -> u64 {
-        x * x
-    }
     ::twat_mp::__private::amap(
         &::twat_mp::__private::Config::DEFAULT,
         ::twat_mp::__render!(u64),
-        |x| square(x),
+        |x: u64| -> u64 { x * x },
         items,
     )
 }

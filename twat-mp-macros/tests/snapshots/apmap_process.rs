@@ -4,9 +4,6 @@
 async fn fetch(
     items: impl ::core::iter::IntoIterator<Item = String>,
 ) -> ::std::vec::Vec<usize> {
-    async fn fetch(url: String) -> usize {
-        get(&url).await.len()
-    }
     ::twat_mp::__private::apmap_process(
             &::twat_mp::__private::Config {
                 nodes: ::core::option::Option::Some(4),
@@ -14,7 +11,10 @@ async fn fetch(
                 ..::twat_mp::__private::Config::DEFAULT
             },
             ::twat_mp::__render!(String),
-            |url| fetch(url),
+            |url: String| async move {
+                let output: usize = { get(&url).await.len() };
+                output
+            },
             items,
         )
         .await

@@ -14,13 +14,10 @@ fn square<T: Mul + Copy + ::core::marker::Send>(
 where
     T::Output: ::core::marker::Send,
 {
-    fn square<T: Mul + Copy>(x: T) -> T::Output {
-        x * x
-    }
     ::twat_mp::__private::pmap(
         &::twat_mp::__private::Config::DEFAULT,
         ::twat_mp::__render!(T),
-        |x| square(x),
+        |x: T| -> T::Output { x * x },
         items,
     )
 }

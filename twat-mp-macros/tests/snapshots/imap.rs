@@ -5,14 +5,11 @@
 fn square(
     items: impl ::core::iter::IntoIterator<Item = u64, IntoIter: 'static>,
 ) -> impl ::core::iter::Iterator<Item = u64> {
-    fn square(x: u64) -> u64 {
-        x * x
-    }
     ::twat_mp::__private::imap(
         &::twat_mp::__private::Config::DEFAULT,
         true,
         ::twat_mp::__render!(u64),
-        |x| square(x),
+        |x: u64| -> u64 { x * x },
         items,
     )
 }

@@ -8,14 +8,11 @@ fn wrap<T: Clone + ::core::marker::Send + 'static>(
 where
     Vec<T>: ::core::marker::Send + 'static,
 {
-    fn wrap<T: Clone>(x: T) -> Vec<T> {
-        vec![x]
-    }
     ::twat_mp::__private::imap(
         &::twat_mp::__private::Config::DEFAULT,
         true,
         ::twat_mp::__render!(T),
-        |x| wrap(x),
+        |x: T| -> Vec<T> { vec![x] },
         items,
     )
 }

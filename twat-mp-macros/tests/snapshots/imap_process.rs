@@ -5,9 +5,6 @@
 fn square(
     items: impl ::core::iter::IntoIterator<Item = u64, IntoIter: 'static>,
 ) -> impl ::core::iter::Iterator<Item = u64> {
-    fn square(x: u64) -> u64 {
-        x * x
-    }
     ::twat_mp::__private::imap_process(
         &::twat_mp::__private::Config {
             process: true,
@@ -18,7 +15,7 @@ fn square(
         },
         true,
         ::twat_mp::__render!(u64),
-        |x| square(x),
+        |x: u64| -> u64 { x * x },
         items,
     )
 }

@@ -5,9 +5,6 @@
 fn parse(
     items: impl ::core::iter::IntoIterator<Item = String, IntoIter: 'static>,
 ) -> impl ::core::iter::Iterator<Item = Result<u32, std::num::ParseIntError>> {
-    fn parse(line: String) -> Result<u32, std::num::ParseIntError> {
-        line.parse()
-    }
     ::twat_mp::__private::imap_result(
         &::twat_mp::__private::Config {
             nodes: ::core::option::Option::Some(8),
@@ -15,7 +12,7 @@ fn parse(
         },
         false,
         ::twat_mp::__render!(String),
-        |line| parse(line),
+        |line: String| -> Result<u32, std::num::ParseIntError> { line.parse() },
         items,
     )
 }

@@ -8,16 +8,10 @@ pub(crate) fn describe<T: Debug>(
 where
     T: Clone + ::core::marker::Send,
 {
-    fn describe<T: Debug>(x: T) -> String
-    where
-        T: Clone,
-    {
-        format!("{x:?}")
-    }
     ::twat_mp::__private::pmap(
         &::twat_mp::__private::Config::DEFAULT,
         ::twat_mp::__render!(T),
-        |x| describe(x),
+        |x: T| -> String { format!("{x:?}") },
         items,
     )
 }

@@ -6,13 +6,10 @@ fn identity<T>(items: impl ::core::iter::IntoIterator<Item = T>) -> ::std::vec::
 where
     T: ::core::marker::Send,
 {
-    fn identity<T>(x: T) -> T {
-        x
-    }
     ::twat_mp::__private::pmap(
         &::twat_mp::__private::Config::DEFAULT,
         ::twat_mp::__render!(T),
-        |x| identity(x),
+        |x: T| -> T { x },
         items,
     )
 }

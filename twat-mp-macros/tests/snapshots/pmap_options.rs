@@ -7,9 +7,6 @@
 pub fn square(
     items: impl ::core::iter::IntoIterator<Item = u64>,
 ) -> ::std::vec::Vec<u64> {
-    fn square(x: u64) -> u64 {
-        x * x
-    }
     ::twat_mp::__private::pmap(
         &::twat_mp::__private::Config {
             nodes: ::core::option::Option::Some(4),
@@ -18,7 +15,7 @@ pub fn square(
             ..::twat_mp::__private::Config::DEFAULT
         },
         ::twat_mp::__render!(u64),
-        |x| square(x),
+        |x: u64| -> u64 { x * x },
         items,
     )
 }

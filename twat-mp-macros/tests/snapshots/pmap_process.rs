@@ -3,9 +3,6 @@
 
 #[track_caller]
 fn square(items: impl ::core::iter::IntoIterator<Item = u64>) -> ::std::vec::Vec<u64> {
-    fn square(x: u64) -> u64 {
-        x * x
-    }
     ::twat_mp::__private::pmap_process(
         &::twat_mp::__private::Config {
             nodes: ::core::option::Option::Some(2),
@@ -16,7 +13,7 @@ fn square(items: impl ::core::iter::IntoIterator<Item = u64>) -> ::std::vec::Vec
             ..::twat_mp::__private::Config::DEFAULT
         },
         ::twat_mp::__render!(u64),
-        |x| square(x),
+        |x: u64| -> u64 { x * x },
         items,
     )
 }

@@ -5,16 +5,13 @@
 fn parse(
     items: impl ::core::iter::IntoIterator<Item = String>,
 ) -> Result<::std::vec::Vec<u32>, String> {
-    fn parse(line: String) -> Result<u32, String> {
-        line.parse().map_err(|_| line)
-    }
     ::twat_mp::__private::pmap_result_process(
         &::twat_mp::__private::Config {
             process: true,
             ..::twat_mp::__private::Config::DEFAULT
         },
         ::twat_mp::__render!(String),
-        |line| parse(line),
+        |line: String| -> Result<u32, String> { line.parse().map_err(|_| line) },
         items,
     )
 }

@@ -5,13 +5,12 @@
 fn parse<'item>(
     items: impl ::core::iter::IntoIterator<Item = &'item str>,
 ) -> Result<::std::vec::Vec<u32>, std::num::ParseIntError> {
-    fn parse(line: &str) -> Result<u32, std::num::ParseIntError> {
-        line.trim().parse()
-    }
     ::twat_mp::__private::pmap_result(
         &::twat_mp::__private::Config::DEFAULT,
         ::twat_mp::__render!(& 'item str),
-        |line| parse(line),
+        |line: &'item str| -> Result<u32, std::num::ParseIntError> {
+            line.trim().parse()
+        },
         items,
     )
 }

@@ -3,13 +3,12 @@
 
 #[track_caller]
 fn touch(items: impl ::core::iter::IntoIterator<Item = PathBuf>) -> ::std::vec::Vec<()> {
-    fn touch(path: PathBuf) {
-        let _ = fs::write(path, b"");
-    }
     ::twat_mp::__private::pmap(
         &::twat_mp::__private::Config::DEFAULT,
         ::twat_mp::__render!(PathBuf),
-        |path| touch(path),
+        |path: PathBuf| {
+            let _ = fs::write(path, b"");
+        },
         items,
     )
 }

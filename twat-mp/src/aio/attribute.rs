@@ -4,6 +4,7 @@
 use super::pool::{AsyncMultiPool, infallible};
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
+use crate::mapped::MappedError;
 use std::future::Future;
 use std::panic::Location;
 
@@ -51,7 +52,7 @@ where
     I: IntoIterator<Item = T>,
     T: Send + 'static,
     R: Send + 'static,
-    E: Send + 'static,
+    E: MappedError + 'static,
 {
     let call = Location::caller();
     let run = async_pool(config).run_map(f, items, render);

@@ -8,6 +8,7 @@ use crate::async_result::{AsyncResult, async_result};
 use crate::engine::item::resume_cancelled;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
+use crate::mapped::MappedError;
 use std::panic::Location;
 
 /// The thread pool of the attributes with this configuration.
@@ -32,7 +33,7 @@ pub fn pmap<T: Send, R: Send>(
 
 /// `#[pmap]` on `fn(T) -> Result<R, E>`: the results, or the lowest failing item's `E`.
 #[track_caller]
-pub fn pmap_result<T: Send, R: Send, E: Send>(
+pub fn pmap_result<T: Send, R: Send, E: MappedError>(
     config: &Config,
     render: Option<Render<T>>,
     f: impl Fn(T) -> Result<R, E> + Sync,
@@ -78,7 +79,7 @@ pub fn imap_result<T, R, E, I>(
 where
     T: Send + 'static,
     R: Send + 'static,
-    E: Send + 'static,
+    E: MappedError + 'static,
     I: IntoIterator<Item = T>,
     I::IntoIter: 'static,
 {
@@ -125,7 +126,7 @@ pub fn amap_result<T, R, E>(
 where
     T: Send + 'static,
     R: Send + 'static,
-    E: Send + 'static,
+    E: MappedError + 'static,
 {
     let call = Location::caller();
     let pool = thread_pool(config);
