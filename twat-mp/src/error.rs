@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use crate::panic_capture::{CallSite, PanicOrigin};
 
+mod source;
+
+pub(crate) use source::box_returned;
+
 /// The boxed error a function returned, as kept in [`ErrorKind::Failed`].
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
@@ -23,6 +27,10 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 ///
 /// When several items of one call fail, the pool reports the one with the lowest index,
 /// the same one on every run.
+///
+/// When the function returned an error of its own, [`source`](Error::source) borrows it
+/// and [`downcast_ref`](Self::downcast_ref), [`downcast`](Self::downcast) and
+/// [`into_source`](Self::into_source) give it back typed, through an `anyhow::Error` too.
 ///
 /// ```
 /// use twat_mp::{ErrorKind, ThreadPool};

@@ -63,7 +63,8 @@ pub use debug::{debug_mode, set_debug_mode};
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
 #[cfg(target_os = "linux")]
 pub use process::{
-    CrossProcess, ProcessImap, ProcessPool, ProcessPoolBuilder, ProcessUimap, RemoteError,
+    CrossProcess, CrossProcessError, ProcessImap, ProcessPool, ProcessPoolBuilder, ProcessUimap,
+    RemoteError, StarArgs, via,
 };
 pub use thread_pool::{Imap, ThreadPool, ThreadPoolBuilder, Uimap};
 pub use tuple_fn::TupleFn;

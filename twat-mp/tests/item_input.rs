@@ -32,7 +32,10 @@ fn a_panicked_or_failed_item_shows_its_input() {
     let err = pool.map(panic_on_word, words).unwrap_err();
     assert_eq!(err.input(), Some("\"boom\""));
     let err = pool
-        .try_map(|s: String| s.parse::<u8>(), ["1", "x"].map(String::from))
+        .try_map(
+            |s: String| s.parse::<u8>().map_err(|err| err.to_string()),
+            ["1", "x"].map(String::from),
+        )
         .unwrap_err();
     assert_eq!(err.input(), Some("\"x\""));
     let outcomes: Vec<_> = pool.imap(crash_on_three, 2..5).collect();

@@ -87,7 +87,7 @@ fn debug_mode_reports_workers_and_timeouts() {
         ErrorKind::TimedOut { .. }
     ));
     let parsed = pool.try_map(
-        |s: String| s.parse::<u8>(),
+        |s: String| s.parse::<u8>().map_err(|err| err.to_string()),
         ["1", "x", "3"].map(String::from),
     );
     assert_eq!(parsed.unwrap_err().index(), 1);

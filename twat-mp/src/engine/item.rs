@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::failure::{FailureMark, LowestFailure};
 use super::render::Render;
 use crate::debug::event;
-use crate::error::{BoxError, ErrorKind, WorkerError};
+use crate::error::{BoxError, ErrorKind, WorkerError, box_returned};
 use crate::panic_capture::{self, CallSite};
 
 /// What one item gave: its value, or how it failed.
@@ -66,7 +66,7 @@ impl<E> ItemFailure<E> {
     /// The failure as the pools report it, with the function's error boxed as the source.
     pub(crate) fn into_worker_error(self) -> WorkerError
     where
-        E: Into<BoxError>,
+        E: Into<BoxError> + 'static,
     {
         match self {
             ItemFailure::Returned {
@@ -74,7 +74,7 @@ impl<E> ItemFailure<E> {
                 worker,
                 input,
                 error,
-            } => WorkerError::new(index, ErrorKind::Failed(error.into()))
+            } => WorkerError::new(index, ErrorKind::Failed(box_returned(error)))
                 .with_worker(worker)
                 .with_input(input),
             ItemFailure::Worker(err) => err,

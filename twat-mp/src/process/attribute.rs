@@ -3,7 +3,7 @@
 //! The argument lists are those of the thread versions in `attribute_support`.
 
 use super::ProcessPool;
-use super::remote::{AsValue, CrossProcess, Fallible, Plain};
+use super::remote::{AsValue, CrossProcess, CrossProcessError, Fallible, Plain};
 use crate::async_result::{AsyncResult, async_result};
 use crate::engine::item::resume_cancelled;
 use crate::engine::registry::{Config, Registry};
@@ -17,47 +17,39 @@ fn process_pool(config: &Config) -> &'static ProcessPool {
     POOLS.get(config)
 }
 
-fn plain<F, T, R>(f: F) -> Plain<F, T, R>
-where
-    F: Fn(T) -> R + Copy + Send + Sync + 'static,
-{
-    Plain::new(f)
-}
-
-fn fallible<F, T, R, E>(f: F) -> Fallible<F, T, R, E, AsValue>
-where
-    F: Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
-{
-    Fallible::new(f)
-}
-
 /// `#[pmap(process)]` on `fn(T) -> R`: the results, or the lowest failing item's failure
 /// resumed as a panic.
 #[track_caller]
 pub fn pmap_process<T: CrossProcess, R: CrossProcess>(
     config: &Config,
     render: Option<Render<T>>,
-    f: impl Fn(T) -> R + Copy + Send + Sync + 'static,
+    f: fn(T) -> R,
     items: impl IntoIterator<Item = T>,
 ) -> Vec<R> {
     let call = Location::caller();
     process_pool(config)
-        .run_map(plain(f), items, render)
+        .run_map(Plain::new(f), items, render)
         .unwrap_or_else(|failure| failure.resume(call))
 }
 
 /// `#[pmap(process)]` on `fn(T) -> Result<R, E>`: the results, or the lowest failing
 /// item's own `E`, carried back from the worker.
 #[track_caller]
-pub fn pmap_result_process<T: CrossProcess, R: CrossProcess, E: CrossProcess>(
+pub fn pmap_result_process<T, R, E, Via>(
     config: &Config,
     render: Option<Render<T>>,
-    f: impl Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
+    f: fn(T) -> Result<R, E>,
     items: impl IntoIterator<Item = T>,
-) -> Result<Vec<R>, E> {
+) -> Result<Vec<R>, E>
+where
+    T: CrossProcess,
+    R: CrossProcess,
+    E: CrossProcessError<Via>,
+    Via: 'static,
+{
     let call = Location::caller();
     process_pool(config)
-        .run_map(fallible(f), items, render)
+        .run_map(Fallible::<_, _, _, AsValue<Via>>::new(f), items, render)
         .map_err(|failure| failure.into_original(call))
 }
 
@@ -68,7 +60,7 @@ pub fn imap_process<T, R, I>(
     config: &Config,
     ordered: bool,
     render: Option<Render<T>>,
-    f: impl Fn(T) -> R + Copy + Send + Sync + 'static,
+    f: fn(T) -> R,
     items: I,
 ) -> impl Iterator<Item = R> + 'static
 where
@@ -79,29 +71,31 @@ where
 {
     let call = Location::caller();
     process_pool(config)
-        .lazy_call(plain(f), items.into_iter(), render, ordered)
+        .lazy_call(Plain::new(f), items.into_iter(), render, ordered)
         .map(|outcome| outcome.unwrap_or_else(|failure| failure.resume(call)))
 }
 
 /// `#[imap(process)]` on `fn(T) -> Result<R, E>`: each item's own `Result`, lazily.
 #[track_caller]
-pub fn imap_result_process<T, R, E, I>(
+pub fn imap_result_process<T, R, E, Via, I>(
     config: &Config,
     ordered: bool,
     render: Option<Render<T>>,
-    f: impl Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
+    f: fn(T) -> Result<R, E>,
     items: I,
 ) -> impl Iterator<Item = Result<R, E>> + 'static
 where
     T: CrossProcess,
     R: CrossProcess,
-    E: CrossProcess,
+    E: CrossProcessError<Via>,
+    Via: 'static,
     I: IntoIterator<Item = T>,
     I::IntoIter: 'static,
 {
     let call = Location::caller();
+    let function = Fallible::<_, _, _, AsValue<Via>>::new(f);
     process_pool(config)
-        .lazy_call(fallible(f), items.into_iter(), render, ordered)
+        .lazy_call(function, items.into_iter(), render, ordered)
         .map(|outcome| outcome.map_err(|failure| failure.into_original(call)))
 }
 
@@ -111,12 +105,12 @@ where
 pub fn amap_process<T: CrossProcess, R: CrossProcess>(
     config: &Config,
     render: Option<Render<T>>,
-    f: impl Fn(T) -> R + Copy + Send + Sync + 'static,
+    f: fn(T) -> R,
     items: impl IntoIterator<Item = T>,
 ) -> AsyncResult<Vec<R>> {
     let call = Location::caller();
     let pool = process_pool(config);
-    let function = plain(f);
+    let function = Plain::new(f);
     let items: Vec<T> = items.into_iter().collect();
     let (completer, pending) = async_result(resume_cancelled);
     pool.background(move || {
@@ -131,15 +125,21 @@ pub fn amap_process<T: CrossProcess, R: CrossProcess>(
 /// `#[amap(process)]` on `fn(T) -> Result<R, E>`: returns at once; `get()` gives what
 /// `#[pmap(process)]` would.
 #[track_caller]
-pub fn amap_result_process<T: CrossProcess, R: CrossProcess, E: CrossProcess>(
+pub fn amap_result_process<T, R, E, Via>(
     config: &Config,
     render: Option<Render<T>>,
-    f: impl Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
+    f: fn(T) -> Result<R, E>,
     items: impl IntoIterator<Item = T>,
-) -> AsyncResult<Result<Vec<R>, E>> {
+) -> AsyncResult<Result<Vec<R>, E>>
+where
+    T: CrossProcess,
+    R: CrossProcess,
+    E: CrossProcessError<Via>,
+    Via: 'static,
+{
     let call = Location::caller();
     let pool = process_pool(config);
-    let function = fallible(f);
+    let function = Fallible::<_, _, _, AsValue<Via>>::new(f);
     let items: Vec<T> = items.into_iter().collect();
     let (completer, pending) = async_result(resume_cancelled);
     pool.background(move || {

@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use super::remote::{
-    Decoded, Failure, RemoteFn, decode_records, fingerprint, function_id, render_input, write,
+    Decoded, Failure, RemoteFn, cost_key, decode_records, function_id, render_input, write,
 };
 use super::slot::{Batch, CallLink, Delivery, Slots};
 use crate::engine::gather::Gather;
@@ -49,6 +49,8 @@ pub(crate) struct Call<A: RemoteFn, I: Iterator> {
     fixed: bool,
     max_batch: usize,
     pub(crate) window: usize,
+    /// What the pool remembers the cost of an item of this function by.
+    cost_key: u64,
     _f: PhantomData<A>,
 }
 
@@ -60,6 +62,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
         render: Option<Render<A::In>>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel();
+        let cost_key = cost_key(function);
         let (function, refused) = match function_id(function) {
             Ok(function) => (Some(function), None),
             Err(err) => (None, Some(err)),
@@ -74,9 +77,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
         let (batch_size, fixed) = match shared.chunksize {
             Some(size) => (size, true),
             None => {
-                let size = shared
-                    .remembered_cost(fingerprint::<A>())
-                    .map_or(1, items_for);
+                let size = shared.remembered_cost(cost_key).map_or(1, items_for);
                 (size.min(max_batch), false)
             }
         };
@@ -101,6 +102,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
             fixed,
             max_batch,
             window: 2 * nodes,
+            cost_key,
             _f: PhantomData,
         }
     }
@@ -277,7 +279,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
             return;
         }
         let cost = (elapsed.as_nanos() / items as u128).clamp(1, u128::from(u64::MAX)) as u64;
-        self.shared.remember_cost(fingerprint::<A>(), cost);
+        self.shared.remember_cost(self.cost_key, cost);
         if !self.fixed {
             let ideal = items_for(cost);
             let size = self.batch_size;

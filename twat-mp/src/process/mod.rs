@@ -3,12 +3,12 @@
 //! | module | what |
 //! |---|---|
 //! | `wire` | frames, the handshake, and the checks that refuse what a worker does not understand |
-//! | `remote` | what crosses: [`CrossProcess`], functions as zero-sized adapters, result records |
+//! | `remote` | what crosses: [`CrossProcess`], [`CrossProcessError`], functions as adapters around a function pointer, result records |
 //! | `worker` | the worker process: entered before `main`, serves jobs |
 //! | `slot` | the parent side of each worker: start, send, receive, replace, reap |
 //! | `call` | one call on the caller's side: batching, windows, decoding, ordering |
 //! | `attribute` | what `#[pmap(process)]` and friends call |
-//! | `unsafe_code` | every `unsafe` of the crate (the only module where the compiler allows it), a leaf: pre-`main` entry, functions by their place in the code, zero-sized values, two system calls |
+//! | `unsafe_code` | every `unsafe` of the crate (the only module where the compiler allows it), a leaf: pre-`main` entry, functions by their place in the code, two system calls |
 
 pub(crate) mod attribute;
 mod call;
@@ -32,13 +32,12 @@ use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
 use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
-use crate::tuple_fn::TupleFn;
 
 use call::{LazyCall, run_map};
-use remote::{AsText, Fallible, Plain, RemoteFn, Starred};
+use remote::{AsValue, Fallible, Plain, RemoteFn, Spread, Starred};
 use slot::Slots;
 
-pub use remote::{CrossProcess, RemoteError};
+pub use remote::{CrossProcess, CrossProcessError, RemoteError, StarArgs, via};
 
 /// A pool of worker processes, for isolation: a crash, abort, leak or hang in one item
 /// cannot take the program down, and a timeout can really stop an item.
@@ -76,23 +75,41 @@ pub use remote::{CrossProcess, RemoteError};
 ///
 /// # Functions, items, results
 ///
-/// Rust cannot send a closure to another process, so the function must **capture
-/// nothing**: a `fn` item, or a closure without captures. It is then zero-sized, and the
-/// worker, running the same code, needs only its name: the pool sends the place of a small
-/// per-function entry point in the executable, under a keyed tag only this pool can make,
-/// and the worker refuses any job that fails the checks (unknown function, malformed or
-/// truncated frame, type mismatch, other executable) with a clear error instead of
-/// running it. A capturing closure or a function pointer is a compile-time error:
+/// Rust cannot send a closure to another process, so the methods take the function as a
+/// **function pointer**, `fn(T) -> R`: a `fn` item, a closure without captures (both
+/// become one where they are passed), or a `fn` pointer chosen at run time, from a table
+/// for instance. The worker runs the same executable, so it needs only where that code
+/// is: the pool sends the place of the function, and of a small entry point for its
+/// types, under a keyed tag only this pool can make, and the worker refuses any job that
+/// fails the checks (unknown function, malformed or truncated frame, type mismatch, other
+/// executable) with a clear error instead of running it.
 ///
-/// ```compile_fail
+/// ```
+/// let pool = twat_mp::ProcessPool::with_nodes(1)?;
+/// let table: [fn(u64) -> u64; 2] = [|x| x + 1, |x| x * x];
+/// let pick = table[std::env::args().count() % 2];
+/// assert_eq!(pool.map(pick, [3])?, [pick(3)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A closure that captures is a type error at the call (`closures can only be coerced to
+/// `fn` types if they do not capture any variables`): send the data as items instead.
+///
+/// ```compile_fail,E0308
 /// let pool = twat_mp::ProcessPool::with_nodes(1).unwrap();
 /// let offset = 10_u64;
 /// let _ = pool.map(move |x: u64| x + offset, 0..4); // captures `offset`
 /// ```
 ///
+/// The function must be linked into the executable itself: a function pointer into a
+/// shared library (a `dylib`) cannot be named in a worker, and each item of such a call
+/// fails with [`ErrorKind::Transport`] saying so.
+///
 /// Items and results cross as [`serde`] values (postcard): their types must be
 /// [`CrossProcess`] (derive `Serialize` and `Deserialize`); send data as items rather than
-/// captures. Items travel in batches whose size follows the measured cost of an item
+/// captures. A function's own error crosses back as a value of its own type when it is
+/// [`CrossProcessError`]: a serde type, [`std::io::Error`] (with its kind and message),
+/// `Box<dyn Error + Send + Sync>` or [`anyhow::Error`] (as their messages). Items travel in batches whose size follows the measured cost of an item
 /// (aiming at about 2 ms of work per batch), or a fixed [`chunksize`](ProcessPoolBuilder::chunksize).
 ///
 /// # Failures
@@ -255,6 +272,9 @@ impl ProcessPool {
     /// Applies `f` to every item in the worker processes and returns the results in input
     /// order.
     ///
+    /// `f` is a function pointer: a `fn` item, a closure without captures, or a `fn`
+    /// pointer (see [Functions, items, results](Self#functions-items-results)).
+    ///
     /// The input is pulled lazily, a batch at a time. If items fail, the one with the
     /// lowest index is reported (input after a failure is not pulled any more).
     ///
@@ -272,21 +292,23 @@ impl ProcessPool {
     /// assert_eq!(pool.map(word_count, texts)?, [3, 0, 2]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn map<T, R, F, I>(&self, f: F, items: I) -> Result<Vec<R>, WorkerError>
+    pub fn map<T, R, I>(&self, f: fn(T) -> R, items: I) -> Result<Vec<R>, WorkerError>
     where
-        F: Fn(T) -> R + Copy + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
         T: CrossProcess,
         R: CrossProcess,
     {
-        run_map(self.shared(), Plain::<F, T, R>::new(f), items, None)
+        run_map(self.shared(), Plain::new(f), items, None)
             .map_err(ItemFailure::into_infallible_worker_error)
     }
 
     /// Like [`map`](Self::map) for a function that returns `Result`: the first `Err` (by
-    /// index) comes back as a [`WorkerError`] of kind [`ErrorKind::Failed`] whose
-    /// [`source`](std::error::Error::source) is a [`RemoteError`] with the error's text
-    /// (the value itself stays in the worker).
+    /// index) comes back as a [`WorkerError`] of kind [`ErrorKind::Failed`] whose source
+    /// is the function's own error, made again in this process as a value of its type
+    /// ([`WorkerError::downcast`] takes it). The error type must be able to cross back
+    /// ([`CrossProcessError`]: serde types, [`std::io::Error`], `Box<dyn Error + Send +
+    /// Sync>`, [`anyhow::Error`]); for another one, map it to a type that can, or to its
+    /// text (`.map_err(|e| e.to_string())`).
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item.
@@ -294,32 +316,36 @@ impl ProcessPool {
     /// ```
     /// use twat_mp::{ErrorKind, ProcessPool};
     ///
+    /// fn parse(text: String) -> Result<u8, String> {
+    ///     text.parse().map_err(|e| format!("{text:?}: {e}"))
+    /// }
+    ///
     /// let pool = ProcessPool::with_nodes(2)?;
-    /// let parsed = pool.try_map(|s: String| s.parse::<u8>(), ["1", "x", "3"].map(String::from));
-    /// let err = parsed.unwrap_err();
+    /// let err = pool.try_map(parse, ["1", "x", "3"].map(String::from)).unwrap_err();
     /// assert_eq!(err.index(), 1);
-    /// assert!(matches!(err.kind(), ErrorKind::Failed(e) if e.to_string() == "invalid digit found in string"));
+    /// assert!(matches!(err.kind(), ErrorKind::Failed(e) if e.to_string() == "\"x\": invalid digit found in string"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn try_map<T, R, E, F, I>(&self, f: F, items: I) -> Result<Vec<R>, WorkerError>
+    pub fn try_map<T, R, E, Via, I>(
+        &self,
+        f: fn(T) -> Result<R, E>,
+        items: I,
+    ) -> Result<Vec<R>, WorkerError>
     where
-        F: Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
         T: CrossProcess,
         R: CrossProcess,
-        E: Into<BoxError> + 'static,
+        E: CrossProcessError<Via> + Into<BoxError>,
+        Via: 'static,
     {
-        run_map(
-            self.shared(),
-            Fallible::<F, T, R, E, AsText>::new(f),
-            items,
-            None,
-        )
-        .map_err(ItemFailure::into_worker_error)
+        let function = Fallible::<_, _, _, AsValue<Via>>::new(f);
+        run_map(self.shared(), function, items, None).map_err(ItemFailure::into_worker_error)
     }
 
     /// Applies a function of several arguments to every tuple of arguments, as Python's
-    /// `starmap`. See [`TupleFn`] for the closures it takes.
+    /// `starmap`: a closure without captures, or a function pointer of as many parameters
+    /// as the tuples have fields (a `fn` item of several parameters is cast to one,
+    /// `power as fn(u64, u32) -> u64`; see [`StarArgs`]).
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item.
@@ -330,14 +356,18 @@ impl ProcessPool {
     /// assert_eq!(powers, [1024, 27]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn starmap<Args, F, I>(&self, f: F, tuples: I) -> Result<Vec<F::Output>, WorkerError>
+    pub fn starmap<Args, R, I>(
+        &self,
+        f: <Args as StarArgs<R>>::Fn,
+        tuples: I,
+    ) -> Result<Vec<R>, WorkerError>
     where
-        F: TupleFn<Args> + Copy + Send + Sync + 'static,
-        F::Output: CrossProcess,
+        Args: StarArgs<R> + CrossProcess,
+        R: CrossProcess,
         I: IntoIterator<Item = Args>,
-        Args: CrossProcess,
     {
-        run_map(self.shared(), Starred::<F, Args>::new(f), tuples, None)
+        let function = Starred::new(Spread::new(f));
+        run_map(self.shared(), function, tuples, None)
             .map_err(ItemFailure::into_infallible_worker_error)
     }
 
@@ -357,16 +387,15 @@ impl ProcessPool {
     /// assert_eq!(first, [1, 4, 9, 16]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn imap<'pool, T, R, F, I>(&'pool self, f: F, items: I) -> ProcessImap<'pool, R>
+    pub fn imap<'pool, T, R, I>(&'pool self, f: fn(T) -> R, items: I) -> ProcessImap<'pool, R>
     where
-        F: Fn(T) -> R + Copy + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: 'pool,
         T: CrossProcess,
         R: CrossProcess,
     {
         ProcessImap {
-            lazy: self.lazy(Plain::<F, T, R>::new(f), items, true),
+            lazy: self.lazy(Plain::new(f), items, true),
         }
     }
 
@@ -382,16 +411,15 @@ impl ProcessPool {
     /// assert_eq!(sums, [45, 190, 435]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn uimap<'pool, T, R, F, I>(&'pool self, f: F, items: I) -> ProcessUimap<'pool, R>
+    pub fn uimap<'pool, T, R, I>(&'pool self, f: fn(T) -> R, items: I) -> ProcessUimap<'pool, R>
     where
-        F: Fn(T) -> R + Copy + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: 'pool,
         T: CrossProcess,
         R: CrossProcess,
     {
         ProcessUimap {
-            lazy: self.lazy(Plain::<F, T, R>::new(f), items, false),
+            lazy: self.lazy(Plain::new(f), items, false),
         }
     }
 
@@ -404,14 +432,13 @@ impl ProcessPool {
     /// assert_eq!(pending.get()?, [2, 3, 4]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn amap<T, R, F, I>(&self, f: F, items: I) -> AsyncResult<Result<Vec<R>, WorkerError>>
+    pub fn amap<T, R, I>(&self, f: fn(T) -> R, items: I) -> AsyncResult<Result<Vec<R>, WorkerError>>
     where
-        F: Fn(T) -> R + Copy + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
         T: CrossProcess,
         R: CrossProcess,
     {
-        let function = Plain::<F, T, R>::new(f);
+        let function = Plain::new(f);
         let items: Vec<T> = items.into_iter().collect();
         let (completer, pending) = async_result(cancelled);
         let shared = self.shared();
@@ -435,9 +462,8 @@ impl ProcessPool {
     /// assert_eq!(pool.apply(|s: String| s.len(), "four".to_owned())?, 4);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn apply<T, R, F>(&self, f: F, item: T) -> Result<R, WorkerError>
+    pub fn apply<T, R>(&self, f: fn(T) -> R, item: T) -> Result<R, WorkerError>
     where
-        F: Fn(T) -> R + Copy + Send + Sync + 'static,
         T: CrossProcess,
         R: CrossProcess,
     {
@@ -455,13 +481,25 @@ impl ProcessPool {
     /// assert_eq!(pending.get()?, 5050);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn apipe<T, R, F>(&self, f: F, item: T) -> AsyncResult<Result<R, WorkerError>>
+    pub fn apipe<T, R>(&self, f: fn(T) -> R, item: T) -> AsyncResult<Result<R, WorkerError>>
     where
-        F: Fn(T) -> R + Copy + Send + Sync + 'static,
         T: CrossProcess,
         R: CrossProcess,
     {
-        let function = Plain::<F, T, R>::new(f);
+        self.apipe_remote(Plain::new(f), item)
+    }
+
+    /// The engine of [`apipe`](Self::apipe), for any function that cannot fail (the async
+    /// pool's groups too).
+    pub(crate) fn apipe_remote<A>(
+        &self,
+        function: A,
+        item: A::In,
+    ) -> AsyncResult<Result<A::Out, WorkerError>>
+    where
+        A: RemoteFn<Err = Infallible>,
+        A::Wire: remote::ErrorWire<Infallible, Remote = Infallible>,
+    {
         let (completer, pending) = async_result(cancelled);
         let shared = self.shared();
         self.background(move || {

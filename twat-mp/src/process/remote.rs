@@ -1,6 +1,7 @@
-//! What crosses between a pool and its workers: the [`CrossProcess`] bound, the
-//! functions (as zero-sized [`RemoteFn`] adapters with a [`trampoline`] each), and the
-//! per-item result records.
+//! What crosses between a pool and its workers: the [`CrossProcess`] bound of items and
+//! results, the [`CrossProcessError`] bound of the functions' own errors, the functions
+//! (as [`RemoteFn`] adapters around the user's function pointer, with a [`trampoline`]
+//! each), and the per-item result records.
 //!
 //! A `RESULTS` frame holds records, one per item, in item order:
 //!
@@ -16,22 +17,22 @@ use std::convert::Infallible;
 use std::error::Error;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::io;
 use std::marker::PhantomData;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::unsafe_code::{EntryOffset, EntryPoint};
+use super::unsafe_code::{CodePointer, EntryOffset, EntryPoint};
 use super::wire::{FrameError, FunctionId};
 use super::worker::{Job, RunJob, Stop};
 use crate::engine::item::ItemFailure;
 use crate::engine::render::{Render, shorten};
 use crate::error::{BoxError, ErrorKind, WorkerError};
 use crate::panic_capture;
-use crate::tuple_fn::TupleFn;
 
-/// A type that can cross to a worker process and back: items, results, and the errors of
-/// `#[pmap(process)]` functions.
+/// A type that can cross to a worker process and back: items and results of a process
+/// pool (and, through [`CrossProcessError`], the functions' own errors).
 ///
 /// It is implemented for every `Serialize + DeserializeOwned + Send + 'static` type; derive
 /// serde's traits to make a type of your own cross:
@@ -59,30 +60,242 @@ pub trait CrossProcess: Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> CrossProcess for T {}
 
-/// The error a function in a worker process returned, as
-/// [`ProcessPool::try_map`](crate::ProcessPool::try_map) reports it: its text, since the
-/// value itself stayed in the worker. It is the [`source`](Error::source) of the
-/// [`WorkerError`].
+/// An error type that can cross back from a worker process as itself: the caller gets the
+/// function's error again, as a value of its own type (`#[pmap(process)]` returns it as
+/// it is; [`WorkerError::downcast`] takes it from the pools' `try_map`).
+///
+/// It is implemented for:
+///
+/// - every [`CrossProcess`] (serde) type, which crosses as itself ([`via::Serde`]);
+/// - [`std::io::Error`], made again in the caller with its [`kind`](io::Error::kind), its
+///   message and its OS error code ([`via::Io`]), so that `io::Result` functions work
+///   under `process` as they do on threads;
+/// - `Box<dyn Error + Send + Sync>` and [`anyhow::Error`], made again from the messages
+///   of their chains of sources, as a chain of [`RemoteError`]s ([`via::Messages`]): the
+///   original types stayed in the worker.
+///
+/// Any other error type is refused at compile time, with this hint: derive serde's traits
+/// for it, map it to an error type of your own that does, or return `Result<R, String>`
+/// (`.map_err(|e| e.to_string())`). The parameter `Via` says how the type crosses; it is
+/// inferred, so calls never write it.
+///
+/// ```
+/// use std::io;
+/// use twat_mp::ProcessPool;
+///
+/// fn size(path: String) -> io::Result<u64> {
+///     Ok(std::fs::metadata(path)?.len())
+/// }
+///
+/// let pool = ProcessPool::with_nodes(1)?;
+/// let err = pool.try_map(size, ["/no/such/file".to_owned()]).unwrap_err();
+/// let io = err.downcast::<io::Error>().unwrap();
+/// assert_eq!(io.kind(), io::ErrorKind::NotFound);
+/// # Ok::<(), twat_mp::BuildError>(())
+/// ```
+///
+/// An error type of another crate that is not serde can be made to cross with a marker
+/// type of your own, by saying what of it crosses and how it is made again:
+///
+/// ```
+/// use twat_mp::{CrossProcessError, ProcessPool};
+///
+/// enum Unit {}
+///
+/// impl CrossProcessError<Unit> for std::fmt::Error {
+///     type Wire = ();
+///     fn into_wire(self) {}
+///     fn from_wire((): ()) -> Self {
+///         std::fmt::Error
+///     }
+/// }
+///
+/// let pool = ProcessPool::with_nodes(1)?;
+/// let err = pool
+///     .try_map(|x: u32| if x == 1 { Err(std::fmt::Error) } else { Ok(x) }, 0..3)
+///     .unwrap_err();
+/// assert_eq!(err.index(), 1);
+/// assert!(err.downcast_ref::<std::fmt::Error>().is_some());
+/// # Ok::<(), twat_mp::BuildError>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` cannot cross back from a worker process",
+    label = "the function's error must cross back to the caller",
+    note = "errors cross when they are serde types, `std::io::Error`, `anyhow::Error` or \
+            `Box<dyn Error + Send + Sync>`: derive serde's traits for it, map it to an error \
+            type of your own that does, or return `Result<R, String>` \
+            (`.map_err(|e| e.to_string())`)"
+)]
+pub trait CrossProcessError<Via>: Sized + Send + 'static {
+    /// What crosses in its place: a serde form of the error.
+    type Wire: Serialize + DeserializeOwned;
+    /// The error's serde form, made in the worker.
+    fn into_wire(self) -> Self::Wire;
+    /// The error again, made in the caller from its serde form.
+    fn from_wire(wire: Self::Wire) -> Self;
+}
+
+/// How an error type crosses back from a worker process: the marker types of
+/// [`CrossProcessError`], inferred from the error type.
+pub mod via {
+    /// Serde types cross as themselves.
+    #[derive(Debug)]
+    pub enum Serde {}
+
+    /// [`std::io::Error`] crosses as its kind, its message and its OS error code.
+    #[derive(Debug)]
+    pub enum Io {}
+
+    /// `Box<dyn Error + Send + Sync>` and [`anyhow::Error`] cross as the messages of their
+    /// chains of sources.
+    #[derive(Debug)]
+    pub enum Messages {}
+}
+
+impl<E: CrossProcess> CrossProcessError<via::Serde> for E {
+    type Wire = E;
+    fn into_wire(self) -> E {
+        self
+    }
+    fn from_wire(wire: E) -> E {
+        wire
+    }
+}
+
+/// The kinds of [`io::ErrorKind`] that cross by name (those stable in Rust 1.85); any other
+/// becomes `Other`, unless its OS error code says more.
+const IO_KINDS: &[io::ErrorKind] = {
+    use io::ErrorKind::*;
+    &[
+        NotFound,
+        PermissionDenied,
+        ConnectionRefused,
+        ConnectionReset,
+        HostUnreachable,
+        NetworkUnreachable,
+        ConnectionAborted,
+        NotConnected,
+        AddrInUse,
+        AddrNotAvailable,
+        NetworkDown,
+        BrokenPipe,
+        AlreadyExists,
+        WouldBlock,
+        NotADirectory,
+        IsADirectory,
+        DirectoryNotEmpty,
+        ReadOnlyFilesystem,
+        StaleNetworkFileHandle,
+        InvalidInput,
+        InvalidData,
+        TimedOut,
+        WriteZero,
+        StorageFull,
+        NotSeekable,
+        QuotaExceeded,
+        FileTooLarge,
+        ResourceBusy,
+        ExecutableFileBusy,
+        Deadlock,
+        CrossesDevices,
+        TooManyLinks,
+        ArgumentListTooLong,
+        Interrupted,
+        Unsupported,
+        UnexpectedEof,
+        OutOfMemory,
+        Other,
+    ]
+};
+
+/// `(kind by name, OS error code, messages of the error and its sources)`.
+impl CrossProcessError<via::Io> for io::Error {
+    type Wire = (String, Option<i32>, Vec<(String, String)>);
+    fn into_wire(self) -> Self::Wire {
+        let kind = format!("{:?}", self.kind());
+        (kind, self.raw_os_error(), messages(&self))
+    }
+    fn from_wire((kind, code, messages): Self::Wire) -> Self {
+        if let Some(code) = code {
+            // The same kind and message as in the worker: both come from the code.
+            return io::Error::from_raw_os_error(code);
+        }
+        let kind = IO_KINDS
+            .iter()
+            .copied()
+            .find(|known| format!("{known:?}") == kind)
+            .unwrap_or(io::ErrorKind::Other);
+        match RemoteError::chain(messages) {
+            Some(chain) => io::Error::new(kind, chain),
+            None => io::Error::from(kind),
+        }
+    }
+}
+
+/// The messages (`Display`, `Debug`) of the chain of sources: `(message, debug text)`.
+impl CrossProcessError<via::Messages> for BoxError {
+    type Wire = Vec<(String, String)>;
+    fn into_wire(self) -> Self::Wire {
+        messages(self.as_ref())
+    }
+    fn from_wire(wire: Self::Wire) -> Self {
+        match RemoteError::chain(wire) {
+            Some(chain) => Box::new(chain),
+            None => "an error without a message".into(),
+        }
+    }
+}
+
+/// As for `Box<dyn Error>`: the messages of its chain.
+impl CrossProcessError<via::Messages> for anyhow::Error {
+    type Wire = Vec<(String, String)>;
+    fn into_wire(self) -> Self::Wire {
+        let top: &(dyn Error + 'static) = self.as_ref();
+        messages(top)
+    }
+    fn from_wire(wire: Self::Wire) -> Self {
+        match RemoteError::chain(wire) {
+            Some(chain) => anyhow::Error::new(chain),
+            None => anyhow::anyhow!("an error without a message"),
+        }
+    }
+}
+
+/// `(Display, Debug)` of `error` and of each of its sources, outermost first.
+fn messages(error: &(dyn Error + 'static)) -> Vec<(String, String)> {
+    let mut levels = Vec::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        levels.push((error.to_string(), format!("{error:?}")));
+        next = error.source();
+    }
+    levels
+}
+
+/// An error that a function in a worker process returned, made again in the caller from
+/// its messages, for error types that cannot cross as themselves (`Box<dyn Error>`,
+/// [`anyhow::Error`]; see [`CrossProcessError`]). Its [`source`](Error::source) is the
+/// next error of the original's chain, made again the same way.
 ///
 /// ```
 /// use twat_mp::{ProcessPool, RemoteError};
 ///
-/// fn parse(s: String) -> Result<u8, std::num::ParseIntError> {
-///     s.parse()
+/// fn parse(s: String) -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
+///     Ok(s.parse()?)
 /// }
 ///
 /// let pool = ProcessPool::with_nodes(1)?;
 /// let err = pool.try_map(parse, ["7".to_owned(), "x".to_owned()]).unwrap_err();
-/// let remote = std::error::Error::source(&err)
-///     .and_then(|source| source.downcast_ref::<RemoteError>())
-///     .unwrap();
+/// let remote = err.downcast_ref::<RemoteError>().unwrap();
 /// assert_eq!(remote.message(), "invalid digit found in string");
+/// assert!(remote.debug_text().contains("InvalidDigit"));
 /// # Ok::<(), twat_mp::BuildError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct RemoteError {
     message: String,
     debug: String,
+    source: Option<Box<RemoteError>>,
 }
 
 impl RemoteError {
@@ -95,10 +308,22 @@ impl RemoteError {
     pub fn debug_text(&self) -> &str {
         &self.debug
     }
+
+    /// The chain of `(message, debug text)`, outermost first, made again; `None` for none.
+    fn chain(levels: Vec<(String, String)>) -> Option<RemoteError> {
+        levels
+            .into_iter()
+            .rev()
+            .fold(None, |source, (message, debug)| {
+                Some(RemoteError {
+                    message,
+                    debug,
+                    source: source.map(Box::new),
+                })
+            })
+    }
 }
 
-/// Hook for the async pool's process mode (`aio/process.rs`), whose errors cross as their
-/// texts too.
 impl fmt::Display for RemoteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -111,7 +336,13 @@ impl fmt::Debug for RemoteError {
     }
 }
 
-impl Error for RemoteError {}
+impl Error for RemoteError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn Error + 'static))
+    }
+}
 
 /// How a function's own error crosses back to the parent.
 pub(crate) trait ErrorWire<E>: 'static {
@@ -134,40 +365,169 @@ impl ErrorWire<Infallible> for NoError {
     }
 }
 
-/// The error crosses as its text: [`RemoteError`] (`try_map`).
-pub(crate) enum AsText {}
+/// The error crosses as its [`CrossProcessError`] implementation says, and the parent gets
+/// a value of its own type.
+pub(crate) struct AsValue<Via>(Infallible, PhantomData<Via>);
 
-impl<E: Into<BoxError>> ErrorWire<E> for AsText {
-    type Remote = RemoteError;
-    fn encode(error: E, out: &mut Vec<u8>) -> postcard::Result<()> {
-        let boxed: BoxError = error.into();
-        write(&(boxed.to_string(), format!("{boxed:?}")), out)
-    }
-    fn decode(bytes: &[u8]) -> postcard::Result<(RemoteError, &[u8])> {
-        let ((message, debug), rest) = postcard::take_from_bytes::<(String, String)>(bytes)?;
-        Ok((RemoteError { message, debug }, rest))
-    }
-}
-
-/// The error crosses as itself (the attributes: the caller gets its own `E` back).
-pub(crate) enum AsValue {}
-
-impl<E: CrossProcess> ErrorWire<E> for AsValue {
+impl<E: CrossProcessError<Via>, Via: 'static> ErrorWire<E> for AsValue<Via> {
     type Remote = E;
     fn encode(error: E, out: &mut Vec<u8>) -> postcard::Result<()> {
-        write(&error, out)
+        write(&error.into_wire(), out)
     }
     fn decode(bytes: &[u8]) -> postcard::Result<(E, &[u8])> {
-        postcard::take_from_bytes::<E>(bytes)
+        let (wire, rest) = postcard::take_from_bytes::<E::Wire>(bytes)?;
+        Ok((E::from_wire(wire), rest))
     }
 }
 
-/// A function as it runs in a worker: zero-sized, so that naming it is enough to have it.
+/// A tuple of arguments that the process pools' `starmap` spreads over a function of as
+/// many parameters: `(A, B)` for `fn(A, B) -> R`, up to eight.
+///
+/// `starmap` takes the function as that function pointer type, so a closure without
+/// captures fits as it is, and so does a function pointer; a `fn` item of several
+/// parameters is cast to one with its parameter types (`power as fn(u64, u32) -> u64`;
+/// passed as it is, rustc reports a type mismatch, `expected fn pointer, found fn item`,
+/// and suggests the cast), or wrapped in a closure that calls it.
+///
+/// ```
+/// fn power(base: u64, exponent: u32) -> u64 {
+///     base.pow(exponent)
+/// }
+///
+/// let pool = twat_mp::ProcessPool::with_nodes(1)?;
+/// let by_closure = pool.starmap(|base: u64, exp: u32| base.pow(exp), [(2, 3)])?;
+/// let by_cast = pool.starmap(power as fn(u64, u32) -> u64, [(2, 3)])?;
+/// assert_eq!((by_closure, by_cast), (vec![8], vec![8]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait StarArgs<R>: Sized + 'static {
+    /// The function pointer type of these arguments: `fn(A, B) -> R` for `(A, B)`.
+    type Fn: CodePointer;
+    /// Calls `f` with the tuple's fields as its arguments.
+    fn spread(f: Self::Fn, args: Self) -> R;
+}
+
+macro_rules! star_args {
+    ($($arg:ident),+) => {
+        impl<Ret: 'static, $($arg: 'static),+> StarArgs<Ret> for ($($arg,)+) {
+            type Fn = fn($($arg),+) -> Ret;
+            #[allow(non_snake_case)]
+            fn spread(f: Self::Fn, ($($arg,)+): Self) -> Ret {
+                f($($arg),+)
+            }
+        }
+    };
+}
+
+star_args!(A);
+star_args!(A, B);
+star_args!(A, B, C);
+star_args!(A, B, C, D);
+star_args!(A, B, C, D, E);
+star_args!(A, B, C, D, E, F);
+star_args!(A, B, C, D, E, F, G);
+star_args!(A, B, C, D, E, F, G, H);
+
+/// The user's function as a worker calls it: a function pointer, called with one item.
+pub(crate) trait Callee<In>: Copy + Send + Sync + 'static {
+    /// What the function returns.
+    type Output;
+    /// The function pointer that crosses.
+    type Code: CodePointer;
+    fn code(self) -> Self::Code;
+    fn from_code(code: Self::Code) -> Self;
+    fn call(self, input: In) -> Self::Output;
+}
+
+impl<T: 'static, R: 'static> Callee<T> for fn(T) -> R {
+    type Output = R;
+    type Code = Self;
+    fn code(self) -> Self {
+        self
+    }
+    fn from_code(code: Self) -> Self {
+        code
+    }
+    #[inline]
+    fn call(self, input: T) -> R {
+        self(input)
+    }
+}
+
+/// A function of several arguments, called with a tuple of them (`starmap`).
+pub(crate) struct Spread<Args: StarArgs<R>, R>(Args::Fn);
+
+impl<Args: StarArgs<R>, R> Clone for Spread<Args, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Args: StarArgs<R>, R> Copy for Spread<Args, R> {}
+
+impl<Args: StarArgs<R>, R> Spread<Args, R> {
+    pub(crate) fn new(f: Args::Fn) -> Self {
+        Spread(f)
+    }
+}
+
+impl<Args: StarArgs<R>, R: 'static> Callee<Args> for Spread<Args, R> {
+    type Output = R;
+    type Code = Args::Fn;
+    fn code(self) -> Args::Fn {
+        self.0
+    }
+    fn from_code(code: Args::Fn) -> Self {
+        Spread(code)
+    }
+    #[inline]
+    fn call(self, input: Args) -> R {
+        Args::spread(self.0, input)
+    }
+}
+
+/// How a function's output splits into its value and its own error.
+pub(crate) trait Split<Output>: 'static {
+    type Ok;
+    type Err;
+    fn split(output: Output) -> Result<Self::Ok, Self::Err>;
+}
+
+/// Every output is a value: the function cannot fail (`map`).
+pub(crate) enum Total {}
+
+impl<R> Split<R> for Total {
+    type Ok = R;
+    type Err = Infallible;
+    #[inline]
+    fn split(output: R) -> Result<R, Infallible> {
+        Ok(output)
+    }
+}
+
+/// The output is a `Result` whose `Err` is the function's own error (`try_map`, the
+/// `Result` attributes).
+pub(crate) enum Partial {}
+
+impl<R, E> Split<Result<R, E>> for Partial {
+    type Ok = R;
+    type Err = E;
+    #[inline]
+    fn split(output: Result<R, E>) -> Result<R, E> {
+        output
+    }
+}
+
+/// A function as it runs in a worker: what it can be called with and what it gives.
 pub(crate) trait RemoteFn: Copy + Send + Sync + 'static {
     type In: CrossProcess;
     type Out: CrossProcess;
     type Err;
     type Wire: ErrorWire<Self::Err>;
+    /// The user's function pointer, whose place in the code crosses.
+    type Code: CodePointer;
+    fn code(self) -> Self::Code;
+    fn from_code(code: Self::Code) -> Self;
     fn call(self, input: Self::In) -> Result<Self::Out, Self::Err>;
 }
 
@@ -175,98 +535,60 @@ pub(crate) trait RemoteFn: Copy + Send + Sync + 'static {
 pub(crate) type Failure<A> =
     ItemFailure<<<A as RemoteFn>::Wire as ErrorWire<<A as RemoteFn>::Err>>::Remote>;
 
-/// Fails to compile unless `F` captures nothing.
-pub(crate) const fn assert_captures_nothing<F>() {
-    const {
-        assert!(
-            size_of::<F>() == 0,
-            "ProcessPool runs only functions that capture nothing: pass a fn item or a closure \
-             without captures (not a fn pointer, not a closure that borrows or moves values), \
-             and send the data as items instead"
-        )
-    };
+/// The user's function `P` of items `T`, its output split by `K`, its error crossing as
+/// `W` says.
+pub(crate) struct Remote<P, T, K, W> {
+    f: P,
+    types: PhantomData<fn(T) -> (K, W)>,
 }
 
-macro_rules! adapter {
-    ($(#[$doc:meta])* $name:ident<$($param:ident),*>) => {
-        $(#[$doc])*
-        pub(crate) struct $name<F, $($param),*>(F, PhantomData<fn($($param),*)>);
-
-        impl<F: Copy, $($param),*> Clone for $name<F, $($param),*> {
-            fn clone(&self) -> Self {
-                *self
-            }
-        }
-
-        impl<F: Copy, $($param),*> Copy for $name<F, $($param),*> {}
-
-        impl<F, $($param),*> $name<F, $($param),*> {
-            pub(crate) const fn new(f: F) -> Self {
-                assert_captures_nothing::<F>();
-                $name(f, PhantomData)
-            }
-        }
-    };
-}
-
-adapter! {
-    /// `map`: `Fn(T) -> R`.
-    Plain<T, R>
-}
-adapter! {
-    /// `try_map` and the `Result` attributes: `Fn(T) -> Result<R, E>`, the error crossing
-    /// as `W` says.
-    Fallible<T, R, E, W>
-}
-adapter! {
-    /// `starmap`: a function of several arguments, called with a tuple.
-    Starred<Args>
-}
-
-impl<F, T, R> RemoteFn for Plain<F, T, R>
-where
-    F: Fn(T) -> R + Copy + Send + Sync + 'static,
-    T: CrossProcess,
-    R: CrossProcess,
-{
-    type In = T;
-    type Out = R;
-    type Err = Infallible;
-    type Wire = NoError;
-    fn call(self, input: T) -> Result<R, Infallible> {
-        Ok((self.0)(input))
+impl<P: Copy, T, K, W> Clone for Remote<P, T, K, W> {
+    fn clone(&self) -> Self {
+        *self
     }
 }
 
-impl<F, T, R, E, W> RemoteFn for Fallible<F, T, R, E, W>
+impl<P: Copy, T, K, W> Copy for Remote<P, T, K, W> {}
+
+impl<P, T, K, W> Remote<P, T, K, W> {
+    pub(crate) const fn new(f: P) -> Self {
+        Remote {
+            f,
+            types: PhantomData,
+        }
+    }
+}
+
+/// `map`: `fn(T) -> R`.
+pub(crate) type Plain<T, R> = Remote<fn(T) -> R, T, Total, NoError>;
+/// `try_map` and the `Result` attributes: `fn(T) -> Result<R, E>`, the error crossing as
+/// `W` says.
+pub(crate) type Fallible<T, R, E, W> = Remote<fn(T) -> Result<R, E>, T, Partial, W>;
+/// `starmap`: a function of several arguments, called with a tuple.
+pub(crate) type Starred<Args, R> = Remote<Spread<Args, R>, Args, Total, NoError>;
+
+impl<P, T, K, W> RemoteFn for Remote<P, T, K, W>
 where
-    F: Fn(T) -> Result<R, E> + Copy + Send + Sync + 'static,
+    P: Callee<T>,
     T: CrossProcess,
-    R: CrossProcess,
-    E: 'static,
-    W: ErrorWire<E>,
+    K: Split<P::Output>,
+    K::Ok: CrossProcess,
+    W: ErrorWire<K::Err>,
 {
     type In = T;
-    type Out = R;
-    type Err = E;
+    type Out = K::Ok;
+    type Err = K::Err;
     type Wire = W;
-    fn call(self, input: T) -> Result<R, E> {
-        (self.0)(input)
+    type Code = P::Code;
+    fn code(self) -> P::Code {
+        self.f.code()
     }
-}
-
-impl<F, Args> RemoteFn for Starred<F, Args>
-where
-    F: TupleFn<Args> + Copy + Send + Sync + 'static,
-    F::Output: CrossProcess,
-    Args: CrossProcess,
-{
-    type In = Args;
-    type Out = F::Output;
-    type Err = Infallible;
-    type Wire = NoError;
-    fn call(self, input: Args) -> Result<F::Output, Infallible> {
-        Ok(self.0.call_tuple(input))
+    fn from_code(code: P::Code) -> Self {
+        Remote::new(P::from_code(code))
+    }
+    #[inline]
+    fn call(self, input: T) -> Result<K::Ok, K::Err> {
+        K::split(self.f.call(input))
     }
 }
 
@@ -280,13 +602,20 @@ pub(crate) fn function_id<A: RemoteFn>(f: A) -> Result<FunctionId<RunJob>, Frame
 
 /// What a worker runs for a job that names `A`: [`trampoline`].
 impl<A: RemoteFn> EntryPoint<RunJob> for A {
+    type Code = A::Code;
+    fn code(self) -> A::Code {
+        RemoteFn::code(self)
+    }
+    fn from_code(code: A::Code) -> Self {
+        RemoteFn::from_code(code)
+    }
     fn run(self, job: &mut Job<'_>) -> Result<(), Stop> {
         trampoline(self, job)
     }
 }
 
-/// A hash of what `A` is: its full type name (function, item, result and error types)
-/// and the sizes of its item and result.
+/// A hash of what `A` is: its full type name (function pointer, item, result and error
+/// types) and the sizes of its item and result.
 pub(crate) fn fingerprint<A: RemoteFn>() -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (
@@ -296,6 +625,14 @@ pub(crate) fn fingerprint<A: RemoteFn>() -> u64 {
         type_name::<A::Wire>(),
     )
         .hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What a pool remembers the cost of an item by: the function itself, not only its types
+/// (two functions of one type may differ a thousandfold in cost).
+pub(crate) fn cost_key<A: RemoteFn>(f: A) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (fingerprint::<A>(), f.code().address()).hash(&mut hasher);
     hasher.finish()
 }
 
@@ -512,36 +849,77 @@ mod tests {
     }
 
     #[test]
-    fn adapters_are_zero_sized_and_have_distinct_fingerprints() {
-        let plain = Plain::<_, u64, u64>::new(double);
-        assert_eq!(size_of_val(&plain), 0);
-        let closure = Plain::<_, u64, u64>::new(|x: u64| x + 1);
-        assert_ne!(fingerprint_of(plain), fingerprint_of(closure));
-        let other_types = Plain::<_, u32, u64>::new(|x: u32| u64::from(x));
+    fn fingerprints_tell_types_apart_and_cost_keys_functions() {
+        let plain = Plain::<u64, u64>::new(double);
+        let closure = Plain::<u64, u64>::new(|x| x + 1);
+        assert_eq!(fingerprint_of(plain), fingerprint_of(closure));
+        assert_ne!(cost_key(plain), cost_key(closure));
+        let other_types = Plain::<u32, u64>::new(u64::from);
         assert_ne!(fingerprint_of(closure), fingerprint_of(other_types));
+        let fallible = Fallible::<u64, u64, String, AsValue<via::Serde>>::new(Ok);
+        assert_ne!(fingerprint_of(plain), fingerprint_of(fallible));
     }
 
     fn fingerprint_of<A: RemoteFn>(_: A) -> u64 {
         fingerprint::<A>()
     }
 
-    #[test]
-    fn remote_errors_keep_their_texts() {
+    fn round_trip<E: CrossProcessError<V>, V: 'static>(error: E) -> E {
         let mut out = Vec::new();
-        <AsText as ErrorWire<std::io::Error>>::encode(
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            &mut out,
-        )
-        .unwrap();
-        let (remote, rest) = <AsText as ErrorWire<std::io::Error>>::decode(&out).unwrap();
+        <AsValue<V> as ErrorWire<E>>::encode(error, &mut out).unwrap();
+        let (error, rest) = <AsValue<V> as ErrorWire<E>>::decode(&out).unwrap();
         assert!(rest.is_empty());
-        assert_eq!(remote.to_string(), "no such file");
-        assert!(remote.debug_text().contains("NotFound"), "{remote:?}");
+        error
+    }
+
+    #[test]
+    fn io_errors_cross_with_their_kind_message_and_code() {
+        let custom = round_trip(io::Error::new(io::ErrorKind::InvalidData, "bad header"));
+        assert_eq!(custom.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(custom.to_string(), "bad header");
+        let os = round_trip(io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(os.kind(), io::ErrorKind::NotFound);
+        assert_eq!(os.raw_os_error(), Some(libc::ENOENT));
+        assert_eq!(
+            os.to_string(),
+            io::Error::from_raw_os_error(libc::ENOENT).to_string()
+        );
+        let simple = round_trip(io::Error::from(io::ErrorKind::QuotaExceeded));
+        assert_eq!(simple.kind(), io::ErrorKind::QuotaExceeded);
+        assert_eq!(
+            simple.to_string(),
+            io::Error::from(io::ErrorKind::QuotaExceeded).to_string()
+        );
+        // Every kind that crosses by name comes back as itself.
+        for &kind in IO_KINDS {
+            assert_eq!(round_trip(io::Error::new(kind, "x")).kind(), kind);
+        }
+        // The chain below the error crosses as messages.
+        let wrapped = io::Error::other(io::Error::new(io::ErrorKind::NotFound, "inner"));
+        let wrapped = round_trip(wrapped);
+        assert_eq!(wrapped.to_string(), "inner");
+    }
+
+    #[test]
+    fn boxed_and_anyhow_errors_cross_as_their_chains_of_messages() {
+        let parse = "x".parse::<u8>().unwrap_err();
+        let boxed: BoxError = Box::new(io::Error::other(parse.clone()));
+        let boxed = round_trip(boxed);
+        assert_eq!(boxed.to_string(), "invalid digit found in string");
+        let remote = boxed.downcast_ref::<RemoteError>().unwrap();
+        assert!(remote.debug_text().contains("InvalidDigit"), "{remote:?}");
+        let chained = anyhow::Error::new(parse).context("reading the header");
+        let chained = round_trip(chained);
+        assert_eq!(
+            format!("{chained:#}"),
+            "reading the header: invalid digit found in string"
+        );
+        assert_eq!(chained.chain().count(), 2);
     }
 
     #[test]
     fn a_broken_record_fails_it_and_every_later_item() {
-        type A = Plain<fn(u64) -> u64, u64, u64>;
+        type A = Plain<u64, u64>;
         let mut bytes = vec![OK];
         write(&7_u64, &mut bytes).unwrap();
         bytes.push(9); // no such tag
@@ -557,7 +935,7 @@ mod tests {
 
     #[test]
     fn failed_items_are_rendered_from_their_bytes() {
-        type A = Plain<fn(u64) -> u64, u64, u64>;
+        type A = Plain<u64, u64>;
         let mut bytes = vec![PANIC];
         let mut input = Vec::new();
         write(&42_u64, &mut input).unwrap();

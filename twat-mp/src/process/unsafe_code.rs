@@ -13,29 +13,34 @@
 //! | item | what | why it is sound |
 //! |---|---|---|
 //! | [`BEFORE_MAIN`] | turns a re-started copy of the program into a worker before `main` | an `.init_array` entry of the right ABI |
-//! | [`EntryPoint`], [`EntryOffset`], [`Key`], [`Resolved`] | run in a worker a function the parent named by its place in the code | the worker calls only addresses the parent computed from a function value, under a key |
+//! | [`EntryPoint`], [`CodePointer`], [`EntryOffset`], [`Key`], [`Resolved`] | run in a worker a function the parent named by its place in the code | the worker calls only addresses the parent computed from function values, under a key |
 //! | [`die_with_parent`], [`replace_stdin`] | two system calls | integers only; no memory of ours |
 //!
 //! # Functions by their place in the code
 //!
-//! Rust cannot send a function to another process, but a worker runs the same executable:
-//! a function that captures nothing is zero-sized, so the worker needs only its code. The
-//! parent turns a function value `a` (an [`EntryPoint`]) into an [`EntryOffset`]: the
-//! distance from an anchor function to `entry::<A, S>`, this module's generic function
-//! that makes `a` again in the worker and runs it. The offset crosses with a tag, a keyed
-//! hash ([`Key::tag`]) of the offset, the [`Signature`] and the frame's other fields; the
-//! key is random per pool and known only to the pool and its workers. In the worker,
-//! [`Resolved::resolve`] accepts an offset only if its tag matches and it lands inside the
-//! executable's code, and only a [`Resolved`] can be called.
+//! Rust cannot send a function to another process, but a worker runs the same executable,
+//! so a function pointer of the parent names the same code in the worker once it is taken
+//! as a distance from a fixed function. A function value `a` (an [`EntryPoint`]) is a
+//! function pointer of the user's (its [`CodePointer`], `a.code()`) with types around it
+//! that say how to call it. The parent turns `a` into an [`EntryOffset`]: two distances
+//! from an anchor function, one to `entry::<A, S>` (this module's generic function that
+//! makes `a` again in the worker, from the user's function, and runs it) and one to the
+//! user's function. Both cross with a tag, a keyed hash ([`Key::tag`]) of the two offsets,
+//! the [`Signature`] and the frame's other fields; the key is random per pool and known
+//! only to the pool and its workers. In the worker, [`Resolved::resolve`] accepts the
+//! offsets only if their tag matches and both land inside the executable's code, and only
+//! a [`Resolved`] can be called.
 //!
 //! So a call through a [`Resolved`] reaches `entry::<A, S>` for an `A` of which the parent
-//! held a value: [`EntryOffset::of`] takes that value, it is the only way to an offset, and
-//! a tag is made only for an [`EntryOffset`]. Within one executable image the distance
-//! between two functions is fixed at link time (ASLR moves the image as a whole), and the
-//! worker runs `/proc/self/exe` of its parent, so the address is that of the same function
-//! in the worker. What remains outside the proof is what no Rust program can rule out:
-//! that another party knows the pool's key and forges tags by recomputing this module's
-//! hash, or that the process's own memory or executable is changed under it.
+//! held a value, with the address of that value's function pointer: [`EntryOffset::of`]
+//! takes that value, it is the only way to an offset, it measures both distances at once,
+//! and a tag is made only for an [`EntryOffset`], so the two cannot be paired otherwise.
+//! Within one executable image the distance between two functions is fixed at link time
+//! (ASLR moves the image as a whole), and the worker runs `/proc/self/exe` of its parent,
+//! so each address is that of the same function in the worker. What remains outside the
+//! proof is what no Rust program can rule out: that another party knows the pool's key
+//! and forges tags by recomputing this module's hash, or that the process's own memory or
+//! executable is changed under it.
 
 #![allow(unsafe_code)]
 
@@ -80,35 +85,6 @@ extern "C" fn before_main() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Zero-sized values
-// ---------------------------------------------------------------------------------------
-
-/// Makes a value of the zero-sized `Copy` type `F` out of nothing.
-///
-/// Fails to compile for any `F` that is not zero-sized.
-///
-/// # Safety
-///
-/// A value of `F` must have existed in this program: in this process, or in the parent
-/// process of this worker (which runs the same executable). Zero-sized types can carry
-/// an invariant in their mere existence (a token proving that something happened, or a
-/// closure capturing one), so a value may not be made of a type nobody held a value of.
-unsafe fn conjure<F: Copy + 'static>() -> F {
-    const {
-        assert!(
-            size_of::<F>() == 0,
-            "a ProcessPool function must capture nothing (a fn item or a closure without captures)"
-        )
-    };
-    // SAFETY: `F` has size 0, so it has no bytes whose validity could be violated: the
-    // all-zero value is the only bit pattern there is. Its safety invariant (that such a
-    // value may exist at all) is the caller's obligation: a value of `F` existed. `F:
-    // Copy` means that duplicating that value has no side effects (no `Drop`, no
-    // ownership), and a copy of it is exactly what this makes.
-    unsafe { std::mem::zeroed::<F>() }
-}
-
-// ---------------------------------------------------------------------------------------
 // Functions by their place in the code
 // ---------------------------------------------------------------------------------------
 
@@ -121,38 +97,103 @@ pub(crate) trait Signature: 'static {
     type Out;
 }
 
-/// A zero-sized function value that a worker can run by its place in the code.
-///
-/// `Send + Sync`, because the value is made again wherever the entry point is called: in
-/// a worker, or (in tests) on another thread of the process that took the offset.
-pub(crate) trait EntryPoint<S: Signature>: Copy + Send + Sync + 'static {
+/// A function value that a worker can run by its place in the code: the user's function
+/// as a [`CodePointer`], with the types that say how to call it.
+pub(crate) trait EntryPoint<S: Signature>: Sized + 'static {
+    /// The user's function pointer type.
+    type Code: CodePointer;
+    /// The user's function.
+    fn code(self) -> Self::Code;
+    /// The value again, around the user's function.
+    fn from_code(code: Self::Code) -> Self;
     /// Runs it, in the worker.
     fn run(self, cx: &mut S::Cx<'_>) -> S::Out;
 }
 
-/// The function pointer type of every `entry::<_, S>`.
-type EntryFn<S> = for<'a, 'r> fn(&'r mut <S as Signature>::Cx<'a>) -> <S as Signature>::Out;
-
-/// What a worker calls for `A`: makes `A` again and runs it.
+/// A function pointer type (`fn(A, B) -> R`, of up to eight parameters): the part of an
+/// [`EntryPoint`] that is the user's function.
 ///
-/// Private: its address leaves this module only through [`EntryOffset::of`], which takes
-/// a value of `A`, and it is called only through a [`Resolved`].
-fn entry<A: EntryPoint<S>, S: Signature>(cx: &mut S::Cx<'_>) -> S::Out {
-    // SAFETY: `conjure` needs that a value of `A` existed. This function is private, so it
-    // is called only through an `EntryFn` that this module made: (1) in the process that
-    // took its address, from `EntryOffset::of`, which took a value of `A`; (2) in a
-    // worker, through a `Resolved`, whose address was checked to be the parent's
-    // `EntryOffset` for this very function (see `Resolved::resolve`), which the parent
-    // made from a value of `A` too. Making it on whichever thread calls this is sending a
-    // copy of that value there, which `A: Send` allows.
-    let a = unsafe { conjure::<A>() };
-    a.run(cx)
+/// Sealed: implemented here for function pointer types only, so that an address taken
+/// from one can be turned back into the same type (`address::FromAddress`, which no other
+/// module can name). `pub` in this crate-private module only so that the public
+/// `StarArgs::Fn` can have it as its bound; nothing outside the crate can name it.
+pub trait CodePointer: Copy + Send + Sync + 'static + address::FromAddress {
+    /// Where the function is in this process.
+    fn address(self) -> usize;
 }
 
-/// Where a function is, as a job carries it: the distance from the anchor function to
-/// `entry::<A, S>` for an `A` of which the parent held a value.
+mod address {
+    /// Turning an address back into a function pointer: for [`super::CodePointer`] only.
+    pub trait FromAddress: Sized {
+        /// The function pointer at `address`.
+        ///
+        /// # Safety
+        ///
+        /// `address` must be the address of a function of exactly this type, in this
+        /// process: one that a value of this type pointed to.
+        unsafe fn from_address(address: usize) -> Self;
+    }
+}
+
+macro_rules! code_pointer {
+    ($($arg:ident),*) => {
+        impl<Ret: 'static, $($arg: 'static),*> CodePointer for fn($($arg),*) -> Ret {
+            fn address(self) -> usize {
+                self as usize
+            }
+        }
+
+        impl<Ret: 'static, $($arg: 'static),*> address::FromAddress for fn($($arg),*) -> Ret {
+            unsafe fn from_address(address: usize) -> Self {
+                // SAFETY: a function pointer is the address of its function; the caller
+                // guarantees that `address` is that of a function of exactly this type
+                // (signature and ABI), so the value made is one that existed.
+                unsafe { std::mem::transmute::<usize, Self>(address) }
+            }
+        }
+    };
+}
+
+code_pointer!();
+code_pointer!(A);
+code_pointer!(A, B);
+code_pointer!(A, B, C);
+code_pointer!(A, B, C, D);
+code_pointer!(A, B, C, D, E);
+code_pointer!(A, B, C, D, E, F);
+code_pointer!(A, B, C, D, E, F, G);
+code_pointer!(A, B, C, D, E, F, G, H);
+
+/// The function pointer type of every `entry::<_, S>`: the address of the user's function,
+/// and what the entry point works on.
+type EntryFn<S> = for<'a, 'r> fn(usize, &'r mut <S as Signature>::Cx<'a>) -> <S as Signature>::Out;
+
+/// What a worker calls for `A`: makes `A` again around the user's function at `code` and
+/// runs it.
+///
+/// Private: its address leaves this module only through [`EntryOffset::of`], which takes
+/// a value of `A` and measures the place of that value's function with it, and it is
+/// called only through a [`Resolved`], with the address paired with it there.
+fn entry<A: EntryPoint<S>, S: Signature>(code: usize, cx: &mut S::Cx<'_>) -> S::Out {
+    // SAFETY: `from_address` needs that `code` is the address of a function of type
+    // `A::Code`. This function is private, so it is called only through a `Resolved`
+    // (see `Resolved::call`), with the code address that `Resolved::resolve` accepted
+    // together with this entry point's address: both offsets were measured by one call of
+    // `EntryOffset::of::<A>` on a value `a` of `A` — the entry offset from `entry::<A, S>`
+    // and the code offset from `a.code()`, a value of type `A::Code` — since the tag that
+    // pairs them is made only from an `EntryOffset` and covers both. In a worker, both
+    // addresses are those of the same functions as in the parent (see `Resolved::resolve`).
+    // Should the linker have merged `entry::<A, S>` with a byte-identical `entry::<B, S>`,
+    // the code run is that of `entry::<A, S>` all the same.
+    let code = unsafe { <A::Code as address::FromAddress>::from_address(code) };
+    A::from_code(code).run(cx)
+}
+
+/// Where a function is, as a job carries it: the distances from the anchor function to
+/// `entry::<A, S>` and to the user's function of a value of `A` that the parent held.
 pub(crate) struct EntryOffset<S> {
-    offset: u64,
+    entry: u64,
+    code: u64,
     signature: PhantomData<fn() -> S>,
 }
 
@@ -166,29 +207,35 @@ impl<S> Copy for EntryOffset<S> {}
 
 impl<S> fmt::Debug for EntryOffset<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EntryOffset({:#x})", self.offset)
+        write!(f, "EntryOffset({:#x}, {:#x})", self.entry, self.code)
     }
 }
 
 impl<S: Signature> EntryOffset<S> {
-    /// The place of `a`'s entry point.
+    /// The place of `a`'s entry point and of its function.
     ///
     /// # Errors
-    /// [`EntryError::OutsideImage`] when the code is not in the executable's own mapping
-    /// (twat-mp linked into a shared library: the offset would mean nothing in a worker),
-    /// [`EntryError::NoImage`] when that mapping cannot be found.
+    /// [`EntryError::OutsideImage`] when either is not in the executable's own mapping (a
+    /// function of a shared library, or twat-mp linked into one: the offset would mean
+    /// nothing in a worker), [`EntryError::NoImage`] when that mapping cannot be found.
     pub(crate) fn of<A: EntryPoint<S>>(a: A) -> Result<Self, EntryError> {
-        let _ = a;
-        let address = entry::<A, S> as EntryFn<S> as usize;
+        let code = a.code().address();
+        let entry = entry::<A, S> as EntryFn<S> as usize;
         Ok(EntryOffset {
-            offset: offset_of(address)?,
+            entry: offset_of(entry)?,
+            code: offset_of(code)?,
             signature: PhantomData,
         })
     }
 
-    /// The offset, for the frame.
-    pub(crate) fn get(self) -> u64 {
-        self.offset
+    /// The entry point's offset, for the frame.
+    pub(crate) fn entry(self) -> u64 {
+        self.entry
+    }
+
+    /// The function's offset, for the frame.
+    pub(crate) fn code(self) -> u64 {
+        self.code
     }
 }
 
@@ -227,7 +274,7 @@ impl Key {
     /// The tag of a job naming `entry`, over `signed`: the frame's other fields, which the
     /// worker hashes the same way to check them.
     pub(crate) fn tag<S: Signature>(self, entry: EntryOffset<S>, signed: &impl Hash) -> u64 {
-        keyed_hash::<S>(self, entry.offset, signed)
+        keyed_hash::<S>(self, (entry.entry, entry.code), signed)
     }
 }
 
@@ -237,13 +284,13 @@ impl fmt::Debug for Key {
     }
 }
 
-/// A keyed hash of an offset, the signature it is for, and `signed`: only a holder of the
-/// key makes a valid one.
-fn keyed_hash<S: Signature>(key: Key, offset: u64, signed: &impl Hash) -> u64 {
+/// A keyed hash of the two offsets, the signature they are for, and `signed`: only a
+/// holder of the key makes a valid one.
+fn keyed_hash<S: Signature>(key: Key, offsets: (u64, u64), signed: &impl Hash) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (key.0, key.1).hash(&mut hasher);
     type_name::<S>().hash(&mut hasher);
-    offset.hash(&mut hasher);
+    offsets.hash(&mut hasher);
     signed.hash(&mut hasher);
     (key.1, key.0).hash(&mut hasher);
     hasher.finish()
@@ -260,50 +307,55 @@ pub(crate) enum EntryError {
     NoImage,
 }
 
-/// An entry point that passed every check of [`resolve`](Self::resolve): the only way to
-/// call a function a job names.
+/// An entry point that passed every check of [`resolve`](Self::resolve), with its
+/// function: the only way to call a function a job names.
 pub(crate) struct Resolved<S: Signature> {
     function: EntryFn<S>,
+    code: usize,
 }
 
 impl<S: Signature> Resolved<S> {
-    /// The function at `offset` from the anchor, if `tag` is the tag of that offset and
-    /// `signed` under `key`, and the address lies in the executable's code.
+    /// The entry point at `entry` from the anchor, with the function at `code`, if `tag`
+    /// is the tag of these offsets and `signed` under `key`, and both addresses lie in the
+    /// executable's code.
     ///
     /// # Errors
     /// [`EntryError::Forged`] for a tag that does not match, [`EntryError::OutsideImage`]
     /// and [`EntryError::NoImage`] as for [`EntryOffset::of`].
     pub(crate) fn resolve(
         key: Key,
-        offset: u64,
+        entry: u64,
+        code: u64,
         signed: &impl Hash,
         tag: u64,
     ) -> Result<Self, EntryError> {
-        if tag != keyed_hash::<S>(key, offset, signed) {
+        if tag != keyed_hash::<S>(key, (entry, code), signed) {
             return Err(EntryError::Forged);
         }
         let image = code_range().ok_or(EntryError::NoImage)?;
-        let address = anchor_address().wrapping_add(offset as usize);
-        if !image.contains(&address) {
+        let address = anchor_address().wrapping_add(entry as usize);
+        let code = anchor_address().wrapping_add(code as usize);
+        if !image.contains(&address) || !image.contains(&code) {
             return Err(EntryError::OutsideImage);
         }
         // SAFETY: the address is that of `entry::<A, S>` for some `A`, a function of type
-        // `EntryFn<S>`, in this process. (1) The tag matches under the pool's key, and
+        // `EntryFn<S>`, in this process, and `code` that of the function of a value of
+        // `A` (what `entry` relies on). (1) The tag matches under the pool's key, and
         // tags are made only by `Key::tag` from an `EntryOffset<S>` (the signature `S` is
-        // in the hash, so an offset for another signature does not pass), whose only
-        // constructor, `EntryOffset::of`, measured the distance from `anchor` to
-        // `entry::<A, S> as EntryFn<S>`. (2) That was measured in this executable: a
-        // worker runs `/proc/self/exe` of its parent, and the distance between two
-        // functions of one image is fixed at link time (ASLR moves the image as a whole).
-        // (3) The address lies in the executable's code mapping, a last guard against a
-        // layout that differs after all. The parent held a value of `A` (see `entry`).
+        // in the hash, so offsets for another signature do not pass), whose only
+        // constructor, `EntryOffset::of`, measured the distances from `anchor` to
+        // `entry::<A, S> as EntryFn<S>` and to `a.code()` for a value `a` of `A`. (2) They
+        // were measured in this executable: a worker runs `/proc/self/exe` of its parent,
+        // and the distance between two functions of one image is fixed at link time
+        // (ASLR moves the image as a whole). (3) Both addresses lie in the executable's
+        // code mapping, a last guard against a layout that differs after all.
         let function = unsafe { std::mem::transmute::<usize, EntryFn<S>>(address) };
-        Ok(Resolved { function })
+        Ok(Resolved { function, code })
     }
 
     /// Calls the function.
     pub(crate) fn call(self, cx: &mut S::Cx<'_>) -> S::Out {
-        (self.function)(cx)
+        (self.function)(self.code, cx)
     }
 }
 
@@ -393,47 +445,92 @@ mod tests {
         type Out = usize;
     }
 
-    #[derive(Clone, Copy)]
-    struct Seven;
+    /// An entry point of the tests' own: pushes what its function makes of the length.
+    struct Pushes(fn(usize) -> u8);
 
-    impl EntryPoint<Push> for Seven {
+    impl EntryPoint<Push> for Pushes {
+        type Code = fn(usize) -> u8;
+        fn code(self) -> Self::Code {
+            self.0
+        }
+        fn from_code(code: Self::Code) -> Self {
+            Pushes(code)
+        }
         fn run(self, out: &mut Vec<u8>) -> usize {
-            out.push(7);
+            out.push((self.0)(out.len()));
             out.len()
         }
+    }
+
+    fn seven(_: usize) -> u8 {
+        7
+    }
+
+    fn resolve_pushes(key: Key, offset: EntryOffset<Push>, signed: &impl Hash) -> Resolved<Push> {
+        let tag = key.tag(offset, signed);
+        Resolved::<Push>::resolve(key, offset.entry(), offset.code(), signed, tag).unwrap()
     }
 
     #[test]
     fn an_offset_made_from_a_value_resolves_and_runs_it() {
         let key = Key::random();
-        let offset = EntryOffset::<Push>::of(Seven).unwrap();
-        let tag = key.tag(offset, &("fields", 3_u32));
-        let resolved = Resolved::<Push>::resolve(key, offset.get(), &("fields", 3_u32), tag);
+        let offset = EntryOffset::<Push>::of(Pushes(seven)).unwrap();
+        let resolved = resolve_pushes(key, offset, &("fields", 3_u32));
         let mut out = vec![1];
-        assert_eq!(resolved.unwrap().call(&mut out), 2);
+        assert_eq!(resolved.call(&mut out), 2);
         assert_eq!(out, [1, 7]);
     }
 
     #[test]
-    fn a_wrong_key_field_or_signature_is_refused() {
+    fn function_pointers_chosen_at_run_time_resolve_to_themselves() {
+        let table: [fn(usize) -> u8; 3] = [seven, |len| len as u8 * 10, |_| 42];
         let key = Key::random();
-        let offset = EntryOffset::<Push>::of(Seven).unwrap();
+        let offsets: Vec<EntryOffset<Push>> = table
+            .iter()
+            .map(|&f| EntryOffset::of(Pushes(std::hint::black_box(f))).unwrap())
+            .collect();
+        // One entry point for the type, one place per function.
+        assert!(offsets.iter().all(|o| o.entry() == offsets[0].entry()));
+        assert_ne!(offsets[0].code(), offsets[1].code());
+        assert_ne!(offsets[1].code(), offsets[2].code());
+        let mut out = vec![1, 1];
+        for offset in offsets {
+            resolve_pushes(key, offset, &()).call(&mut out);
+        }
+        assert_eq!(out, [1, 1, 7, 30, 42]);
+    }
+
+    #[test]
+    fn a_wrong_key_field_offset_or_signature_is_refused() {
+        let key = Key::random();
+        let offset = EntryOffset::<Push>::of(Pushes(seven)).unwrap();
+        let other = EntryOffset::<Push>::of(Pushes(|_| 8)).unwrap();
         let tag = key.tag(offset, &1_u8);
+        let (entry, code) = (offset.entry(), offset.code());
         let resolve = Resolved::<Push>::resolve;
         assert_eq!(
-            resolve(Key::random(), offset.get(), &1_u8, tag).err(),
+            resolve(Key::random(), entry, code, &1_u8, tag).err(),
             Some(EntryError::Forged)
         );
         assert_eq!(
-            resolve(key, offset.get(), &2_u8, tag).err(),
+            resolve(key, entry, code, &2_u8, tag).err(),
             Some(EntryError::Forged)
         );
         assert_eq!(
-            resolve(key, offset.get() ^ 0x40, &1_u8, tag).err(),
+            resolve(key, entry ^ 0x40, code, &1_u8, tag).err(),
+            Some(EntryError::Forged)
+        );
+        // Another function under this one's tag: not what the parent sent.
+        assert_eq!(
+            resolve(key, entry, other.code(), &1_u8, tag).err(),
             Some(EntryError::Forged)
         );
         assert_eq!(
-            Resolved::<Other>::resolve(key, offset.get(), &1_u8, tag).err(),
+            resolve(key, entry, code ^ 0x40, &1_u8, tag).err(),
+            Some(EntryError::Forged)
+        );
+        assert_eq!(
+            Resolved::<Other>::resolve(key, entry, code, &1_u8, tag).err(),
             Some(EntryError::Forged)
         );
     }
@@ -442,11 +539,14 @@ mod tests {
     fn addresses_outside_the_code_are_refused_even_with_a_valid_tag() {
         let key = Key::random();
         let far = 1_u64 << 62;
-        let tag = keyed_hash::<Push>(key, far, &());
-        assert_eq!(
-            Resolved::<Push>::resolve(key, far, &(), tag).err(),
-            Some(EntryError::OutsideImage)
-        );
+        let near = EntryOffset::<Push>::of(Pushes(seven)).unwrap();
+        for offsets in [(far, near.code()), (near.entry(), far)] {
+            let tag = keyed_hash::<Push>(key, offsets, &());
+            assert_eq!(
+                Resolved::<Push>::resolve(key, offsets.0, offsets.1, &(), tag).err(),
+                Some(EntryError::OutsideImage)
+            );
+        }
         assert_eq!(offset_of(0x10), Err(EntryError::OutsideImage));
         let ours = offset_of(code_range as fn() -> _ as usize).unwrap();
         assert_eq!(

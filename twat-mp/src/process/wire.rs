@@ -6,18 +6,20 @@
 //! | kind | from | body after the kind byte |
 //! |---|---|---|
 //! | `HELLO` | parent | magic, version, executable identity, the pool's key |
-//! | `JOB` | parent | entry point offset, type fingerprint, flags, item count, tag, items |
+//! | `JOB` | parent | entry point offset, function offset, type fingerprint, flags, item count, tag, items |
 //! | `READY` | worker | magic, version, executable identity, pid |
 //! | `RESULTS` | worker | record count, records (see `remote`) |
 //! | `DONE` | worker | — (the job's last frame) |
 //! | `REFUSED` | worker | fatal flag, the reason in words |
 //!
-//! A job names its function by the distance from an anchor function to the function's
-//! entry point (an `unsafe_code::EntryOffset`). The worker honours that distance only under
-//! three checks: the `HELLO` handshake showed that parent and worker run the same code
-//! layout; the job's `tag`, a keyed hash of the offset and every other header field with
-//! the key that only the parent and this worker know, matches (so only an offset the
-//! parent itself computed is ever used); and the target lies inside the executable's code.
+//! A job names its function by two distances from an anchor function: to the entry point
+//! for the function's types, and to the user's function itself (an
+//! `unsafe_code::EntryOffset`). The worker honours them only under three checks: the
+//! `HELLO` handshake showed that parent and worker run the same code layout; the job's
+//! `tag`, a keyed hash of both offsets and every other header field with the key that
+//! only the parent and this worker know, matches (so only offsets the parent itself
+//! computed, paired as it paired them, are ever used); and both targets lie inside the
+//! executable's code.
 //! The last two are `unsafe_code::Resolved::resolve`, which this module calls with the
 //! frame's fields. The function then checks the type fingerprint before it decodes
 //! anything. A frame failing any check is refused with a [`FrameError`] that the parent
@@ -34,7 +36,7 @@ use super::unsafe_code::{
 };
 
 pub(crate) const MAGIC: [u8; 4] = *b"TWMP";
-pub(crate) const VERSION: u16 = 1;
+pub(crate) const VERSION: u16 = 2;
 /// Frames larger than this are refused: a garbage length must not allocate gigabytes.
 pub(crate) const MAX_FRAME: usize = 1 << 30;
 
@@ -103,8 +105,9 @@ impl fmt::Display for FrameError {
                 "unknown function: the job's tag does not match any function this pool sent",
             ),
             FrameError::OutsideImage => f.write_str(
-                "unknown function: its address is outside the executable's code (is twat-mp \
-                 linked as a dynamic library? ProcessPool needs it linked statically)",
+                "unknown function: its address is outside the executable's code (a function \
+                 of a shared library, or twat-mp linked as one? a worker process can run only \
+                 functions linked into the executable itself)",
             ),
             FrameError::NoImage => f.write_str(
                 "cannot locate the executable's code in /proc/self/maps, so functions cannot \
@@ -319,7 +322,7 @@ impl<S> Clone for FunctionId<S> {
 
 impl<S> Copy for FunctionId<S> {}
 
-/// The header of a `JOB` frame, after the function's offset.
+/// The header of a `JOB` frame, after the function's offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct JobHeader {
     /// The fingerprint of the function the parent meant, checked by the function.
@@ -335,10 +338,10 @@ impl JobHeader {
     }
 }
 
-const JOB_HEADER_LEN: usize = 1 + 8 + 8 + 1 + 4 + 8;
+const JOB_HEADER_LEN: usize = 1 + 8 + 8 + 8 + 1 + 4 + 8;
 
 /// The bytes before a job's items (length prefix included) for `payload_len` bytes of
-/// items of the function at `entry`.
+/// items of the function `entry` names.
 pub(crate) fn encode_job_header<S: Signature>(
     key: Key,
     entry: EntryOffset<S>,
@@ -349,7 +352,8 @@ pub(crate) fn encode_job_header<S: Signature>(
     let len = u32::try_from(JOB_HEADER_LEN + payload_len).expect("a batch stays under 4 GiB");
     out.extend_from_slice(&len.to_le_bytes());
     out.push(JOB);
-    out.extend_from_slice(&entry.get().to_le_bytes());
+    out.extend_from_slice(&entry.entry().to_le_bytes());
+    out.extend_from_slice(&entry.code().to_le_bytes());
     out.extend_from_slice(&header.fingerprint.to_le_bytes());
     out.push(header.flags);
     out.extend_from_slice(&header.count.to_le_bytes());
@@ -366,7 +370,8 @@ pub(crate) fn verify_job<S: Signature>(
 ) -> Result<(JobHeader, &[u8], Resolved<S>), FrameError> {
     let mut cursor = Cursor::new(body);
     cursor.kind(JOB, "job")?;
-    let offset = cursor.u64()?;
+    let entry = cursor.u64()?;
+    let code = cursor.u64()?;
     let header = JobHeader {
         fingerprint: cursor.u64()?,
         flags: cursor.u8()?,
@@ -374,7 +379,7 @@ pub(crate) fn verify_job<S: Signature>(
     };
     let tag = cursor.u64()?;
     let payload = cursor.rest();
-    let function = Resolved::resolve(key, offset, &header.signed(payload.len()), tag)?;
+    let function = Resolved::resolve(key, entry, code, &header.signed(payload.len()), tag)?;
     Ok((header, payload, function))
 }
 
@@ -414,12 +419,19 @@ mod tests {
         type Out = u8;
     }
 
-    #[derive(Clone, Copy)]
-    struct Seven;
+    /// Calls its function and returns what it gives.
+    struct Calls(fn() -> u8);
 
-    impl EntryPoint<Probe> for Seven {
+    impl EntryPoint<Probe> for Calls {
+        type Code = fn() -> u8;
+        fn code(self) -> Self::Code {
+            self.0
+        }
+        fn from_code(code: Self::Code) -> Self {
+            Calls(code)
+        }
         fn run(self, (): &mut ()) -> u8 {
-            7
+            (self.0)()
         }
     }
 
@@ -429,7 +441,7 @@ mod tests {
             flags: 0,
             count: 1,
         };
-        let entry = EntryOffset::<Probe>::of(Seven).unwrap();
+        let entry = EntryOffset::<Probe>::of(Calls(|| 7)).unwrap();
         let mut frame = encode_job_header(key, entry, &header, payload.len());
         frame.extend_from_slice(payload);
         frame.split_off(4)
@@ -459,13 +471,19 @@ mod tests {
             FrameError::UnknownFunction
         );
         let mut forged = body.clone();
-        forged[1] ^= 0x40; // another offset, same tag
+        forged[1] ^= 0x40; // another entry point, same tag
         assert_eq!(
             decode_job(key, &forged).unwrap_err(),
             FrameError::UnknownFunction
         );
+        let mut other_function = body.clone();
+        other_function[9] ^= 0x40; // another function, same tag
+        assert_eq!(
+            decode_job(key, &other_function).unwrap_err(),
+            FrameError::UnknownFunction
+        );
         let mut retyped = body.clone();
-        retyped[9] ^= 1; // another fingerprint, same tag
+        retyped[17] ^= 1; // another fingerprint, same tag
         assert_eq!(
             decode_job(key, &retyped).unwrap_err(),
             FrameError::UnknownFunction

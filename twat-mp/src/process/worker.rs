@@ -336,8 +336,8 @@ mod tests {
 
     #[test]
     fn a_job_runs_in_process_through_its_trampoline() {
-        type A = Plain<fn(u64) -> u64, u64, u64>;
-        let f = Plain::<_, u64, u64>::new(triple);
+        type A = Plain<u64, u64>;
+        let f = Plain::<u64, u64>::new(triple);
         let function = function_of(f);
         let key = Key::random();
         let body = job_frame::<A>(key, function, &[1, 2, 3]);
@@ -372,17 +372,17 @@ mod tests {
 
     #[test]
     fn an_unknown_function_is_refused() {
-        let f = Plain::<_, u64, u64>::new(triple);
+        let f = Plain::<u64, u64>::new(triple);
         let function = function_of(f);
         let key = Key::random();
         // Tagged with another key: not a function this pool sent.
-        let body = job_frame::<Plain<fn(u64) -> u64, u64, u64>>(Key::random(), function, &[1]);
+        let body = job_frame::<Plain<u64, u64>>(Key::random(), function, &[1]);
         let mut out = Vec::new();
         run_job(key, &body, &mut out).unwrap();
         assert!(refusal(&out).starts_with("unknown function"));
         // Another offset under the tag of this one. (A valid tag for an offset outside the
         // code cannot be made: `unsafe_code`'s tests check that refusal.)
-        let mut body = job_frame::<Plain<fn(u64) -> u64, u64, u64>>(key, function, &[1]);
+        let mut body = job_frame::<Plain<u64, u64>>(key, function, &[1]);
         body[1] ^= 0x10;
         out.clear();
         run_job(key, &body, &mut out).unwrap();
@@ -391,12 +391,12 @@ mod tests {
 
     #[test]
     fn a_type_mismatch_is_refused_before_anything_is_decoded() {
-        let f = Plain::<_, u64, u64>::new(triple);
-        let other = Plain::<_, String, usize>::new(|s: String| s.len());
+        let f = Plain::<u64, u64>::new(triple);
+        let other = Plain::<String, usize>::new(|s| s.len());
         let mut function = function_of(f);
         function.fingerprint = function_of(other).fingerprint;
         let key = Key::random();
-        let body = job_frame::<Plain<fn(u64) -> u64, u64, u64>>(key, function, &[1]);
+        let body = job_frame::<Plain<u64, u64>>(key, function, &[1]);
         let mut out = Vec::new();
         run_job(key, &body, &mut out).unwrap();
         assert!(refusal(&out).starts_with("type mismatch"));
@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn undecodable_items_fail_without_running() {
-        let f = Plain::<_, String, usize>::new(|s: String| s.len());
+        let f = Plain::<String, usize>::new(|s| s.len());
         let function = function_of(f);
         let key = Key::random();
         let payload = [0xff, 0xff, 0xff]; // not a postcard string
@@ -429,13 +429,7 @@ mod tests {
         let mut out = Vec::new();
         run_job(key, &frame[4..], &mut out).unwrap();
         let frames = answers(&out);
-        let decoded = decode_records::<Plain<fn(String) -> usize, String, usize>>(
-            &frames[0].1[5..],
-            0,
-            2,
-            0,
-            None,
-        );
+        let decoded = decode_records::<Plain<String, usize>>(&frames[0].1[5..], 0, 2, 0, None);
         assert_eq!(decoded.failures.len(), 2);
     }
 }

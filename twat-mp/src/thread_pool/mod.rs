@@ -256,7 +256,7 @@ impl ThreadPool {
         I: IntoIterator<Item = T>,
         T: Send,
         R: Send,
-        E: Into<BoxError> + Send,
+        E: Into<BoxError> + Send + 'static,
     {
         self.run_map(f, items, None)
             .map_err(ItemFailure::into_worker_error)

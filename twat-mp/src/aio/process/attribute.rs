@@ -3,11 +3,11 @@
 
 use std::future::Future;
 
-use super::{AsyncProcessPool, infallible};
+use super::AsyncProcessPool;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
-use crate::process::CrossProcess;
-use crate::process::remote::{AsValue, NoError};
+use crate::process::remote::{AsValue, NoError, Partial, Total};
+use crate::process::{CrossProcess, CrossProcessError};
 use std::panic::Location;
 
 /// The process pool every `#[apmap(process)]` with this configuration shares.
@@ -20,46 +20,42 @@ fn async_process_pool(config: &Config) -> &'static AsyncProcessPool {
 /// failing item's failure resumed in the caller (a panic's message as its payload, a
 /// crash or timeout as its `WorkerError`).
 #[track_caller]
-pub fn apmap_process<T, R, F, Fut, I>(
+pub fn apmap_process<T, R, Fut, I>(
     config: &Config,
     render: Option<Render<T>>,
-    f: F,
+    f: fn(T) -> Fut,
     items: I,
-) -> impl Future<Output = Vec<R>> + Send + use<T, R, F, Fut, I>
+) -> impl Future<Output = Vec<R>> + Send + use<T, R, Fut, I>
 where
-    F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
     Fut: Future<Output = R> + 'static,
     I: IntoIterator<Item = T>,
     T: CrossProcess,
     R: CrossProcess,
 {
     let call = Location::caller();
-    let run = async_process_pool(config).run_map::<_, _, _, _, _, NoError, _>(
-        infallible(f),
-        items,
-        render,
-    );
+    let run = async_process_pool(config).run_map::<_, _, Total, NoError, _>(f, items, render);
     async move { run.await.unwrap_or_else(|failure| failure.resume(call)) }
 }
 
 /// `#[apmap(process)]` on `async fn(T) -> Result<R, E>`: the results in input order, or
-/// the lowest failing item's own `E` (which crosses back as a serde value).
+/// the lowest failing item's own `E` (which crosses back as [`CrossProcessError`] says).
 #[track_caller]
-pub fn apmap_result_process<T, R, E, F, Fut, I>(
+pub fn apmap_result_process<T, R, E, Via, Fut, I>(
     config: &Config,
     render: Option<Render<T>>,
-    f: F,
+    f: fn(T) -> Fut,
     items: I,
-) -> impl Future<Output = Result<Vec<R>, E>> + Send + use<T, R, E, F, Fut, I>
+) -> impl Future<Output = Result<Vec<R>, E>> + Send + use<T, R, E, Via, Fut, I>
 where
-    F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
     Fut: Future<Output = Result<R, E>> + 'static,
     I: IntoIterator<Item = T>,
     T: CrossProcess,
     R: CrossProcess,
-    E: CrossProcess,
+    E: CrossProcessError<Via>,
+    Via: 'static,
 {
     let call = Location::caller();
-    let run = async_process_pool(config).run_map::<_, _, _, _, _, AsValue, _>(f, items, render);
+    let run =
+        async_process_pool(config).run_map::<_, _, Partial, AsValue<Via>, _>(f, items, render);
     async move { run.await.map_err(|failure| failure.into_original(call)) }
 }

@@ -2,7 +2,9 @@
 //! and what runs there: a *group* of items is one item of the underlying
 //! [`ProcessPool`](crate::ProcessPool), run on the worker process's own tokio runtime.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::aio::dispatch::CatchPanic;
 use crate::panic_capture;
 use crate::process::CrossProcess;
-use crate::process::remote::ErrorWire;
+use crate::process::remote::{Callee, ErrorWire, NoError, RemoteFn, Split};
 
 /// A group of items, as it crosses to a worker process.
 #[derive(Serialize, Deserialize)]
@@ -41,15 +43,17 @@ thread_local! {
 }
 
 /// Runs one group in a worker process with the function `f`: every item at once (up to
-/// its concurrency) on the process's own runtime; one answer per item, in order.
-fn run_group<F, Fut, T, R, E, W>(f: F, group: Group<T>) -> Vec<Answer<R>>
+/// its concurrency) on the process's own runtime; one answer per item, in order. `K`
+/// splits each future's output into its value and its own error, which crosses as `W`
+/// says.
+fn run_group<P, T, K, W>(f: P, group: Group<T>) -> Vec<Answer<K::Ok>>
 where
-    F: Fn(T) -> Fut + Copy + 'static,
-    Fut: Future<Output = Result<R, E>> + 'static,
+    P: Callee<T>,
+    P::Output: Future + 'static,
     T: 'static,
-    R: 'static,
-    E: 'static,
-    W: ErrorWire<E>,
+    K: Split<<P::Output as Future>::Output>,
+    K::Ok: 'static,
+    W: ErrorWire<K::Err>,
 {
     let Group {
         items,
@@ -73,7 +77,7 @@ where
                     let slots = std::rc::Rc::clone(&slots);
                     tokio::task::spawn_local(async move {
                         let _slot = slots.acquire().await;
-                        run_one::<F, Fut, T, R, E, W>(f, item, timeout).await
+                        run_one::<P, T, K, W>(f, item, timeout).await
                     })
                 })
                 .collect();
@@ -89,17 +93,18 @@ where
     })
 }
 
-async fn run_one<F, Fut, T, R, E, W>(f: F, item: T, timeout: Option<Duration>) -> Answer<R>
+async fn run_one<P, T, K, W>(f: P, item: T, timeout: Option<Duration>) -> Answer<K::Ok>
 where
-    F: Fn(T) -> Fut,
-    Fut: Future<Output = Result<R, E>>,
-    W: ErrorWire<E>,
+    P: Callee<T>,
+    P::Output: Future,
+    K: Split<<P::Output as Future>::Output>,
+    W: ErrorWire<K::Err>,
 {
     let panicked = |caught: panic_capture::CaughtPanic| Answer::Panicked {
         message: crate::error::panic_message(caught.payload.as_ref()),
         backtrace: caught.backtrace.map(|b| b.to_string()),
     };
-    let future = match panic_capture::catch(|| f(item)) {
+    let future = match panic_capture::catch(|| f.call(item)) {
         Ok(future) => future,
         Err(caught) => return panicked(caught),
     };
@@ -112,7 +117,7 @@ where
             Err(_elapsed) => return Answer::TimedOut(after),
         },
     };
-    match outcome {
+    match outcome.map(K::split) {
         Ok(Ok(value)) => Answer::Done(value),
         Ok(Err(error)) => {
             let mut bytes = Vec::new();
@@ -125,18 +130,52 @@ where
     }
 }
 
-/// The group runner for `f`: a closure that captures only `f`, which captures nothing,
-/// so it too is zero-sized and the process pool can name it in a worker.
-pub(super) fn group_runner<F, Fut, T, R, E, W>(
-    f: F,
-) -> impl Fn(Group<T>) -> Vec<Answer<R>> + Copy + Send + Sync + 'static
+/// The group runner for the async function `P`, as the underlying process pool runs it:
+/// one item of that pool is a whole [`Group`]. The user's function pointer is what
+/// crosses.
+pub(super) struct Grouped<P, T, K, W> {
+    f: P,
+    types: PhantomData<fn(T) -> (K, W)>,
+}
+
+impl<P: Copy, T, K, W> Clone for Grouped<P, T, K, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P: Copy, T, K, W> Copy for Grouped<P, T, K, W> {}
+
+impl<P, T, K, W> Grouped<P, T, K, W> {
+    pub(super) fn new(f: P) -> Self {
+        Grouped {
+            f,
+            types: PhantomData,
+        }
+    }
+}
+
+impl<P, T, K, W> RemoteFn for Grouped<P, T, K, W>
 where
-    F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, E>> + 'static,
+    P: Callee<T>,
+    P::Output: Future + 'static,
     T: CrossProcess,
-    R: CrossProcess,
-    E: 'static,
-    W: ErrorWire<E>,
+    K: Split<<P::Output as Future>::Output>,
+    K::Ok: CrossProcess,
+    W: ErrorWire<K::Err>,
 {
-    move |group| run_group::<F, Fut, T, R, E, W>(f, group)
+    type In = Group<T>;
+    type Out = Vec<Answer<K::Ok>>;
+    type Err = Infallible;
+    type Wire = NoError;
+    type Code = P::Code;
+    fn code(self) -> P::Code {
+        self.f.code()
+    }
+    fn from_code(code: P::Code) -> Self {
+        Grouped::new(P::from_code(code))
+    }
+    fn call(self, group: Group<T>) -> Result<Self::Out, Infallible> {
+        Ok(run_group::<P, T, K, W>(self.f, group))
+    }
 }

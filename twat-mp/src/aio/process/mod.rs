@@ -36,13 +36,14 @@ use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
 use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
-use crate::process::CrossProcess;
-use crate::process::remote::{AsText, ErrorWire, NoError, render_input};
-use crate::tuple_fn::TupleFn;
+use crate::process::remote::{
+    AsValue, Callee, ErrorWire, NoError, Partial, Split, Spread, Total, render_input,
+};
+use crate::process::{CrossProcess, CrossProcessError, StarArgs};
 
 use call::{GroupCall, Transport};
 use generations::Generations;
-use group::{Group, group_runner};
+use group::{Group, Grouped};
 
 pub use call::{ProcessImapStream, ProcessUimapStream};
 
@@ -51,8 +52,9 @@ pub use call::{ProcessImapStream, ProcessUimapStream};
 ///
 /// Use it where [`AsyncMultiPool`](super::AsyncMultiPool)'s threads are not enough: async
 /// code that may crash, abort, leak or block, or that is not thread-safe. As with
-/// [`ProcessPool`](crate::ProcessPool), the function must capture nothing (an `async fn` item or a closure
-/// without captures) and the items and results cross as serde values ([`CrossProcess`]);
+/// [`ProcessPool`](crate::ProcessPool), the function is a function pointer, `fn(T) -> Fut` (an
+/// `async fn` item, a closure without captures, or a `fn` pointer chosen at run time),
+/// and the items and results cross as serde values ([`CrossProcess`]);
 /// the worker processes are this executable started again, with no setup (see
 /// [`ProcessPool`](crate::ProcessPool) for how). Available on Linux.
 ///
@@ -221,6 +223,10 @@ impl AsyncProcessPool {
 
     /// Runs `f` on every item in the worker processes; results in input order.
     ///
+    /// `f` is a function pointer returning a future, `fn(T) -> Fut`: an `async fn` item, a
+    /// closure without captures (`|x: u32| async move { .. }`), or a `fn` pointer (see
+    /// [`ProcessPool`](crate::ProcessPool#functions-items-results)).
+    ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item: its panic (message and backtrace
     /// text), its timeout, or the crash of the worker process that ran it.
@@ -243,25 +249,26 @@ impl AsyncProcessPool {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn map<T, R, F, Fut, I>(
+    pub fn map<T, R, Fut, I>(
         &self,
-        f: F,
+        f: fn(T) -> Fut,
         items: I,
-    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<T, R, F, Fut, I>
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<T, R, Fut, I>
     where
-        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
         Fut: Future<Output = R> + 'static,
         I: IntoIterator<Item = T>,
         T: CrossProcess,
         R: CrossProcess,
     {
-        let run = self.run_map::<_, _, _, _, _, NoError, _>(infallible(f), items, None);
+        let run = self.run_map::<_, _, Total, NoError, _>(f, items, None);
         async move { run.await.map_err(ItemFailure::into_infallible_worker_error) }
     }
 
     /// Applies an async function of several arguments to every tuple of arguments, in
     /// the worker processes, as Python's `starmap`; results in input order. The function
-    /// must capture nothing, as for [`map`](Self::map); see [`TupleFn`] for closures.
+    /// is a closure without captures or a function pointer of as many parameters as the
+    /// tuples have fields: an `async fn` item of several parameters is made one first,
+    /// `let power: fn(u64, u32) -> _ = power;` (see [`StarArgs`]).
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item.
@@ -276,65 +283,67 @@ impl AsyncProcessPool {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = AsyncMultiPool::builder().nodes(2).processes().build()?;
-    /// assert_eq!(pool.starmap(power, vec![(2, 10), (3, 3)]).await?, [1024, 27]);
+    /// let power: fn(u64, u32) -> _ = power;
+    /// let powers = pool.starmap(power, vec![(2, 10), (3, 3)]).await?;
+    /// assert_eq!(powers, [1024, 27]);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn starmap<Args, R, F, I>(
+    pub fn starmap<Args, Fut, R, I>(
         &self,
-        f: F,
+        f: <Args as StarArgs<Fut>>::Fn,
         tuples: I,
-    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<Args, R, F, I>
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<Args, Fut, R, I>
     where
-        F: TupleFn<Args> + Copy + Send + Sync + 'static,
-        F::Output: Future<Output = R> + 'static,
+        Args: StarArgs<Fut> + CrossProcess,
+        Fut: Future<Output = R> + 'static,
         I: IntoIterator<Item = Args>,
-        Args: CrossProcess,
         R: CrossProcess,
     {
-        // Captures only `f`, which captures nothing: still zero-sized, so it can be named
-        // in a worker process.
-        self.map(move |args: Args| f.call_tuple(args), tuples)
+        let run = self.run_map::<_, _, Total, NoError, _>(Spread::new(f), tuples, None);
+        async move { run.await.map_err(ItemFailure::into_infallible_worker_error) }
     }
 
     /// Like [`map`](Self::map) for a function that returns `Result`: the first `Err` (by
-    /// index) comes back as a [`WorkerError`] of kind [`ErrorKind::Failed`] whose
-    /// [`source`](std::error::Error::source) is a [`RemoteError`](crate::RemoteError) with the error's text
-    /// (the value itself stayed in the worker), as [`ProcessPool::try_map`](crate::ProcessPool::try_map) does.
+    /// index) comes back as a [`WorkerError`] of kind [`ErrorKind::Failed`] whose source
+    /// is the function's own error, made again in this process as a value of its type
+    /// ([`WorkerError::downcast`] takes it), as [`ProcessPool::try_map`](crate::ProcessPool::try_map)
+    /// does. The error type must be able to cross back ([`CrossProcessError`]).
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item.
     ///
     /// ```
-    /// use twat_mp::{AsyncMultiPool, ErrorKind};
+    /// use std::io;
+    /// use twat_mp::AsyncMultiPool;
     ///
-    /// async fn parse(text: String) -> Result<u8, std::num::ParseIntError> {
-    ///     text.parse()
+    /// async fn size(path: String) -> io::Result<u64> {
+    ///     Ok(std::fs::metadata(path)?.len())
     /// }
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = AsyncMultiPool::builder().nodes(1).processes().build()?;
-    /// let err = pool.try_map(parse, ["1", "x"].map(String::from)).await.unwrap_err();
+    /// let err = pool.try_map(size, ["/".into(), "/no/such/file".into()]).await.unwrap_err();
     /// assert_eq!(err.index(), 1);
-    /// assert!(matches!(err.kind(), ErrorKind::Failed(e) if e.to_string() == "invalid digit found in string"));
+    /// assert_eq!(err.downcast::<io::Error>().unwrap().kind(), io::ErrorKind::NotFound);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn try_map<T, R, E, F, Fut, I>(
+    pub fn try_map<T, R, E, Via, Fut, I>(
         &self,
-        f: F,
+        f: fn(T) -> Fut,
         items: I,
-    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<T, R, E, F, Fut, I>
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<T, R, E, Via, Fut, I>
     where
-        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + 'static,
         I: IntoIterator<Item = T>,
         T: CrossProcess,
         R: CrossProcess,
-        E: Into<BoxError> + 'static,
+        E: CrossProcessError<Via> + Into<BoxError>,
+        Via: 'static,
     {
-        let run = self.run_map::<_, _, _, _, _, AsText, _>(f, items, None);
+        let run = self.run_map::<_, _, Partial, AsValue<Via>, _>(f, items, None);
         async move { run.await.map_err(ItemFailure::into_worker_error) }
     }
 
@@ -355,13 +364,12 @@ impl AsyncProcessPool {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn apply<T, R, F, Fut>(
+    pub fn apply<T, R, Fut>(
         &self,
-        f: F,
+        f: fn(T) -> Fut,
         item: T,
-    ) -> impl Future<Output = Result<R, WorkerError>> + Send + use<T, R, F, Fut>
+    ) -> impl Future<Output = Result<R, WorkerError>> + Send + use<T, R, Fut>
     where
-        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
         Fut: Future<Output = R> + 'static,
         T: CrossProcess,
         R: CrossProcess,
@@ -395,9 +403,8 @@ impl AsyncProcessPool {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn imap<T, R, F, Fut, I>(&self, f: F, items: I) -> ProcessImapStream<R>
+    pub fn imap<T, R, Fut, I>(&self, f: fn(T) -> Fut, items: I) -> ProcessImapStream<R>
     where
-        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
         Fut: Future<Output = R> + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
@@ -427,9 +434,8 @@ impl AsyncProcessPool {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn uimap<T, R, F, Fut, I>(&self, f: F, items: I) -> ProcessUimapStream<R>
+    pub fn uimap<T, R, Fut, I>(&self, f: fn(T) -> Fut, items: I) -> ProcessUimapStream<R>
     where
-        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
         Fut: Future<Output = R> + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
@@ -439,9 +445,13 @@ impl AsyncProcessPool {
         ProcessUimapStream::new(self.lazy(f, items, false))
     }
 
-    fn lazy<T, R, F, Fut, I>(&self, f: F, items: I, ordered: bool) -> GroupCall<R, Infallible>
+    fn lazy<T, R, Fut, I>(
+        &self,
+        f: fn(T) -> Fut,
+        items: I,
+        ordered: bool,
+    ) -> GroupCall<R, Infallible>
     where
-        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
         Fut: Future<Output = R> + 'static,
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
@@ -449,35 +459,30 @@ impl AsyncProcessPool {
         R: CrossProcess,
     {
         let group = self.group_size(None);
-        self.call::<_, _, _, _, _, NoError, _>(
-            infallible(f),
-            items.into_iter(),
-            group,
-            None,
-            ordered,
-        )
+        self.call::<_, _, Total, NoError, _>(f, items.into_iter(), group, None, ordered)
     }
 
-    /// What `map`, `try_map` and the attribute run: the items are gathered now. Returns
-    /// as soon as the outcome is decided, and pulls no input after a failure.
-    pub(crate) fn run_map<T, R, E, F, Fut, W, I>(
+    /// What `map`, `try_map` and the attribute run, for the user's function `P` whose
+    /// future's output `K` splits, its error crossing as `W` says: the items are gathered
+    /// now. Returns as soon as the outcome is decided, and pulls no input after a failure.
+    pub(crate) fn run_map<P, T, K, W, I>(
         &self,
-        f: F,
+        f: P,
         items: I,
         render: Option<Render<T>>,
-    ) -> impl Future<Output = Result<Vec<R>, ItemFailure<W::Remote>>> + Send + use<T, R, E, F, Fut, W, I>
+    ) -> impl Future<Output = Result<Vec<K::Ok>, ItemFailure<W::Remote>>> + Send + use<P, T, K, W, I>
     where
         I: IntoIterator<Item = T>,
-        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + 'static,
+        P: Callee<T>,
+        P::Output: Future + 'static,
+        K: Split<<P::Output as Future>::Output>,
+        K::Ok: CrossProcess,
         T: CrossProcess,
-        R: CrossProcess,
-        E: 'static,
-        W: ErrorWire<E>,
+        W: ErrorWire<K::Err>,
     {
         let items: Vec<T> = items.into_iter().collect();
         let group = self.group_size(Some(items.len()));
-        let mut call = self.call::<_, _, _, _, _, W, _>(f, items.into_iter(), group, render, false);
+        let mut call = self.call::<P, T, K, W, _>(f, items.into_iter(), group, render, false);
         async move {
             let mut gather = Gather::default();
             while let Some((index, outcome)) = call.next().await {
@@ -502,24 +507,24 @@ impl AsyncProcessPool {
             .min(self.maxtasksperchild.unwrap_or(usize::MAX))
     }
 
-    fn call<T, R, E, F, Fut, W, I>(
+    fn call<P, T, K, W, I>(
         &self,
-        f: F,
+        f: P,
         items: I,
         group: usize,
         render: Option<Render<T>>,
         ordered: bool,
-    ) -> GroupCall<R, W::Remote>
+    ) -> GroupCall<K::Ok, W::Remote>
     where
-        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + 'static,
+        P: Callee<T>,
+        P::Output: Future + 'static,
+        K: Split<<P::Output as Future>::Output>,
+        K::Ok: CrossProcess,
         I: Iterator<Item = T> + Send + 'static,
         T: CrossProcess,
-        R: CrossProcess,
-        E: 'static,
-        W: ErrorWire<E>,
+        W: ErrorWire<K::Err>,
     {
-        let runner = group_runner::<F, Fut, T, R, E, W>(f);
+        let runner = Grouped::<P, T, K, W>::new(f);
         let concurrency = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
         let timeout = self.timeout;
         let generations = Arc::clone(&self.generations);
@@ -539,7 +544,7 @@ impl AsyncProcessPool {
                 concurrency,
                 timeout,
             };
-            call::Pending::Running(pool.apipe(runner, group))
+            call::Pending::Running(pool.apipe_remote(runner, group))
         };
         let mut input = items;
         let pull = move |count: usize| -> Vec<Result<Vec<u8>, String>> {
@@ -558,26 +563,6 @@ impl AsyncProcessPool {
             decode_error: W::decode,
         };
         GroupCall::new(transport, group, 2 * self.nodes, ordered, self.debug)
-    }
-}
-
-/// `f` as a function that cannot fail; it captures only `f`, so it stays zero-sized and
-/// can be named in a worker process.
-fn infallible<T, R, F, Fut>(
-    f: F,
-) -> impl Fn(T) -> std::pin::Pin<Box<dyn Future<Output = Result<R, Infallible>>>>
-+ Copy
-+ Send
-+ Sync
-+ 'static
-where
-    F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
-    Fut: Future<Output = R> + 'static,
-    R: 'static,
-{
-    move |x| {
-        let future = f(x);
-        Box::pin(async move { Ok(future.await) })
     }
 }
 
