@@ -266,6 +266,27 @@ pub enum BuildError {
     /// A setting that must be positive was zero (`chunksize`, `concurrency`, …).
     #[error("the pool setting `{0}` must be at least 1, but 0 was given")]
     Zero(&'static str),
+    /// A setting beyond what any machine can honour: `nodes` over
+    /// [`MAX_NODES`](crate::MAX_NODES) (each node is an OS thread, and a process for
+    /// process pools), `concurrency` over [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY).
+    /// Refused before anything starts.
+    ///
+    /// ```
+    /// use twat_mp::{BuildError, ProcessPool};
+    ///
+    /// let err = ProcessPool::with_nodes(100_000).unwrap_err();
+    /// assert!(matches!(err, BuildError::TooLarge { name: "nodes", .. }));
+    /// assert_eq!(err.to_string(), "the pool setting `nodes` must be at most 4096, but 100000 was given");
+    /// ```
+    #[error("the pool setting `{name}` must be at most {max}, but {value} was given")]
+    TooLarge {
+        /// The setting: `"nodes"` or `"concurrency"`.
+        name: &'static str,
+        /// What was asked for.
+        value: usize,
+        /// The most it may be.
+        max: usize,
+    },
     /// The operating system refused to start a worker thread or process.
     #[error("could not start a worker: {0}")]
     Spawn(#[from] std::io::Error),

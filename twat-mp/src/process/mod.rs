@@ -146,7 +146,7 @@ pub struct ProcessPoolBuilder {
 
 impl ProcessPoolBuilder {
     /// The number of worker processes; the default is the number of CPUs this process may
-    /// use (cgroup quotas and affinity included).
+    /// use (cgroup quotas and affinity included). At most [`MAX_NODES`](crate::MAX_NODES).
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.settings.nodes = Some(nodes);
         self
@@ -180,7 +180,8 @@ impl ProcessPoolBuilder {
     ///
     /// # Errors
     /// [`BuildError::NoNodes`] for `nodes(0)`, [`BuildError::Zero`] for `chunksize(0)` or a
-    /// zero `timeout`, [`BuildError::Spawn`] when the system refuses a thread.
+    /// zero `timeout`, [`BuildError::TooLarge`] for more than [`MAX_NODES`](crate::MAX_NODES)
+    /// nodes, [`BuildError::Spawn`] when the system refuses a thread.
     pub fn build(self) -> Result<ProcessPool, BuildError> {
         let checked = self.settings.check()?;
         let (nodes, debug, timeout) = (checked.nodes, checked.debug, checked.timeout);
@@ -229,7 +230,8 @@ impl ProcessPool {
     /// A pool with `nodes` worker processes.
     ///
     /// # Errors
-    /// [`BuildError::NoNodes`] for `0`; [`BuildError::Spawn`] when the system refuses a
+    /// [`BuildError::NoNodes`] for `0`; [`BuildError::TooLarge`] for more than
+    /// [`MAX_NODES`](crate::MAX_NODES); [`BuildError::Spawn`] when the system refuses a
     /// thread.
     ///
     /// ```

@@ -123,7 +123,8 @@ pub struct AsyncProcessPoolBuilder {
 }
 
 impl AsyncProcessPoolBuilder {
-    /// The number of worker processes; the default is the number of usable CPUs.
+    /// The number of worker processes; the default is the number of usable CPUs. At most
+    /// [`MAX_NODES`](crate::MAX_NODES).
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.settings.nodes = Some(nodes);
         self
@@ -161,7 +162,9 @@ impl AsyncProcessPoolBuilder {
     ///
     /// # Errors
     /// [`BuildError::NoNodes`] for `nodes(0)`; [`BuildError::Zero`] for a zero
-    /// `concurrency`, `timeout` or `maxtasksperchild`; [`BuildError::Unsupported`] when an
+    /// `concurrency`, `timeout` or `maxtasksperchild`; [`BuildError::TooLarge`] for more
+    /// than [`MAX_NODES`](crate::MAX_NODES) nodes or [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY)
+    /// tasks per worker; [`BuildError::Unsupported`] when an
     /// initializer was set (a closure cannot run in another process);
     /// [`BuildError::Spawn`] when the system refuses a thread.
     pub fn build(self) -> Result<AsyncProcessPool, BuildError> {
