@@ -283,6 +283,8 @@ struct WorkerProcess {
     ready: bool,
     read_timeout: Option<Duration>,
     body: Vec<u8>,
+    /// How it said it dies (a `DYING` frame), if it did.
+    last_words: Option<String>,
 }
 
 impl WorkerProcess {
@@ -527,6 +529,13 @@ impl Slot {
                         elapsed: now - started,
                     };
                 }
+                wire::DYING => {
+                    // The process ends next; the read after this one sees it.
+                    worker.last_words = Some(
+                        wire::decode_dying(&worker.body)
+                            .unwrap_or_else(|_| "said it was dying".into()),
+                    );
+                }
                 wire::REFUSED => {
                     let (fatal, reason) = wire::decode_refused(&worker.body)
                         .unwrap_or((true, "it sent a malformed refusal".into()));
@@ -595,6 +604,7 @@ impl Slot {
             ready: false,
             read_timeout: None,
             body: Vec::new(),
+            last_words: None,
         })
     }
 
@@ -607,6 +617,11 @@ impl Slot {
         // A worker that already died keeps its exit status: killing a zombie changes nothing.
         let _ = worker.child.kill();
         let status = describe(worker.child.wait());
+        let status = match worker.last_words {
+            // "overflowed its stack and was killed by signal 6 (SIGABRT)"
+            Some(words) => format!("{words} and {status}"),
+            None => status,
+        };
         event!(self.debug(), worker = self.index, pid = worker.pid, %status, "worker process exited");
         status
     }

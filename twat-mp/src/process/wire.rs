@@ -11,6 +11,7 @@
 //! | `RESULTS` | worker | record count, records (see `remote`) |
 //! | `DONE` | worker | — (the job's last frame) |
 //! | `REFUSED` | worker | fatal flag, the reason in words |
+//! | `DYING` | worker | why it is about to die, in words (a stack overflow), sent by its fault handler |
 //!
 //! A job names its function by the distance from an anchor function to the function's
 //! entry point (an `unsafe_code::EntryOffset`). The worker honours that distance only under
@@ -44,6 +45,7 @@ pub(crate) const READY: u8 = 11;
 pub(crate) const RESULTS: u8 = 12;
 pub(crate) const DONE: u8 = 13;
 pub(crate) const REFUSED: u8 = 14;
+pub(crate) const DYING: u8 = 15;
 
 /// `JOB` flag: send each result as soon as it is ready (per-item timeouts, crash search).
 pub(crate) const FLUSH_EACH: u8 = 1;
@@ -302,6 +304,21 @@ pub(crate) fn decode_refused(body: &[u8]) -> Result<(bool, String), FrameError> 
     Ok((fatal, String::from_utf8_lossy(cursor.rest()).into_owned()))
 }
 
+/// `DYING`: the worker's last words, how it dies ("overflowed its stack"). It is made
+/// ahead of time, since the fault handler that sends it may not format anything.
+pub(crate) fn encode_dying(out: &mut Vec<u8>, how: &str) {
+    let start = begin_frame(out, DYING);
+    out.extend_from_slice(how.as_bytes());
+    end_frame(out, start);
+}
+
+/// The words of a `DYING` body.
+pub(crate) fn decode_dying(body: &[u8]) -> Result<String, FrameError> {
+    let mut cursor = Cursor::new(body);
+    cursor.kind(DYING, "dying")?;
+    Ok(String::from_utf8_lossy(cursor.rest()).into_owned())
+}
+
 /// A function as the parent names it in a job: where its entry point is, and what types
 /// it has.
 #[derive(Debug)]
@@ -523,6 +540,16 @@ mod tests {
         body[5] = VERSION.to_le_bytes()[0];
         body[8] ^= 1;
         assert_eq!(decode_hello(body).unwrap_err(), FrameError::OtherExecutable);
+    }
+
+    #[test]
+    fn last_words_round_trip() {
+        let mut out = Vec::new();
+        encode_dying(&mut out, "overflowed its stack");
+        let mut body = Vec::new();
+        assert!(read_frame(&mut &out[..], &mut body).unwrap());
+        assert_eq!(decode_dying(&body).unwrap(), "overflowed its stack");
+        assert!(decode_dying(&[READY]).is_err());
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use super::remote::{self, write};
-use super::unsafe_code::{Signature, die_with_parent, replace_stdin};
+use super::unsafe_code::{
+    Signature, die_with_parent, ignore_sigpipe, replace_stdin, report_stack_overflow,
+};
 use super::wire::{self, FLUSH_EACH, FrameError, JobHeader, Key};
 
 /// The environment variable that makes a started copy a worker; its value is the pid of
@@ -98,6 +100,7 @@ fn serve() -> io::Result<()> {
     }
     let socket = UnixStream::from(io::stdin().as_fd().try_clone_to_owned()?);
     replace_stdin(&std::fs::File::open("/dev/null")?)?;
+    set_up_as_main(&socket)?;
     crate::panic_capture::mark_worker_thread();
     let mut reader = BufReader::with_capacity(1 << 16, socket.try_clone()?);
     let mut writer = socket;
@@ -125,6 +128,21 @@ fn serve() -> io::Result<()> {
         }
         run_job(key, &body, &mut writer)?;
     }
+}
+
+/// How a worker that overflows its stack dies, as the parent reports it.
+pub(crate) const OVERFLOWED: &str = "overflowed its stack";
+
+/// Takes the steps of std's start-up that a worker, entered before `main`, would miss and
+/// that code in a thread relies on: SIGPIPE ignored (a write to a closed pipe is an
+/// `io::Error`), and a stack overflow of the thread running the items reported as std
+/// reports it (its message on stderr, then an abort), with the parent told first, over
+/// `socket`, so that the item's error says so.
+fn set_up_as_main(socket: &UnixStream) -> io::Result<()> {
+    ignore_sigpipe()?;
+    let mut last_words = Vec::new();
+    wire::encode_dying(&mut last_words, OVERFLOWED);
+    report_stack_overflow(socket.try_clone()?.into(), last_words)
 }
 
 /// Runs one job frame, answering `RESULTS…DONE` or `REFUSED`.
