@@ -290,6 +290,37 @@ pub enum BuildError {
     /// The operating system refused to start a worker thread or process.
     #[error("could not start a worker: {0}")]
     Spawn(#[from] std::io::Error),
+    /// A process pool built inside a worker process that is itself a worker of a worker:
+    /// code in a worker may use a process pool of its own, but its workers may not, so
+    /// that a function that builds a pool and maps itself cannot fork without bound.
+    ///
+    /// ```
+    /// use twat_mp::{BuildError, ProcessPool};
+    ///
+    /// fn nest(level: u32) -> Result<u32, String> {
+    ///     let pool = ProcessPool::with_nodes(1).map_err(|err| format!("level {level}: {err}"))?;
+    ///     pool.map(nest, [level + 1]).map_err(|err| err.to_string())?.remove(0)
+    /// }
+    ///
+    /// let pool = ProcessPool::with_nodes(1)?;
+    /// let deepest = pool.map(nest, [1])?.remove(0).unwrap_err();
+    /// assert_eq!(
+    ///     deepest,
+    ///     "level 2: a worker process 2 levels deep cannot start worker processes of its own: \
+    ///      worker processes nest at most 2 levels deep"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error(
+        "a worker process {depth} levels deep cannot start worker processes of its own: \
+         worker processes nest at most {max} levels deep"
+    )]
+    Nested {
+        /// How deep this process is: 1 for the workers of a program, 2 for theirs.
+        depth: u32,
+        /// The deepest a worker may be.
+        max: u32,
+    },
     /// A worker started but failed to get ready: its initializer panicked.
     #[error("a worker failed to get ready: {0}")]
     NotReady(String),

@@ -1,11 +1,15 @@
 //! Code in a worker process behaves as it does in a thread of the program, although a
 //! worker is entered before `main` and so misses std's start-up: a write to a closed pipe
 //! is an `io::Error`, not a SIGPIPE that kills the worker; a stack overflow is reported
-//! as std reports it.
+//! as std reports it; and a process pool used inside a worker works, its workers being
+//! the worker's children, down to the nesting limit.
 #![cfg(target_os = "linux")]
+
+mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use twat_mp::{ErrorKind, ProcessPool};
 
@@ -97,4 +101,54 @@ fn overflow_helper() {
     }
     let pool = ProcessPool::with_nodes(1).unwrap();
     assert!(pool.map(overflow, [1]).is_err());
+}
+
+/// In a worker: maps with a process pool of its own, and tells which process it is.
+fn map_in_a_nested_pool(count: u64) -> (u32, Vec<(u64, u32)>) {
+    let pool = ProcessPool::with_nodes(2).expect("a worker may build a process pool");
+    let tens = pool
+        .map(
+            |y: u64| (y * 10, std::os::unix::process::parent_id()),
+            0..count,
+        )
+        .expect("the nested pool maps");
+    (std::process::id(), tens)
+}
+
+#[test]
+fn a_process_item_can_use_a_process_pool_of_its_own() {
+    let answers = support::within(Duration::from_secs(120), "nested process pools", || {
+        let pool = ProcessPool::with_nodes(2).unwrap();
+        pool.map(map_in_a_nested_pool, [3, 4])
+    })
+    .unwrap();
+    assert_eq!(answers.len(), 2);
+    for ((worker, tens), count) in answers.into_iter().zip([3, 4]) {
+        assert_ne!(worker, std::process::id(), "the item ran in a worker");
+        let values: Vec<u64> = tens.iter().map(|t| t.0).collect();
+        assert_eq!(values, (0..count).map(|y| y * 10).collect::<Vec<_>>());
+        // The nested pool's workers are the worker's own children.
+        assert!(tens.iter().all(|t| t.1 == worker), "{worker}: {tens:?}");
+    }
+}
+
+/// Builds a pool in every worker and maps itself one level deeper, without end.
+fn nest(level: u32) -> Result<u32, String> {
+    let pool = ProcessPool::with_nodes(1).map_err(|err| format!("level {level}: {err}"))?;
+    pool.map(nest, [level + 1])
+        .map_err(|err| format!("level {level}: {err}"))?
+        .remove(0)
+}
+
+#[test]
+fn nesting_stops_at_a_clear_error_instead_of_forking_without_bound() {
+    let deepest = support::within(Duration::from_secs(120), "recursive pools", || {
+        let pool = ProcessPool::with_nodes(1).unwrap();
+        pool.map(nest, [1]).unwrap().remove(0)
+    });
+    assert_eq!(
+        deepest.unwrap_err(),
+        "level 2: a worker process 2 levels deep cannot start worker processes of its own: \
+         worker processes nest at most 2 levels deep"
+    );
 }

@@ -184,6 +184,7 @@ impl ProcessPoolBuilder {
     /// nodes, [`BuildError::Spawn`] when the system refuses a thread.
     pub fn build(self) -> Result<ProcessPool, BuildError> {
         let checked = self.settings.check()?;
+        worker::may_start_workers()?;
         let (nodes, debug, timeout) = (checked.nodes, checked.debug, checked.timeout);
         let shared = Arc::new(Slots::new(nodes, checked.chunksize, timeout, debug));
         let mut slots = Vec::with_capacity(nodes);

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::unsafe_code::code_range;
 use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key};
 use super::worker::RunJob;
-use super::worker::{MARKER, is_failed_worker};
+use super::worker::{MARKER, is_failed_worker, marker_for_child};
 use crate::debug::event;
 use crate::error::ErrorKind;
 
@@ -565,7 +565,7 @@ impl Slot {
         let (ours, theirs) = UnixStream::pair()?;
         let mut child = Command::new("/proc/self/exe")
             .arg0("twat-mp-worker")
-            .env(MARKER, std::process::id().to_string())
+            .env(MARKER, marker_for_child())
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .spawn()?;
         let pid = child.id();

@@ -4,6 +4,7 @@
 use std::io::{self, BufReader, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::remote::{self, write};
@@ -12,9 +13,55 @@ use super::unsafe_code::{
 };
 use super::wire::{self, FLUSH_EACH, FrameError, JobHeader, Key};
 
-/// The environment variable that makes a started copy a worker; its value is the pid of
-/// the parent that started it, so that a grandchild inheriting it is not fooled.
+/// The environment variable that makes a started copy a worker: `pid/depth`, the pid of
+/// the parent that started it (so that a program a worker starts, inheriting it, is not
+/// fooled) and how deep the worker is (see [`MAX_DEPTH`]).
 pub(crate) const MARKER: &str = "TWAT_MP_WORKER_OF";
+
+/// How deep worker processes nest: a program's workers are 1 deep; code in them may use a
+/// process pool of its own, whose workers (2 deep) may not. So nested pools work, and a
+/// function that builds a pool and maps itself cannot fork without bound.
+pub(crate) const MAX_DEPTH: u32 = 2;
+
+/// This process's depth: 0 in a program, from 1 on in a worker (set before it serves).
+static DEPTH: AtomicU32 = AtomicU32::new(0);
+
+/// The marker this process was started with, as (parent pid, depth), if any.
+fn marker() -> Option<(u32, u32)> {
+    let marker = std::env::var_os(MARKER)?;
+    let (pid, depth) = marker.to_str()?.split_once('/')?;
+    Some((pid.parse().ok()?, depth.parse().ok()?))
+}
+
+/// The depth this process was started at, if it was started as a worker by its parent
+/// (which is still alive: a dead parent's child gets another parent).
+fn started_as_worker() -> Option<u32> {
+    marker()
+        .filter(|&(parent, _)| parent == std::os::unix::process::parent_id())
+        .map(|(_, depth)| depth.max(1))
+}
+
+/// The marker for a worker that this process starts.
+pub(crate) fn marker_for_child() -> String {
+    format!(
+        "{}/{}",
+        std::process::id(),
+        DEPTH.load(Ordering::Relaxed) + 1
+    )
+}
+
+/// Whether this process may start worker processes; the reason when it may not: it is a
+/// worker already [`MAX_DEPTH`] deep.
+pub(crate) fn may_start_workers() -> Result<(), crate::error::BuildError> {
+    let depth = DEPTH.load(Ordering::Relaxed);
+    if depth >= MAX_DEPTH {
+        return Err(crate::error::BuildError::Nested {
+            depth,
+            max: MAX_DEPTH,
+        });
+    }
+    Ok(())
+}
 
 /// The shape of what a job frame names: a function that runs the job's items and writes
 /// their records into the sink (`remote::trampoline`, for each function adapter).
@@ -60,14 +107,12 @@ const EXIT_REFUSED: i32 = 101;
 /// Called before `main` in every program that links twat-mp: returns at once unless this
 /// process was started as a worker, and never returns if it was.
 pub(crate) fn enter_if_marked() {
-    let Some(marker) = std::env::var_os(MARKER) else {
+    // Without a marker naming our parent, this is a program (or a program that a worker
+    // started, which inherited the marker): not ours to serve.
+    let Some(depth) = started_as_worker() else {
         return;
     };
-    let parent = std::os::unix::process::parent_id();
-    if marker.to_str().and_then(|m| m.parse::<u32>().ok()) != Some(parent) {
-        // Inherited from a worker by a program it started: not ours to serve.
-        return;
-    }
+    DEPTH.store(depth, Ordering::Relaxed);
     let code = match std::panic::catch_unwind(serve) {
         Ok(Ok(())) => 0,
         Ok(Err(err)) => {
@@ -85,17 +130,15 @@ pub(crate) fn enter_if_marked() {
 
 /// Whether this process was started as a worker but reached `main` anyway: then it must
 /// not start workers of its own (the pre-`main` hook did not run, and each "worker" would
-/// run the whole program again).
+/// run the whole program again). A worker that serves (and code in its items) is not one.
 pub(crate) fn is_failed_worker() -> bool {
-    std::env::var_os(MARKER)
-        .and_then(|m| m.to_str().and_then(|m| m.parse::<u32>().ok()))
-        .is_some_and(|pid| pid == std::os::unix::process::parent_id())
+    DEPTH.load(Ordering::Relaxed) == 0 && started_as_worker().is_some()
 }
 
 fn serve() -> io::Result<()> {
     die_with_parent()?;
     // Our parent may have died before we asked to die with it.
-    if !is_failed_worker() {
+    if started_as_worker().is_none() {
         return Ok(());
     }
     let socket = UnixStream::from(io::stdin().as_fd().try_clone_to_owned()?);
