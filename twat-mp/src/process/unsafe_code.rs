@@ -490,25 +490,32 @@ unsafe extern "C" fn on_fault(
     info: *mut libc::siginfo_t,
     _context: *mut libc::c_void,
 ) {
-    // SAFETY: for an `SA_SIGINFO` handler the kernel passes a valid `siginfo_t`; for
-    // SIGSEGV and SIGBUS its `si_addr` is the faulting address (0 for a signal sent by
-    // `kill`, which is never taken for an overflow).
-    let address = unsafe { (*info).si_addr() } as usize;
+    // SAFETY: for an `SA_SIGINFO` handler the kernel passes a valid `siginfo_t`. A
+    // positive `si_code` means the kernel raised the signal for a fault, and then
+    // `si_addr` is the faulting address; otherwise a process sent it (`kill`, `tkill`,
+    // `sigqueue`) and the union holds other fields.
+    let (fault, address) = unsafe { ((*info).si_code > 0, (*info).si_addr() as usize) };
     if let Some(overflow) = OVERFLOW.get() {
-        if address != 0 && overflow.guard.contains(&address) && current_tid() == overflow.tid {
+        if fault && overflow.guard.contains(&address) && current_tid() == overflow.tid {
             write_all_raw(overflow.notice_to.as_raw_fd(), &overflow.notice);
             write_all_raw(libc::STDERR_FILENO, &overflow.message);
             // SAFETY: `abort` is async-signal-safe and ends the process.
             unsafe { libc::abort() };
         }
     }
-    // Not a stack overflow of the reporting thread: restore the default action and return,
-    // so that the fault happens again and ends the process as it would have (as std does).
-    // SAFETY: all-zero is a valid `sigaction` whose handler is `SIG_DFL`; `sigaction` is
-    // async-signal-safe and reads the struct on this stack.
+    // Not a stack overflow of the reporting thread: restore the default action. A fault
+    // happens again when the handler returns and ends the process as it would have (as
+    // std does); a signal sent by a process does not, so it is raised again (std's handler
+    // would swallow it once).
+    // SAFETY: all-zero is a valid `sigaction` whose handler is `SIG_DFL`; `sigaction` and
+    // `raise` are async-signal-safe and read nothing but the struct on this stack. The
+    // raised signal is blocked until the handler returns, then takes its default action.
     unsafe {
         let action: libc::sigaction = std::mem::zeroed();
         libc::sigaction(signal, &action, std::ptr::null_mut());
+        if !fault {
+            libc::raise(signal);
+        }
     }
 }
 
