@@ -5,14 +5,13 @@
 use std::iter::Peekable;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use super::remote::{
     Decoded, Failure, RemoteFn, decode_records, fingerprint, function_id, render_input, write,
 };
-use super::slot::{Batch, CallLink, Delivery, Slots};
+use super::slot::{Batch, CallLink, Cancel, Delivery, Slots};
 use crate::engine::gather::Gather;
 use crate::engine::item::ItemFailure;
 use crate::engine::order::Reorder;
@@ -59,6 +58,17 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
         input: I,
         render: Option<Render<A::In>>,
     ) -> Self {
+        Self::stoppable(shared, function, input, render, Arc::default())
+    }
+
+    /// A call that [`Slots::stop_call`] with `cancel` stops, from any thread.
+    pub(crate) fn stoppable(
+        shared: Arc<Slots>,
+        function: A,
+        input: I,
+        render: Option<Render<A::In>>,
+        cancel: Arc<Cancel>,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel();
         let (function, refused) = match function_id(function) {
             Ok(function) => (Some(function), None),
@@ -84,7 +94,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
             link: Arc::new(CallLink {
                 function,
                 sender,
-                cancelled: AtomicBool::new(false),
+                cancel,
             }),
             shared,
             receiver,
@@ -300,8 +310,10 @@ fn single<A: RemoteFn>(index: usize, worker: Option<usize>, kind: ErrorKind) -> 
 
 impl<A: RemoteFn, I: Iterator> Drop for Call<A, I> {
     fn drop(&mut self) {
-        // Batches still queued are skipped; the pool stays free for other work.
-        self.link.cancelled.store(true, Ordering::Relaxed);
+        // Batches still queued are skipped, and workers still running items of this call
+        // are stopped: the pool is free for other work at once, and its drop waits for
+        // nothing of this call.
+        self.shared.stop_call(&self.link.cancel);
     }
 }
 
@@ -343,14 +355,27 @@ impl<A: RemoteFn> Iterator for ChunkIter<A> {
 }
 
 /// `map`: every result in input order, or the failure with the lowest index. Returns as
-/// soon as that is decided; dropping the call then skips its batches still queued.
+/// soon as that is decided; dropping the call then skips its batches still queued and
+/// stops the workers still running its items.
 pub(crate) fn run_map<A: RemoteFn>(
     shared: Arc<Slots>,
     function: A,
     items: impl IntoIterator<Item = A::In>,
     render: Option<Render<A::In>>,
 ) -> Result<Vec<A::Out>, Failure<A>> {
-    let mut call = Call::<A, _>::new(shared, function, items.into_iter(), render);
+    run_map_stoppable(shared, function, items, render, Arc::default())
+}
+
+/// [`run_map`], stopped from another thread by [`Slots::stop_call`] with `cancel`: its
+/// items not yet answered then fail as cancelled.
+pub(crate) fn run_map_stoppable<A: RemoteFn>(
+    shared: Arc<Slots>,
+    function: A,
+    items: impl IntoIterator<Item = A::In>,
+    render: Option<Render<A::In>>,
+    cancel: Arc<Cancel>,
+) -> Result<Vec<A::Out>, Failure<A>> {
+    let mut call = Call::<A, _>::stoppable(shared, function, items.into_iter(), render, cancel);
     let mut gather = Gather::default();
     while let Some(chunk) = call.next_chunk(None) {
         if chunk.failures.is_empty() {

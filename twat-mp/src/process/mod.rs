@@ -34,9 +34,10 @@ use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 use crate::tuple_fn::TupleFn;
 
-use call::{LazyCall, run_map};
+use call::{LazyCall, run_map, run_map_stoppable};
 use remote::{AsText, Fallible, Plain, RemoteFn, Starred};
-use slot::Slots;
+use slot::{Cancel, Slots};
+pub(crate) use slot::Stopper;
 
 pub use remote::{CrossProcess, RemoteError};
 
@@ -108,7 +109,10 @@ pub use remote::{CrossProcess, RemoteError};
 ///   were lost with the worker can thus run twice (results of slow items are sent within
 ///   about a millisecond, so this is rare for items worth isolating);
 /// - an item that runs past the [`timeout`](ProcessPoolBuilder::timeout) is stopped by
-///   killing its worker, and gives [`ErrorKind::TimedOut`] at once.
+///   killing its worker, and gives [`ErrorKind::TimedOut`] at once;
+/// - once a [`map`](Self::map) is decided by a failure, its items still running are
+///   stopped the same way (as are those of a lazy map that is dropped), so that the pool
+///   is at once free and its drop waits for none of them.
 ///
 /// # Lifecycle
 ///
@@ -259,7 +263,10 @@ impl ProcessPool {
     /// order.
     ///
     /// The input is pulled lazily, a batch at a time. If items fail, the one with the
-    /// lowest index is reported (input after a failure is not pulled any more).
+    /// lowest index is reported as soon as every item below it has answered: input after
+    /// a failure is not pulled any more, and items still running above it are stopped
+    /// (their workers are killed, and replaced when work next needs them), so that the
+    /// pool is at once free for other work.
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item: a panic, a crash of its worker, a
@@ -349,7 +356,9 @@ impl ProcessPool {
     ///
     /// Input is pulled only as workers free up (a few batches ahead of the consumer), so
     /// an endless input runs in bounded memory. A failed item yields `Err` and the
-    /// iteration goes on. Dropping the iterator cancels the batches not yet started.
+    /// iteration goes on. Dropping the iterator cancels the batches not yet started and
+    /// stops the items still running (their workers are killed, and replaced when work
+    /// next needs them).
     ///
     /// ```
     /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
@@ -461,20 +470,38 @@ impl ProcessPool {
         T: CrossProcess,
         R: CrossProcess,
     {
+        self.apipe_stoppable(f, item).0
+    }
+
+    /// [`apipe`](Self::apipe), and what stops it: [`Stopper::stop`] kills the worker
+    /// running the item, which then fails as cancelled.
+    pub(crate) fn apipe_stoppable<T, R, F>(
+        &self,
+        f: F,
+        item: T,
+    ) -> (AsyncResult<Result<R, WorkerError>>, Stopper)
+    where
+        F: Fn(T) -> R + Copy + Send + Sync + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
         let function = Plain::<F, T, R>::new(f);
         let (completer, pending) = async_result(cancelled);
+        let cancel = Arc::<Cancel>::default();
+        let stopper = Stopper::new(self.shared(), Arc::clone(&cancel));
         let shared = self.shared();
         self.background(move || {
-            let outcome = run_map(shared, function, std::iter::once(item), None)
-                .map_err(ItemFailure::into_infallible_worker_error)
-                .and_then(|mut results| {
-                    results
-                        .pop()
-                        .ok_or_else(|| WorkerError::new(0, ErrorKind::Cancelled))
-                });
+            let outcome =
+                run_map_stoppable(shared, function, std::iter::once(item), None, cancel)
+                    .map_err(ItemFailure::into_infallible_worker_error)
+                    .and_then(|mut results| {
+                        results
+                            .pop()
+                            .ok_or_else(|| WorkerError::new(0, ErrorKind::Cancelled))
+                    });
             completer.complete(outcome);
         });
-        pending
+        (pending, stopper)
     }
 
     fn shared(&self) -> Arc<Slots> {

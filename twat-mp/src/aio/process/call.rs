@@ -17,10 +17,12 @@ use crate::debug::event;
 use crate::engine::item::{ItemFailure, Outcome};
 use crate::engine::order::Window;
 use crate::error::{ErrorKind, WorkerError};
+use crate::process::Stopper;
 
-/// A group on its way: the answer of the process pool, or why it could not be sent.
+/// A group on its way: the answer of the process pool (and what stops it), or why it
+/// could not be sent.
 pub(super) enum Pending<R> {
-    Running(AsyncResult<Result<Vec<Answer<R>>, WorkerError>>),
+    Running(AsyncResult<Result<Vec<Answer<R>>, WorkerError>>, Stopper),
     Broken(String),
 }
 
@@ -229,7 +231,7 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
             let mut finished = Vec::new();
             for at in (0..self.running.len()).rev() {
                 let answer = match &mut self.running[at].pending {
-                    Pending::Running(pending) => match Pin::new(pending).poll(cx) {
+                    Pending::Running(pending, _) => match Pin::new(pending).poll(cx) {
                         Poll::Ready(answer) => answer,
                         Poll::Pending => continue,
                     },
@@ -261,6 +263,19 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
     /// The next outcome, awaited.
     pub(super) async fn next(&mut self) -> Option<(usize, Outcome<R, S>)> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+impl<R, S> Drop for GroupCall<R, S> {
+    fn drop(&mut self) {
+        // Nobody wants the answers of the groups still out (a `map` decided by a failure,
+        // a stream dropped): stop them, so that their worker processes are free at once
+        // and the pool's drop waits for none of them.
+        for group in &self.running {
+            if let Pending::Running(_, stopper) = &group.pending {
+                stopper.stop();
+            }
+        }
     }
 }
 

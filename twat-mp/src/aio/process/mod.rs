@@ -69,9 +69,10 @@ pub use call::{ProcessImapStream, ProcessUimapStream};
 ///   the old set exits once its work is done.
 ///
 /// Results travel a group at a time: a worker process answers its group once every task
-/// in it is done. Dropping a returned future sends no further groups; groups already in a
-/// worker run to their end (their results are discarded). Dropping the pool waits for
-/// groups still running, then stops its workers.
+/// in it is done, so a failure is known once its group is. A call that no longer wants its
+/// results — a `map` decided by a failure, a dropped future or stream — sends no further
+/// groups and stops those still out: their worker processes are killed, and replaced when
+/// work next needs them. Dropping the pool then waits for nothing; it stops its workers.
 ///
 /// ```
 /// use twat_mp::AsyncMultiPool;
@@ -542,7 +543,8 @@ impl AsyncProcessPool {
                 concurrency,
                 timeout,
             };
-            call::Pending::Running(pool.apipe(runner, group))
+            let (answer, stopper) = pool.apipe_stoppable(runner, group);
+            call::Pending::Running(answer, stopper)
         };
         let mut input = items;
         let pull = move |count: usize| -> Vec<Result<Vec<u8>, String>> {
