@@ -9,9 +9,10 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use super::remote::{
-    Decoded, Failure, RemoteFn, decode_records, fingerprint, function_id, render_input, write,
+    Decoded, Failure, RemoteFn, decode_records, fingerprint, function_id, render_input,
 };
 use super::slot::{Batch, CallLink, Cancel, Delivery, Slots};
+use super::wire;
 use crate::engine::gather::Gather;
 use crate::engine::item::ItemFailure;
 use crate::engine::order::Reorder;
@@ -25,6 +26,8 @@ const TARGET: Duration = Duration::from_millis(2);
 const MAX_ITEMS: usize = 1 << 16;
 /// A batch is closed once its items take this many bytes.
 const MAX_BYTES: usize = 1 << 20;
+// A batch under `MAX_BYTES` and one more item of the largest size fit in a frame.
+const _: () = assert!(MAX_BYTES + wire::MAX_ITEM + 64 <= wire::MAX_FRAME);
 
 /// The engine of every method: yields decoded chunks of results, in completion order.
 pub(crate) struct Call<A: RemoteFn, I: Iterator> {
@@ -158,16 +161,14 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
                 break;
             };
             let start = bytes.len();
-            match write(&item, &mut bytes) {
-                Ok(()) if u32::try_from(bytes.len()).is_ok() => {
-                    offsets.push(u32::try_from(start).expect("checked above"));
+            match wire::write_bounded(&item, &mut bytes) {
+                Ok(()) => {
+                    // Under `MAX_BYTES` before this item, and one item is under 1 GiB.
+                    offsets.push(u32::try_from(start).expect("a batch stays under 4 GiB"));
                 }
-                outcome => {
-                    bytes.truncate(start);
-                    let why = match outcome {
-                        Err(err) => format!("the item could not be serialized: {err}"),
-                        Ok(()) => "the item is too large to send".to_owned(),
-                    };
+                Err(err) => {
+                    // Nothing of it was sent, and the batch so far goes as it is.
+                    let why = err.describe("the item");
                     let index = first + offsets.len();
                     self.local
                         .push(single(index, None, ErrorKind::Transport(why)));

@@ -224,6 +224,16 @@ impl FromSettings for ProcessPool {
 }
 
 impl ProcessPool {
+    /// The most bytes one item, or one result, may take once serialized: 1 GiB. Encoding
+    /// stops as soon as it passes the limit, before anything is sent, and that item alone
+    /// fails with [`ErrorKind::Transport`] naming the limit; the pool goes on. Send larger
+    /// data in pieces, or send where to find it (a path).
+    ///
+    /// ```
+    /// assert_eq!(twat_mp::ProcessPool::MAX_ITEM_BYTES, 1 << 30);
+    /// ```
+    pub const MAX_ITEM_BYTES: usize = wire::MAX_ITEM;
+
     /// A pool with one worker process per usable CPU.
     ///
     /// # Errors

@@ -545,13 +545,17 @@ impl Slot {
         loop {
             let read_timeout = match timeout {
                 _ if !worker.ready => Some(START_TIMEOUT.saturating_sub(started.elapsed())),
-                Some(timeout) => {
-                    let left = (last_progress + timeout).saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Exchange::Died { timed_out: true };
+                // A deadline past what an `Instant` can hold never comes.
+                Some(timeout) => match last_progress.checked_add(timeout) {
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Exchange::Died { timed_out: true };
+                        }
+                        Some(left)
                     }
-                    Some(left)
-                }
+                    None => None,
+                },
                 None => None,
             };
             if worker.set_read_timeout(read_timeout).is_err() {
@@ -572,7 +576,7 @@ impl Slot {
                 }
                 Err(err) if err.kind() == io::ErrorKind::InvalidData => {
                     return Exchange::Refused {
-                        reason: format!("it sent a malformed frame: {err}"),
+                        reason: format!("it answered with a {err}"),
                         fatal: true,
                     };
                 }

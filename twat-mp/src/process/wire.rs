@@ -36,8 +36,16 @@ use super::unsafe_code::{
 
 pub(crate) const MAGIC: [u8; 4] = *b"TWMP";
 pub(crate) const VERSION: u16 = 1;
-/// Frames larger than this are refused: a garbage length must not allocate gigabytes.
-pub(crate) const MAX_FRAME: usize = 1 << 30;
+/// The most bytes one item or one result may take once serialized
+/// ([`ProcessPool::MAX_ITEM_BYTES`](crate::ProcessPool::MAX_ITEM_BYTES)): its encoding
+/// stops there, before anything is sent, and that item alone fails.
+pub(crate) const MAX_ITEM: usize = 1 << 30;
+/// Slack in a frame beyond its largest item or record: the small ones before it (a batch
+/// is closed, and results are flushed, once they take 1 MiB), record tags, the headers.
+const FRAME_SLACK: usize = 8 << 20;
+/// Frames larger than this are refused: a garbage length must not allocate gigabytes. No
+/// frame a pool or worker makes is larger.
+pub(crate) const MAX_FRAME: usize = MAX_ITEM + FRAME_SLACK;
 
 pub(crate) const HELLO: u8 = 1;
 pub(crate) const JOB: u8 = 2;
@@ -125,6 +133,89 @@ impl fmt::Display for FrameError {
 }
 
 impl std::error::Error for FrameError {}
+
+/// Why a value could not be written for a frame.
+#[derive(Debug)]
+pub(crate) enum Unencodable {
+    /// It takes more than [`MAX_ITEM`] bytes serialized (its encoding stopped there).
+    TooLarge,
+    /// Its `Serialize` implementation failed.
+    Failed(postcard::Error),
+}
+
+impl Unencodable {
+    /// Why `what` ("the item", "the result") cannot cross, in words.
+    pub(crate) fn describe(&self, what: &str) -> String {
+        match self {
+            Unencodable::TooLarge => format!(
+                "{what} takes more than 1 GiB serialized, the limit for one item or result \
+                 of a process pool (`ProcessPool::MAX_ITEM_BYTES`); send smaller pieces, or \
+                 where to find the data"
+            ),
+            Unencodable::Failed(err) => format!("{what} could not be serialized: {err}"),
+        }
+    }
+}
+
+/// Appends `value` in postcard to `out`, unless it takes more than [`MAX_ITEM`] bytes:
+/// then the encoding stops as soon as it passes the limit. On error `out` is left as it
+/// was (and gives back the memory a too large value took).
+pub(crate) fn write_bounded<T: serde::Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), Unencodable> {
+    let mark = out.len();
+    let bounded = Bounded {
+        out,
+        end: mark + MAX_ITEM,
+    };
+    match postcard::serialize_with_flavor(value, bounded) {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            out.truncate(mark);
+            // Only `Bounded` reports a full buffer (a `Serialize` impl's own errors are
+            // `SerdeSerCustom`).
+            if err == postcard::Error::SerializeBufferFull {
+                out.shrink_to(mark.max(1 << 16));
+                Err(Unencodable::TooLarge)
+            } else {
+                Err(Unencodable::Failed(err))
+            }
+        }
+    }
+}
+
+/// postcard output into a borrowed `Vec`, refused past `end`.
+struct Bounded<'a> {
+    out: &'a mut Vec<u8>,
+    end: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Bounded<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.out.len() + data.len() > self.end {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.extend_from_slice(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.out.len() >= self.end {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
 
 /// Reads one frame body into `body`. `Ok(false)` at a clean end of stream (no byte of a
 /// new frame); a stream that ends inside a frame is an `UnexpectedEof` error.

@@ -244,6 +244,11 @@ pub(crate) struct Sink<'a> {
 
 const FLUSH_AFTER: Duration = Duration::from_millis(1);
 const FLUSH_BYTES: usize = 1 << 20;
+/// The largest record a frame gets: a result takes at most `MAX_ITEM`, and a failure's
+/// copy of its item as much again only with a short error, so that a frame of earlier
+/// records (under `FLUSH_BYTES`) and this one stays under `MAX_FRAME`.
+const MAX_RECORD: usize = wire::MAX_ITEM + (1 << 20);
+const _: () = assert!(FLUSH_BYTES + MAX_RECORD + 64 <= wire::MAX_FRAME);
 
 impl<'a> Sink<'a> {
     pub(crate) fn new(writer: &'a mut dyn Write, flush_each: bool) -> Self {
@@ -273,9 +278,10 @@ impl<'a> Sink<'a> {
 
     pub(crate) fn record_ok<R: serde::Serialize>(&mut self, value: &R) -> io::Result<()> {
         self.out.push(remote::OK);
-        if let Err(err) = write(value, &mut self.out) {
+        if let Err(err) = wire::write_bounded(value, &mut self.out) {
+            // Detected here, before anything of it is sent: that item alone fails.
             self.out.pop();
-            let why = format!("the result could not be serialized: {err}");
+            let why = err.describe("the result");
             return self.record_failure(remote::BROKEN, &[], |out| write(&why, out));
         }
         self.item_done()
@@ -300,7 +306,29 @@ impl<'a> Sink<'a> {
             self.out.extend_from_slice(&0_u32.to_le_bytes());
             write(&why, &mut self.out).map_err(io::Error::other)?;
         }
+        if self.out.len() - mark > MAX_RECORD {
+            self.shrink_record(mark, 5 + len as usize)?;
+        }
         self.item_done()
+    }
+
+    /// Makes the failure record from `mark` on, too large to send, fit: without the item's
+    /// copy (`input_end` bytes from `mark` end it, the tag included), or else a `BROKEN`
+    /// record saying why.
+    fn shrink_record(&mut self, mark: usize, input_end: usize) -> io::Result<()> {
+        let error_len = self.out.len() - mark - input_end;
+        if error_len <= MAX_RECORD - 5 {
+            self.out.drain(mark + 5..mark + input_end);
+            self.out[mark + 1..mark + 5].copy_from_slice(&0_u32.to_le_bytes());
+        } else {
+            self.out.truncate(mark);
+            self.out.shrink_to(mark.max(1 << 16));
+            let why = wire::Unencodable::TooLarge.describe("the item's error");
+            self.out.push(remote::BROKEN);
+            self.out.extend_from_slice(&0_u32.to_le_bytes());
+            write(&why, &mut self.out).map_err(io::Error::other)?;
+        }
+        Ok(())
     }
 
     #[inline]

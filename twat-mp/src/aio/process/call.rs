@@ -32,7 +32,7 @@ struct RunningGroup<R> {
     pending: Pending<R>,
 }
 
-/// Pulls up to that many items, each encoded (or why it could not be).
+/// Pulls up to that many items, each encoded (or why it cannot cross, in words).
 pub(super) type Pull = dyn FnMut(usize) -> Vec<Result<Vec<u8>, String>> + Send;
 /// Sends a group of encoded items to the current generation of workers.
 pub(super) type SendGroup<R> = dyn Fn(&[Vec<u8>]) -> Pending<R> + Send;
@@ -121,9 +121,7 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
                 match encoded {
                     Ok(bytes) => items.push((index, bytes)),
                     Err(why) => {
-                        let kind = ErrorKind::Transport(format!(
-                            "the item could not be serialized: {why}"
-                        ));
+                        let kind = ErrorKind::Transport(why);
                         self.window.finish(
                             index,
                             Err(ItemFailure::Worker(WorkerError::new(index, kind))),

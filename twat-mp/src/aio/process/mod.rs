@@ -38,6 +38,7 @@ use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 use crate::process::CrossProcess;
 use crate::process::remote::{AsText, ErrorWire, NoError};
+use crate::process::wire;
 use crate::tuple_fn::TupleFn;
 
 use call::{GroupCall, Transport};
@@ -551,7 +552,12 @@ impl AsyncProcessPool {
             input
                 .by_ref()
                 .take(count)
-                .map(|item| postcard::to_allocvec(&item).map_err(|err| err.to_string()))
+                .map(|item| {
+                    let mut bytes = Vec::new();
+                    wire::write_bounded(&item, &mut bytes)
+                        .map(|()| bytes)
+                        .map_err(|err| err.describe("the item"))
+                })
                 .collect()
         };
         let render_bytes = move |bytes: &[u8]| -> Option<String> {
