@@ -8,7 +8,7 @@
 //! | `slot` | the parent side of each worker: start, send, receive, replace, reap |
 //! | `call` | one call on the caller's side: batching, windows, decoding, ordering |
 //! | `attribute` | what `#[pmap(process)]` and friends call |
-//! | `unsafe_code` | every `unsafe` of the crate (the only module where the compiler allows it), a leaf: pre-`main` entry, functions by their place in the code, zero-sized values, two system calls |
+//! | `unsafe_code` | every `unsafe` of the crate (the only module where the compiler allows it), a leaf: pre-`main` entry, functions by their place in the code, zero-sized values, two system calls, the steps of std's start-up a worker takes itself (SIGPIPE, the stack overflow handler) |
 
 pub(crate) mod attribute;
 mod call;
@@ -74,6 +74,44 @@ pub use remote::{CrossProcess, RemoteError};
 ///   every later call; a worker whose item killed it is replaced by a new one.
 ///
 /// `ProcessPool` is available on Linux.
+///
+/// # What a worker has of `main`'s set-up
+///
+/// A worker takes the steps of std's start-up that code in a thread relies on, since it
+/// never reaches the `main` that would take them:
+///
+/// - SIGPIPE is ignored, so writing to a closed pipe or socket fails with
+///   [`std::io::ErrorKind::BrokenPipe`], as in a thread, instead of killing the worker;
+/// - a stack overflow of an item prints std's `thread '…' has overflowed its stack`
+///   message and aborts the worker, and the item fails with [`ErrorKind::Crashed`] whose
+///   status says that it overflowed its stack;
+/// - its standard output and error are the program's; its standard input reads nothing.
+///
+/// What it does not have: anything `main` itself does (parsing arguments, setting up
+/// logging, a panic hook, a working directory or environment changed after the worker
+/// started); the program's arguments (`std::env::args()` in a worker yields only
+/// `twat-mp-worker`); a name for the thread running the items (std calls it `<unnamed>`
+/// in panic messages, where `main` would be named `main`); and the overflow report for
+/// threads that an item spawns itself (std gives those an alternate signal stack only
+/// when its own start-up ran): a stack overflow there is a plain
+/// SIGSEGV, still costing only that item.
+///
+/// # Nesting
+///
+/// Code running in a worker may use a process pool of its own (a `ProcessPool`, an
+/// `AsyncProcessPool` with feature `aio`, a `#[pmap(process)]` function): its
+/// workers are that worker's children, and die with it. They may not nest further:
+/// building a process pool in a worker of a worker fails with [`BuildError::Nested`], so
+/// that a function that builds a pool and maps itself cannot fork without bound.
+///
+/// # Limits
+///
+/// - One item, and one result, may take at most [`MAX_ITEM_BYTES`](Self::MAX_ITEM_BYTES)
+///   (1 GiB) once serialized. A larger one fails alone with [`ErrorKind::Transport`]
+///   naming the limit, before anything of it is sent; send large data in pieces, or
+///   send where to find it.
+/// - A pool has at most [`MAX_NODES`](crate::MAX_NODES) nodes (each is a thread here and
+///   a process in its worker); more is refused with [`BuildError::TooLarge`].
 ///
 /// # Functions, items, results
 ///
@@ -185,7 +223,9 @@ impl ProcessPoolBuilder {
     /// # Errors
     /// [`BuildError::NoNodes`] for `nodes(0)`, [`BuildError::Zero`] for `chunksize(0)` or a
     /// zero `timeout`, [`BuildError::TooLarge`] for more than [`MAX_NODES`](crate::MAX_NODES)
-    /// nodes, [`BuildError::Spawn`] when the system refuses a thread.
+    /// nodes, [`BuildError::Nested`] in a worker of a worker (see
+    /// [Nesting](ProcessPool#nesting)), [`BuildError::Spawn`] when the system refuses a
+    /// thread.
     pub fn build(self) -> Result<ProcessPool, BuildError> {
         let checked = self.settings.check()?;
         worker::may_start_workers()?;
