@@ -17,7 +17,14 @@ fn refused(built: Result<impl Sized, BuildError>) -> String {
         Ok(_) => panic!("a pool of {ABSURD} nodes was built"),
         Err(err) => {
             assert!(
-                matches!(err, BuildError::TooLarge { name: "nodes", value: ABSURD, max: MAX_NODES }),
+                matches!(
+                    err,
+                    BuildError::TooLarge {
+                        name: "nodes",
+                        value: ABSURD,
+                        max: MAX_NODES
+                    }
+                ),
                 "{err:?}"
             );
             err.to_string()

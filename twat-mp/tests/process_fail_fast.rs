@@ -105,10 +105,13 @@ fn async_process_pool_stops_the_items_above_the_lowest_failure() {
             .processes()
             .build()
             .unwrap();
-        let err = pollster::block_on(pool.map(fail_first_or_run_a_minute_async, [0, 1]))
-            .unwrap_err();
+        let err =
+            pollster::block_on(pool.map(fail_first_or_run_a_minute_async, [0, 1])).unwrap_err();
         assert_eq!(err.index(), 0);
-        assert_eq!(pollster::block_on(pool.map(meet_async, items)).unwrap(), [0, 1]);
+        assert_eq!(
+            pollster::block_on(pool.map(meet_async, items)).unwrap(),
+            [0, 1]
+        );
         drop(pool);
     });
     let _ = std::fs::remove_dir_all(dir);

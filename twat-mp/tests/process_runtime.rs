@@ -68,8 +68,9 @@ fn a_stack_overflow_is_reported_as_one() {
     };
     assert!(status.starts_with("overflowed its stack"), "{status}");
     assert!(
-        err.to_string()
-            .contains("crashed: the worker process overflowed its stack and was killed by signal 6 (SIGABRT"),
+        err.to_string().contains(
+            "crashed: the worker process overflowed its stack and was killed by signal 6 (SIGABRT"
+        ),
         "{err}"
     );
     // Only that item was lost.
@@ -79,7 +80,13 @@ fn a_stack_overflow_is_reported_as_one() {
 #[test]
 fn a_stack_overflow_prints_std_message() {
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "overflow_helper", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "overflow_helper",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(HELPER, "1")
         .stdin(Stdio::null())
         .output()

@@ -36,8 +36,8 @@ use crate::tuple_fn::TupleFn;
 
 use call::{LazyCall, run_map, run_map_stoppable};
 use remote::{AsText, Fallible, Plain, RemoteFn, Starred};
-use slot::{Cancel, Slots};
 pub(crate) use slot::Stopper;
+use slot::{Cancel, Slots};
 
 pub use remote::{CrossProcess, RemoteError};
 
@@ -541,14 +541,13 @@ impl ProcessPool {
         let stopper = Stopper::new(self.shared(), Arc::clone(&cancel));
         let shared = self.shared();
         self.background(move || {
-            let outcome =
-                run_map_stoppable(shared, function, std::iter::once(item), None, cancel)
-                    .map_err(ItemFailure::into_infallible_worker_error)
-                    .and_then(|mut results| {
-                        results
-                            .pop()
-                            .ok_or_else(|| WorkerError::new(0, ErrorKind::Cancelled))
-                    });
+            let outcome = run_map_stoppable(shared, function, std::iter::once(item), None, cancel)
+                .map_err(ItemFailure::into_infallible_worker_error)
+                .and_then(|mut results| {
+                    results
+                        .pop()
+                        .ok_or_else(|| WorkerError::new(0, ErrorKind::Cancelled))
+                });
             completer.complete(outcome);
         });
         (pending, stopper)

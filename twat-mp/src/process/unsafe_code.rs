@@ -434,8 +434,9 @@ pub(crate) fn report_stack_overflow(notice_to: OwnedFd, notice: Vec<u8>) -> std:
         return Ok(());
     }
     let tid = current_tid();
-    let guard = current_guard(tid)
-        .ok_or_else(|| std::io::Error::other("the stack of the serving thread cannot be located"))?;
+    let guard = current_guard(tid).ok_or_else(|| {
+        std::io::Error::other("the stack of the serving thread cannot be located")
+    })?;
     let thread = std::thread::current();
     let name = thread.name().unwrap_or("<unknown>");
     let message = format!(
@@ -528,7 +529,8 @@ fn write_all_raw(fd: libc::c_int, mut bytes: &[u8]) {
         match usize::try_from(written) {
             Ok(0) => return,
             Ok(n) => bytes = &bytes[n.min(bytes.len())..],
-            Err(_) if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
+            }
             Err(_) => return,
         }
     }
@@ -544,7 +546,10 @@ fn current_tid() -> libc::pid_t {
 fn page_size() -> usize {
     // SAFETY: `sysconf` takes an integer and touches no memory of ours.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+    usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(4096)
 }
 
 /// Where a fault means that the calling thread `tid` overflowed its stack, as std computes
