@@ -634,6 +634,19 @@ mod tests {
     }
 
     #[test]
+    fn bounded_writes_stop_at_the_item_limit_and_leave_the_buffer_as_it_was() {
+        let mut out = vec![1, 2, 3];
+        write_bounded("four", &mut out).unwrap();
+        assert_eq!(out, [1, 2, 3, 4, b'f', b'o', b'u', b'r']);
+        // Zeroed memory is not touched: a string of 1 GiB costs nothing here.
+        let huge = String::from_utf8(vec![0; MAX_ITEM]).unwrap();
+        let err = write_bounded(&huge, &mut out).unwrap_err();
+        assert!(matches!(err, Unencodable::TooLarge));
+        assert!(err.describe("the item").contains("1 GiB"));
+        assert_eq!(out.len(), 8);
+    }
+
+    #[test]
     fn last_words_round_trip() {
         let mut out = Vec::new();
         encode_dying(&mut out, "overflowed its stack");
