@@ -206,6 +206,7 @@ pub(crate) struct CallLink {
 }
 
 /// Stops one call from any thread (see [`Slots::stop_call`]).
+#[cfg_attr(not(feature = "aio"), allow(dead_code))]
 pub(crate) struct Stopper {
     shared: Arc<Slots>,
     cancel: Arc<Cancel>,
@@ -217,6 +218,7 @@ impl Stopper {
     }
 
     /// Skips the call's queued batches and kills the workers running its items.
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
     pub(crate) fn stop(&self) {
         self.shared.stop_call(&self.cancel);
     }
