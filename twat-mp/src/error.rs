@@ -343,9 +343,61 @@ pub enum BuildError {
     /// A setting that must be positive was zero (`chunksize`, `concurrency`, …).
     #[error("the pool setting `{0}` must be at least 1, but 0 was given")]
     Zero(&'static str),
+    /// A setting beyond what any machine can honour: `nodes` over
+    /// [`MAX_NODES`](crate::MAX_NODES) (each node is an OS thread, and a process for
+    /// process pools), `concurrency` over [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY).
+    /// Refused before anything starts.
+    ///
+    /// ```
+    /// use twat_mp::{BuildError, ProcessPool};
+    ///
+    /// let err = ProcessPool::with_nodes(100_000).unwrap_err();
+    /// assert!(matches!(err, BuildError::TooLarge { name: "nodes", .. }));
+    /// assert_eq!(err.to_string(), "the pool setting `nodes` must be at most 4096, but 100000 was given");
+    /// ```
+    #[error("the pool setting `{name}` must be at most {max}, but {value} was given")]
+    TooLarge {
+        /// The setting: `"nodes"` or `"concurrency"`.
+        name: &'static str,
+        /// What was asked for.
+        value: usize,
+        /// The most it may be.
+        max: usize,
+    },
     /// The operating system refused to start a worker thread or process.
     #[error("could not start a worker: {0}")]
     Spawn(#[from] std::io::Error),
+    /// A process pool built inside a worker process that is itself a worker of a worker:
+    /// code in a worker may use a process pool of its own, but its workers may not, so
+    /// that a function that builds a pool and maps itself cannot fork without bound.
+    ///
+    /// ```
+    /// use twat_mp::{BuildError, ProcessPool};
+    ///
+    /// fn nest(level: u32) -> Result<u32, String> {
+    ///     let pool = ProcessPool::with_nodes(1).map_err(|err| format!("level {level}: {err}"))?;
+    ///     pool.map(nest, [level + 1]).map_err(|err| err.to_string())?.remove(0)
+    /// }
+    ///
+    /// let pool = ProcessPool::with_nodes(1)?;
+    /// let deepest = pool.map(nest, [1])?.remove(0).unwrap_err();
+    /// assert_eq!(
+    ///     deepest,
+    ///     "level 2: a worker process 2 levels deep cannot start worker processes of its own: \
+    ///      worker processes nest at most 2 levels deep"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error(
+        "a worker process {depth} levels deep cannot start worker processes of its own: \
+         worker processes nest at most {max} levels deep"
+    )]
+    Nested {
+        /// How deep this process is: 1 for the workers of a program, 2 for theirs.
+        depth: u32,
+        /// The deepest a worker may be.
+        max: u32,
+    },
     /// A worker started but failed to get ready: its initializer panicked.
     #[error("a worker failed to get ready: {0}")]
     NotReady(String),

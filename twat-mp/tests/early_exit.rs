@@ -45,7 +45,8 @@ type Report = Box<dyn FnOnce(Result<Vec<u32>, WorkerError>) + Send>;
 
 /// Runs `map` over four items under a watchdog: it must fail with item 0 while item 1
 /// still waits at its gate. The gate is opened afterwards whatever happened, so that the
-/// pool can then be dropped (which waits for item 1).
+/// pool can then be dropped even where it waits for item 1 (the process pools stop it:
+/// see `process_fail_fast.rs`).
 fn returns_while_item_1_waits(name: &str, map: impl FnOnce(Vec<Item>, Report) + Send + 'static) {
     let gate =
         std::env::temp_dir().join(format!("twat-mp-early-exit-{name}-{}", std::process::id()));

@@ -128,14 +128,15 @@ pub struct AsyncMultiPoolBuilder {
 
 impl AsyncMultiPoolBuilder {
     /// The number of workers; the default is the number of CPUs this process may use
-    /// (cgroup quotas and affinity included).
+    /// (cgroup quotas and affinity included). At most [`MAX_NODES`](crate::MAX_NODES).
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.settings.nodes = Some(nodes);
         self
     }
 
     /// The most tasks one worker runs at once; further items wait in the pool's queue.
-    /// The default, [`DEFAULT_CONCURRENCY`] (512), suits I/O-bound work.
+    /// The default, [`DEFAULT_CONCURRENCY`] (512), suits I/O-bound work; at most
+    /// [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY).
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.settings.concurrency = Some(concurrency);
         self
@@ -213,7 +214,9 @@ impl AsyncMultiPoolBuilder {
     ///
     /// # Errors
     /// [`BuildError::NoNodes`] for `nodes(0)`; [`BuildError::Zero`] for `concurrency(0)`
-    /// or a zero `timeout`; [`BuildError::Spawn`] when the system refuses a thread or a
+    /// or a zero `timeout`; [`BuildError::TooLarge`] for more than
+    /// [`MAX_NODES`](crate::MAX_NODES) nodes or [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY)
+    /// tasks per worker; [`BuildError::Spawn`] when the system refuses a thread or a
     /// runtime; [`BuildError::NotReady`] when the initializer panics.
     ///
     /// ```
@@ -412,7 +415,8 @@ impl AsyncMultiPool {
     /// A pool with `nodes` workers.
     ///
     /// # Errors
-    /// [`BuildError::NoNodes`] for `0`; [`BuildError::Spawn`] when the system refuses a
+    /// [`BuildError::NoNodes`] for `0`; [`BuildError::TooLarge`] for more than
+    /// [`MAX_NODES`](crate::MAX_NODES); [`BuildError::Spawn`] when the system refuses a
     /// thread.
     ///
     /// ```

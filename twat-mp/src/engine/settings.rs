@@ -1,4 +1,9 @@
 //! The settings every pool builder shares, checked in one place.
+//!
+//! Besides zeros, the checks refuse sizes no machine can honour, before anything is
+//! started: each node of every pool is an OS thread (and, for process pools, a process
+//! too), and a thread that cannot get its stack or signal stack aborts the program instead
+//! of returning an error, so a pool of 100 000 nodes must never get as far as starting them.
 
 use std::time::Duration;
 
@@ -16,6 +21,17 @@ pub(crate) struct Settings {
     pub(crate) maxtasksperchild: Option<usize>,
     pub(crate) debug: bool,
 }
+
+/// The most nodes a pool may have: each is an OS thread (a process pool's also starts a
+/// process), and a few thousand threads already cost gigabytes of address space and
+/// exhaust Linux's default limit on memory mappings (`vm.max_map_count`) long before
+/// 100 000 of them.
+pub const MAX_NODES: usize = 4096;
+
+/// The most tasks one async worker may run at once (`concurrency`): tokio's semaphores
+/// refuse more permits than about `usize::MAX / 8`, and no worker has use for more than
+/// about a million tasks in flight.
+pub const MAX_CONCURRENCY: usize = 1 << 20;
 
 /// Settings that passed [`Settings::check`]: what a pool is built from.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +60,15 @@ impl Settings {
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == Some(0)) {
             return Err(BuildError::Zero(name));
         }
+        let bounded = [
+            ("nodes", Some(nodes), MAX_NODES),
+            ("concurrency", self.concurrency, MAX_CONCURRENCY),
+        ];
+        for (name, value, max) in bounded {
+            if let Some(value) = value.filter(|&value| value > max) {
+                return Err(BuildError::TooLarge { name, value, max });
+            }
+        }
         if self.timeout == Some(Duration::ZERO) {
             return Err(BuildError::Zero("timeout"));
         }
@@ -60,7 +85,7 @@ impl Settings {
 
 /// The number of CPUs this process may use: cgroup quotas and affinity included.
 pub(crate) fn default_nodes() -> usize {
-    num_cpus::get().max(1)
+    num_cpus::get().clamp(1, MAX_NODES)
 }
 
 #[cfg(test)]
@@ -111,6 +136,48 @@ mod tests {
         ] {
             assert!(zero(settings).contains(&format!("`{name}`")), "{name}");
         }
+    }
+
+    #[test]
+    fn sizes_no_machine_can_honour_are_refused_by_name() {
+        let base = Settings::default();
+        let err = Settings {
+            nodes: Some(100_000),
+            ..base
+        }
+        .check()
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            BuildError::TooLarge {
+                name: "nodes",
+                value: 100_000,
+                max: MAX_NODES
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "the pool setting `nodes` must be at most 4096, but 100000 was given"
+        );
+        let err = Settings {
+            concurrency: Some(usize::MAX),
+            ..base
+        }
+        .check()
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            BuildError::TooLarge {
+                name: "concurrency",
+                ..
+            }
+        ));
+        let at_most = Settings {
+            nodes: Some(MAX_NODES),
+            concurrency: Some(MAX_CONCURRENCY),
+            ..base
+        };
+        assert_eq!(at_most.check().unwrap().nodes, MAX_NODES);
     }
 
     #[test]

@@ -5,14 +5,14 @@
 use std::iter::Peekable;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use super::remote::{
-    Decoded, Failure, RemoteFn, cost_key, decode_records, function_id, render_input, write,
+    Decoded, Failure, RemoteFn, cost_key, decode_records, function_id, render_input,
 };
-use super::slot::{Batch, CallLink, Delivery, Slots};
+use super::slot::{Batch, CallLink, Cancel, Delivery, Slots};
+use super::wire;
 use crate::engine::gather::Gather;
 use crate::engine::item::ItemFailure;
 use crate::engine::order::Reorder;
@@ -26,6 +26,8 @@ const TARGET: Duration = Duration::from_millis(2);
 const MAX_ITEMS: usize = 1 << 16;
 /// A batch is closed once its items take this many bytes.
 const MAX_BYTES: usize = 1 << 20;
+// A batch under `MAX_BYTES` and one more item of the largest size fit in a frame.
+const _: () = assert!(MAX_BYTES + wire::MAX_ITEM + 64 <= wire::MAX_FRAME);
 
 /// The engine of every method: yields decoded chunks of results, in completion order.
 pub(crate) struct Call<A: RemoteFn, I: Iterator> {
@@ -61,6 +63,17 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
         input: I,
         render: Option<Render<A::In>>,
     ) -> Self {
+        Self::stoppable(shared, function, input, render, Arc::default())
+    }
+
+    /// A call that [`Slots::stop_call`] with `cancel` stops, from any thread.
+    pub(crate) fn stoppable(
+        shared: Arc<Slots>,
+        function: A,
+        input: I,
+        render: Option<Render<A::In>>,
+        cancel: Arc<Cancel>,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel();
         let cost_key = cost_key(function);
         let (function, refused) = match function_id(function) {
@@ -85,7 +98,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
             link: Arc::new(CallLink {
                 function,
                 sender,
-                cancelled: AtomicBool::new(false),
+                cancel,
             }),
             shared,
             receiver,
@@ -150,16 +163,14 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
                 break;
             };
             let start = bytes.len();
-            match write(&item, &mut bytes) {
-                Ok(()) if u32::try_from(bytes.len()).is_ok() => {
-                    offsets.push(u32::try_from(start).expect("checked above"));
+            match wire::write_bounded(&item, &mut bytes) {
+                Ok(()) => {
+                    // Under `MAX_BYTES` before this item, and one item is under 1 GiB.
+                    offsets.push(u32::try_from(start).expect("a batch stays under 4 GiB"));
                 }
-                outcome => {
-                    bytes.truncate(start);
-                    let why = match outcome {
-                        Err(err) => format!("the item could not be serialized: {err}"),
-                        Ok(()) => "the item is too large to send".to_owned(),
-                    };
+                Err(err) => {
+                    // Nothing of it was sent, and the batch so far goes as it is.
+                    let why = err.describe("the item");
                     let index = first + offsets.len();
                     self.local
                         .push(single(index, None, ErrorKind::Transport(why)));
@@ -311,8 +322,10 @@ fn single<A: RemoteFn>(index: usize, worker: Option<usize>, kind: ErrorKind) -> 
 
 impl<A: RemoteFn, I: Iterator> Drop for Call<A, I> {
     fn drop(&mut self) {
-        // Batches still queued are skipped; the pool stays free for other work.
-        self.link.cancelled.store(true, Ordering::Relaxed);
+        // Batches still queued are skipped, and workers still running items of this call
+        // are stopped: the pool is free for other work at once, and its drop waits for
+        // nothing of this call.
+        self.shared.stop_call(&self.link.cancel);
     }
 }
 
@@ -354,14 +367,27 @@ impl<A: RemoteFn> Iterator for ChunkIter<A> {
 }
 
 /// `map`: every result in input order, or the failure with the lowest index. Returns as
-/// soon as that is decided; dropping the call then skips its batches still queued.
+/// soon as that is decided; dropping the call then skips its batches still queued and
+/// stops the workers still running its items.
 pub(crate) fn run_map<A: RemoteFn>(
     shared: Arc<Slots>,
     function: A,
     items: impl IntoIterator<Item = A::In>,
     render: Option<Render<A::In>>,
 ) -> Result<Vec<A::Out>, Failure<A>> {
-    let mut call = Call::<A, _>::new(shared, function, items.into_iter(), render);
+    run_map_stoppable(shared, function, items, render, Arc::default())
+}
+
+/// [`run_map`], stopped from another thread by [`Slots::stop_call`] with `cancel`: its
+/// items not yet answered then fail as cancelled.
+pub(crate) fn run_map_stoppable<A: RemoteFn>(
+    shared: Arc<Slots>,
+    function: A,
+    items: impl IntoIterator<Item = A::In>,
+    render: Option<Render<A::In>>,
+    cancel: Arc<Cancel>,
+) -> Result<Vec<A::Out>, Failure<A>> {
+    let mut call = Call::<A, _>::stoppable(shared, function, items.into_iter(), render, cancel);
     let mut gather = Gather::default();
     while let Some(chunk) = call.next_chunk(None) {
         if chunk.failures.is_empty() {

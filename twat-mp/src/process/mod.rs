@@ -8,7 +8,7 @@
 //! | `slot` | the parent side of each worker: start, send, receive, replace, reap |
 //! | `call` | one call on the caller's side: batching, windows, decoding, ordering |
 //! | `attribute` | what `#[pmap(process)]` and friends call |
-//! | `unsafe_code` | every `unsafe` of the crate (the only module where the compiler allows it), a leaf: pre-`main` entry, functions by their place in the code, two system calls |
+//! | `unsafe_code` | every `unsafe` of the crate (the only module where the compiler allows it), a leaf: pre-`main` entry, functions by their place in the code, two system calls, the steps of std's start-up a worker takes itself (SIGPIPE, the stack overflow handler) |
 
 pub(crate) mod attribute;
 mod call;
@@ -33,9 +33,10 @@ use crate::engine::render::Render;
 use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 
-use call::{LazyCall, run_map};
+use call::{LazyCall, run_map, run_map_stoppable};
 use remote::{AsValue, Fallible, Plain, RemoteFn, Spread, Starred};
-use slot::Slots;
+pub(crate) use slot::Stopper;
+use slot::{Cancel, Slots};
 
 pub use remote::{CrossProcess, CrossProcessError, RemoteError, StarArgs, via};
 
@@ -72,6 +73,44 @@ pub use remote::{CrossProcess, CrossProcessError, RemoteError, StarArgs, via};
 ///   every later call; a worker whose item killed it is replaced by a new one.
 ///
 /// `ProcessPool` is available on Linux.
+///
+/// # What a worker has of `main`'s set-up
+///
+/// A worker takes the steps of std's start-up that code in a thread relies on, since it
+/// never reaches the `main` that would take them:
+///
+/// - SIGPIPE is ignored, so writing to a closed pipe or socket fails with
+///   [`std::io::ErrorKind::BrokenPipe`], as in a thread, instead of killing the worker;
+/// - a stack overflow of an item prints std's `thread '…' has overflowed its stack`
+///   message and aborts the worker, and the item fails with [`ErrorKind::Crashed`] whose
+///   status says that it overflowed its stack;
+/// - its standard output and error are the program's; its standard input reads nothing.
+///
+/// What it does not have: anything `main` itself does (parsing arguments, setting up
+/// logging, a panic hook, a working directory or environment changed after the worker
+/// started); the program's arguments (`std::env::args()` in a worker yields only
+/// `twat-mp-worker`); a name for the thread running the items (std calls it `<unnamed>`
+/// in panic messages, where `main` would be named `main`); and the overflow report for
+/// threads that an item spawns itself (std gives those an alternate signal stack only
+/// when its own start-up ran): a stack overflow there is a plain
+/// SIGSEGV, still costing only that item.
+///
+/// # Nesting
+///
+/// Code running in a worker may use a process pool of its own (a `ProcessPool`, an
+/// `AsyncProcessPool` with feature `aio`, a `#[pmap(process)]` function): its
+/// workers are that worker's children, and die with it. They may not nest further:
+/// building a process pool in a worker of a worker fails with [`BuildError::Nested`], so
+/// that a function that builds a pool and maps itself cannot fork without bound.
+///
+/// # Limits
+///
+/// - One item, and one result, may take at most [`MAX_ITEM_BYTES`](Self::MAX_ITEM_BYTES)
+///   (1 GiB) once serialized. A larger one fails alone with [`ErrorKind::Transport`]
+///   naming the limit, before anything of it is sent; send large data in pieces, or
+///   send where to find it.
+/// - A pool has at most [`MAX_NODES`](crate::MAX_NODES) nodes (each is a thread here and
+///   a process in its worker); more is refused with [`BuildError::TooLarge`].
 ///
 /// # Functions, items, results
 ///
@@ -125,7 +164,10 @@ pub use remote::{CrossProcess, CrossProcessError, RemoteError, StarArgs, via};
 ///   were lost with the worker can thus run twice (results of slow items are sent within
 ///   about a millisecond, so this is rare for items worth isolating);
 /// - an item that runs past the [`timeout`](ProcessPoolBuilder::timeout) is stopped by
-///   killing its worker, and gives [`ErrorKind::TimedOut`] at once.
+///   killing its worker, and gives [`ErrorKind::TimedOut`] at once;
+/// - once a [`map`](Self::map) is decided by a failure, its items still running are
+///   stopped the same way (as are those of a lazy map that is dropped), so that the pool
+///   is at once free and its drop waits for none of them.
 ///
 /// # Lifecycle
 ///
@@ -163,7 +205,7 @@ pub struct ProcessPoolBuilder {
 
 impl ProcessPoolBuilder {
     /// The number of worker processes; the default is the number of CPUs this process may
-    /// use (cgroup quotas and affinity included).
+    /// use (cgroup quotas and affinity included). At most [`MAX_NODES`](crate::MAX_NODES).
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.settings.nodes = Some(nodes);
         self
@@ -197,9 +239,13 @@ impl ProcessPoolBuilder {
     ///
     /// # Errors
     /// [`BuildError::NoNodes`] for `nodes(0)`, [`BuildError::Zero`] for `chunksize(0)` or a
-    /// zero `timeout`, [`BuildError::Spawn`] when the system refuses a thread.
+    /// zero `timeout`, [`BuildError::TooLarge`] for more than [`MAX_NODES`](crate::MAX_NODES)
+    /// nodes, [`BuildError::Nested`] in a worker of a worker (see
+    /// [Nesting](ProcessPool#nesting)), [`BuildError::Spawn`] when the system refuses a
+    /// thread.
     pub fn build(self) -> Result<ProcessPool, BuildError> {
         let checked = self.settings.check()?;
+        worker::may_start_workers()?;
         let (nodes, debug, timeout) = (checked.nodes, checked.debug, checked.timeout);
         let shared = Arc::new(Slots::new(nodes, checked.chunksize, timeout, debug));
         let mut slots = Vec::with_capacity(nodes);
@@ -235,6 +281,16 @@ impl FromSettings for ProcessPool {
 }
 
 impl ProcessPool {
+    /// The most bytes one item, or one result, may take once serialized: 1 GiB. Encoding
+    /// stops as soon as it passes the limit, before anything is sent, and that item alone
+    /// fails with [`ErrorKind::Transport`] naming the limit; the pool goes on. Send larger
+    /// data in pieces, or send where to find it (a path).
+    ///
+    /// ```
+    /// assert_eq!(twat_mp::ProcessPool::MAX_ITEM_BYTES, 1 << 30);
+    /// ```
+    pub const MAX_ITEM_BYTES: usize = wire::MAX_ITEM;
+
     /// A pool with one worker process per usable CPU.
     ///
     /// # Errors
@@ -246,7 +302,8 @@ impl ProcessPool {
     /// A pool with `nodes` worker processes.
     ///
     /// # Errors
-    /// [`BuildError::NoNodes`] for `0`; [`BuildError::Spawn`] when the system refuses a
+    /// [`BuildError::NoNodes`] for `0`; [`BuildError::TooLarge`] for more than
+    /// [`MAX_NODES`](crate::MAX_NODES); [`BuildError::Spawn`] when the system refuses a
     /// thread.
     ///
     /// ```
@@ -276,7 +333,10 @@ impl ProcessPool {
     /// pointer (see [Functions, items, results](Self#functions-items-results)).
     ///
     /// The input is pulled lazily, a batch at a time. If items fail, the one with the
-    /// lowest index is reported (input after a failure is not pulled any more).
+    /// lowest index is reported as soon as every item below it has answered: input after
+    /// a failure is not pulled any more, and items still running above it are stopped
+    /// (their workers are killed, and replaced when work next needs them), so that the
+    /// pool is at once free for other work.
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item: a panic, a crash of its worker, a
@@ -376,7 +436,9 @@ impl ProcessPool {
     ///
     /// Input is pulled only as workers free up (a few batches ahead of the consumer), so
     /// an endless input runs in bounded memory. A failed item yields `Err` and the
-    /// iteration goes on. Dropping the iterator cancels the batches not yet started.
+    /// iteration goes on. Dropping the iterator cancels the batches not yet started and
+    /// stops the items still running (their workers are killed, and replaced when work
+    /// next needs them).
     ///
     /// ```
     /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
@@ -486,24 +548,27 @@ impl ProcessPool {
         T: CrossProcess,
         R: CrossProcess,
     {
-        self.apipe_remote(Plain::new(f), item)
+        self.apipe_remote(Plain::new(f), item).0
     }
 
     /// The engine of [`apipe`](Self::apipe), for any function that cannot fail (the async
-    /// pool's groups too).
+    /// pool's groups too), and what stops it: [`Stopper::stop`] kills the worker running
+    /// the item, which then fails as cancelled.
     pub(crate) fn apipe_remote<A>(
         &self,
         function: A,
         item: A::In,
-    ) -> AsyncResult<Result<A::Out, WorkerError>>
+    ) -> (AsyncResult<Result<A::Out, WorkerError>>, Stopper)
     where
         A: RemoteFn<Err = Infallible>,
         A::Wire: remote::ErrorWire<Infallible, Remote = Infallible>,
     {
         let (completer, pending) = async_result(cancelled);
+        let cancel = Arc::<Cancel>::default();
+        let stopper = Stopper::new(self.shared(), Arc::clone(&cancel));
         let shared = self.shared();
         self.background(move || {
-            let outcome = run_map(shared, function, std::iter::once(item), None)
+            let outcome = run_map_stoppable(shared, function, std::iter::once(item), None, cancel)
                 .map_err(ItemFailure::into_infallible_worker_error)
                 .and_then(|mut results| {
                     results
@@ -512,7 +577,7 @@ impl ProcessPool {
                 });
             completer.finish_outcome(outcome, std::convert::identity);
         });
-        pending
+        (pending, stopper)
     }
 
     fn shared(&self) -> Arc<Slots> {

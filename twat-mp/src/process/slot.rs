@@ -6,6 +6,11 @@
 //! [`Delivery`]. When the worker dies mid-batch, the results it already sent stand; the
 //! rest of the batch goes to a fresh worker "carefully" (each result sent as soon as it is
 //! ready), so that the item that kills a worker is found exactly and is the only one lost.
+//!
+//! A call that no longer wants the results of its items (a `map` decided by a failure, a
+//! lazy map dropped) is stopped with [`Slots::stop_call`]: its queued batches are skipped,
+//! and the workers still running its items are killed, so that the pool is free at once
+//! and its drop waits for nothing. A killed worker is replaced when work next needs one.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufReader, Write};
@@ -22,7 +27,7 @@ use std::time::{Duration, Instant};
 use super::unsafe_code::code_range;
 use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key};
 use super::worker::RunJob;
-use super::worker::{MARKER, is_failed_worker};
+use super::worker::{MARKER, is_failed_worker, marker_for_child};
 use crate::debug::event;
 use crate::error::ErrorKind;
 
@@ -41,8 +46,8 @@ pub(crate) struct Slots {
     key: Key,
     queue: Mutex<Queue>,
     work: Condvar,
-    /// Each slot's current worker socket, to wake its thread when the pool terminates.
-    sockets: Vec<Mutex<Option<UnixStream>>>,
+    /// What other threads need of each slot to stop its worker.
+    states: Vec<Mutex<SlotState>>,
     /// Per function fingerprint, the last measured cost of one item in nanoseconds: a new
     /// call of the same function starts with batches of the right size.
     costs: Mutex<HashMap<u64, u64>>,
@@ -60,6 +65,19 @@ enum State {
     Closing,
     /// Stop now: queued work is cancelled and the workers are killed.
     Terminating,
+}
+
+/// What other threads need of one slot to stop its worker (a call stopped, the pool
+/// terminating): shutting the worker's socket down wakes the slot thread blocked reading
+/// it, which then kills the worker.
+#[derive(Default)]
+struct SlotState {
+    /// The current worker's socket.
+    socket: Option<UnixStream>,
+    /// The call whose items the slot's worker is running, while some are unanswered.
+    serving: Option<Arc<Cancel>>,
+    /// The worker was stopped for that call: it is killed and replaced after the batch.
+    stopped: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,7 +102,7 @@ impl Slots {
                 state: State::Running,
             }),
             work: Condvar::new(),
-            sockets: (0..nodes).map(|_| Mutex::new(None)).collect(),
+            states: (0..nodes).map(|_| Mutex::default()).collect(),
             costs: Mutex::new(HashMap::new()),
         }
     }
@@ -141,10 +159,30 @@ impl Slots {
         };
         drop(cancelled);
         self.work.notify_all();
-        for socket in &self.sockets {
-            if let Some(socket) = lock(socket).as_ref() {
+        for state in &self.states {
+            if let Some(socket) = lock(state).socket.as_ref() {
                 // Wakes the slot thread blocked reading it; it then kills its worker.
                 let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    /// Stops the call of `cancel`: its batches still queued are skipped, and every worker
+    /// running one of its items is killed (and replaced when work next needs one). Items
+    /// that never answer come back as [`Delivery::Cancelled`].
+    pub(crate) fn stop_call(&self, cancel: &Arc<Cancel>) {
+        cancel.set();
+        for state in &self.states {
+            let mut state = lock(state);
+            if state
+                .serving
+                .as_ref()
+                .is_some_and(|serving| Arc::ptr_eq(serving, cancel))
+            {
+                state.stopped = true;
+                if let Some(socket) = state.socket.as_ref() {
+                    let _ = socket.shutdown(std::net::Shutdown::Both);
+                }
             }
         }
     }
@@ -163,8 +201,41 @@ pub(crate) struct CallLink {
     /// `None` when the function cannot be sent (the call then queues no batch).
     pub(crate) function: Option<FunctionId<RunJob>>,
     pub(crate) sender: Sender<Delivery>,
-    /// Set when the caller no longer wants results: queued batches are skipped.
-    pub(crate) cancelled: AtomicBool,
+    /// Set when the caller no longer wants results (see [`Slots::stop_call`]).
+    pub(crate) cancel: Arc<Cancel>,
+}
+
+/// Stops one call from any thread (see [`Slots::stop_call`]).
+#[cfg_attr(not(feature = "aio"), allow(dead_code))]
+pub(crate) struct Stopper {
+    shared: Arc<Slots>,
+    cancel: Arc<Cancel>,
+}
+
+impl Stopper {
+    pub(crate) fn new(shared: Arc<Slots>, cancel: Arc<Cancel>) -> Self {
+        Stopper { shared, cancel }
+    }
+
+    /// Skips the call's queued batches and kills the workers running its items.
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
+    pub(crate) fn stop(&self) {
+        self.shared.stop_call(&self.cancel);
+    }
+}
+
+/// Whether a call was stopped; also what names the call to [`Slots::stop_call`].
+#[derive(Debug, Default)]
+pub(crate) struct Cancel(AtomicBool);
+
+impl Cancel {
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// What a slot hands back to a call.
@@ -283,6 +354,8 @@ struct WorkerProcess {
     ready: bool,
     read_timeout: Option<Duration>,
     body: Vec<u8>,
+    /// How it said it dies (a `DYING` frame), if it did.
+    last_words: Option<String>,
 }
 
 impl WorkerProcess {
@@ -315,10 +388,16 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
         worker: None,
     };
     while let Some(mut batch) = slot.shared.next_batch() {
+        slot.serve(Some(&batch.link.cancel));
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| slot.run(&mut batch)));
         if outcome.is_err() {
             // A bug in this module: the worker's state is unknown, so start afresh. The
             // batch's drop still answers every item.
+            slot.discard_worker();
+        }
+        if slot.serve(None) {
+            // Stopped for a call that no longer wanted the batch: the worker may still be
+            // running one of its items, and its socket is shut.
             slot.discard_worker();
         }
     }
@@ -340,11 +419,23 @@ impl Slot {
         self.shared.debug
     }
 
+    fn state(&self) -> MutexGuard<'_, SlotState> {
+        lock(&self.shared.states[self.index])
+    }
+
+    /// Marks the slot as running items of the call of `cancel` (`None`: of no call any
+    /// more); returns whether its worker was stopped meanwhile.
+    fn serve(&self, cancel: Option<&Arc<Cancel>>) -> bool {
+        let mut state = self.state();
+        state.serving = cancel.cloned();
+        std::mem::take(&mut state.stopped)
+    }
+
     fn run(&mut self, batch: &mut Batch) {
         let timeout = self.shared.timeout;
         let mut careful = timeout.is_some();
         while batch.delivered < batch.count() {
-            if batch.link.cancelled.load(Ordering::Relaxed) || self.shared.terminating() {
+            if batch.link.cancel.is_set() || self.shared.terminating() {
                 return;
             }
             if self.worker.is_none() {
@@ -385,7 +476,8 @@ impl Slot {
                     let pid = self.worker.as_ref().map(|w| w.pid);
                     let became_ready = self.worker.as_ref().is_some_and(|w| w.ready);
                     let status = self.discard_worker();
-                    if self.shared.terminating() {
+                    if self.shared.terminating() || batch.link.cancel.is_set() {
+                        // Killed on purpose: nobody wants these items any more.
                         return;
                     }
                     if !was_ready && !became_ready {
@@ -455,13 +547,17 @@ impl Slot {
         loop {
             let read_timeout = match timeout {
                 _ if !worker.ready => Some(START_TIMEOUT.saturating_sub(started.elapsed())),
-                Some(timeout) => {
-                    let left = (last_progress + timeout).saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Exchange::Died { timed_out: true };
+                // A deadline past what an `Instant` can hold never comes.
+                Some(timeout) => match last_progress.checked_add(timeout) {
+                    Some(deadline) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            return Exchange::Died { timed_out: true };
+                        }
+                        Some(left)
                     }
-                    Some(left)
-                }
+                    None => None,
+                },
                 None => None,
             };
             if worker.set_read_timeout(read_timeout).is_err() {
@@ -482,7 +578,7 @@ impl Slot {
                 }
                 Err(err) if err.kind() == io::ErrorKind::InvalidData => {
                     return Exchange::Refused {
-                        reason: format!("it sent a malformed frame: {err}"),
+                        reason: format!("it answered with a {err}"),
                         fatal: true,
                     };
                 }
@@ -513,6 +609,11 @@ impl Slot {
                             fatal: true,
                         };
                     }
+                    if count == batch.count() - batch.delivered {
+                        // The call has every answer once it gets these: it no longer
+                        // needs this worker stopped, whatever it decides.
+                        lock(&self.shared.states[slot]).serving = None;
+                    }
                     batch.deliver(Delivery::Results {
                         first: batch.first + batch.delivered,
                         count,
@@ -526,6 +627,13 @@ impl Slot {
                     return Exchange::Finished {
                         elapsed: now - started,
                     };
+                }
+                wire::DYING => {
+                    // The process ends next; the read after this one sees it.
+                    worker.last_words = Some(
+                        wire::decode_dying(&worker.body)
+                            .unwrap_or_else(|_| "said it was dying".into()),
+                    );
                 }
                 wire::REFUSED => {
                     let (fatal, reason) = wire::decode_refused(&worker.body)
@@ -556,7 +664,7 @@ impl Slot {
         let (ours, theirs) = UnixStream::pair()?;
         let mut child = Command::new("/proc/self/exe")
             .arg0("twat-mp-worker")
-            .env(MARKER, std::process::id().to_string())
+            .env(MARKER, marker_for_child())
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .spawn()?;
         let pid = child.id();
@@ -576,11 +684,13 @@ impl Slot {
                 return Err(err);
             }
         };
-        *lock(&self.shared.sockets[self.index]) = Some(wake);
-        if self.shared.terminating() {
-            // `terminate` may have run before the socket was published.
+        let mut state = self.state();
+        if state.stopped || self.shared.terminating() {
+            // `stop_call` or `terminate` ran before the socket was published.
             let _ = ours.shutdown(std::net::Shutdown::Both);
         }
+        state.socket = Some(wake);
+        drop(state);
         event!(
             self.debug(),
             worker = self.index,
@@ -595,6 +705,7 @@ impl Slot {
             ready: false,
             read_timeout: None,
             body: Vec::new(),
+            last_words: None,
         })
     }
 
@@ -603,10 +714,15 @@ impl Slot {
         let Some(mut worker) = self.worker.take() else {
             return "was not running".into();
         };
-        *lock(&self.shared.sockets[self.index]) = None;
+        self.state().socket = None;
         // A worker that already died keeps its exit status: killing a zombie changes nothing.
         let _ = worker.child.kill();
         let status = describe(worker.child.wait());
+        let status = match worker.last_words {
+            // "overflowed its stack and was killed by signal 6 (SIGABRT)"
+            Some(words) => format!("{words} and {status}"),
+            None => status,
+        };
         event!(self.debug(), worker = self.index, pid = worker.pid, %status, "worker process exited");
         status
     }
@@ -616,7 +732,7 @@ impl Slot {
         let Some(mut worker) = self.worker.take() else {
             return;
         };
-        *lock(&self.shared.sockets[self.index]) = None;
+        self.state().socket = None;
         let _ = worker.writer.shutdown(std::net::Shutdown::Write);
         let deadline = Instant::now() + EXIT_GRACE;
         let mut pause = Duration::from_micros(50);

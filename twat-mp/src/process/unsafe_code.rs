@@ -15,6 +15,7 @@
 //! | [`BEFORE_MAIN`] | turns a re-started copy of the program into a worker before `main` | an `.init_array` entry of the right ABI |
 //! | [`EntryPoint`], [`CodePointer`], [`EntryOffset`], [`Key`], [`Resolved`] | run in a worker a function the parent named by its place in the code | the worker calls only addresses the parent computed from function values, under a key |
 //! | [`die_with_parent`], [`replace_stdin`] | two system calls | integers only; no memory of ours |
+//! | [`ignore_sigpipe`], [`report_stack_overflow`] | what std sets up before `main`, done in a worker that never reaches it | std's own steps; the fault handler only reads what was set before it was installed, and calls async-signal-safe functions only |
 //!
 //! # Functions by their place in the code
 //!
@@ -49,7 +50,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::OnceLock;
 
 // ---------------------------------------------------------------------------------------
@@ -423,6 +424,268 @@ pub(crate) fn replace_stdin(file: &std::fs::File) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// What std sets up before `main`, for a worker that never reaches it
+// ---------------------------------------------------------------------------------------
+//
+// std's runtime start-up (`std::rt::init`, run by the `main` that rustc generates) is not
+// public, and a worker never gets to it: it is entered before `main`. Two of its steps
+// change what code sees in a thread, so a worker takes them itself, the way std does
+// (`library/std/src/sys/pal/unix/mod.rs` and `stack_overflow.rs`): SIGPIPE is ignored, and
+// a SIGSEGV/SIGBUS handler on an alternate signal stack tells a stack overflow from other
+// faults. The rest of std's start-up needs nothing here: the standard descriptors are set
+// by the parent, and the arguments are read by std's own `.init_array` entry.
+
+/// Ignores SIGPIPE, as std does before `main`: writing to a closed pipe or socket then
+/// fails with [`std::io::ErrorKind::BrokenPipe`] instead of killing the process. Programs
+/// started from the worker get the default action back, as from any Rust program (std's
+/// `Command` resets it in the child).
+pub(crate) fn ignore_sigpipe() -> std::io::Result<()> {
+    // SAFETY: `signal(SIGPIPE, SIG_IGN)` takes integers only and installs no code: the
+    // kernel then drops the signal. It touches no memory of ours.
+    let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    if previous == libc::SIG_ERR {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// What the fault handler needs, set once before it is installed and never changed.
+struct Overflow {
+    /// Where a fault means that the reporting thread ran out of stack.
+    guard: Range<usize>,
+    /// That thread's id.
+    tid: libc::pid_t,
+    /// std's message, ready to write: nothing may be formatted or allocated in the handler.
+    message: Box<[u8]>,
+    /// What to write to `notice_to` first (a frame telling the parent why the worker dies).
+    notice: Box<[u8]>,
+    notice_to: OwnedFd,
+}
+
+static OVERFLOW: OnceLock<Overflow> = OnceLock::new();
+
+/// Makes a stack overflow of the calling thread end the process as it would in `main`:
+/// std's message on stderr (`thread '…' (tid) has overflowed its stack`, then `fatal
+/// runtime error: stack overflow, aborting`) and an abort, instead of a bare SIGSEGV.
+/// Before the message, `notice` is written to `notice_to`, so that the parent can say why
+/// the worker died.
+///
+/// Works once per process: later calls (from any thread) change nothing. Threads other
+/// than the calling one are not covered (a fault there keeps its default action), as std
+/// covers only threads it sets up itself.
+///
+/// # Errors
+/// When the calling thread's stack cannot be located, or the alternate signal stack or the
+/// handler cannot be installed.
+pub(crate) fn report_stack_overflow(notice_to: OwnedFd, notice: Vec<u8>) -> std::io::Result<()> {
+    if OVERFLOW.get().is_some() {
+        return Ok(());
+    }
+    let tid = current_tid();
+    let guard = current_guard(tid).ok_or_else(|| {
+        std::io::Error::other("the stack of the serving thread cannot be located")
+    })?;
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("<unknown>");
+    let message = format!(
+        "\nthread '{name}' ({tid}) has overflowed its stack\nfatal runtime error: stack overflow, aborting\n"
+    );
+    let overflow = Overflow {
+        guard,
+        tid,
+        message: message.into_bytes().into_boxed_slice(),
+        notice: notice.into_boxed_slice(),
+        notice_to,
+    };
+    if OVERFLOW.set(overflow).is_err() {
+        // Another thread got there first.
+        return Ok(());
+    }
+    install_alternate_stack()?;
+    for signal in [libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: `sigaction` reads and writes the `sigaction` structs we pass, which live
+        // on this stack for the call; all-zero is a valid `sigaction` (no handler, empty
+        // mask, no flags). The handler installed is `on_fault`, of exactly the
+        // `SA_SIGINFO` signature, and only where no other handler is set (as std does).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut action) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if action.sa_sigaction != libc::SIG_DFL {
+                continue;
+            }
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            action.sa_sigaction = on_fault
+                as unsafe extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                as libc::sighandler_t;
+            if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The SIGSEGV/SIGBUS handler: std's, for the thread that [`report_stack_overflow`] set
+/// up. It runs on the alternate signal stack (the thread's own is exhausted) and calls
+/// only async-signal-safe functions (`syscall`, `write`, `abort`, `sigaction`); it reads
+/// [`OVERFLOW`], which was complete before the handler was installed.
+///
+/// # Safety
+/// Called by the kernel only, as an `SA_SIGINFO` handler.
+unsafe extern "C" fn on_fault(
+    signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    _context: *mut libc::c_void,
+) {
+    // SAFETY: for an `SA_SIGINFO` handler the kernel passes a valid `siginfo_t`. A
+    // positive `si_code` means the kernel raised the signal for a fault, and then
+    // `si_addr` is the faulting address; otherwise a process sent it (`kill`, `tkill`,
+    // `sigqueue`) and the union holds other fields.
+    let (fault, address) = unsafe { ((*info).si_code > 0, (*info).si_addr() as usize) };
+    if let Some(overflow) = OVERFLOW.get() {
+        if fault && overflow.guard.contains(&address) && current_tid() == overflow.tid {
+            write_all_raw(overflow.notice_to.as_raw_fd(), &overflow.notice);
+            write_all_raw(libc::STDERR_FILENO, &overflow.message);
+            // SAFETY: `abort` is async-signal-safe and ends the process.
+            unsafe { libc::abort() };
+        }
+    }
+    // Not a stack overflow of the reporting thread: restore the default action. A fault
+    // happens again when the handler returns and ends the process as it would have (as
+    // std does); a signal sent by a process does not, so it is raised again (std's handler
+    // would swallow it once).
+    // SAFETY: all-zero is a valid `sigaction` whose handler is `SIG_DFL`; `sigaction` and
+    // `raise` are async-signal-safe and read nothing but the struct on this stack. The
+    // raised signal is blocked until the handler returns, then takes its default action.
+    unsafe {
+        let action: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+        if !fault {
+            libc::raise(signal);
+        }
+    }
+}
+
+/// Writes all of `bytes` to `fd` with `write(2)` alone (async-signal-safe), giving up on
+/// an error.
+fn write_all_raw(fd: libc::c_int, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a live slice for the call; `write` reads at most its length.
+        let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        match usize::try_from(written) {
+            Ok(0) => return,
+            Ok(n) => bytes = &bytes[n.min(bytes.len())..],
+            Err(_) if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// The calling thread's id (`gettid`, async-signal-safe).
+fn current_tid() -> libc::pid_t {
+    // SAFETY: `gettid` takes no arguments, cannot fail, and touches no memory.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    libc::pid_t::try_from(tid).unwrap_or(-1)
+}
+
+fn page_size() -> usize {
+    // SAFETY: `sysconf` takes an integer and touches no memory of ours.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(4096)
+}
+
+/// Where a fault means that the calling thread `tid` overflowed its stack, as std computes
+/// it: for the main thread (a worker serves on it) the page below the lowest address its
+/// stack may grow to, where the kernel faults; for another thread the guard area next to
+/// its stack's base.
+fn current_guard(tid: libc::pid_t) -> Option<Range<usize>> {
+    let page = page_size();
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::zeroed();
+    // SAFETY: `pthread_getattr_np` fills the attribute object we own for this thread;
+    // on success it is initialized and must be destroyed, which is done below.
+    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    let mut base: *mut libc::c_void = std::ptr::null_mut();
+    let mut size = 0;
+    let mut guard_size = 0;
+    // SAFETY: `attr` was initialized above; the getters write to the locals passed; the
+    // object is destroyed once, after its last use.
+    let found = unsafe {
+        let found = libc::pthread_attr_getstack(attr.as_ptr(), &mut base, &mut size) == 0;
+        libc::pthread_attr_getguardsize(attr.as_ptr(), &mut guard_size);
+        libc::pthread_attr_destroy(attr.as_mut_ptr());
+        found
+    };
+    if !found || base.is_null() {
+        return None;
+    }
+    let base = base as usize;
+    // SAFETY: `getpid` takes no arguments and touches no memory.
+    if tid == unsafe { libc::getpid() } {
+        let lowest = base.checked_next_multiple_of(page)?;
+        Some(lowest.checked_sub(page)?..lowest)
+    } else {
+        let guard = guard_size.max(page);
+        Some(base.checked_sub(guard)?..base.checked_add(guard)?)
+    }
+}
+
+/// Gives the calling thread an alternate signal stack (with a guard page below it), unless
+/// it has one: a handler for a stack overflow cannot run on the exhausted stack. The
+/// mapping is never freed, as std never frees the main thread's.
+fn install_alternate_stack() -> std::io::Result<()> {
+    // SAFETY: `sigaltstack(NULL, &old)` only writes the current setting to a local.
+    let current = unsafe {
+        let mut current: libc::stack_t = std::mem::zeroed();
+        libc::sigaltstack(std::ptr::null(), &mut current);
+        current
+    };
+    if current.ss_flags & libc::SS_DISABLE == 0 {
+        return Ok(());
+    }
+    let page = page_size();
+    // SAFETY: `getauxval` reads the auxiliary vector and touches no memory of ours.
+    let dynamic = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) };
+    let size = libc::SIGSTKSZ.max(usize::try_from(dynamic).unwrap_or(0));
+    // SAFETY: a fresh private anonymous mapping aliases no memory of ours; its first page
+    // is made inaccessible (a guard), and the rest is handed to the kernel as this
+    // thread's signal stack, never used by Rust code otherwise and never unmapped.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            size + page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        );
+        if map == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::mprotect(map, page, libc::PROT_NONE) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stack = libc::stack_t {
+            ss_sp: map.cast::<u8>().add(page).cast(),
+            ss_flags: 0,
+            ss_size: size,
+        };
+        if libc::sigaltstack(&stack, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

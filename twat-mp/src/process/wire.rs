@@ -11,6 +11,7 @@
 //! | `RESULTS` | worker | record count, records (see `remote`) |
 //! | `DONE` | worker | — (the job's last frame) |
 //! | `REFUSED` | worker | fatal flag, the reason in words |
+//! | `DYING` | worker | why it is about to die, in words (a stack overflow), sent by its fault handler |
 //!
 //! A job names its function by two distances from an anchor function: to the entry point
 //! for the function's types, and to the user's function itself (an
@@ -36,9 +37,17 @@ use super::unsafe_code::{
 };
 
 pub(crate) const MAGIC: [u8; 4] = *b"TWMP";
-pub(crate) const VERSION: u16 = 2;
-/// Frames larger than this are refused: a garbage length must not allocate gigabytes.
-pub(crate) const MAX_FRAME: usize = 1 << 30;
+pub(crate) const VERSION: u16 = 3;
+/// The most bytes one item or one result may take once serialized
+/// ([`ProcessPool::MAX_ITEM_BYTES`](crate::ProcessPool::MAX_ITEM_BYTES)): its encoding
+/// stops there, before anything is sent, and that item alone fails.
+pub(crate) const MAX_ITEM: usize = 1 << 30;
+/// Slack in a frame beyond its largest item or record: the small ones before it (a batch
+/// is closed, and results are flushed, once they take 1 MiB), record tags, the headers.
+const FRAME_SLACK: usize = 8 << 20;
+/// Frames larger than this are refused: a garbage length must not allocate gigabytes. No
+/// frame a pool or worker makes is larger.
+pub(crate) const MAX_FRAME: usize = MAX_ITEM + FRAME_SLACK;
 
 pub(crate) const HELLO: u8 = 1;
 pub(crate) const JOB: u8 = 2;
@@ -46,6 +55,7 @@ pub(crate) const READY: u8 = 11;
 pub(crate) const RESULTS: u8 = 12;
 pub(crate) const DONE: u8 = 13;
 pub(crate) const REFUSED: u8 = 14;
+pub(crate) const DYING: u8 = 15;
 
 /// `JOB` flag: send each result as soon as it is ready (per-item timeouts, crash search).
 pub(crate) const FLUSH_EACH: u8 = 1;
@@ -126,6 +136,89 @@ impl fmt::Display for FrameError {
 }
 
 impl std::error::Error for FrameError {}
+
+/// Why a value could not be written for a frame.
+#[derive(Debug)]
+pub(crate) enum Unencodable {
+    /// It takes more than [`MAX_ITEM`] bytes serialized (its encoding stopped there).
+    TooLarge,
+    /// Its `Serialize` implementation failed.
+    Failed(postcard::Error),
+}
+
+impl Unencodable {
+    /// Why `what` ("the item", "the result") cannot cross, in words.
+    pub(crate) fn describe(&self, what: &str) -> String {
+        match self {
+            Unencodable::TooLarge => format!(
+                "{what} takes more than 1 GiB serialized, the limit for one item or result \
+                 of a process pool (`ProcessPool::MAX_ITEM_BYTES`); send smaller pieces, or \
+                 where to find the data"
+            ),
+            Unencodable::Failed(err) => format!("{what} could not be serialized: {err}"),
+        }
+    }
+}
+
+/// Appends `value` in postcard to `out`, unless it takes more than [`MAX_ITEM`] bytes:
+/// then the encoding stops as soon as it passes the limit. On error `out` is left as it
+/// was (and gives back the memory a too large value took).
+pub(crate) fn write_bounded<T: serde::Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), Unencodable> {
+    let mark = out.len();
+    let bounded = Bounded {
+        out,
+        end: mark + MAX_ITEM,
+    };
+    match postcard::serialize_with_flavor(value, bounded) {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            out.truncate(mark);
+            // Only `Bounded` reports a full buffer (a `Serialize` impl's own errors are
+            // `SerdeSerCustom`).
+            if err == postcard::Error::SerializeBufferFull {
+                out.shrink_to(mark.max(1 << 16));
+                Err(Unencodable::TooLarge)
+            } else {
+                Err(Unencodable::Failed(err))
+            }
+        }
+    }
+}
+
+/// postcard output into a borrowed `Vec`, refused past `end`.
+struct Bounded<'a> {
+    out: &'a mut Vec<u8>,
+    end: usize,
+}
+
+impl postcard::ser_flavors::Flavor for Bounded<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.out.len() + data.len() > self.end {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.extend_from_slice(data);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.out.len() >= self.end {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
 
 /// Reads one frame body into `body`. `Ok(false)` at a clean end of stream (no byte of a
 /// new frame); a stream that ends inside a frame is an `UnexpectedEof` error.
@@ -303,6 +396,21 @@ pub(crate) fn decode_refused(body: &[u8]) -> Result<(bool, String), FrameError> 
     cursor.kind(REFUSED, "refused")?;
     let fatal = cursor.u8()? != 0;
     Ok((fatal, String::from_utf8_lossy(cursor.rest()).into_owned()))
+}
+
+/// `DYING`: the worker's last words, how it dies ("overflowed its stack"). It is made
+/// ahead of time, since the fault handler that sends it may not format anything.
+pub(crate) fn encode_dying(out: &mut Vec<u8>, how: &str) {
+    let start = begin_frame(out, DYING);
+    out.extend_from_slice(how.as_bytes());
+    end_frame(out, start);
+}
+
+/// The words of a `DYING` body.
+pub(crate) fn decode_dying(body: &[u8]) -> Result<String, FrameError> {
+    let mut cursor = Cursor::new(body);
+    cursor.kind(DYING, "dying")?;
+    Ok(String::from_utf8_lossy(cursor.rest()).into_owned())
 }
 
 /// A function as the parent names it in a job: where its entry point is, and what types
@@ -541,6 +649,29 @@ mod tests {
         body[5] = VERSION.to_le_bytes()[0];
         body[8] ^= 1;
         assert_eq!(decode_hello(body).unwrap_err(), FrameError::OtherExecutable);
+    }
+
+    #[test]
+    fn bounded_writes_stop_at_the_item_limit_and_leave_the_buffer_as_it_was() {
+        let mut out = vec![1, 2, 3];
+        write_bounded("four", &mut out).unwrap();
+        assert_eq!(out, [1, 2, 3, 4, b'f', b'o', b'u', b'r']);
+        // Zeroed memory is not touched: a string of 1 GiB costs nothing here.
+        let huge = String::from_utf8(vec![0; MAX_ITEM]).unwrap();
+        let err = write_bounded(&huge, &mut out).unwrap_err();
+        assert!(matches!(err, Unencodable::TooLarge));
+        assert!(err.describe("the item").contains("1 GiB"));
+        assert_eq!(out.len(), 8);
+    }
+
+    #[test]
+    fn last_words_round_trip() {
+        let mut out = Vec::new();
+        encode_dying(&mut out, "overflowed its stack");
+        let mut body = Vec::new();
+        assert!(read_frame(&mut &out[..], &mut body).unwrap());
+        assert_eq!(decode_dying(&body).unwrap(), "overflowed its stack");
+        assert!(decode_dying(&[READY]).is_err());
     }
 
     #[test]

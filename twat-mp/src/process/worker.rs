@@ -4,15 +4,64 @@
 use std::io::{self, BufReader, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::remote::{self, write};
-use super::unsafe_code::{Signature, die_with_parent, replace_stdin};
+use super::unsafe_code::{
+    Signature, die_with_parent, ignore_sigpipe, replace_stdin, report_stack_overflow,
+};
 use super::wire::{self, FLUSH_EACH, FrameError, JobHeader, Key};
 
-/// The environment variable that makes a started copy a worker; its value is the pid of
-/// the parent that started it, so that a grandchild inheriting it is not fooled.
+/// The environment variable that makes a started copy a worker: `pid/depth`, the pid of
+/// the parent that started it (so that a program a worker starts, inheriting it, is not
+/// fooled) and how deep the worker is (see [`MAX_DEPTH`]).
 pub(crate) const MARKER: &str = "TWAT_MP_WORKER_OF";
+
+/// How deep worker processes nest: a program's workers are 1 deep; code in them may use a
+/// process pool of its own, whose workers (2 deep) may not. So nested pools work, and a
+/// function that builds a pool and maps itself cannot fork without bound.
+pub(crate) const MAX_DEPTH: u32 = 2;
+
+/// This process's depth: 0 in a program, from 1 on in a worker (set before it serves).
+static DEPTH: AtomicU32 = AtomicU32::new(0);
+
+/// The marker this process was started with, as (parent pid, depth), if any.
+fn marker() -> Option<(u32, u32)> {
+    let marker = std::env::var_os(MARKER)?;
+    let (pid, depth) = marker.to_str()?.split_once('/')?;
+    Some((pid.parse().ok()?, depth.parse().ok()?))
+}
+
+/// The depth this process was started at, if it was started as a worker by its parent
+/// (which is still alive: a dead parent's child gets another parent).
+fn started_as_worker() -> Option<u32> {
+    marker()
+        .filter(|&(parent, _)| parent == std::os::unix::process::parent_id())
+        .map(|(_, depth)| depth.max(1))
+}
+
+/// The marker for a worker that this process starts.
+pub(crate) fn marker_for_child() -> String {
+    format!(
+        "{}/{}",
+        std::process::id(),
+        DEPTH.load(Ordering::Relaxed) + 1
+    )
+}
+
+/// Whether this process may start worker processes; the reason when it may not: it is a
+/// worker already [`MAX_DEPTH`] deep.
+pub(crate) fn may_start_workers() -> Result<(), crate::error::BuildError> {
+    let depth = DEPTH.load(Ordering::Relaxed);
+    if depth >= MAX_DEPTH {
+        return Err(crate::error::BuildError::Nested {
+            depth,
+            max: MAX_DEPTH,
+        });
+    }
+    Ok(())
+}
 
 /// The shape of what a job frame names: a function that runs the job's items and writes
 /// their records into the sink (`remote::trampoline`, for each function adapter).
@@ -58,14 +107,12 @@ const EXIT_REFUSED: i32 = 101;
 /// Called before `main` in every program that links twat-mp: returns at once unless this
 /// process was started as a worker, and never returns if it was.
 pub(crate) fn enter_if_marked() {
-    let Some(marker) = std::env::var_os(MARKER) else {
+    // Without a marker naming our parent, this is a program (or a program that a worker
+    // started, which inherited the marker): not ours to serve.
+    let Some(depth) = started_as_worker() else {
         return;
     };
-    let parent = std::os::unix::process::parent_id();
-    if marker.to_str().and_then(|m| m.parse::<u32>().ok()) != Some(parent) {
-        // Inherited from a worker by a program it started: not ours to serve.
-        return;
-    }
+    DEPTH.store(depth, Ordering::Relaxed);
     let code = match std::panic::catch_unwind(serve) {
         Ok(Ok(())) => 0,
         Ok(Err(err)) => {
@@ -83,21 +130,20 @@ pub(crate) fn enter_if_marked() {
 
 /// Whether this process was started as a worker but reached `main` anyway: then it must
 /// not start workers of its own (the pre-`main` hook did not run, and each "worker" would
-/// run the whole program again).
+/// run the whole program again). A worker that serves (and code in its items) is not one.
 pub(crate) fn is_failed_worker() -> bool {
-    std::env::var_os(MARKER)
-        .and_then(|m| m.to_str().and_then(|m| m.parse::<u32>().ok()))
-        .is_some_and(|pid| pid == std::os::unix::process::parent_id())
+    DEPTH.load(Ordering::Relaxed) == 0 && started_as_worker().is_some()
 }
 
 fn serve() -> io::Result<()> {
     die_with_parent()?;
     // Our parent may have died before we asked to die with it.
-    if !is_failed_worker() {
+    if started_as_worker().is_none() {
         return Ok(());
     }
     let socket = UnixStream::from(io::stdin().as_fd().try_clone_to_owned()?);
     replace_stdin(&std::fs::File::open("/dev/null")?)?;
+    set_up_as_main(&socket)?;
     crate::panic_capture::mark_worker_thread();
     let mut reader = BufReader::with_capacity(1 << 16, socket.try_clone()?);
     let mut writer = socket;
@@ -125,6 +171,21 @@ fn serve() -> io::Result<()> {
         }
         run_job(key, &body, &mut writer)?;
     }
+}
+
+/// How a worker that overflows its stack dies, as the parent reports it.
+pub(crate) const OVERFLOWED: &str = "overflowed its stack";
+
+/// Takes the steps of std's start-up that a worker, entered before `main`, would miss and
+/// that code in a thread relies on: SIGPIPE ignored (a write to a closed pipe is an
+/// `io::Error`), and a stack overflow of the thread running the items reported as std
+/// reports it (its message on stderr, then an abort), with the parent told first, over
+/// `socket`, so that the item's error says so.
+fn set_up_as_main(socket: &UnixStream) -> io::Result<()> {
+    ignore_sigpipe()?;
+    let mut last_words = Vec::new();
+    wire::encode_dying(&mut last_words, OVERFLOWED);
+    report_stack_overflow(socket.try_clone()?.into(), last_words)
 }
 
 /// Runs one job frame, answering `RESULTS…DONE` or `REFUSED`.
@@ -183,6 +244,11 @@ pub(crate) struct Sink<'a> {
 
 const FLUSH_AFTER: Duration = Duration::from_millis(1);
 const FLUSH_BYTES: usize = 1 << 20;
+/// The largest record a frame gets: a result takes at most `MAX_ITEM`, and a failure's
+/// copy of its item as much again only with a short error, so that a frame of earlier
+/// records (under `FLUSH_BYTES`) and this one stays under `MAX_FRAME`.
+const MAX_RECORD: usize = wire::MAX_ITEM + (1 << 20);
+const _: () = assert!(FLUSH_BYTES + MAX_RECORD + 64 <= wire::MAX_FRAME);
 
 impl<'a> Sink<'a> {
     pub(crate) fn new(writer: &'a mut dyn Write, flush_each: bool) -> Self {
@@ -212,9 +278,10 @@ impl<'a> Sink<'a> {
 
     pub(crate) fn record_ok<R: serde::Serialize>(&mut self, value: &R) -> io::Result<()> {
         self.out.push(remote::OK);
-        if let Err(err) = write(value, &mut self.out) {
+        if let Err(err) = wire::write_bounded(value, &mut self.out) {
+            // Detected here, before anything of it is sent: that item alone fails.
             self.out.pop();
-            let why = format!("the result could not be serialized: {err}");
+            let why = err.describe("the result");
             return self.record_failure(remote::BROKEN, &[], |out| write(&why, out));
         }
         self.item_done()
@@ -239,7 +306,29 @@ impl<'a> Sink<'a> {
             self.out.extend_from_slice(&0_u32.to_le_bytes());
             write(&why, &mut self.out).map_err(io::Error::other)?;
         }
+        if self.out.len() - mark > MAX_RECORD {
+            self.shrink_record(mark, 5 + len as usize)?;
+        }
         self.item_done()
+    }
+
+    /// Makes the failure record from `mark` on, too large to send, fit: without the item's
+    /// copy (`input_end` bytes from `mark` end it, the tag included), or else a `BROKEN`
+    /// record saying why.
+    fn shrink_record(&mut self, mark: usize, input_end: usize) -> io::Result<()> {
+        let error_len = self.out.len() - mark - input_end;
+        if error_len <= MAX_RECORD - 5 {
+            self.out.drain(mark + 5..mark + input_end);
+            self.out[mark + 1..mark + 5].copy_from_slice(&0_u32.to_le_bytes());
+        } else {
+            self.out.truncate(mark);
+            self.out.shrink_to(mark.max(1 << 16));
+            let why = wire::Unencodable::TooLarge.describe("the item's error");
+            self.out.push(remote::BROKEN);
+            self.out.extend_from_slice(&0_u32.to_le_bytes());
+            write(&why, &mut self.out).map_err(io::Error::other)?;
+        }
+        Ok(())
     }
 
     #[inline]

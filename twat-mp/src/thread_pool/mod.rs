@@ -75,7 +75,7 @@ pub struct ThreadPoolBuilder {
 
 impl ThreadPoolBuilder {
     /// The number of worker threads; the default is the number of CPUs this process may
-    /// use (cgroup quotas and affinity included).
+    /// use (cgroup quotas and affinity included). At most [`MAX_NODES`](crate::MAX_NODES).
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.settings.nodes = Some(nodes);
         self
@@ -104,6 +104,7 @@ impl ThreadPoolBuilder {
     ///
     /// # Errors
     /// [`BuildError::NoNodes`] for `nodes(0)`, [`BuildError::Zero`] for `chunksize(0)`,
+    /// [`BuildError::TooLarge`] for more than [`MAX_NODES`](crate::MAX_NODES) nodes,
     /// [`BuildError::Spawn`] when the system refuses a thread.
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         let checked = self.settings.check()?;
@@ -175,7 +176,8 @@ impl ThreadPool {
     /// A pool with `nodes` threads.
     ///
     /// # Errors
-    /// [`BuildError::NoNodes`] for `0`; [`BuildError::Spawn`] when the system refuses a
+    /// [`BuildError::NoNodes`] for `0`; [`BuildError::TooLarge`] for more than
+    /// [`MAX_NODES`](crate::MAX_NODES); [`BuildError::Spawn`] when the system refuses a
     /// thread.
     ///
     /// ```

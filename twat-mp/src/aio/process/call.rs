@@ -17,10 +17,12 @@ use crate::debug::event;
 use crate::engine::item::{ItemFailure, Outcome};
 use crate::engine::order::Window;
 use crate::error::{ErrorKind, WorkerError};
+use crate::process::Stopper;
 
-/// A group on its way: the answer of the process pool, or why it could not be sent.
+/// A group on its way: the answer of the process pool (and what stops it), or why it
+/// could not be sent.
 pub(super) enum Pending<R> {
-    Running(AsyncResult<Result<Vec<Answer<R>>, WorkerError>>),
+    Running(AsyncResult<Result<Vec<Answer<R>>, WorkerError>>, Stopper),
     Broken(String),
 }
 
@@ -30,7 +32,7 @@ struct RunningGroup<R> {
     pending: Pending<R>,
 }
 
-/// Pulls up to that many items, each encoded (or why it could not be).
+/// Pulls up to that many items, each encoded (or why it cannot cross, in words).
 pub(super) type Pull = dyn FnMut(usize) -> Vec<Result<Vec<u8>, String>> + Send;
 /// Sends a group of encoded items to the current generation of workers.
 pub(super) type SendGroup<R> = dyn Fn(&[Vec<u8>]) -> Pending<R> + Send;
@@ -119,9 +121,7 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
                 match encoded {
                     Ok(bytes) => items.push((index, bytes)),
                     Err(why) => {
-                        let kind = ErrorKind::Transport(format!(
-                            "the item could not be serialized: {why}"
-                        ));
+                        let kind = ErrorKind::Transport(why);
                         self.window.finish(
                             index,
                             Err(ItemFailure::Worker(WorkerError::new(index, kind))),
@@ -230,7 +230,7 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
             let mut finished = Vec::new();
             for at in (0..self.running.len()).rev() {
                 let answer = match &mut self.running[at].pending {
-                    Pending::Running(pending) => match Pin::new(pending).poll(cx) {
+                    Pending::Running(pending, _) => match Pin::new(pending).poll(cx) {
                         Poll::Ready(answer) => answer,
                         Poll::Pending => continue,
                     },
@@ -262,6 +262,19 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
     /// The next outcome, awaited.
     pub(super) async fn next(&mut self) -> Option<(usize, Outcome<R, S>)> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+impl<R, S> Drop for GroupCall<R, S> {
+    fn drop(&mut self) {
+        // Nobody wants the answers of the groups still out (a `map` decided by a failure,
+        // a stream dropped): stop them, so that their worker processes are free at once
+        // and the pool's drop waits for none of them.
+        for group in &self.running {
+            if let Pending::Running(_, stopper) = &group.pending {
+                stopper.stop();
+            }
+        }
     }
 }
 

@@ -116,7 +116,11 @@ fn process_pool(
         .chunksize(1)
         .debug(debug);
     if let Some(timeout) = timeout {
-        builder = builder.timeout(timeout.saturating_mul(2) + Duration::from_secs(1));
+        builder = builder.timeout(
+            timeout
+                .saturating_mul(2)
+                .saturating_add(Duration::from_secs(1)),
+        );
     }
     builder.build()
 }

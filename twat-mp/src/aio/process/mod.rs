@@ -39,7 +39,7 @@ use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 use crate::process::remote::{
     AsValue, Callee, ErrorWire, NoError, Partial, Split, Spread, Total, render_input,
 };
-use crate::process::{CrossProcess, CrossProcessError, StarArgs};
+use crate::process::{CrossProcess, CrossProcessError, StarArgs, wire};
 
 use call::{GroupCall, Transport};
 use generations::Generations;
@@ -71,9 +71,10 @@ pub use call::{ProcessImapStream, ProcessUimapStream};
 ///   the old set exits once its work is done.
 ///
 /// Results travel a group at a time: a worker process answers its group once every task
-/// in it is done. Dropping a returned future sends no further groups; groups already in a
-/// worker run to their end (their results are discarded). Dropping the pool waits for
-/// groups still running, then stops its workers.
+/// in it is done, so a failure is known once its group is. A call that no longer wants its
+/// results — a `map` decided by a failure, a dropped future or stream — sends no further
+/// groups and stops those still out: their worker processes are killed, and replaced when
+/// work next needs them. Dropping the pool then waits for nothing; it stops its workers.
 ///
 /// ```
 /// use twat_mp::AsyncMultiPool;
@@ -125,7 +126,8 @@ pub struct AsyncProcessPoolBuilder {
 }
 
 impl AsyncProcessPoolBuilder {
-    /// The number of worker processes; the default is the number of usable CPUs.
+    /// The number of worker processes; the default is the number of usable CPUs. At most
+    /// [`MAX_NODES`](crate::MAX_NODES).
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.settings.nodes = Some(nodes);
         self
@@ -163,7 +165,9 @@ impl AsyncProcessPoolBuilder {
     ///
     /// # Errors
     /// [`BuildError::NoNodes`] for `nodes(0)`; [`BuildError::Zero`] for a zero
-    /// `concurrency`, `timeout` or `maxtasksperchild`; [`BuildError::Unsupported`] when an
+    /// `concurrency`, `timeout` or `maxtasksperchild`; [`BuildError::TooLarge`] for more
+    /// than [`MAX_NODES`](crate::MAX_NODES) nodes or [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY)
+    /// tasks per worker; [`BuildError::Unsupported`] when an
     /// initializer was set (a closure cannot run in another process);
     /// [`BuildError::Spawn`] when the system refuses a thread.
     pub fn build(self) -> Result<AsyncProcessPool, BuildError> {
@@ -544,14 +548,20 @@ impl AsyncProcessPool {
                 concurrency,
                 timeout,
             };
-            call::Pending::Running(pool.apipe_remote(runner, group))
+            let (answer, stopper) = pool.apipe_remote(runner, group);
+            call::Pending::Running(answer, stopper)
         };
         let mut input = items;
         let pull = move |count: usize| -> Vec<Result<Vec<u8>, String>> {
             input
                 .by_ref()
                 .take(count)
-                .map(|item| postcard::to_allocvec(&item).map_err(|err| err.to_string()))
+                .map(|item| {
+                    let mut bytes = Vec::new();
+                    wire::write_bounded(&item, &mut bytes)
+                        .map(|()| bytes)
+                        .map_err(|err| err.describe("the item"))
+                })
                 .collect()
         };
         let render_bytes =
