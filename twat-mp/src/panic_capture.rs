@@ -62,6 +62,47 @@ pub(crate) struct CaughtPanic {
     pub(crate) origin: Option<PanicOrigin>,
 }
 
+/// A worker process's panic as it crosses to the parent: its message, its backtrace cut
+/// to the frames that matter, and the location of its `panic!`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct RemotePanic {
+    message: String,
+    backtrace: Option<String>,
+    location: Option<String>,
+}
+
+impl RemotePanic {
+    pub(crate) fn new(caught: CaughtPanic) -> Self {
+        RemotePanic {
+            message: crate::error::panic_message(caught.payload.as_ref()),
+            backtrace: caught
+                .backtrace
+                .map(|backtrace| short_backtrace(&backtrace.to_string())),
+            location: caught.origin.map(|origin| origin.location),
+        }
+    }
+
+    /// A panic that has no backtrace or location, such as a task lost by its runtime.
+    pub(crate) fn message(message: String) -> Self {
+        RemotePanic {
+            message,
+            backtrace: None,
+            location: None,
+        }
+    }
+
+    /// The failure of the item at `index`, as the parent reports it.
+    pub(crate) fn into_worker_error(self, index: usize) -> WorkerError {
+        let origin = self.location.map(|location| PanicOrigin {
+            thread: "a worker process".to_owned(),
+            location,
+        });
+        WorkerError::from_panic(index, Box::new(self.message), None)
+            .with_traceback_text(self.backtrace)
+            .with_origin(origin)
+    }
+}
+
 /// Marks the current thread as a worker: its panics are items' panics, caught and handed
 /// over as values, so they get a backtrace and are not printed here.
 pub(crate) fn mark_worker_thread() {

@@ -118,6 +118,49 @@ fn an_item_panic_under_an_attribute_prints_once_in_the_caller() {
     assert_no_library_location(&stderr);
 }
 
+#[pmap(process)]
+fn panic_on_three_in_a_process(x: u32) -> u32 {
+    if x == 3 {
+        panic!("three is not allowed here either"); // the panic: in a process
+    }
+    x
+}
+
+#[test]
+#[ignore = "run in a child process by a_process_item_panic_prints_once_at_its_line"]
+fn scenario_process_panic() {
+    panic_on_three_in_a_process(0..6); // the call: scenario_process_panic
+}
+
+#[test]
+fn a_process_item_panic_prints_once_at_its_line() {
+    let stderr = stderr_of("scenario_process_panic");
+    assert_eq!(
+        stderr.matches("three is not allowed here either").count(),
+        1,
+        "{stderr}"
+    );
+    let panic = line_of("// the panic: in a process");
+    let call = line_of("// the call: scenario_process_panic");
+    assert!(
+        stderr.contains(&format!(
+            "panicked at twat-mp/tests/failure_reports.rs:{panic}:"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the panic was in item 3 (input 3) on worker"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "parallel call at twat-mp/tests/failure_reports.rs:{call}:"
+        )),
+        "{stderr}"
+    );
+    assert_no_library_location(&stderr);
+}
+
 #[test]
 fn a_resumed_panic_keeps_the_item_payload() {
     let payload = std::panic::catch_unwind(|| panic_on_three(0..6)).unwrap_err();

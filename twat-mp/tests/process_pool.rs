@@ -115,7 +115,10 @@ fn an_abort_costs_exactly_its_item() {
         let err = only_the_bad_item_fails(&pool, aborts);
         assert!(crashed_status(&err).contains("SIGABRT"), "{err}");
         assert!(err.worker().is_some());
-        assert!(err.to_string().starts_with("item 7 (input 7) on worker"), "{err}");
+        assert!(
+            err.to_string().starts_with("item 7 (input 7) on worker"),
+            "{err}"
+        );
     }
 }
 

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `OK` | the result, postcard |
 //! | `ERR` | the item's bytes (u32 length + bytes), then its error as the [`ErrorWire`] writes it |
-//! | `PANIC` | the item's bytes, then `(message, Option<backtrace>)`, postcard |
+//! | `PANIC` | the item's bytes, then the `RemotePanic` (message, backtrace, location), postcard |
 //! | `BROKEN` | the item's bytes, then why it could not cross (`String`), postcard |
 
 use std::any::type_name;
@@ -29,7 +29,7 @@ use super::worker::{Job, RunJob, Stop};
 use crate::engine::item::ItemFailure;
 use crate::engine::render::{Render, shorten};
 use crate::error::{BoxError, ErrorKind, WorkerError};
-use crate::panic_capture;
+use crate::panic_capture::{self, RemotePanic};
 
 /// A type that can cross to a worker process and back: items and results of a process
 /// pool (and, through [`CrossProcessError`], the functions' own errors).
@@ -672,9 +672,8 @@ pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Sto
                 sink.record_failure(ERR, input, |out| A::Wire::encode(error, out))?;
             }
             Err(caught) => {
-                let message = crate::error::panic_message(caught.payload.as_ref());
-                let backtrace = caught.backtrace.map(|b| b.to_string());
-                sink.record_failure(PANIC, input, |out| write(&(message, backtrace), out))?;
+                let panic = RemotePanic::new(caught);
+                sink.record_failure(PANIC, input, |out| write(&panic, out))?;
             }
         }
     }
@@ -806,10 +805,9 @@ fn decode_record<A: RemoteFn>(
             Ok((Err(failure), rest))
         }
         PANIC => {
-            let ((message, backtrace), rest) =
-                postcard::take_from_bytes::<(String, Option<String>)>(bytes)?;
-            let err = WorkerError::from_panic(index, Box::new(message), None)
-                .with_traceback_text(backtrace)
+            let (panic, rest) = postcard::take_from_bytes::<RemotePanic>(bytes)?;
+            let err = panic
+                .into_worker_error(index)
                 .with_worker(worker)
                 .with_input(input);
             Ok((Err(ItemFailure::Worker(err)), rest))
@@ -941,11 +939,14 @@ mod tests {
         write(&42_u64, &mut input).unwrap();
         bytes.extend_from_slice(&u32::try_from(input.len()).unwrap().to_le_bytes());
         bytes.extend_from_slice(&input);
-        write(
-            &("boom".to_owned(), Some("at line 1".to_owned())),
-            &mut bytes,
-        )
+        // As in a worker process: the panic hook records its backtrace and location.
+        let panic = std::thread::spawn(|| {
+            panic_capture::mark_worker_thread();
+            RemotePanic::new(panic_capture::catch(|| panic!("boom")).unwrap_err())
+        })
+        .join()
         .unwrap();
+        write(&panic, &mut bytes).unwrap();
         let render: Render<u64> = |x| format!("{x:?}");
         let decoded = decode_records::<A>(&bytes, 5, 1, 0, Some(render));
         let ItemFailure::Worker(err) = decoded.failures.into_iter().next().unwrap().1;
@@ -953,7 +954,7 @@ mod tests {
             err.to_string(),
             "item 5 (input 42) on worker 0 panicked: boom"
         );
-        assert_eq!(err.traceback(), Some("at line 1"));
+        assert!(err.traceback().unwrap().contains("remote.rs"), "{err:?}");
         assert_eq!(
             err.take_panic().unwrap().downcast_ref::<String>().unwrap(),
             "boom"

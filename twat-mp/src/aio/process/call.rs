@@ -196,11 +196,9 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
                     )
                     .with_input(input()),
                 ),
-                Answer::Panicked { message, backtrace } => ItemFailure::Worker(
-                    WorkerError::from_panic(index, Box::new(message), None)
-                        .with_traceback_text(backtrace)
-                        .with_input(input()),
-                ),
+                Answer::Panicked(panic) => {
+                    ItemFailure::Worker(panic.into_worker_error(index).with_input(input()))
+                }
                 Answer::TimedOut(after) => ItemFailure::Worker(
                     WorkerError::new(index, ErrorKind::TimedOut { after }).with_input(input()),
                 ),

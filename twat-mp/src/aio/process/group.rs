@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::aio::dispatch::CatchPanic;
-use crate::panic_capture;
+use crate::panic_capture::{self, RemotePanic};
 use crate::process::CrossProcess;
 use crate::process::remote::{Callee, ErrorWire, NoError, RemoteFn, Split};
 
@@ -28,10 +28,7 @@ pub(super) enum Answer<R> {
     Done(R),
     /// The function's own error, encoded as its [`ErrorWire`] says.
     Returned(Vec<u8>),
-    Panicked {
-        message: String,
-        backtrace: Option<String>,
-    },
+    Panicked(RemotePanic),
     TimedOut(Duration),
     /// The function's error could not be encoded.
     Unsendable(String),
@@ -83,9 +80,8 @@ where
                 .collect();
             let mut answers = Vec::with_capacity(handles.len());
             for handle in handles {
-                answers.push(handle.await.unwrap_or_else(|err| Answer::Panicked {
-                    message: format!("the task was lost: {err}"),
-                    backtrace: None,
+                answers.push(handle.await.unwrap_or_else(|err| {
+                    Answer::Panicked(RemotePanic::message(format!("the task was lost: {err}")))
                 }));
             }
             answers
@@ -100,10 +96,7 @@ where
     K: Split<<P::Output as Future>::Output>,
     W: ErrorWire<K::Err>,
 {
-    let panicked = |caught: panic_capture::CaughtPanic| Answer::Panicked {
-        message: crate::error::panic_message(caught.payload.as_ref()),
-        backtrace: caught.backtrace.map(|b| b.to_string()),
-    };
+    let panicked = |caught| Answer::Panicked(RemotePanic::new(caught));
     let future = match panic_capture::catch(|| f.call(item)) {
         Ok(future) => future,
         Err(caught) => return panicked(caught),
