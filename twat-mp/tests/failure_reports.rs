@@ -89,33 +89,30 @@ fn scenario_thread_panic() {
     panic_on_three(0..6); // the call: scenario_thread_panic
 }
 
+/// Runs `scenario`, whose item panics with `message` on the line marked `// the panic:
+/// {panic}`: the message is printed once, at that line, with a note naming the item
+/// (`item`) and the scenario's call (marked `// the call: {scenario}`).
+fn assert_item_panic_printed_once(scenario: &str, message: &str, panic: &str, item: &str) {
+    let stderr = stderr_of(scenario);
+    assert_eq!(stderr.matches(message).count(), 1, "{stderr}");
+    let panic = line_of(&format!("// the panic: {panic}"));
+    let call = line_of(&format!("// the call: {scenario}"));
+    let file = "twat-mp/tests/failure_reports.rs";
+    let expected = [
+        format!("thread '{scenario}' panicked at {file}:{panic}:"),
+        format!("\n{message}\nnote: the panic was in {item} on worker"),
+        format!("of the parallel call at {file}:{call}:"),
+    ];
+    for expected in expected {
+        assert!(stderr.contains(&expected), "no {expected:?} in {stderr}");
+    }
+    assert_no_library_location(&stderr);
+}
+
 #[test]
 fn an_item_panic_under_an_attribute_prints_once_in_the_caller() {
-    let stderr = stderr_of("scenario_thread_panic");
-    assert_eq!(
-        stderr.matches("three is not allowed").count(),
-        1,
-        "{stderr}"
-    );
-    let panic = line_of("// the panic: panic_on_three");
-    let call = line_of("// the call: scenario_thread_panic");
-    assert!(
-        stderr.contains(&format!(
-            "thread 'scenario_thread_panic' panicked at twat-mp/tests/failure_reports.rs:{panic}:"
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("the panic was in item 3 on worker"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "parallel call at twat-mp/tests/failure_reports.rs:{call}:"
-        )),
-        "{stderr}"
-    );
-    assert_no_library_location(&stderr);
+    let message = "three is not allowed";
+    assert_item_panic_printed_once("scenario_thread_panic", message, "panic_on_three", "item 3");
 }
 
 #[pmap(process)]
@@ -134,31 +131,12 @@ fn scenario_process_panic() {
 
 #[test]
 fn a_process_item_panic_prints_once_at_its_line() {
-    let stderr = stderr_of("scenario_process_panic");
-    assert_eq!(
-        stderr.matches("three is not allowed here either").count(),
-        1,
-        "{stderr}"
+    assert_item_panic_printed_once(
+        "scenario_process_panic",
+        "three is not allowed here either",
+        "in a process",
+        "item 3 (input 3)",
     );
-    let panic = line_of("// the panic: in a process");
-    let call = line_of("// the call: scenario_process_panic");
-    assert!(
-        stderr.contains(&format!(
-            "panicked at twat-mp/tests/failure_reports.rs:{panic}:"
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("the panic was in item 3 (input 3) on worker"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "parallel call at twat-mp/tests/failure_reports.rs:{call}:"
-        )),
-        "{stderr}"
-    );
-    assert_no_library_location(&stderr);
 }
 
 #[test]
