@@ -52,6 +52,11 @@ type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
 /// or stream cancels its tasks that are still queued or running. Dropping the pool stops
 /// and joins its workers, cancelling whatever they were still running.
 ///
+/// **Nesting.** A task that awaits the same pool (its `map`, or an `#[apmap]` function with
+/// the same options) queues the inner work behind the outer tasks: it finishes only while
+/// the outer items are fewer than `nodes × concurrency`. Give inner work a pool of its
+/// own.
+///
 /// ```
 /// use std::time::Duration;
 /// use twat_mp::AsyncMultiPool;

@@ -40,6 +40,12 @@ pub use lazy::{Imap, Uimap};
 /// thread it started — the Rust form of Python's `with ThreadPool() as pool:`. Dropped
 /// while the caller is panicking, it cancels the items that have not started yet instead.
 ///
+/// **Nesting.** The pool may be used inside its own items: a nested `map`, `imap` or
+/// `apply` shares the threads as rayon's nested calls do, and a pool thread that blocks on
+/// [`AsyncResult::get`](crate::AsyncResult::get) or [`wait`](crate::AsyncResult::wait)
+/// runs the pool's pending jobs meanwhile, so `pool.amap(..).get()` inside `pool.map(..)`
+/// finishes even on one node.
+///
 /// ```
 /// use twat_mp::ThreadPool;
 ///
