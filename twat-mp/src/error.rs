@@ -98,8 +98,9 @@ pub enum ErrorKind {
     /// a malformed frame, an unknown function).
     #[error("could not cross the process boundary: {0}")]
     Transport(String),
-    /// The item never ran: the pool shut down, or the call was abandoned, first.
-    #[error("was cancelled before it ran")]
+    /// The item was stopped, or never started: its call was dropped, or its pool shut
+    /// down, before the item finished.
+    #[error("was cancelled: its call was dropped or its pool shut down first")]
     Cancelled,
 }
 

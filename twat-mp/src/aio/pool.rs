@@ -52,6 +52,11 @@ type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
 /// or stream cancels its tasks that are still queued or running. Dropping the pool stops
 /// and joins its workers, cancelling whatever they were still running.
 ///
+/// **In the background.** There is no `amap` or `apipe` as on
+/// [`ThreadPool`](crate::ThreadPool): [`map`](Self::map), [`apply`](Self::apply) and the
+/// others return futures that own what they need (`Send + 'static`), so
+/// `tokio::spawn(pool.map(f, items))` starts one and hands back its handle at once.
+///
 /// **Nesting.** A task that awaits the same pool (its `map`, or an `#[apmap]` function with
 /// the same options) queues the inner work behind the outer tasks: it finishes only while
 /// the outer items are fewer than `nodes × concurrency`. Give inner work a pool of its
