@@ -58,14 +58,19 @@ fn debug_mode_reports_pool_worker_and_failure_events() {
         "thread pool started nodes=2",
         "worker thread started worker=0",
         "worker thread started worker=1",
-        "item failed index=5 worker=Some(",
+        "item failed index=5 worker=",
         "cause=panicked: five",
+        "error=item 5 on worker",
         "index=5",
         "worker thread stopped worker=1",
         "thread pool stopped nodes=2",
     ] {
         assert!(log.contains(expected), "missing {expected:?} in:\n{log}");
     }
+    assert!(
+        !log.contains("Some("),
+        "a field is its value, not an Option:\n{log}"
+    );
     assert!(
         log.contains("twat_mp"),
         "events have the twat_mp target:\n{log}"

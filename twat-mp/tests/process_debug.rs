@@ -100,6 +100,10 @@ fn debug_mode_reports_workers_and_timeouts() {
             && m.contains("cause=returned an error")),
         "no event for the item that returned an error in {messages:#?}"
     );
+    for message in &messages {
+        // The same field types in every pool: numbers, not `Some(0)`.
+        assert!(!message.contains("Some("), "{message}");
+    }
     let messages: Vec<String> = messages
         .iter()
         .map(|m| {

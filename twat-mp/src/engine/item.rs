@@ -31,29 +31,47 @@ pub(crate) enum ItemFailure<E> {
 }
 
 impl<E> ItemFailure<E> {
-    /// Reports the failure in debug mode, the same way for every pool: its index, worker,
-    /// input where known, and cause.
+    /// Reports the failure in debug mode, the same way for every pool: `index` (in the
+    /// call), `worker` (when one ran it), `input` (where it could be shown), `cause` (the
+    /// kind) and `error` (the whole sentence), with the same field types everywhere.
     pub(crate) fn log(&self, debug: bool) {
-        let (index, worker, input, cause) = match self {
+        if !debug {
+            return;
+        }
+        let (index, worker, input, cause, error) = match self {
             ItemFailure::Returned {
                 index,
                 worker,
                 input,
                 ..
-            } => (
-                *index,
-                *worker,
-                input.as_deref(),
-                "returned an error".to_owned(),
-            ),
+            } => {
+                let error = match input {
+                    Some(input) => format!("item {index} (input {input}) returned an error"),
+                    None => format!("item {index} returned an error"),
+                };
+                (
+                    *index,
+                    *worker,
+                    input.as_deref(),
+                    "returned an error".to_owned(),
+                    error,
+                )
+            }
             ItemFailure::Worker(err) => (
                 err.index(),
                 err.worker(),
                 err.input(),
                 err.kind().to_string(),
+                err.to_string(),
             ),
         };
-        event!(debug, index, ?worker, input, cause = %cause, "item failed");
+        let input = input.unwrap_or("");
+        match worker {
+            Some(worker) => {
+                event!(debug, index, worker, input, cause = %cause, error = %error, "item failed");
+            }
+            None => event!(debug, index, input, cause = %cause, error = %error, "item failed"),
+        }
     }
 
     pub(crate) fn index(&self) -> usize {

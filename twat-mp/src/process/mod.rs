@@ -265,7 +265,10 @@ impl ProcessPoolBuilder {
                 }
             }
         }
-        event!(debug, nodes, timeout = ?timeout, "process pool started");
+        match timeout {
+            Some(timeout) => event!(debug, nodes, ?timeout, "process pool started"),
+            None => event!(debug, nodes, "process pool started"),
+        }
         Ok(ProcessPool {
             shared,
             slots,

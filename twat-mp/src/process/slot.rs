@@ -473,7 +473,8 @@ impl Slot {
                     return;
                 }
                 Exchange::Died { timed_out } => {
-                    let pid = self.worker.as_ref().map(|w| w.pid);
+                    // The worker that just ended: its pid is known (0 would mean none ran).
+                    let pid = self.worker.as_ref().map_or(0, |w| w.pid);
                     let became_ready = self.worker.as_ref().is_some_and(|w| w.ready);
                     let status = self.discard_worker();
                     if self.shared.terminating() || batch.link.cancel.is_set() {
@@ -490,20 +491,20 @@ impl Slot {
                         event!(
                             self.debug(),
                             worker = self.index,
-                            ?pid,
+                            pid,
                             index = batch.first + batch.delivered,
                             ?after,
                             "item timed out; its worker process was killed"
                         );
                         batch.fail_next(Some(self.index), ErrorKind::TimedOut { after });
                     } else if careful {
-                        event!(self.debug(), worker = self.index, ?pid, index = batch.first + batch.delivered, %status, "worker process crashed on an item");
+                        event!(self.debug(), worker = self.index, pid, index = batch.first + batch.delivered, %status, "worker process crashed on an item");
                         batch.fail_next(Some(self.index), ErrorKind::Crashed { status });
                         careful = timeout.is_some();
                     } else {
                         // Which item it died on is unknown: run the rest again, one
                         // result at a time, to find it.
-                        event!(self.debug(), worker = self.index, ?pid, %status, "worker process died during a batch; finding the item");
+                        event!(self.debug(), worker = self.index, pid, %status, "worker process died during a batch; finding the item");
                         careful = true;
                     }
                     event!(
