@@ -77,6 +77,36 @@ pub(crate) fn emit(event: impl FnOnce()) {
     }
 }
 
+/// A `tracing` span for one call of a pool (`pool`: "thread", "process", "async",
+/// "async process") when `on`, with target `twat_mp`: the events of the call, and the
+/// spans of its items, are inside it. Disabled (free) otherwise, and when the program has
+/// no subscriber of its own (the stderr events need none).
+pub(crate) fn call_span(on: bool, pool: &'static str) -> tracing::Span {
+    if on {
+        tracing::debug_span!(target: "twat_mp", "call", pool)
+    } else {
+        tracing::Span::none()
+    }
+}
+
+/// A span for one item of the call `call` (index in the call, and the worker running it
+/// when known), or a disabled span when the call has none.
+pub(crate) fn item_span(
+    call: &tracing::Span,
+    index: usize,
+    worker: Option<usize>,
+) -> tracing::Span {
+    if call.is_disabled() {
+        return tracing::Span::none();
+    }
+    match worker {
+        Some(worker) => {
+            tracing::debug_span!(target: "twat_mp", parent: call, "item", index, worker)
+        }
+        None => tracing::debug_span!(target: "twat_mp", parent: call, "item", index),
+    }
+}
+
 /// Emits a `tracing` debug event with target `twat_mp` when `$on` is true.
 macro_rules! event {
     ($on:expr, $($arg:tt)+) => {

@@ -58,6 +58,8 @@ fn debug_mode_reports_pool_worker_and_failure_events() {
         "thread pool started nodes=2",
         "worker thread started worker=0",
         "worker thread started worker=1",
+        // The program's own subscriber sees each call and item as a span.
+        "call{pool=\"thread\"}:item{index=5 worker=",
         "item failed index=5 worker=",
         "cause=panicked: five",
         "error=item 5 on worker",

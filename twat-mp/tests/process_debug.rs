@@ -39,7 +39,14 @@ impl Subscriber for Collect {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.target() == "twat_mp"
     }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut fields = Message(String::new());
+        span.record(&mut fields);
+        let name = span.metadata().name();
+        MESSAGES
+            .lock()
+            .unwrap()
+            .push(format!("span {name}{}", fields.0));
         Id::from_u64(1)
     }
     fn record(&self, _: &Id, _: &Record<'_>) {}
@@ -99,6 +106,16 @@ fn debug_mode_reports_workers_and_timeouts() {
             && m.contains(r#"input="x""#)
             && m.contains("cause=returned an error")),
         "no event for the item that returned an error in {messages:#?}"
+    );
+    assert!(
+        messages.iter().any(|m| m == "span call pool=process"),
+        "no span for the call in {messages:#?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("span item index=1 worker=")),
+        "no span for the failed item in {messages:#?}"
     );
     for message in &messages {
         // The same field types in every pool: numbers, not `Some(0)`.

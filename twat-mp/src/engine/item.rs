@@ -74,6 +74,16 @@ impl<E> ItemFailure<E> {
         }
     }
 
+    /// [`log`](Self::log)s the failure inside the span of its item, in the span of its
+    /// `call`.
+    pub(crate) fn log_in(&self, call: &tracing::Span, debug: bool) {
+        let worker = match self {
+            ItemFailure::Returned { worker, .. } => *worker,
+            ItemFailure::Worker(err) => err.worker(),
+        };
+        crate::debug::item_span(call, self.index(), worker).in_scope(|| self.log(debug));
+    }
+
     pub(crate) fn index(&self) -> usize {
         match self {
             ItemFailure::Returned { index, .. } => *index,
@@ -147,6 +157,8 @@ pub(crate) struct ItemRunner<T, E> {
     lowest: Mutex<LowestFailure<ItemFailure<E>>>,
     render: Option<Render<T>>,
     debug: bool,
+    /// The call's span in debug mode; each item runs in a span of its own inside it.
+    span: tracing::Span,
 }
 
 impl<T, E> ItemRunner<T, E> {
@@ -158,7 +170,13 @@ impl<T, E> ItemRunner<T, E> {
             lowest: Mutex::new(LowestFailure::default()),
             render: render.filter(|_| debug),
             debug,
+            span: crate::debug::call_span(debug, "thread"),
         }
+    }
+
+    /// Whether the call is in debug mode (then every item goes the way that reports).
+    pub(crate) fn is_debug(&self) -> bool {
+        self.debug
     }
 
     /// Whether an item at `index` can be skipped because an earlier item already failed.
@@ -176,6 +194,9 @@ impl<T, E> ItemRunner<T, E> {
         f: impl FnOnce(T) -> Result<R, E>,
     ) -> Result<R, ItemFailure<E>> {
         let input = self.render.map(|render| render(&item));
+        let _item = self
+            .debug
+            .then(|| crate::debug::item_span(&self.span, index, worker).entered());
         match panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(self.returned(index, worker, input, error)),

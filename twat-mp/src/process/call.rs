@@ -53,6 +53,8 @@ pub(crate) struct Call<A: RemoteFn, I: Iterator> {
     pub(crate) window: usize,
     /// What the pool remembers the cost of an item of this function by.
     cost_key: u64,
+    /// The call's span in debug mode.
+    span: tracing::Span,
     _f: PhantomData<A>,
 }
 
@@ -95,6 +97,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
             }
         };
         Call {
+            span: crate::debug::call_span(shared.debug, "process"),
             link: Arc::new(CallLink {
                 function,
                 sender,
@@ -204,7 +207,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
     pub(crate) fn next_chunk(&mut self, ahead: Option<usize>) -> Option<Decoded<A>> {
         let chunk = self.receive_chunk(ahead)?;
         for (_, failure) in &chunk.failures {
-            failure.log(self.shared.debug);
+            failure.log_in(&self.span, self.shared.debug);
         }
         Some(chunk)
     }

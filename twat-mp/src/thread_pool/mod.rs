@@ -516,7 +516,7 @@ where
     let min_len = chunksize.unwrap_or(1);
     let collected = panic::catch_unwind(panic::AssertUnwindSafe(|| {
         let items = items.into_par_iter().with_min_len(min_len).enumerate();
-        if shutdown.is_none() && !runner.renders() {
+        if shutdown.is_none() && !runner.renders() && !runner.is_debug() {
             // The hot path. Even a relaxed atomic load per item, to skip work after a
             // failure, cost 20-30% against a bare rayon map of 2 M trivial items, so there
             // is none: a failing item aborts only the rest of its own leaf.
