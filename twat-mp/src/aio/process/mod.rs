@@ -20,13 +20,13 @@
 
 pub(crate) mod attribute;
 mod call;
-mod generations;
-mod group;
+mod session;
 
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::debug::event;
@@ -39,11 +39,10 @@ use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 use crate::process::remote::{
     AsValue, Callee, ErrorWire, NoError, Partial, Split, Spread, Total, render_input,
 };
-use crate::process::{CrossProcess, CrossProcessError, StarArgs, wire};
+use crate::process::{CrossProcess, CrossProcessError, ProcessPool, StarArgs, wire};
 
-use call::{GroupCall, Transport};
-use generations::Generations;
-use group::{Group, Grouped};
+use call::{Limits, SessionCall, Transport};
+use session::{Answer, Sessions};
 
 pub use call::{ProcessImapStream, ProcessUimapStream};
 
@@ -95,7 +94,10 @@ pub use call::{ProcessImapStream, ProcessUimapStream};
 /// # }
 /// ```
 pub struct AsyncProcessPool {
-    generations: Arc<Generations>,
+    /// The worker processes; each call keeps a session open on up to one per node.
+    workers: Arc<ProcessPool>,
+    /// Set when this pool is dropped while calls still run: they are cancelled.
+    closed: Arc<AtomicBool>,
     nodes: usize,
     concurrency: usize,
     timeout: Option<Duration>,
@@ -182,7 +184,8 @@ impl AsyncProcessPoolBuilder {
         let concurrency = checked.concurrency.unwrap_or(super::DEFAULT_CONCURRENCY);
         let maxtasksperchild = checked.maxtasksperchild;
         let pool = AsyncProcessPool {
-            generations: Arc::new(Generations::new(nodes, timeout, maxtasksperchild, debug)?),
+            workers: Arc::new(worker_processes(nodes, debug)?),
+            closed: Arc::new(AtomicBool::new(false)),
             nodes,
             concurrency,
             timeout,
@@ -454,7 +457,7 @@ impl AsyncProcessPool {
         f: fn(T) -> Fut,
         items: I,
         ordered: bool,
-    ) -> GroupCall<R, Infallible>
+    ) -> SessionCall<R, Infallible>
     where
         Fut: Future<Output = R> + 'static,
         I: IntoIterator<Item = T>,
@@ -462,8 +465,7 @@ impl AsyncProcessPool {
         T: CrossProcess,
         R: CrossProcess,
     {
-        let group = self.group_size(None);
-        self.call::<_, _, Total, NoError, _>(f, items.into_iter(), group, None, ordered)
+        self.call::<_, _, Total, NoError, _>(f, items.into_iter(), None, ordered)
     }
 
     /// What `map`, `try_map` and the attribute run, for the user's function `P` whose
@@ -485,8 +487,7 @@ impl AsyncProcessPool {
         W: ErrorWire<K::Err>,
     {
         let items: Vec<T> = items.into_iter().collect();
-        let group = self.group_size(Some(items.len()));
-        let mut call = self.call::<P, T, K, W, _>(f, items.into_iter(), group, render, false);
+        let mut call = self.call::<P, T, K, W, _>(f, items.into_iter(), render, false);
         async move {
             let mut gather = Gather::default();
             while let Some((index, outcome)) = call.next().await {
@@ -502,23 +503,13 @@ impl AsyncProcessPool {
         }
     }
 
-    /// Items per group: enough to keep every task slot of a worker busy, spread over the
-    /// workers when the input is short, and never past `maxtasksperchild`.
-    fn group_size(&self, len: Option<usize>) -> usize {
-        let spread = len.map_or(usize::MAX, |len| len.div_ceil(self.nodes).max(1));
-        self.concurrency
-            .min(spread)
-            .min(self.maxtasksperchild.unwrap_or(usize::MAX))
-    }
-
     fn call<P, T, K, W, I>(
         &self,
         f: P,
         items: I,
-        group: usize,
         render: Option<Render<T>>,
         ordered: bool,
-    ) -> GroupCall<K::Ok, W::Remote>
+    ) -> SessionCall<K::Ok, W::Remote>
     where
         P: Callee<T>,
         P::Output: Future + 'static,
@@ -528,51 +519,33 @@ impl AsyncProcessPool {
         T: CrossProcess,
         W: ErrorWire<K::Err>,
     {
-        let runner = Grouped::<P, T, K, W>::new(f);
-        let concurrency = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
-        let timeout = self.timeout;
-        let generations = Arc::clone(&self.generations);
-        let send = move |bytes: &[Vec<u8>]| {
-            let items: Result<Vec<T>, _> = bytes.iter().map(|b| postcard::from_bytes(b)).collect();
-            let items = match items {
-                Ok(items) => items,
-                Err(err) => {
-                    return call::Pending::Broken(format!(
-                        "an item could not be decoded again: {err}"
-                    ));
-                }
-            };
-            let pool = generations.pool_for(items.len());
-            let group = Group {
-                items,
-                concurrency,
-                timeout,
-            };
-            let (answer, stopper) = pool.apipe_remote(runner, group);
-            call::Pending::Running(answer, stopper)
-        };
-        let mut input = items;
-        let pull = move |count: usize| -> Vec<Result<Vec<u8>, String>> {
-            input
-                .by_ref()
-                .take(count)
-                .map(|item| {
-                    let mut bytes = Vec::new();
-                    wire::write_bounded(&item, &mut bytes)
-                        .map(|()| bytes)
-                        .map_err(|err| err.describe("the item"))
-                })
-                .collect()
-        };
+        let runner = Sessions::<P, T, K, W>::new(f);
+        let workers = Arc::clone(&self.workers);
+        let open = move |start| workers.apipe_remote(runner, start);
+        let input = items.map(|item| {
+            let mut bytes = Vec::new();
+            wire::write_bounded(&item, &mut bytes)
+                .map(|()| bytes)
+                .map_err(|err| err.describe("the item"))
+        });
         let render_bytes =
             move |bytes: &[u8]| -> Option<String> { render_input::<T>(bytes, render) };
         let transport = Transport {
-            pull: Box::new(pull),
-            send: Box::new(send),
+            input: Box::new(input),
+            open: Box::new(open),
             render: Box::new(render_bytes),
+            decode_answer: |bytes| postcard::from_bytes::<Answer<K::Ok>>(bytes),
             decode_error: W::decode,
+            closed: Arc::clone(&self.closed),
         };
-        GroupCall::new(transport, group, 2 * self.nodes, ordered, self.debug)
+        let limits = Limits {
+            nodes: self.nodes,
+            concurrency: self.concurrency,
+            maxtasksperchild: self.maxtasksperchild,
+            timeout: self.timeout,
+            debug: self.debug,
+        };
+        SessionCall::new(transport, limits, ordered)
     }
 }
 
@@ -590,6 +563,25 @@ impl fmt::Debug for AsyncProcessPool {
 
 impl Drop for AsyncProcessPool {
     fn drop(&mut self) {
+        // Calls still running hold the worker processes too: stop what they run, so that
+        // they end (their items cancelled) and nothing waits for tasks that never finish.
+        if Arc::strong_count(&self.workers) > 1 {
+            self.closed.store(true, Ordering::Relaxed);
+            self.workers.terminate();
+        }
         event!(self.debug, nodes = self.nodes, "async process pool stopped");
     }
+}
+
+/// The process pool under an [`AsyncProcessPool`]: each of its items is a session, which
+/// keeps its worker for one call. The per-task timeout runs inside the workers; the pool
+/// gets an endless timeout only so that it treats a session whose worker dies as the one
+/// item it is (the call knows which of the session's tasks to blame) and never runs it again.
+fn worker_processes(nodes: usize, debug: bool) -> Result<ProcessPool, BuildError> {
+    ProcessPool::builder()
+        .nodes(nodes)
+        .chunksize(1)
+        .timeout(Duration::MAX)
+        .debug(debug)
+        .build()
 }
