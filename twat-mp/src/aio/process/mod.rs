@@ -1,21 +1,20 @@
 //! Process mode of the async pool: [`AsyncProcessPool`], async functions in worker
 //! processes that each run their own tokio runtime, on top of the
-//! [`ProcessPool`](crate::ProcessPool)(crate::ProcessPool) machinery.
+//! [`ProcessPool`](crate::ProcessPool) machinery.
 //!
-//! Items travel in *groups*: a group is one item of the underlying process pool, and the
-//! worker process that takes it runs all of its items at once on its runtime (up to
-//! `concurrency`), each under the per-task timeout, and answers every item. When a worker
-//! process dies during a group (an abort, a segfault, `kill -9`, a task stuck in
-//! blocking code past the timeout), the group's items run again one by one on fresh
-//! workers, so that exactly the item that kills a worker is lost.
-
+//! Each call keeps a *session* open on up to one worker process per node: a session is
+//! one item of the underlying process pool, whose function (in the worker) connects back
+//! to the call over a socket of its own, takes the call's items one at a time while it
+//! runs, starts each as a task of the worker's runtime as it arrives, and sends each
+//! task's answer as soon as the task is done. The call sends each session at most its
+//! share of the input (so a short input is spread over every worker), `concurrency` at
+//! once, and never past the worker's `maxtasksperchild`.
 //!
 //! | module | what |
 //! |---|---|
 //! | this one | the pool, its builder and its methods |
-//! | `group` | what crosses to a worker process, and what runs there |
-//! | `generations` | the worker processes, a generation at a time (`maxtasksperchild`) |
-//! | `call` | one call on the caller's side: groups out, retries, outcomes in the engine's window |
+//! | `session` | what runs in a worker process: a session's tasks, their deadlines, the watchdog of blocked tasks |
+//! | `call` | one call on the caller's side: its sessions, retries, outcomes in the engine's window |
 //! | `attribute` | what `#[apmap(process)]` calls |
 
 pub(crate) mod attribute;
@@ -57,23 +56,55 @@ pub use call::{ProcessImapStream, ProcessUimapStream};
 /// the worker processes are this executable started again, with no setup (see
 /// [`ProcessPool`](crate::ProcessPool) for how). Available on Linux.
 ///
+/// Each call spreads its items over every worker process from the first item (at most
+/// [`concurrency`](AsyncProcessPoolBuilder::concurrency) at once in each), and each
+/// result comes back as soon as its task is done.
+///
+/// # Failures
+///
 /// - A panic, error or timeout in one task costs that task only, and the worker process
 ///   goes on.
-/// - A worker process that dies (abort, segfault, out of memory, `kill -9`) is replaced;
-///   the items it was running run again one by one on fresh workers, so that exactly
-///   the item that kills a worker fails, with [`ErrorKind::Crashed`]. Items that had
-///   finished in the dead worker may thus run twice.
-/// - A task stuck past the timeout in code that never yields (blocking code) is stopped
-///   by killing its worker, as above.
-/// - With [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild), no worker
-///   process runs more tasks than that: the pool moves to a fresh set of workers, and
-///   the old set exits once its work is done.
+/// - A worker process that dies (abort, segfault, out of memory, `kill -9`) is replaced.
+///   If it was running one task, that task fails with [`ErrorKind::Crashed`]; if several,
+///   each of them runs again alone on a fresh worker, so that exactly the task that kills
+///   a worker fails. A task may thus run twice (and its side effects happen twice).
 ///
-/// Results travel a group at a time: a worker process answers its group once every task
-/// in it is done, so a failure is known once its group is. A call that no longer wants its
-/// results — a `map` decided by a failure, a dropped future or stream — sends no further
-/// groups and stops those still out: their worker processes are killed, and replaced when
-/// work next needs them. Dropping the pool then waits for nothing; it stops its workers.
+/// # Timeouts
+///
+/// [`timeout`](AsyncProcessPoolBuilder::timeout) is per task and runs from the task's
+/// first poll, so tasks waiting for a free slot of their worker do not use it up.
+///
+/// - A task still pending at its deadline is dropped at its `.await` and fails with
+///   [`ErrorKind::TimedOut`]; its worker goes on.
+/// - A task that blocks its thread past its deadline (`std::thread::sleep`, a busy loop,
+///   blocking I/O) cannot be stopped at an `.await`: a watchdog thread in the worker reports
+///   it at its deadline (a few milliseconds after), the task fails with
+///   [`ErrorKind::TimedOut`] of the pool's timeout, and its worker process is killed and
+///   replaced. The other tasks that worker was running run again on another worker (they
+///   could not run on while the thread was blocked).
+/// - Blocking code within its deadline is not stopped, but it holds every other task of
+///   its worker meanwhile, and their deadlines run on.
+///
+/// # Cancellation and drop
+///
+/// A call that no longer wants its results — a `map` decided by a failure, a future
+/// dropped (by `tokio::time::timeout`, `select!`, or a dropped task), a stream dropped —
+/// sends no further items and stops its sessions: the workers still running its tasks
+/// are killed, whether those tasks are pending or blocked, and replaced when work next
+/// needs them. Nothing waits for those tasks, so later calls and the pool's drop never
+/// hang on them.
+///
+/// Dropping the pool while calls still run stops them too: their workers are killed, and
+/// the items that had not answered come back as [`ErrorKind::Cancelled`]. Dropping an
+/// idle pool lets its workers exit.
+///
+/// # `maxtasksperchild`
+///
+/// With [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild), each worker
+/// process runs at most that many tasks in its life, counted for that worker alone; it
+/// then finishes the tasks it has and is replaced. It runs up to `concurrency` of them at
+/// once (a limit under `concurrency` also bounds that, since a worker never takes more
+/// than it may run).
 ///
 /// ```
 /// use twat_mp::AsyncMultiPool;
@@ -142,16 +173,18 @@ impl AsyncProcessPoolBuilder {
         self
     }
 
-    /// The longest one task may run; the task then fails with
-    /// [`ErrorKind::TimedOut`]. A task that cannot be stopped at an `.await` (it blocks)
-    /// is stopped by killing its worker process.
+    /// The longest one task may run, from its first poll; the task then fails with
+    /// [`ErrorKind::TimedOut`]. A task that cannot be stopped at an `.await` (it blocks its
+    /// thread) is reported at its deadline and its worker process killed; the worker's
+    /// other tasks run again elsewhere (see [`AsyncProcessPool`'s timeouts](AsyncProcessPool#timeouts)).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = Some(timeout);
         self
     }
 
     /// The most tasks one worker process runs in its life, as Python's
-    /// `maxtasksperchild`: a bound on what a leak can accumulate. No limit by default.
+    /// `maxtasksperchild`: a bound on what a leak can accumulate. Each worker counts its
+    /// own tasks and is replaced once it has run that many. No limit by default.
     pub fn maxtasksperchild(mut self, tasks: usize) -> Self {
         self.settings.maxtasksperchild = Some(tasks);
         self
@@ -390,7 +423,8 @@ impl AsyncProcessPool {
     }
 
     /// Runs `f` on every item lazily and yields the results in input order, as a
-    /// [`Stream`](futures_core::Stream). At most two groups per worker process are pulled
+    /// [`Stream`](futures_core::Stream). Items are spread over every worker process from
+    /// the first; at most twice `nodes × concurrency` are pulled
     /// ahead of the consumer, so an endless input runs in bounded memory.
     ///
     /// ```
@@ -421,7 +455,8 @@ impl AsyncProcessPool {
         ProcessImapStream::new(self.lazy(f, items, true))
     }
 
-    /// Like [`imap`](Self::imap), in completion order (a group at a time).
+    /// Like [`imap`](Self::imap), in completion order: each result as soon as its task
+    /// is done.
     ///
     /// ```
     /// async fn twice(x: u64) -> u64 {
