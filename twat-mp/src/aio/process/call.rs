@@ -452,6 +452,16 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
         }
     }
 
+    /// The session taking items with the fewest running, if it has room under `share`.
+    fn least_busy(&self, share: usize) -> Option<usize> {
+        self.sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.takes_items() && s.in_flight.len() < share)
+            .min_by_key(|(_, s)| s.in_flight.len())
+            .map(|(at, _)| at)
+    }
+
     /// Sends items to the sessions with room, opens sessions while there is work for
     /// them, and closes those with nothing left to do; whether anything changed that
     /// needs another look.
@@ -485,17 +495,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
         }
         // Everything else, to the least busy session with room.
         let share = self.share();
-        loop {
-            let Some(at) = self
-                .sessions
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.takes_items() && s.in_flight.len() < share)
-                .min_by_key(|(_, s)| s.in_flight.len())
-                .map(|(at, _)| at)
-            else {
-                break;
-            };
+        while let Some(at) = self.least_busy(share) {
             let next = match self.retry.pop_front() {
                 Some(item) => Some(item),
                 None => {
