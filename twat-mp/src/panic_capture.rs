@@ -82,15 +82,6 @@ impl RemotePanic {
         }
     }
 
-    /// A panic that has no backtrace or location, such as a task lost by its runtime.
-    pub(crate) fn message(message: String) -> Self {
-        RemotePanic {
-            message,
-            backtrace: None,
-            location: None,
-        }
-    }
-
     /// The failure of the item at `index`, as the parent reports it.
     pub(crate) fn into_worker_error(self, index: usize) -> WorkerError {
         let origin = self.location.map(|location| PanicOrigin {

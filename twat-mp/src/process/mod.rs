@@ -571,6 +571,7 @@ impl ProcessPool {
         let stopper = Stopper::new(self.shared(), Arc::clone(&cancel));
         let shared = self.shared();
         self.background(move || {
+            let stopped = Arc::clone(&cancel);
             let outcome = run_map_stoppable(shared, function, std::iter::once(item), None, cancel)
                 .map_err(ItemFailure::into_infallible_worker_error)
                 .and_then(|mut results| {
@@ -578,9 +579,21 @@ impl ProcessPool {
                         .pop()
                         .ok_or_else(|| WorkerError::new(0, ErrorKind::Cancelled))
                 });
-            completer.finish_outcome(outcome, std::convert::identity);
+            if stopped.is_set() {
+                // Stopped by its caller, who no longer wants it: nothing to report.
+                completer.finish_with(move || outcome);
+            } else {
+                completer.finish_outcome(outcome, std::convert::identity);
+            }
         });
         (pending, stopper)
+    }
+
+    /// Cancels the queued work and kills every worker now (what runs fails as
+    /// cancelled); the pool takes no more work.
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
+    pub(crate) fn terminate(&self) {
+        self.shared.terminate();
     }
 
     fn shared(&self) -> Arc<Slots> {

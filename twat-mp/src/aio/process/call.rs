@@ -1,16 +1,31 @@
 //! One call of an [`AsyncProcessPool`](super::AsyncProcessPool) on the caller's side:
-//! [`GroupCall`] pulls and encodes the input a group at a time, keeps a bounded number of
-//! groups out, and turns their answers into per-item outcomes within the engine's
-//! [`Window`].
+//! [`SessionCall`] keeps a *session* open on up to one worker process per node, sends each
+//! of them items one at a time while it has room (its share of the input, at most
+//! `concurrency` at once, and never past the worker's `maxtasksperchild`), and turns each
+//! answer into that item's outcome within the engine's [`Window`] as soon as it comes.
+//!
+//! A worker that dies costs exactly its item: with one item running, that item failed;
+//! with several, each of them runs again alone, so that the one that kills a worker is
+//! found. A task reported stuck past its deadline fails as timed out, its worker is killed,
+//! and the worker's other items run again. Dropping the call stops every session that
+//! still runs items (their workers are killed and replaced when work next needs them).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::io::{BufReader, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use super::group::Answer;
+use tokio::sync::mpsc;
+
+use super::session::{ANSWER, Answer, HELLO, ITEM, STUCK, SessionStart};
 use crate::aio::stream::{ResultSource, result_stream};
 use crate::async_result::AsyncResult;
 use crate::debug::event;
@@ -18,24 +33,15 @@ use crate::engine::item::{ItemFailure, Outcome};
 use crate::engine::order::Window;
 use crate::error::{ErrorKind, WorkerError};
 use crate::process::Stopper;
+use crate::process::wire::{self, Key};
 
-/// A group on its way: the answer of the process pool (and what stops it), or why it
-/// could not be sent.
-pub(super) enum Pending<R> {
-    Running(AsyncResult<Result<Vec<Answer<R>>, WorkerError>>, Stopper),
-    Broken(String),
-}
+/// What a session's job in the underlying process pool ends with.
+type JobEnd = Result<Option<String>, WorkerError>;
 
-struct RunningGroup<R> {
-    /// The input index of each item, and its encoded copy (to run it again alone).
-    items: Vec<(usize, Vec<u8>)>,
-    pending: Pending<R>,
-}
-
-/// Pulls up to that many items, each encoded (or why it cannot cross, in words).
-pub(super) type Pull = dyn FnMut(usize) -> Vec<Result<Vec<u8>, String>> + Send;
-/// Sends a group of encoded items to the current generation of workers.
-pub(super) type SendGroup<R> = dyn Fn(&[Vec<u8>]) -> Pending<R> + Send;
+/// The input, each item encoded (or why it cannot cross, in words).
+pub(super) type Input = dyn Iterator<Item = Result<Vec<u8>, String>> + Send;
+/// Starts a session in the underlying process pool: its end, and what stops it.
+pub(super) type OpenSession = dyn Fn(SessionStart) -> (AsyncResult<JobEnd>, Stopper) + Send;
 /// Renders an item from its encoded copy, in debug mode.
 pub(super) type RenderBytes = dyn Fn(&[u8]) -> Option<String> + Send;
 /// Decodes the function's own error as its `ErrorWire` encoded it.
@@ -43,44 +49,140 @@ pub(super) type DecodeError<S> = fn(&[u8]) -> postcard::Result<(S, &[u8])>;
 
 /// How a call reaches the workers: made by the pool for one function.
 pub(super) struct Transport<R, S> {
-    pub(super) pull: Box<Pull>,
-    pub(super) send: Box<SendGroup<R>>,
+    pub(super) input: Box<Input>,
+    pub(super) open: Box<OpenSession>,
     pub(super) render: Box<RenderBytes>,
+    pub(super) decode_answer: fn(&[u8]) -> postcard::Result<Answer<R>>,
     pub(super) decode_error: DecodeError<S>,
+    /// Set when the pool is dropped: everything not yet answered is cancelled.
+    pub(super) closed: Arc<AtomicBool>,
 }
 
-/// One call: the groups out, the items to run again alone, and the window of outcomes.
-pub(crate) struct GroupCall<R, S> {
+/// The pool's settings a call follows.
+#[derive(Clone, Copy)]
+pub(super) struct Limits {
+    pub(super) nodes: usize,
+    pub(super) concurrency: usize,
+    pub(super) maxtasksperchild: Option<usize>,
+    pub(super) timeout: Option<Duration>,
+    pub(super) debug: bool,
+}
+
+/// What a session's reader thread reports.
+enum Event {
+    Hello {
+        session: u64,
+        pid: u32,
+        tasks_run: u64,
+        writer: UnixStream,
+    },
+    Answer {
+        session: u64,
+        index: usize,
+        body: Vec<u8>,
+    },
+    Stuck {
+        session: u64,
+        index: usize,
+        after: Duration,
+    },
+    /// The connection ended (or never came).
+    Closed { session: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Takes items.
+    Open,
+    /// Takes no more items; ends by itself once its worker sees the end of its input.
+    Closing,
+    /// Its worker is being killed: a task stuck past its deadline, or its
+    /// `maxtasksperchild` reached. Its unanswered items run again.
+    Killed,
+}
+
+/// One session: a worker process serving this call.
+struct Session {
+    id: u64,
+    name: Vec<u8>,
+    job: Option<AsyncResult<JobEnd>>,
+    /// How the session's job ended, once it has.
+    ended: Option<JobEnd>,
+    stopper: Stopper,
+    /// Set once the worker said hello, until this side is shut.
+    writer: Option<UnixStream>,
+    connected: bool,
+    /// The connection is over.
+    closed: bool,
+    pid: Option<u32>,
+    state: State,
+    /// Items sent and not answered, by index, with their encoded copy.
+    in_flight: HashMap<usize, Vec<u8>>,
+    /// Items it may still take (`maxtasksperchild`).
+    budget: Option<usize>,
+    /// It runs one suspect item alone.
+    alone: bool,
+}
+
+impl Session {
+    fn shut(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.shutdown(std::net::Shutdown::Write);
+        }
+    }
+
+    /// Wakes the reader thread still waiting for a worker that will not come.
+    fn wake_listener(&self) {
+        if let Ok(address) = SocketAddr::from_abstract_name(&self.name) {
+            let _ = UnixStream::connect_addr(&address);
+        }
+    }
+
+    fn takes_items(&self) -> bool {
+        self.connected
+            && self.writer.is_some()
+            && self.state == State::Open
+            && !self.alone
+            && self.budget != Some(0)
+    }
+}
+
+/// One call: its sessions, the items to run again, and the window of outcomes.
+pub(crate) struct SessionCall<R, S> {
     transport: Transport<R, S>,
+    limits: Limits,
     input_done: bool,
-    group: usize,
-    /// The most groups out at once.
-    max_groups: usize,
-    running: Vec<RunningGroup<R>>,
-    /// Items of a group whose worker died, to run alone.
+    sessions: Vec<Session>,
+    next_session: u64,
+    events: mpsc::UnboundedReceiver<Event>,
+    events_in: mpsc::UnboundedSender<Event>,
+    /// Items whose worker was killed for another item: they run again.
     retry: VecDeque<(usize, Vec<u8>)>,
+    /// Items of a worker that died running several: each runs again alone.
+    suspects: VecDeque<(usize, Vec<u8>)>,
+    in_flight: usize,
     window: Window<Outcome<R, S>>,
-    debug: bool,
 }
 
-impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
-    /// A call that sends groups of `group` items, at most `max_groups` at once.
-    pub(super) fn new(
-        transport: Transport<R, S>,
-        group: usize,
-        max_groups: usize,
-        ordered: bool,
-        debug: bool,
-    ) -> Self {
-        GroupCall {
+impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
+    pub(super) fn new(transport: Transport<R, S>, limits: Limits, ordered: bool) -> Self {
+        let (events_in, events) = mpsc::unbounded_channel();
+        let window = limits
+            .nodes
+            .saturating_mul(limits.concurrency)
+            .saturating_mul(2);
+        SessionCall {
             transport,
+            limits,
             input_done: false,
-            group,
-            max_groups,
-            running: Vec::new(),
+            sessions: Vec::new(),
+            next_session: 0,
+            events,
+            events_in,
             retry: VecDeque::new(),
-            window: Window::new(max_groups.saturating_mul(group), ordered),
-            debug,
+            suspects: VecDeque::new(),
+            in_flight: 0,
+            window: Window::new(window, ordered),
         }
     }
 
@@ -91,121 +193,398 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
 
     fn fail(&mut self, index: usize, kind: ErrorKind, bytes: &[u8]) {
         let err = WorkerError::new(index, kind).with_input((self.transport.render)(bytes));
-        self.window.finish(index, Err(ItemFailure::Worker(err)));
+        let failure = ItemFailure::Worker(err);
+        failure.log(self.limits.debug);
+        self.window.finish(index, Err(failure));
     }
 
-    fn dispatch(&mut self, items: Vec<(usize, Vec<u8>)>) {
-        let bytes: Vec<Vec<u8>> = items.iter().map(|(_, b)| b.clone()).collect();
-        let pending = (self.transport.send)(&bytes);
-        self.running.push(RunningGroup { items, pending });
-    }
-
-    /// Sends groups while there is room: items to run alone first.
-    fn fill(&mut self) {
-        while self.running.len() < self.max_groups {
-            if let Some(single) = self.retry.pop_front() {
-                self.dispatch(vec![single]);
-                continue;
-            }
-            if self.input_done || !self.window.has_room() {
-                break;
-            }
-            let pulled = (self.transport.pull)(self.group);
-            if pulled.is_empty() {
-                self.input_done = true;
-                break;
-            }
-            let first = self.window.start(pulled.len());
-            let mut items = Vec::with_capacity(pulled.len());
-            for (index, encoded) in (first..).zip(pulled) {
-                match encoded {
-                    Ok(bytes) => items.push((index, bytes)),
-                    Err(why) => {
-                        let kind = ErrorKind::Transport(why);
-                        self.window.finish(
-                            index,
-                            Err(ItemFailure::Worker(WorkerError::new(index, kind))),
-                        );
-                    }
-                }
-            }
-            if !items.is_empty() {
-                self.dispatch(items);
-            }
-        }
-    }
-
-    /// Turns a finished group into outcomes, or sends its items again one by one.
-    fn absorb(&mut self, group: RunningGroup<R>, answer: Result<Vec<Answer<R>>, WorkerError>) {
-        let answers = match answer {
-            Ok(answers) if answers.len() == group.items.len() => answers,
-            Ok(_) => {
-                for (index, bytes) in group.items {
-                    let kind = ErrorKind::Transport("the worker answered a group partly".into());
-                    self.fail(index, kind, &bytes);
-                }
-                return;
-            }
-            Err(err) if group.items.len() > 1 => {
-                event!(self.debug, cause = %err.kind(), items = group.items.len(), "a worker process failed during a group; its items run again one by one");
-                self.retry.extend(group.items);
-                return;
-            }
-            Err(err) => {
-                let (index, bytes) = group.items.into_iter().next().expect("a group has items");
-                let err = WorkerError::new(index, same_kind(err.kind()))
-                    .with_worker(err.worker())
-                    .with_input((self.transport.render)(&bytes))
-                    .with_traceback_text(err.traceback().map(str::to_owned));
-                let failure = ItemFailure::Worker(err);
-                failure.log(self.debug);
-                self.window.finish(index, Err(failure));
-                return;
-            }
+    fn answered(&mut self, index: usize, bytes: &[u8], body: &[u8]) {
+        let input = || (self.transport.render)(bytes);
+        let answer = match (self.transport.decode_answer)(body) {
+            Ok(answer) => answer,
+            Err(err) => Answer::Broken(format!("the answer could not be decoded: {err}")),
         };
-        for ((index, bytes), answer) in group.items.into_iter().zip(answers) {
-            let input = || (self.transport.render)(&bytes);
-            let failure = match answer {
-                Answer::Done(value) => {
-                    self.window.finish(index, Ok(value));
-                    continue;
-                }
-                Answer::Returned(encoded) => match (self.transport.decode_error)(&encoded) {
-                    Ok((error, _)) => ItemFailure::Returned {
-                        index,
-                        worker: None,
-                        input: input(),
-                        error,
-                    },
-                    Err(err) => ItemFailure::Worker(
-                        WorkerError::new(
-                            index,
-                            ErrorKind::Transport(format!(
-                                "the function's error could not be decoded: {err}"
-                            )),
-                        )
-                        .with_input(input()),
-                    ),
+        let failure = match answer {
+            Answer::Done(value) => {
+                self.window.finish(index, Ok(value));
+                return;
+            }
+            Answer::Returned(encoded) => match (self.transport.decode_error)(&encoded) {
+                Ok((error, _)) => ItemFailure::Returned {
+                    index,
+                    worker: None,
+                    input: input(),
+                    error,
                 },
-                Answer::Unsendable(why) => ItemFailure::Worker(
+                Err(err) => ItemFailure::Worker(
                     WorkerError::new(
                         index,
                         ErrorKind::Transport(format!(
-                            "the function's error could not be serialized: {why}"
+                            "the function's error could not be decoded: {err}"
                         )),
                     )
                     .with_input(input()),
                 ),
-                Answer::Panicked(panic) => {
-                    ItemFailure::Worker(panic.into_worker_error(index).with_input(input()))
+            },
+            Answer::Unsendable(why) => ItemFailure::Worker(
+                WorkerError::new(
+                    index,
+                    ErrorKind::Transport(format!(
+                        "the function's error could not be serialized: {why}"
+                    )),
+                )
+                .with_input(input()),
+            ),
+            Answer::Broken(why) => ItemFailure::Worker(
+                WorkerError::new(index, ErrorKind::Transport(why)).with_input(input()),
+            ),
+            Answer::Panicked(panic) => {
+                ItemFailure::Worker(panic.into_worker_error(index).with_input(input()))
+            }
+            Answer::TimedOut(after) => ItemFailure::Worker(
+                WorkerError::new(index, ErrorKind::TimedOut { after }).with_input(input()),
+            ),
+        };
+        failure.log(self.limits.debug);
+        self.window.finish(index, Err(failure));
+    }
+
+    fn session(&mut self, id: u64) -> Option<&mut Session> {
+        self.sessions.iter_mut().find(|s| s.id == id)
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Hello {
+                session,
+                pid,
+                tasks_run,
+                writer,
+            } => {
+                let max = self.limits.maxtasksperchild;
+                let Some(session) = self.session(session) else {
+                    return;
+                };
+                session.connected = true;
+                session.pid = Some(pid);
+                session.budget =
+                    max.map(|max| max.saturating_sub(usize::try_from(tasks_run).unwrap_or(max)));
+                session.writer = Some(writer);
+                if session.state != State::Open {
+                    session.shut();
                 }
-                Answer::TimedOut(after) => ItemFailure::Worker(
-                    WorkerError::new(index, ErrorKind::TimedOut { after }).with_input(input()),
-                ),
-            };
-            failure.log(self.debug);
-            self.window.finish(index, Err(failure));
+            }
+            Event::Answer {
+                session,
+                index,
+                body,
+            } => {
+                let Some(session) = self.session(session) else {
+                    return;
+                };
+                let Some(bytes) = session.in_flight.remove(&index) else {
+                    return;
+                };
+                session.alone = false;
+                self.in_flight -= 1;
+                self.answered(index, &bytes, &body);
+            }
+            Event::Stuck {
+                session,
+                index,
+                after,
+            } => {
+                let debug = self.limits.debug;
+                let Some(session) = self.session(session) else {
+                    return;
+                };
+                let Some(bytes) = session.in_flight.remove(&index) else {
+                    return;
+                };
+                event!(debug, index, pid = ?session.pid, ?after, "task blocked its worker process past its timeout; the worker is killed");
+                session.state = State::Killed;
+                session.alone = false;
+                session.stopper.stop();
+                session.shut();
+                self.in_flight -= 1;
+                self.fail(index, ErrorKind::TimedOut { after }, &bytes);
+            }
+            Event::Closed { session } => {
+                if let Some(session) = self.session(session) {
+                    session.closed = true;
+                    session.shut();
+                }
+            }
         }
+    }
+
+    /// Takes over the items of the sessions that are over; whether any was.
+    fn end_sessions(&mut self) -> bool {
+        let mut any = false;
+        let mut at = 0;
+        while at < self.sessions.len() {
+            let session = &self.sessions[at];
+            if !(session.closed && session.ended.is_some()) {
+                at += 1;
+                continue;
+            }
+            any = true;
+            let mut session = self.sessions.swap_remove(at);
+            let ended = session.ended.take().expect("checked above");
+            let mut items: Vec<(usize, Vec<u8>)> = session.in_flight.drain().collect();
+            items.sort_unstable_by_key(|(index, _)| *index);
+            self.in_flight -= items.len();
+            if self.transport.closed.load(Ordering::Relaxed) {
+                for (index, bytes) in items {
+                    self.fail(index, ErrorKind::Cancelled, &bytes);
+                }
+                continue;
+            }
+            if session.state == State::Killed {
+                self.retry.extend(items);
+                continue;
+            }
+            let kind = match &ended {
+                Err(err) => same_kind(err.kind()),
+                Ok(Some(why)) => ErrorKind::Transport(why.clone()),
+                Ok(None) => ErrorKind::Transport("the worker ended the session unanswered".into()),
+            };
+            if !session.connected {
+                // The session never reached a worker: that costs one waiting item, so that
+                // a pool whose workers cannot start fails instead of trying forever.
+                if ended.is_err() || matches!(ended, Ok(Some(_))) {
+                    if let Some((index, bytes)) = self.next_waiting() {
+                        self.fail(index, kind, &bytes);
+                    }
+                }
+                continue;
+            }
+            match items.len() {
+                0 => {}
+                1 => {
+                    let (index, bytes) = items.pop().expect("one item");
+                    event!(self.limits.debug, index, pid = ?session.pid, cause = %kind, "worker process died on an item");
+                    self.fail(index, kind, &bytes);
+                }
+                n => {
+                    event!(self.limits.debug, items = n, pid = ?session.pid, cause = %kind, "a worker process died running several items; each runs again alone");
+                    self.suspects.extend(items);
+                }
+            }
+        }
+        any
+    }
+
+    /// An item waiting to be sent: one to run again, else the next of the input.
+    fn next_waiting(&mut self) -> Option<(usize, Vec<u8>)> {
+        if let Some(item) = self.suspects.pop_front() {
+            return Some(item);
+        }
+        if let Some(item) = self.retry.pop_front() {
+            return Some(item);
+        }
+        self.pull()
+    }
+
+    /// The next item of the input, started in the window; items that cannot cross fail
+    /// at once.
+    fn pull(&mut self) -> Option<(usize, Vec<u8>)> {
+        while !self.input_done && self.window.has_room() {
+            let Some(next) = self.transport.input.next() else {
+                self.input_done = true;
+                return None;
+            };
+            let index = self.window.start(1);
+            match next {
+                Ok(bytes) => return Some((index, bytes)),
+                Err(why) => {
+                    let err = WorkerError::new(index, ErrorKind::Transport(why));
+                    self.window.finish(index, Err(ItemFailure::Worker(err)));
+                }
+            }
+        }
+        None
+    }
+
+    fn work_waiting(&self) -> bool {
+        !self.retry.is_empty()
+            || !self.suspects.is_empty()
+            || (!self.input_done && self.window.has_room())
+    }
+
+    /// The most items one session runs at once now: its share of what is left, so that a
+    /// short input is spread over every worker, and at most `concurrency`.
+    fn share(&self) -> usize {
+        let left = if self.input_done {
+            0
+        } else {
+            self.transport.input.size_hint().1.unwrap_or(usize::MAX)
+        };
+        let outstanding = left
+            .saturating_add(self.in_flight)
+            .saturating_add(self.retry.len());
+        outstanding
+            .div_ceil(self.limits.nodes)
+            .clamp(1, self.limits.concurrency)
+    }
+
+    fn send(&mut self, at: usize, index: usize, bytes: Vec<u8>) {
+        let session = &mut self.sessions[at];
+        let mut frame = Vec::with_capacity(bytes.len() + 16);
+        let start = wire::begin_frame(&mut frame, ITEM);
+        frame.extend_from_slice(&(index as u64).to_le_bytes());
+        frame.extend_from_slice(&bytes);
+        wire::end_frame(&mut frame, start);
+        let sent = session
+            .writer
+            .as_mut()
+            .is_some_and(|writer| writer.write_all(&frame).is_ok());
+        if sent {
+            session.in_flight.insert(index, bytes);
+            if let Some(budget) = &mut session.budget {
+                *budget -= 1;
+            }
+            self.in_flight += 1;
+        } else {
+            // The worker is gone; the session's end says how.
+            session.writer = None;
+            self.retry.push_front((index, bytes));
+        }
+    }
+
+    /// The session taking items with the fewest running, if it has room under `share`.
+    fn least_busy(&self, share: usize) -> Option<usize> {
+        self.sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.takes_items() && s.in_flight.len() < share)
+            .min_by_key(|(_, s)| s.in_flight.len())
+            .map(|(at, _)| at)
+    }
+
+    /// Sends items to the sessions with room, opens sessions while there is work for
+    /// them, and closes those with nothing left to do; whether anything changed that
+    /// needs another look.
+    fn fill(&mut self) -> bool {
+        let mut changed = false;
+        if self.transport.closed.load(Ordering::Relaxed) {
+            self.input_done = true;
+            let waiting: Vec<_> = self
+                .suspects
+                .drain(..)
+                .chain(self.retry.drain(..))
+                .collect();
+            for (index, bytes) in waiting {
+                self.fail(index, ErrorKind::Cancelled, &bytes);
+                changed = true;
+            }
+            return changed;
+        }
+        // Suspects, each alone on a session with nothing else running.
+        while !self.suspects.is_empty() {
+            let Some(at) = self
+                .sessions
+                .iter()
+                .position(|s| s.takes_items() && s.in_flight.is_empty())
+            else {
+                break;
+            };
+            let (index, bytes) = self.suspects.pop_front().expect("not empty");
+            self.sessions[at].alone = true;
+            self.send(at, index, bytes);
+        }
+        // Everything else, to the least busy session with room.
+        let share = self.share();
+        while let Some(at) = self.least_busy(share) {
+            let next = match self.retry.pop_front() {
+                Some(item) => Some(item),
+                None => {
+                    let started = self.window.started();
+                    let item = self.pull();
+                    changed |= self.window.started() != started && item.is_none();
+                    item
+                }
+            };
+            let Some((index, bytes)) = next else {
+                break;
+            };
+            self.send(at, index, bytes);
+        }
+        let waiting = self.work_waiting();
+        for session in &mut self.sessions {
+            if session.state != State::Open || !session.in_flight.is_empty() {
+                continue;
+            }
+            if session.connected && session.budget == Some(0) {
+                // This worker ran its `maxtasksperchild`: it is replaced.
+                session.state = State::Killed;
+                session.stopper.stop();
+                session.shut();
+            } else if !waiting {
+                session.state = State::Closing;
+                session.shut();
+            }
+        }
+        if waiting {
+            let open = self
+                .sessions
+                .iter()
+                .filter(|s| s.state == State::Open)
+                .count();
+            for _ in open..self.limits.nodes {
+                match self.open_session() {
+                    Ok(session) => self.sessions.push(session),
+                    Err(why) => {
+                        if let Some((index, bytes)) = self.next_waiting() {
+                            self.fail(index, ErrorKind::Transport(why), &bytes);
+                        }
+                    }
+                }
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Listens for a new session's worker and starts the session's job.
+    fn open_session(&mut self) -> Result<Session, String> {
+        let id = self.next_session;
+        self.next_session += 1;
+        let key = Key::random().parts();
+        let name = format!(
+            "twat-mp-{}-{:x}-{id}",
+            std::process::id(),
+            key.0 ^ key.1.rotate_left(17)
+        )
+        .into_bytes();
+        let listener = SocketAddr::from_abstract_name(&name)
+            .and_then(|address| UnixListener::bind_addr(&address))
+            .map_err(|err| format!("could not listen for a worker process: {err}"))?;
+        let events = self.events_in.clone();
+        std::thread::Builder::new()
+            .name("twat-mp-aio-session".into())
+            .spawn(move || read_session(id, key, &listener, &events))
+            .map_err(|err| format!("could not start a thread: {err}"))?;
+        let (job, stopper) = (self.transport.open)(SessionStart {
+            name: name.clone(),
+            key,
+            timeout: self.limits.timeout,
+        });
+        Ok(Session {
+            id,
+            name,
+            job: Some(job),
+            ended: None,
+            stopper,
+            writer: None,
+            connected: false,
+            closed: false,
+            pid: None,
+            state: State::Open,
+            in_flight: HashMap::new(),
+            budget: None,
+            alone: false,
+        })
     }
 
     /// The next outcome with its index; `None` once every item has answered.
@@ -217,42 +596,39 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
             if let Some(next) = self.window.pop() {
                 return Poll::Ready(Some(next));
             }
-            self.fill();
+            let mut changed = false;
+            while let Poll::Ready(Some(event)) = self.events.poll_recv(cx) {
+                self.handle(event);
+                changed = true;
+            }
+            for session in &mut self.sessions {
+                let Some(job) = session.job.as_mut() else {
+                    continue;
+                };
+                if let Poll::Ready(end) = Pin::new(job).poll(cx) {
+                    session.job = None;
+                    session.ended = Some(end);
+                    if !session.connected {
+                        session.wake_listener();
+                    }
+                    changed = true;
+                }
+            }
+            changed |= self.end_sessions();
+            changed |= self.fill();
             if let Some(next) = self.window.pop() {
                 return Poll::Ready(Some(next));
             }
-            if self.running.is_empty() {
+            if self.input_done
+                && self.retry.is_empty()
+                && self.suspects.is_empty()
+                && self.in_flight == 0
+            {
                 debug_assert_eq!(self.window.running(), 0, "every item sent has answered");
                 return Poll::Ready(None);
             }
-            let mut finished = Vec::new();
-            for at in (0..self.running.len()).rev() {
-                let answer = match &mut self.running[at].pending {
-                    Pending::Running(pending, _) => match Pin::new(pending).poll(cx) {
-                        Poll::Ready(answer) => answer,
-                        Poll::Pending => continue,
-                    },
-                    Pending::Broken(why) => {
-                        Err(WorkerError::new(0, ErrorKind::Transport(why.clone())))
-                    }
-                };
-                finished.push((self.running.swap_remove(at), answer));
-            }
-            if finished.is_empty() {
+            if !changed {
                 return Poll::Pending;
-            }
-            for (group, answer) in finished {
-                if let Pending::Broken(_) = group.pending {
-                    for (index, bytes) in group.items {
-                        let kind = match &answer {
-                            Err(err) => same_kind(err.kind()),
-                            Ok(_) => ErrorKind::Cancelled,
-                        };
-                        self.fail(index, kind, &bytes);
-                    }
-                } else {
-                    self.absorb(group, answer);
-                }
             }
         }
     }
@@ -263,20 +639,94 @@ impl<R: Send + 'static, S: Send + 'static> GroupCall<R, S> {
     }
 }
 
-impl<R, S> Drop for GroupCall<R, S> {
+impl<R, S> Drop for SessionCall<R, S> {
     fn drop(&mut self) {
-        // Nobody wants the answers of the groups still out (a `map` decided by a failure,
-        // a stream dropped): stop them, so that their worker processes are free at once
-        // and the pool's drop waits for none of them.
-        for group in &self.running {
-            if let Pending::Running(_, stopper) = &group.pending {
-                stopper.stop();
+        // Nobody wants the answers still out (a `map` decided by a failure, a future or a
+        // stream dropped): stop the sessions running items, so that their workers are free
+        // at once, and end the others.
+        for session in &mut self.sessions {
+            if !session.in_flight.is_empty() || !session.connected {
+                session.stopper.stop();
+            }
+            session.shut();
+            if !session.connected {
+                session.wake_listener();
             }
         }
     }
 }
 
-/// A copy of `kind` for another index (the process pool numbers a group as its item 0).
+/// The reader thread of session `id`: waits for its worker, checks its hello, then passes
+/// every frame on as an [`Event`] until the connection ends.
+fn read_session(
+    id: u64,
+    key: (u64, u64),
+    listener: &UnixListener,
+    events: &mpsc::UnboundedSender<Event>,
+) {
+    let closed = || {
+        let _ = events.send(Event::Closed { session: id });
+    };
+    let Ok((stream, _)) = listener.accept() else {
+        return closed();
+    };
+    let (Ok(reader), Ok(writer)) = (stream.try_clone(), stream.try_clone()) else {
+        return closed();
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let mut body = Vec::new();
+    let hello = match wire::read_frame(&mut reader, &mut body) {
+        Ok(true) if body.len() == 29 && body[0] == HELLO => {
+            let word = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8"));
+            let pid = u32::from_le_bytes(body[17..21].try_into().expect("4"));
+            ((word(1), word(9)) == key).then(|| (pid, word(21)))
+        }
+        _ => None,
+    };
+    let Some((pid, tasks_run)) = hello else {
+        return closed();
+    };
+    if events
+        .send(Event::Hello {
+            session: id,
+            pid,
+            tasks_run,
+            writer,
+        })
+        .is_err()
+    {
+        return;
+    }
+    while let Ok(true) = wire::read_frame(&mut reader, &mut body) {
+        if body.len() < 9 {
+            break;
+        }
+        let index = u64::from_le_bytes(body[1..9].try_into().expect("8 bytes"));
+        let index = usize::try_from(index).unwrap_or(usize::MAX);
+        let event = match body[0] {
+            ANSWER => Event::Answer {
+                session: id,
+                index,
+                body: body[9..].to_vec(),
+            },
+            STUCK if body.len() == 17 => {
+                let nanos = u64::from_le_bytes(body[9..17].try_into().expect("8 bytes"));
+                Event::Stuck {
+                    session: id,
+                    index,
+                    after: Duration::from_nanos(nanos),
+                }
+            }
+            _ => break,
+        };
+        if events.send(event).is_err() {
+            return;
+        }
+    }
+    closed();
+}
+
+/// A copy of `kind` (the process pool numbers a session as its item 0).
 fn same_kind(kind: &ErrorKind) -> ErrorKind {
     match kind {
         ErrorKind::Panicked { message } => ErrorKind::Panicked {
@@ -292,7 +742,7 @@ fn same_kind(kind: &ErrorKind) -> ErrorKind {
     }
 }
 
-impl<R: Send + 'static> ResultSource<R> for GroupCall<R, Infallible> {
+impl<R: Send + 'static> ResultSource<R> for SessionCall<R, Infallible> {
     fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R, WorkerError>>> {
         self.poll_next(cx).map(|next| {
             next.map(|(_, outcome)| outcome.map_err(ItemFailure::into_infallible_worker_error))
@@ -301,19 +751,19 @@ impl<R: Send + 'static> ResultSource<R> for GroupCall<R, Infallible> {
 
     fn progress(&self, out: &mut fmt::DebugStruct<'_, '_>) {
         out.field("yielded", &self.window.yielded())
-            .field("in_flight", &self.window.running())
-            .field("groups_running", &self.running.len());
+            .field("in_flight", &self.in_flight)
+            .field("sessions", &self.sessions.len());
     }
 }
 
 result_stream! {
     /// The stream of [`AsyncProcessPool::imap`](super::AsyncProcessPool::imap): results in
     /// input order.
-    ProcessImapStream(GroupCall<R, Infallible>)
+    ProcessImapStream(SessionCall<R, Infallible>)
 }
 
 result_stream! {
     /// The stream of [`AsyncProcessPool::uimap`](super::AsyncProcessPool::uimap): results
-    /// as their groups finish.
-    ProcessUimapStream(GroupCall<R, Infallible>)
+    /// as each task finishes.
+    ProcessUimapStream(SessionCall<R, Infallible>)
 }

@@ -1,32 +1,31 @@
 //! Process mode of the async pool: [`AsyncProcessPool`], async functions in worker
 //! processes that each run their own tokio runtime, on top of the
-//! [`ProcessPool`](crate::ProcessPool)(crate::ProcessPool) machinery.
+//! [`ProcessPool`](crate::ProcessPool) machinery.
 //!
-//! Items travel in *groups*: a group is one item of the underlying process pool, and the
-//! worker process that takes it runs all of its items at once on its runtime (up to
-//! `concurrency`), each under the per-task timeout, and answers every item. When a worker
-//! process dies during a group (an abort, a segfault, `kill -9`, a task stuck in
-//! blocking code past the timeout), the group's items run again one by one on fresh
-//! workers, so that exactly the item that kills a worker is lost.
-
+//! Each call keeps a *session* open on up to one worker process per node: a session is
+//! one item of the underlying process pool, whose function (in the worker) connects back
+//! to the call over a socket of its own, takes the call's items one at a time while it
+//! runs, starts each as a task of the worker's runtime as it arrives, and sends each
+//! task's answer as soon as the task is done. The call sends each session at most its
+//! share of the input (so a short input is spread over every worker), `concurrency` at
+//! once, and never past the worker's `maxtasksperchild`.
 //!
 //! | module | what |
 //! |---|---|
 //! | this one | the pool, its builder and its methods |
-//! | `group` | what crosses to a worker process, and what runs there |
-//! | `generations` | the worker processes, a generation at a time (`maxtasksperchild`) |
-//! | `call` | one call on the caller's side: groups out, retries, outcomes in the engine's window |
+//! | `session` | what runs in a worker process: a session's tasks, their deadlines, the watchdog of blocked tasks |
+//! | `call` | one call on the caller's side: its sessions, retries, outcomes in the engine's window |
 //! | `attribute` | what `#[apmap(process)]` calls |
 
 pub(crate) mod attribute;
 mod call;
-mod generations;
-mod group;
+mod session;
 
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::debug::event;
@@ -39,11 +38,10 @@ use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 use crate::process::remote::{
     AsValue, Callee, ErrorWire, NoError, Partial, Split, Spread, Total, render_input,
 };
-use crate::process::{CrossProcess, CrossProcessError, StarArgs, wire};
+use crate::process::{CrossProcess, CrossProcessError, ProcessPool, StarArgs, wire};
 
-use call::{GroupCall, Transport};
-use generations::Generations;
-use group::{Group, Grouped};
+use call::{Limits, SessionCall, Transport};
+use session::{Answer, Sessions};
 
 pub use call::{ProcessImapStream, ProcessUimapStream};
 
@@ -58,23 +56,55 @@ pub use call::{ProcessImapStream, ProcessUimapStream};
 /// the worker processes are this executable started again, with no setup (see
 /// [`ProcessPool`](crate::ProcessPool) for how). Available on Linux.
 ///
+/// Each call spreads its items over every worker process from the first item (at most
+/// [`concurrency`](AsyncProcessPoolBuilder::concurrency) at once in each), and each
+/// result comes back as soon as its task is done.
+///
+/// # Failures
+///
 /// - A panic, error or timeout in one task costs that task only, and the worker process
 ///   goes on.
-/// - A worker process that dies (abort, segfault, out of memory, `kill -9`) is replaced;
-///   the items it was running run again one by one on fresh workers, so that exactly
-///   the item that kills a worker fails, with [`ErrorKind::Crashed`]. Items that had
-///   finished in the dead worker may thus run twice.
-/// - A task stuck past the timeout in code that never yields (blocking code) is stopped
-///   by killing its worker, as above.
-/// - With [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild), no worker
-///   process runs more tasks than that: the pool moves to a fresh set of workers, and
-///   the old set exits once its work is done.
+/// - A worker process that dies (abort, segfault, out of memory, `kill -9`) is replaced.
+///   If it was running one task, that task fails with [`ErrorKind::Crashed`]; if several,
+///   each of them runs again alone on a fresh worker, so that exactly the task that kills
+///   a worker fails. A task may thus run twice (and its side effects happen twice).
 ///
-/// Results travel a group at a time: a worker process answers its group once every task
-/// in it is done, so a failure is known once its group is. A call that no longer wants its
-/// results — a `map` decided by a failure, a dropped future or stream — sends no further
-/// groups and stops those still out: their worker processes are killed, and replaced when
-/// work next needs them. Dropping the pool then waits for nothing; it stops its workers.
+/// # Timeouts
+///
+/// [`timeout`](AsyncProcessPoolBuilder::timeout) is per task and runs from the task's
+/// first poll, so tasks waiting for a free slot of their worker do not use it up.
+///
+/// - A task still pending at its deadline is dropped at its `.await` and fails with
+///   [`ErrorKind::TimedOut`]; its worker goes on.
+/// - A task that blocks its thread past its deadline (`std::thread::sleep`, a busy loop,
+///   blocking I/O) cannot be stopped at an `.await`: a watchdog thread in the worker reports
+///   it at its deadline (a few milliseconds after), the task fails with
+///   [`ErrorKind::TimedOut`] of the pool's timeout, and its worker process is killed and
+///   replaced. The other tasks that worker was running run again on another worker (they
+///   could not run on while the thread was blocked).
+/// - Blocking code within its deadline is not stopped, but it holds every other task of
+///   its worker meanwhile, and their deadlines run on.
+///
+/// # Cancellation and drop
+///
+/// A call that no longer wants its results — a `map` decided by a failure, a future
+/// dropped (by `tokio::time::timeout`, `select!`, or a dropped task), a stream dropped —
+/// sends no further items and stops its sessions: the workers still running its tasks
+/// are killed, whether those tasks are pending or blocked, and replaced when work next
+/// needs them. Nothing waits for those tasks, so later calls and the pool's drop never
+/// hang on them.
+///
+/// Dropping the pool while calls still run stops them too: their workers are killed, and
+/// the items that had not answered come back as [`ErrorKind::Cancelled`]. Dropping an
+/// idle pool lets its workers exit.
+///
+/// # `maxtasksperchild`
+///
+/// With [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild), each worker
+/// process runs at most that many tasks in its life, counted for that worker alone; it
+/// then finishes the tasks it has and is replaced. It runs up to `concurrency` of them at
+/// once (a limit under `concurrency` also bounds that, since a worker never takes more
+/// than it may run).
 ///
 /// ```
 /// use twat_mp::AsyncMultiPool;
@@ -95,7 +125,10 @@ pub use call::{ProcessImapStream, ProcessUimapStream};
 /// # }
 /// ```
 pub struct AsyncProcessPool {
-    generations: Arc<Generations>,
+    /// The worker processes; each call keeps a session open on up to one per node.
+    workers: Arc<ProcessPool>,
+    /// Set when this pool is dropped while calls still run: they are cancelled.
+    closed: Arc<AtomicBool>,
     nodes: usize,
     concurrency: usize,
     timeout: Option<Duration>,
@@ -140,16 +173,18 @@ impl AsyncProcessPoolBuilder {
         self
     }
 
-    /// The longest one task may run; the task then fails with
-    /// [`ErrorKind::TimedOut`]. A task that cannot be stopped at an `.await` (it blocks)
-    /// is stopped by killing its worker process.
+    /// The longest one task may run, from its first poll; the task then fails with
+    /// [`ErrorKind::TimedOut`]. A task that cannot be stopped at an `.await` (it blocks its
+    /// thread) is reported at its deadline and its worker process killed; the worker's
+    /// other tasks run again elsewhere (see [`AsyncProcessPool`'s timeouts](AsyncProcessPool#timeouts)).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = Some(timeout);
         self
     }
 
     /// The most tasks one worker process runs in its life, as Python's
-    /// `maxtasksperchild`: a bound on what a leak can accumulate. No limit by default.
+    /// `maxtasksperchild`: a bound on what a leak can accumulate. Each worker counts its
+    /// own tasks and is replaced once it has run that many. No limit by default.
     pub fn maxtasksperchild(mut self, tasks: usize) -> Self {
         self.settings.maxtasksperchild = Some(tasks);
         self
@@ -182,7 +217,8 @@ impl AsyncProcessPoolBuilder {
         let concurrency = checked.concurrency.unwrap_or(super::DEFAULT_CONCURRENCY);
         let maxtasksperchild = checked.maxtasksperchild;
         let pool = AsyncProcessPool {
-            generations: Arc::new(Generations::new(nodes, timeout, maxtasksperchild, debug)?),
+            workers: Arc::new(worker_processes(nodes, debug)?),
+            closed: Arc::new(AtomicBool::new(false)),
             nodes,
             concurrency,
             timeout,
@@ -387,7 +423,8 @@ impl AsyncProcessPool {
     }
 
     /// Runs `f` on every item lazily and yields the results in input order, as a
-    /// [`Stream`](futures_core::Stream). At most two groups per worker process are pulled
+    /// [`Stream`](futures_core::Stream). Items are spread over every worker process from
+    /// the first; at most twice `nodes × concurrency` are pulled
     /// ahead of the consumer, so an endless input runs in bounded memory.
     ///
     /// ```
@@ -418,7 +455,8 @@ impl AsyncProcessPool {
         ProcessImapStream::new(self.lazy(f, items, true))
     }
 
-    /// Like [`imap`](Self::imap), in completion order (a group at a time).
+    /// Like [`imap`](Self::imap), in completion order: each result as soon as its task
+    /// is done.
     ///
     /// ```
     /// async fn twice(x: u64) -> u64 {
@@ -454,7 +492,7 @@ impl AsyncProcessPool {
         f: fn(T) -> Fut,
         items: I,
         ordered: bool,
-    ) -> GroupCall<R, Infallible>
+    ) -> SessionCall<R, Infallible>
     where
         Fut: Future<Output = R> + 'static,
         I: IntoIterator<Item = T>,
@@ -462,8 +500,7 @@ impl AsyncProcessPool {
         T: CrossProcess,
         R: CrossProcess,
     {
-        let group = self.group_size(None);
-        self.call::<_, _, Total, NoError, _>(f, items.into_iter(), group, None, ordered)
+        self.call::<_, _, Total, NoError, _>(f, items.into_iter(), None, ordered)
     }
 
     /// What `map`, `try_map` and the attribute run, for the user's function `P` whose
@@ -485,8 +522,7 @@ impl AsyncProcessPool {
         W: ErrorWire<K::Err>,
     {
         let items: Vec<T> = items.into_iter().collect();
-        let group = self.group_size(Some(items.len()));
-        let mut call = self.call::<P, T, K, W, _>(f, items.into_iter(), group, render, false);
+        let mut call = self.call::<P, T, K, W, _>(f, items.into_iter(), render, false);
         async move {
             let mut gather = Gather::default();
             while let Some((index, outcome)) = call.next().await {
@@ -502,23 +538,13 @@ impl AsyncProcessPool {
         }
     }
 
-    /// Items per group: enough to keep every task slot of a worker busy, spread over the
-    /// workers when the input is short, and never past `maxtasksperchild`.
-    fn group_size(&self, len: Option<usize>) -> usize {
-        let spread = len.map_or(usize::MAX, |len| len.div_ceil(self.nodes).max(1));
-        self.concurrency
-            .min(spread)
-            .min(self.maxtasksperchild.unwrap_or(usize::MAX))
-    }
-
     fn call<P, T, K, W, I>(
         &self,
         f: P,
         items: I,
-        group: usize,
         render: Option<Render<T>>,
         ordered: bool,
-    ) -> GroupCall<K::Ok, W::Remote>
+    ) -> SessionCall<K::Ok, W::Remote>
     where
         P: Callee<T>,
         P::Output: Future + 'static,
@@ -528,51 +554,33 @@ impl AsyncProcessPool {
         T: CrossProcess,
         W: ErrorWire<K::Err>,
     {
-        let runner = Grouped::<P, T, K, W>::new(f);
-        let concurrency = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
-        let timeout = self.timeout;
-        let generations = Arc::clone(&self.generations);
-        let send = move |bytes: &[Vec<u8>]| {
-            let items: Result<Vec<T>, _> = bytes.iter().map(|b| postcard::from_bytes(b)).collect();
-            let items = match items {
-                Ok(items) => items,
-                Err(err) => {
-                    return call::Pending::Broken(format!(
-                        "an item could not be decoded again: {err}"
-                    ));
-                }
-            };
-            let pool = generations.pool_for(items.len());
-            let group = Group {
-                items,
-                concurrency,
-                timeout,
-            };
-            let (answer, stopper) = pool.apipe_remote(runner, group);
-            call::Pending::Running(answer, stopper)
-        };
-        let mut input = items;
-        let pull = move |count: usize| -> Vec<Result<Vec<u8>, String>> {
-            input
-                .by_ref()
-                .take(count)
-                .map(|item| {
-                    let mut bytes = Vec::new();
-                    wire::write_bounded(&item, &mut bytes)
-                        .map(|()| bytes)
-                        .map_err(|err| err.describe("the item"))
-                })
-                .collect()
-        };
+        let runner = Sessions::<P, T, K, W>::new(f);
+        let workers = Arc::clone(&self.workers);
+        let open = move |start| workers.apipe_remote(runner, start);
+        let input = items.map(|item| {
+            let mut bytes = Vec::new();
+            wire::write_bounded(&item, &mut bytes)
+                .map(|()| bytes)
+                .map_err(|err| err.describe("the item"))
+        });
         let render_bytes =
             move |bytes: &[u8]| -> Option<String> { render_input::<T>(bytes, render) };
         let transport = Transport {
-            pull: Box::new(pull),
-            send: Box::new(send),
+            input: Box::new(input),
+            open: Box::new(open),
             render: Box::new(render_bytes),
+            decode_answer: |bytes| postcard::from_bytes::<Answer<K::Ok>>(bytes),
             decode_error: W::decode,
+            closed: Arc::clone(&self.closed),
         };
-        GroupCall::new(transport, group, 2 * self.nodes, ordered, self.debug)
+        let limits = Limits {
+            nodes: self.nodes,
+            concurrency: self.concurrency,
+            maxtasksperchild: self.maxtasksperchild,
+            timeout: self.timeout,
+            debug: self.debug,
+        };
+        SessionCall::new(transport, limits, ordered)
     }
 }
 
@@ -590,6 +598,25 @@ impl fmt::Debug for AsyncProcessPool {
 
 impl Drop for AsyncProcessPool {
     fn drop(&mut self) {
+        // Calls still running hold the worker processes too: stop what they run, so that
+        // they end (their items cancelled) and nothing waits for tasks that never finish.
+        if Arc::strong_count(&self.workers) > 1 {
+            self.closed.store(true, Ordering::Relaxed);
+            self.workers.terminate();
+        }
         event!(self.debug, nodes = self.nodes, "async process pool stopped");
     }
+}
+
+/// The process pool under an [`AsyncProcessPool`]: each of its items is a session, which
+/// keeps its worker for one call. The per-task timeout runs inside the workers; the pool
+/// gets an endless timeout only so that it treats a session whose worker dies as the one
+/// item it is (the call knows which of the session's tasks to blame) and never runs it again.
+fn worker_processes(nodes: usize, debug: bool) -> Result<ProcessPool, BuildError> {
+    ProcessPool::builder()
+        .nodes(nodes)
+        .chunksize(1)
+        .timeout(Duration::MAX)
+        .debug(debug)
+        .build()
 }
