@@ -151,6 +151,8 @@ impl Session {
 pub(crate) struct SessionCall<R, S> {
     transport: Transport<R, S>,
     limits: Limits,
+    /// The call's span in debug mode.
+    span: tracing::Span,
     input_done: bool,
     sessions: Vec<Session>,
     next_session: u64,
@@ -173,6 +175,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             .saturating_mul(2);
         SessionCall {
             transport,
+            span: crate::debug::call_span(limits.debug, "async process"),
             limits,
             input_done: false,
             sessions: Vec::new(),
@@ -194,7 +197,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
     fn fail(&mut self, index: usize, kind: ErrorKind, bytes: &[u8]) {
         let err = WorkerError::new(index, kind).with_input((self.transport.render)(bytes));
         let failure = ItemFailure::Worker(err);
-        failure.log(self.limits.debug);
+        failure.log_in(&self.span, self.limits.debug);
         self.window.finish(index, Err(failure));
     }
 
@@ -245,7 +248,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 WorkerError::new(index, ErrorKind::TimedOut { after }).with_input(input()),
             ),
         };
-        failure.log(self.limits.debug);
+        failure.log_in(&self.span, self.limits.debug);
         self.window.finish(index, Err(failure));
     }
 
@@ -301,7 +304,13 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 let Some(bytes) = session.in_flight.remove(&index) else {
                     return;
                 };
-                event!(debug, index, pid = ?session.pid, ?after, "task blocked its worker process past its timeout; the worker is killed");
+                event!(
+                    debug,
+                    index,
+                    pid = session.pid.unwrap_or_default(),
+                    ?after,
+                    "task blocked its worker process past its timeout; the worker is killed"
+                );
                 session.state = State::Killed;
                 session.alone = false;
                 session.stopper.stop();
@@ -363,11 +372,11 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 0 => {}
                 1 => {
                     let (index, bytes) = items.pop().expect("one item");
-                    event!(self.limits.debug, index, pid = ?session.pid, cause = %kind, "worker process died on an item");
+                    event!(self.limits.debug, index, pid = session.pid.unwrap_or_default(), cause = %kind, "worker process died on an item");
                     self.fail(index, kind, &bytes);
                 }
                 n => {
-                    event!(self.limits.debug, items = n, pid = ?session.pid, cause = %kind, "a worker process died running several items; each runs again alone");
+                    event!(self.limits.debug, items = n, pid = session.pid.unwrap_or_default(), cause = %kind, "a worker process died running several items; each runs again alone");
                     self.suspects.extend(items);
                 }
             }
