@@ -7,7 +7,6 @@
 #![cfg(target_os = "linux")]
 
 use std::process::Command;
-use std::time::Duration;
 
 use twat_mp::{ThreadPool, pmap};
 
@@ -215,9 +214,11 @@ fn scenario_timeout() {
 #[cfg(feature = "aio")]
 #[test]
 fn an_uncaught_timeout_names_the_item_and_the_cause() {
-    let stderr = support::within(Duration::from_secs(60), "the timeout scenario", || {
-        stderr_of("scenario_timeout")
-    });
+    let stderr = support::within(
+        std::time::Duration::from_secs(60),
+        "the timeout scenario",
+        || stderr_of("scenario_timeout"),
+    );
     let function = line_of("#[twat_mp::apmap(timeout = \"100ms\")]");
     assert!(
         stderr.contains(&format!(

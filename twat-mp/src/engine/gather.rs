@@ -89,6 +89,7 @@ impl<R, F: Indexed> Gather<R, F> {
     }
 
     /// Whether an item has failed (the call will fail, whatever comes).
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
     pub(crate) fn has_failed(&self) -> bool {
         self.lowest.index().is_some()
     }

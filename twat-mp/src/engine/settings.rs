@@ -39,7 +39,10 @@ pub(crate) struct Checked {
     pub(crate) nodes: usize,
     pub(crate) chunksize: Option<usize>,
     pub(crate) timeout: Option<Duration>,
+    /// Read only by the async pools (feature `aio`).
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
     pub(crate) concurrency: Option<usize>,
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
     pub(crate) maxtasksperchild: Option<usize>,
     /// The pool's own `debug`, or the global debug mode.
     pub(crate) debug: bool,
