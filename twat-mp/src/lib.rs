@@ -59,6 +59,7 @@ pub use aio::{
 pub use aio::{AsyncProcessPool, AsyncProcessPoolBuilder, ProcessImapStream, ProcessUimapStream};
 pub use async_result::AsyncResult;
 pub use debug::{debug_mode, set_debug_mode};
+pub use engine::feed::LazyInput;
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
 #[cfg(target_os = "linux")]
 pub use process::{

@@ -2,7 +2,7 @@
 // fn square(x: u64) -> u64 { x * x }
 
 fn square(
-    items: impl ::core::iter::IntoIterator<Item = u64, IntoIter: 'static>,
+    items: impl ::core::iter::IntoIterator<Item = u64, IntoIter: ::twat_mp::LazyInput>,
 ) -> impl ::core::iter::Iterator<Item = u64> {
     fn square(x: u64) -> u64 {
         x * x

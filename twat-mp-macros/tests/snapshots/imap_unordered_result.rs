@@ -2,7 +2,7 @@
 // fn parse(line: String) -> Result<u32, std::num::ParseIntError> { line.parse() }
 
 fn parse(
-    items: impl ::core::iter::IntoIterator<Item = String, IntoIter: 'static>,
+    items: impl ::core::iter::IntoIterator<Item = String, IntoIter: ::twat_mp::LazyInput>,
 ) -> impl ::core::iter::Iterator<Item = Result<u32, std::num::ParseIntError>> {
     fn parse(line: String) -> Result<u32, std::num::ParseIntError> {
         line.parse()

@@ -5,6 +5,7 @@
 use super::ProcessPool;
 use super::remote::{AsValue, CrossProcess, Fallible, Plain};
 use crate::async_result::{AsyncResult, async_result};
+use crate::engine::feed::LazyInput;
 use crate::engine::item::{ItemFailure, resume_cancelled};
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
@@ -69,7 +70,7 @@ where
     T: CrossProcess,
     R: CrossProcess,
     I: IntoIterator<Item = T>,
-    I::IntoIter: 'static,
+    I::IntoIter: LazyInput,
 {
     process_pool(config)
         .lazy_call(plain(f), items.into_iter(), render, ordered)
@@ -89,7 +90,7 @@ where
     R: CrossProcess,
     E: CrossProcess,
     I: IntoIterator<Item = T>,
-    I::IntoIter: 'static,
+    I::IntoIter: LazyInput,
 {
     process_pool(config)
         .lazy_call(fallible(f), items.into_iter(), render, ordered)

@@ -5,6 +5,7 @@ use std::convert::Infallible;
 
 use super::ThreadPool;
 use crate::async_result::{AsyncResult, async_result};
+use crate::engine::feed::LazyInput;
 use crate::engine::item::{ItemFailure, resume_cancelled};
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
@@ -52,7 +53,7 @@ where
     T: Send + 'static,
     R: Send + 'static,
     I: IntoIterator<Item = T>,
-    I::IntoIter: 'static,
+    I::IntoIter: LazyInput,
 {
     thread_pool(config)
         .lazy_map(move |x| Ok::<R, Infallible>(f(x)), items, render, ordered)
@@ -72,7 +73,7 @@ where
     R: Send + 'static,
     E: Send + 'static,
     I: IntoIterator<Item = T>,
-    I::IntoIter: 'static,
+    I::IntoIter: LazyInput,
 {
     thread_pool(config)
         .lazy_map(f, items, render, ordered)
