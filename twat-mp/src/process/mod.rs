@@ -359,6 +359,9 @@ impl ProcessPool {
     /// thread; one blocked in a live input's `next` (a channel whose sender stays open)
     /// ends when that call returns.
     ///
+    /// # Panics
+    /// When the system refuses the input's thread, as [`std::thread::spawn`] does.
+    ///
     /// ```
     /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
     /// let first: Vec<u64> = pool

@@ -296,6 +296,9 @@ impl ThreadPool {
     /// input's thread; one blocked in a live input's `next` (a channel whose sender stays
     /// open) ends when that call returns.
     ///
+    /// # Panics
+    /// When the system refuses the input's thread, as [`std::thread::spawn`] does.
+    ///
     /// ```
     /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
     /// // An endless input: only what is consumed (and a small window ahead) is computed.
