@@ -1,5 +1,8 @@
 //! `#[pmap]`, `#[imap]` and `#[amap]` through the public API, as a user writes them.
 
+#[path = "../twat-mp/tests/support/mod.rs"]
+mod support;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -451,6 +454,55 @@ fn imap_gives_each_items_result_and_resumes_panics_where_they_are_reached() {
     assert_eq!(*payload.downcast::<Boom>().unwrap(), Boom(2));
 }
 
+/// Sends `0..n` into a channel and keeps its sender open: an input with `n` items ready
+/// that then waits for more, as a socket would.
+fn live_input(n: u64) -> (std::sync::mpsc::Sender<u64>, std::sync::mpsc::Receiver<u64>) {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    for item in 0..n {
+        sender.send(item).unwrap();
+    }
+    (sender, receiver)
+}
+
+#[imap(nodes = 2)]
+fn tripled(x: u64) -> u64 {
+    x * 3
+}
+
+#[imap(ordered = false, nodes = 2, chunksize = 16)]
+fn tripled_unordered(x: u64) -> u64 {
+    x * 3
+}
+
+#[test]
+fn imap_takes_exactly_what_a_live_input_sent() {
+    let (ordered, mut unordered) = support::within(PATIENCE, "#[imap] over a live input", || {
+        let (sender, input) = live_input(4);
+        let ordered: Vec<u64> = tripled(input).take(4).collect();
+        let (more, input) = live_input(4);
+        let unordered: Vec<u64> = tripled_unordered(input).take(4).collect();
+        drop((sender, more));
+        (ordered, unordered)
+    });
+    assert_eq!(ordered, [0, 3, 6, 9]);
+    unordered.sort_unstable();
+    assert_eq!(unordered, [0, 3, 6, 9]);
+}
+
+#[test]
+fn imap_hands_each_result_over_while_a_live_input_waits() {
+    support::within(PATIENCE, "#[imap], one item at a time", || {
+        let (sender, input) = std::sync::mpsc::channel();
+        let mut results = tripled(input);
+        for n in 0..10 {
+            sender.send(n).unwrap();
+            assert_eq!(results.next(), Some(n * 3));
+        }
+        drop(sender);
+        assert_eq!(results.next(), None);
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // #[amap]
 
@@ -527,6 +579,11 @@ mod in_worker_processes {
         x * x * x
     }
 
+    #[imap(process, nodes = 2)]
+    fn doubled(x: u64) -> u64 {
+        x * 2
+    }
+
     #[amap(process)]
     fn halve(x: u64) -> Result<u64, String> {
         if x % 2 == 0 {
@@ -567,6 +624,43 @@ mod in_worker_processes {
         assert_eq!(cubes, [1, 8, 27, 64]);
         assert_eq!(halve(vec![2, 4]).get(), Ok(vec![1, 2]));
         assert_eq!(halve(vec![2, 5, 7]).get(), Err("odd: 5".to_string()));
+    }
+
+    #[test]
+    fn process_imap_takes_exactly_what_a_live_input_sent() {
+        let (ordered, mut unordered) = super::support::within(
+            super::PATIENCE,
+            "#[imap(process)] over a live input",
+            || {
+                let (sender, input) = super::live_input(4);
+                let ordered: Vec<u64> = doubled(input).take(4).collect();
+                let (more, input) = super::live_input(4);
+                let unordered: Vec<u64> = cube(input).take(4).collect();
+                drop((sender, more));
+                (ordered, unordered)
+            },
+        );
+        assert_eq!(ordered, [0, 2, 4, 6]);
+        unordered.sort_unstable();
+        assert_eq!(unordered, [0, 1, 8, 27]);
+    }
+
+    #[test]
+    fn process_imap_hands_each_result_over_while_a_live_input_waits() {
+        super::support::within(
+            super::PATIENCE,
+            "#[imap(process)], one item at a time",
+            || {
+                let (sender, input) = std::sync::mpsc::channel();
+                let mut results = doubled(input);
+                for n in 0..10 {
+                    sender.send(n).unwrap();
+                    assert_eq!(results.next(), Some(n * 2));
+                }
+                drop(sender);
+                assert_eq!(results.next(), None);
+            },
+        );
     }
 }
 

@@ -95,8 +95,9 @@ fn mapper(model: &Model, body: Body) -> TokenStream {
     let where_clause = &generics.where_clause;
 
     let items_ty = if model.kind == Kind::Imap {
-        // The runtime pulls the input lazily from a pool thread's side: it must own it.
-        quote!(impl ::core::iter::IntoIterator<Item = #item_ty, IntoIter: 'static>)
+        // The runtime pulls the input on a thread of its own: it must own it and be able
+        // to move there (`LazyInput` says so in the error when it cannot).
+        quote!(impl ::core::iter::IntoIterator<Item = #item_ty, IntoIter: ::twat_mp::LazyInput>)
     } else {
         quote!(impl ::core::iter::IntoIterator<Item = #item_ty>)
     };

@@ -113,8 +113,9 @@ pub fn pmap(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Turns `fn f(x: T) -> R` into `fn f(items) -> impl Iterator<Item = R>`: a lazy parallel
-/// map that pulls its input only as workers free up, so an endless input runs in bounded
-/// memory.
+/// map that pulls its input on a thread of its own, only as workers free up, so an endless
+/// input runs in bounded memory and a live input (a channel, a socket, the lines of a
+/// pipe) never holds back a result that is ready.
 ///
 /// ```
 /// use twat_mp::imap;
@@ -141,11 +142,13 @@ pub fn pmap(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// The results come in input order, or in completion order with `ordered = false`. A
 /// function returning `Result<R, E>` (by the rule of [`pmap`]) gives an iterator of each
-/// item's own `Result`. A panic in an item resumes in the caller when the iteration
-/// reaches it. The items and results must be `Send + 'static` — they own their data
-/// (`String`, not `&str`), since they are mapped after the call has returned — and so must
-/// the input iterator: it is read from the pool's side. Options: those of [`pmap`], and
-/// `ordered = false`.
+/// item's own `Result`. A panic in an item resumes in the caller when the iteration reaches it. The items and results
+/// must be `Send + 'static`, and so must the input iterator (`twat_mp::LazyInput`): it is
+/// pulled on a thread of its own, so that the caller's thread can wait for results while
+/// that one waits for input. Collect a borrowed input first; for standard input, use
+/// `BufReader::new(io::stdin()).lines()`. Dropping the iterator stops the pulling, though
+/// a pull blocked in a live input's `next` ends only when that call returns. Options:
+/// those of [`pmap`], and `ordered = false`.
 #[proc_macro_attribute]
 pub fn imap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Imap, attr.into(), item.into(), cfg!(feature = "aio")).into()

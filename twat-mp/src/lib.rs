@@ -60,6 +60,7 @@ pub use aio::{
 pub use aio::{AsyncProcessPool, AsyncProcessPoolBuilder, ProcessImapStream, ProcessUimapStream};
 pub use async_result::AsyncResult;
 pub use debug::{debug_mode, set_debug_mode};
+pub use engine::feed::LazyInput;
 pub use engine::settings::{MAX_CONCURRENCY, MAX_NODES};
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
 #[cfg(target_os = "linux")]

@@ -196,7 +196,7 @@ fn a_failure_nobody_receives_is_printed() {
 #[cfg(feature = "aio")]
 #[twat_mp::apmap(timeout = "100ms")]
 async fn sleep_for(millis: u64) -> u64 {
-    tokio::time::sleep(Duration::from_millis(millis)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
     millis
 }
 

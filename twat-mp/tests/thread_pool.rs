@@ -157,24 +157,25 @@ fn imap_over_an_endless_input_pulls_only_a_bounded_window() {
 }
 
 #[test]
-fn lazy_maps_pull_input_on_the_callers_thread_so_it_may_borrow() {
+fn lazy_maps_pull_their_owned_input_on_a_thread_of_its_own() {
     let pool = ThreadPool::with_nodes(2).unwrap();
-    let words = ["parallel".to_owned(), "map".to_owned(), "lazily".to_owned()];
-    // Borrows `words` and holds an `Rc`: neither 'static nor Send, and that is fine.
-    let pulled = std::rc::Rc::new(std::cell::Cell::new(0));
-    let counter = std::rc::Rc::clone(&pulled);
-    let input = words
-        .iter()
-        .cloned()
-        .inspect(move |_| counter.set(counter.get() + 1));
+    let words = vec!["parallel".to_owned(), "map".to_owned(), "lazily".to_owned()];
+    let caller = std::thread::current().id();
+    let (pullers, pulled_on) = mpsc::channel();
+    let input = words.clone().into_iter().inspect(move |_| {
+        pullers.send(std::thread::current().id()).unwrap();
+    });
     let lengths: Vec<usize> = pool
         .imap(|w: String| w.len(), input)
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(lengths, [8, 3, 6]);
-    assert_eq!(pulled.get(), 3);
+    let pullers: Vec<_> = pulled_on.iter().collect();
+    assert_eq!(pullers.len(), 3);
+    assert!(pullers.iter().all(|&puller| puller != caller));
+    // A borrowed input is copied first (a compile error says so otherwise).
     let mut lengths: Vec<usize> = pool
-        .uimap(|w: String| w.len(), words.iter().cloned())
+        .uimap(|w: String| w.len(), words.to_vec())
         .collect::<Result<_, _>>()
         .unwrap();
     lengths.sort_unstable();

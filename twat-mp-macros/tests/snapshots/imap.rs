@@ -3,7 +3,7 @@
 
 #[track_caller]
 fn square(
-    items: impl ::core::iter::IntoIterator<Item = u64, IntoIter: 'static>,
+    items: impl ::core::iter::IntoIterator<Item = u64, IntoIter: ::twat_mp::LazyInput>,
 ) -> impl ::core::iter::Iterator<Item = u64> {
     ::twat_mp::__private::imap(
         &::twat_mp::__private::Config::DEFAULT,

@@ -6,7 +6,10 @@
 }
 #[track_caller]
 fn length<'item>(
-    items: impl ::core::iter::IntoIterator<Item = &'item str, IntoIter: 'static>,
+    items: impl ::core::iter::IntoIterator<
+        Item = &'item str,
+        IntoIter: ::twat_mp::LazyInput,
+    >,
 ) -> impl ::core::iter::Iterator<Item = usize> {
     let _ = items;
     ::core::iter::empty()

@@ -3,7 +3,7 @@
 
 #[track_caller]
 fn wrap<T: Clone + ::core::marker::Send + 'static>(
-    items: impl ::core::iter::IntoIterator<Item = T, IntoIter: 'static>,
+    items: impl ::core::iter::IntoIterator<Item = T, IntoIter: ::twat_mp::LazyInput>,
 ) -> impl ::core::iter::Iterator<Item = Vec<T>>
 where
     Vec<T>: ::core::marker::Send + 'static,

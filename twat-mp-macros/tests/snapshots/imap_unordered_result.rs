@@ -3,7 +3,7 @@
 
 #[track_caller]
 fn parse(
-    items: impl ::core::iter::IntoIterator<Item = String, IntoIter: 'static>,
+    items: impl ::core::iter::IntoIterator<Item = String, IntoIter: ::twat_mp::LazyInput>,
 ) -> impl ::core::iter::Iterator<Item = Result<u32, std::num::ParseIntError>> {
     ::twat_mp::__private::imap_result(
         &::twat_mp::__private::Config {

@@ -9,12 +9,14 @@
 //! | `item` | one item run with its panic caught; [`ItemFailure`](item::ItemFailure) keeps the function's own error typed; cancellation flags |
 //! | `failure` | the lowest failure wins ([`LowestFailure`](failure::LowestFailure)), and the mark workers read to skip items after it |
 //! | `order` | the lazy maps' window ([`Window`](order::Window)): how far ahead of the consumer to pull input, and input order restored ([`Reorder`](order::Reorder)) |
+//! | `feed` | the lazy maps' input, pulled on a thread of its own within the window ([`Feed`](feed::Feed)), so that a live input never holds back a result that is ready |
 //! | `gather` | the eager maps' end ([`Gather`](gather::Gather)): input order, the lowest failure, and the moment the outcome is decided |
 //! | `settings` | builder settings and their checks ([`Settings`](settings::Settings)) |
 //! | `registry` | the attribute pools, one per pool type and configuration ([`Registry`](registry::Registry)) |
 //! | `render` | items shown in errors through `Debug` where the type has it |
 
 pub(crate) mod failure;
+pub(crate) mod feed;
 pub(crate) mod gather;
 pub(crate) mod item;
 pub(crate) mod order;

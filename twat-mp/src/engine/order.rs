@@ -1,6 +1,7 @@
 //! Input order out of completion order: [`Reorder`] holds what finished early until every
 //! item before it has been handed over, and [`Window`] adds the bound on how far a lazy
-//! map may run ahead of its consumer. Every lazy map of every pool uses these two.
+//! map may run ahead of its consumer (and so how much of its input its
+//! [`Feed`](super::feed::Feed) may pull). Every lazy map of every pool uses these two.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -81,13 +82,29 @@ impl<O> Window<O> {
         }
     }
 
-    /// Whether another item may be started now.
-    pub(crate) fn has_room(&self) -> bool {
-        let ahead = match self.order {
+    /// The items the window counts against its limit.
+    fn ahead(&self) -> usize {
+        match self.order {
             Order::Input(_) => self.started - self.yielded,
             Order::Completion(_) => self.running,
-        };
-        ahead < self.limit
+        }
+    }
+
+    /// Whether another item may be started now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.ahead() < self.limit
+    }
+
+    /// How many more items may be started now.
+    pub(crate) fn room(&self) -> usize {
+        self.limit.saturating_sub(self.ahead())
+    }
+
+    /// How many items may have been started in all by now: the allowance of the input's
+    /// [`Feed`](super::feed::Feed). It only grows, as items are handed over (input
+    /// order) or finish (completion order).
+    pub(crate) fn allowance(&self) -> usize {
+        self.started + self.room()
     }
 
     /// Records that `count` more items were started; returns the index of the first.
@@ -165,6 +182,25 @@ mod tests {
         assert!(window.has_room());
         assert_eq!(window.pop(), Some((1, 'b')));
         assert_eq!(window.yielded(), window.started());
+    }
+
+    #[test]
+    fn the_allowance_grows_as_items_are_handed_over_or_finish() {
+        let mut ordered = Window::new(3, true);
+        assert_eq!((ordered.room(), ordered.allowance()), (3, 3));
+        ordered.start(2);
+        ordered.finish(1, 'b');
+        assert_eq!((ordered.room(), ordered.allowance()), (1, 3));
+        ordered.finish(0, 'a');
+        ordered.pop();
+        assert_eq!((ordered.room(), ordered.allowance()), (2, 4));
+
+        let mut unordered = Window::new(3, false);
+        unordered.start(3);
+        assert_eq!(unordered.allowance(), 3);
+        unordered.finish(2, 'c');
+        // Finished, not yet handed over: no longer counted in completion order.
+        assert_eq!(unordered.allowance(), 4);
     }
 
     #[test]

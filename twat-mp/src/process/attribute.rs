@@ -5,6 +5,7 @@
 use super::ProcessPool;
 use super::remote::{AsValue, CrossProcess, CrossProcessError, Fallible, Plain};
 use crate::async_result::{AsyncResult, async_result};
+use crate::engine::feed::LazyInput;
 use crate::engine::item::resume_cancelled;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
@@ -67,7 +68,7 @@ where
     T: CrossProcess,
     R: CrossProcess,
     I: IntoIterator<Item = T>,
-    I::IntoIter: 'static,
+    I::IntoIter: LazyInput,
 {
     let call = Location::caller();
     process_pool(config)
@@ -90,7 +91,7 @@ where
     E: CrossProcessError<Via>,
     Via: 'static,
     I: IntoIterator<Item = T>,
-    I::IntoIter: 'static,
+    I::IntoIter: LazyInput,
 {
     let call = Location::caller();
     let function = Fallible::<_, _, _, AsValue<Via>>::new(f);

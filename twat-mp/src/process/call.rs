@@ -1,18 +1,21 @@
 //! One call of a process pool, on the caller's side: pulls and encodes the input in
 //! batches (sized automatically from the measured cost of an item, unless a `chunksize`
-//! was set), keeps a bounded number of them in flight, and decodes what comes back.
+//! was set), keeps a bounded number of them in flight, and decodes what comes back. The
+//! eager calls pull their input on the spot; the lazy ones ([`LazyCall`]) take it from a
+//! [`Feed`] that pulls it on a thread of its own.
 
 use std::iter::Peekable;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver};
-use std::time::Duration;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use super::remote::{
     Decoded, Failure, RemoteFn, cost_key, decode_records, function_id, render_input,
 };
 use super::slot::{Batch, CallLink, Cancel, Delivery, Slots};
 use super::wire;
+use crate::engine::feed::{Feed, Pull, Pulled};
 use crate::engine::gather::Gather;
 use crate::engine::item::ItemFailure;
 use crate::engine::order::Reorder;
@@ -30,7 +33,7 @@ const MAX_BYTES: usize = 1 << 20;
 const _: () = assert!(MAX_BYTES + wire::MAX_ITEM + 64 <= wire::MAX_FRAME);
 
 /// The engine of every method: yields decoded chunks of results, in completion order.
-pub(crate) struct Call<A: RemoteFn, I: Iterator> {
+pub(crate) struct Call<A: RemoteFn, I> {
     shared: Arc<Slots>,
     link: Arc<CallLink>,
     receiver: Receiver<Delivery>,
@@ -42,6 +45,8 @@ pub(crate) struct Call<A: RemoteFn, I: Iterator> {
     pub(crate) pulled: usize,
     /// Batches queued and not yet ended.
     batches_out: usize,
+    /// When to ask the input again even if nothing comes: a short batch's patience.
+    look_again: Option<Instant>,
     /// Chunks made here rather than by a worker (an item that could not be encoded).
     local: Vec<Decoded<A>>,
     render: Option<Render<A::In>>,
@@ -58,7 +63,7 @@ pub(crate) struct Call<A: RemoteFn, I: Iterator> {
     _f: PhantomData<A>,
 }
 
-impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
+impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
     pub(crate) fn new(
         shared: Arc<Slots>,
         function: A,
@@ -72,18 +77,22 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
     pub(crate) fn stoppable(
         shared: Arc<Slots>,
         function: A,
-        input: I,
+        mut input: I,
         render: Option<Render<A::In>>,
         cancel: Arc<Cancel>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel();
         let cost_key = cost_key(function);
+        let wake = sender.clone();
+        input.wake_with(move || {
+            let _ = wake.send(Delivery::Input);
+        });
         let (function, refused) = match function_id(function) {
             Ok(function) => (Some(function), None),
             Err(err) => (None, Some(err)),
         };
         let nodes = shared.nodes;
-        let hint = input.size_hint().0;
+        let hint = input.min_len();
         let max_batch = if hint > 0 {
             hint.div_ceil(2 * nodes).clamp(1, MAX_ITEMS)
         } else {
@@ -110,6 +119,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
             stopped: false,
             pulled: 0,
             batches_out: 0,
+            look_again: None,
             local: Vec::new(),
             render,
             refused: refused
@@ -128,15 +138,24 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
         self.stopped = true;
     }
 
-    /// Queues batches while fewer than `window` are out and fewer than `ahead` items are
-    /// pulled (the caller's bound on buffered results).
-    pub(crate) fn fill(&mut self, ahead: Option<usize>) {
+    /// The input, for what only its owner knows about it.
+    pub(crate) fn input_mut(&mut self) -> &mut I {
+        &mut self.input
+    }
+
+    /// Queues batches while fewer than `window` are out. A batch waits to be full, unless
+    /// a worker is idle and the input has stopped giving: then what the input gave goes
+    /// (a live input never holds back the items it gave).
+    pub(crate) fn fill(&mut self) {
+        self.look_again = None;
         while !self.input_done
             && !self.stopped
             && self.batches_out < self.window
             && self.local.len() < self.window
         {
-            if ahead.is_some_and(|limit| self.pulled >= limit) {
+            let idle = self.batches_out < self.shared.nodes;
+            if !self.input.ready(self.batch_size, idle) {
+                self.look_again = self.input.deadline();
                 break;
             }
             if !self.push_batch() {
@@ -145,14 +164,16 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
         }
     }
 
-    /// Encodes and queues one batch; `false` once the input has ended.
+    /// Encodes and queues one batch of what the input has now; `false` once it has ended.
     fn push_batch(&mut self) -> bool {
         let first = self.pulled;
         if let Some(why) = &self.refused {
             // Nothing can run: each item pulled fails, clearly, one at a time (the input
             // may be endless).
-            if self.input.next().is_none() {
-                return false;
+            match self.input.pull() {
+                Pulled::Item(_) => {}
+                Pulled::Later => return true,
+                Pulled::Ended => return false,
             }
             let failure = single(first, None, ErrorKind::Transport(why.clone()));
             self.local.push(failure);
@@ -161,9 +182,15 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
         }
         let mut bytes = Vec::with_capacity(self.batch_size.min(MAX_ITEMS) * 8);
         let mut offsets = Vec::with_capacity(self.batch_size.min(MAX_ITEMS));
+        let mut ended = false;
         while offsets.len() < self.batch_size && bytes.len() < MAX_BYTES {
-            let Some(item) = self.input.next() else {
-                break;
+            let item = match self.input.pull() {
+                Pulled::Item(item) => item,
+                Pulled::Later => break,
+                Pulled::Ended => {
+                    ended = true;
+                    break;
+                }
             };
             let start = bytes.len();
             match wire::write_bounded(&item, &mut bytes) {
@@ -185,7 +212,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
             }
         }
         if offsets.is_empty() {
-            return false;
+            return !ended;
         }
         self.pulled = first + offsets.len();
         self.dispatch(first, bytes, offsets);
@@ -204,30 +231,44 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
     /// The next chunk of results, in completion order; `None` when every pulled item has
     /// been answered and no input is left (or input was stopped). Failed items are
     /// reported in debug mode.
-    pub(crate) fn next_chunk(&mut self, ahead: Option<usize>) -> Option<Decoded<A>> {
-        let chunk = self.receive_chunk(ahead)?;
+    pub(crate) fn next_chunk(&mut self) -> Option<Decoded<A>> {
+        let chunk = self.receive_chunk()?;
         for (_, failure) in &chunk.failures {
             failure.log_in(&self.span, self.shared.debug);
         }
         Some(chunk)
     }
 
-    fn receive_chunk(&mut self, ahead: Option<usize>) -> Option<Decoded<A>> {
+    fn receive_chunk(&mut self) -> Option<Decoded<A>> {
         loop {
             if let Some(chunk) = self.local.pop() {
                 return Some(chunk);
             }
-            self.fill(ahead);
+            self.fill();
             if !self.local.is_empty() {
                 continue;
             }
-            if self.batches_out == 0 {
+            // With nothing out and input left, the input waits for more: it says when
+            // it has some (`Delivery::Input`).
+            if self.batches_out == 0 && (self.input_done || self.stopped) {
                 return None;
             }
-            let delivery = self
-                .receiver
-                .recv()
-                .expect("the call holds a sender, so receiving cannot fail");
+            let delivery = match self.look_again {
+                Some(at) => match self
+                    .receiver
+                    .recv_timeout(at.saturating_duration_since(Instant::now()))
+                {
+                    Ok(delivery) => delivery,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        unreachable!("the call holds a sender, so receiving cannot fail")
+                    }
+                },
+                None => self
+                    .receiver
+                    .recv()
+                    .expect("the call holds a sender, so receiving cannot fail"),
+            };
             match delivery {
                 Delivery::Results {
                     first,
@@ -283,6 +324,7 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Call<A, I> {
                         self.measured(items, elapsed);
                     }
                 }
+                Delivery::Input => {}
             }
         }
     }
@@ -323,7 +365,7 @@ fn single<A: RemoteFn>(index: usize, worker: Option<usize>, kind: ErrorKind) -> 
     }
 }
 
-impl<A: RemoteFn, I: Iterator> Drop for Call<A, I> {
+impl<A: RemoteFn, I> Drop for Call<A, I> {
     fn drop(&mut self) {
         // Batches still queued are skipped, and workers still running items of this call
         // are stopped: the pool is free for other work at once, and its drop waits for
@@ -392,7 +434,7 @@ pub(crate) fn run_map_stoppable<A: RemoteFn>(
 ) -> Result<Vec<A::Out>, Failure<A>> {
     let mut call = Call::<A, _>::stoppable(shared, function, items.into_iter(), render, cancel);
     let mut gather = Gather::default();
-    while let Some(chunk) = call.next_chunk(None) {
+    while let Some(chunk) = call.next_chunk() {
         if chunk.failures.is_empty() {
             gather.values(chunk.first, chunk.values);
         } else {
@@ -409,9 +451,11 @@ pub(crate) fn run_map_stoppable<A: RemoteFn>(
     gather.finish()
 }
 
-/// `imap` and `uimap`: results lazily, in input or completion order.
-pub(crate) struct LazyCall<A: RemoteFn, I: Iterator> {
-    call: Call<A, I>,
+/// `imap` and `uimap`: results lazily, in input or completion order. The input is pulled
+/// by a [`Feed`] only while few enough items are ahead of the consumer: two rounds of
+/// batches (two per worker, of the largest size used so far).
+pub(crate) struct LazyCall<A: RemoteFn> {
+    call: Call<A, Feed<A::In>>,
     ordered: bool,
     current: Option<ChunkIter<A>>,
     /// For input order: chunks that finished before their turn.
@@ -420,35 +464,41 @@ pub(crate) struct LazyCall<A: RemoteFn, I: Iterator> {
     largest_batch: usize,
 }
 
-impl<A: RemoteFn, I: Iterator<Item = A::In>> LazyCall<A, I> {
-    pub(crate) fn new(
+impl<A: RemoteFn> LazyCall<A> {
+    pub(crate) fn new<I>(
         shared: Arc<Slots>,
         function: A,
         input: I,
         render: Option<Render<A::In>>,
         ordered: bool,
-    ) -> Self {
-        let mut call = Call::new(shared, function, input, render);
-        call.fill(None);
-        LazyCall {
+    ) -> Self
+    where
+        I: Iterator<Item = A::In> + Send + 'static,
+    {
+        let call = Call::new(shared, function, Feed::spawn(input), render);
+        let mut lazy = LazyCall {
             call,
             ordered,
             current: None,
             waiting: Reorder::default(),
             yielded: 0,
             largest_batch: 1,
-        }
+        };
+        // The feeder starts pulling at once; batches go out at the first `next`.
+        lazy.allow();
+        lazy
     }
 
-    /// How far past the consumer input may be pulled: about two rounds of batches.
-    fn ahead(&mut self) -> Option<usize> {
+    /// Lets the feeder pull up to about two rounds of batches past the consumer.
+    fn allow(&mut self) {
         self.largest_batch = self.largest_batch.max(self.call.batch_size);
-        self.ordered
-            .then(|| self.yielded + 2 * self.call.window * self.largest_batch)
+        let ahead = 2 * self.call.window * self.largest_batch;
+        let total = self.yielded + ahead;
+        self.call.input_mut().allow(total, ahead / 2);
     }
 }
 
-impl<A: RemoteFn, I: Iterator<Item = A::In>> Iterator for LazyCall<A, I> {
+impl<A: RemoteFn> Iterator for LazyCall<A> {
     type Item = Result<A::Out, Failure<A>>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -464,8 +514,12 @@ impl<A: RemoteFn, I: Iterator<Item = A::In>> Iterator for LazyCall<A, I> {
                 self.current = Some(chunk);
                 continue;
             }
-            let ahead = self.ahead();
-            let chunk = self.call.next_chunk(ahead)?;
+            self.allow();
+            let Some(chunk) = self.call.next_chunk() else {
+                // Every item the input gave has been handed over.
+                self.call.input_mut().finish();
+                return None;
+            };
             if self.ordered {
                 self.waiting.insert(chunk.first, chunk.count, chunk.into());
             } else {

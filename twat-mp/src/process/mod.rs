@@ -6,7 +6,7 @@
 //! | `remote` | what crosses: [`CrossProcess`], [`CrossProcessError`], functions as adapters around a function pointer, result records |
 //! | `worker` | the worker process: entered before `main`, serves jobs |
 //! | `slot` | the parent side of each worker: start, send, receive, replace, reap |
-//! | `call` | one call on the caller's side: batching, windows, decoding, ordering |
+//! | `call` | one call on the caller's side: batching, windows, decoding, ordering; the lazy calls' input comes from the engine's `Feed` |
 //! | `attribute` | what `#[pmap(process)]` and friends call |
 //! | `unsafe_code` | every `unsafe` of the crate (the only module where the compiler allows it), a leaf: pre-`main` entry, functions by their place in the code, two system calls, the steps of std's start-up a worker takes itself (SIGPIPE, the stack overflow handler) |
 
@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use crate::async_result::{AsyncResult, async_result};
 use crate::debug::event;
+use crate::engine::feed::LazyInput;
 use crate::engine::item::{ItemFailure, cancelled};
 use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
@@ -437,11 +438,23 @@ impl ProcessPool {
     /// Applies `f` to every item lazily, yielding results in input order as they are
     /// ready.
     ///
-    /// Input is pulled only as workers free up (a few batches ahead of the consumer), so
-    /// an endless input runs in bounded memory. A failed item yields `Err` and the
-    /// iteration goes on. Dropping the iterator cancels the batches not yet started and
-    /// stops the items still running (their workers are killed, and replaced when work
-    /// next needs them).
+    /// The input is pulled on a thread of its own, and only while few enough items are
+    /// ahead of the consumer (about two rounds of batches), so an endless input runs in
+    /// bounded memory, and a live input (a channel, a socket, the lines of a pipe) never
+    /// holds back a result: each one is handed over as soon as it is its turn, even while
+    /// the input waits for more; a batch short of full goes to an idle worker once the
+    /// input has given nothing more for a millisecond. That is why the input must be [`LazyInput`]
+    /// (`Send + 'static`): collect a borrowed input first, or use [`map`](Self::map). A
+    /// failed item yields `Err` and the iteration goes on. A panic of the input itself
+    /// resumes in the caller once every item before it has been handed over.
+    ///
+    /// Dropping the iterator cancels the batches not yet started, stops the items still
+    /// running (their workers are killed, and replaced when work next needs them) and
+    /// stops the input's thread; one blocked in a live input's `next` (a channel whose sender stays open)
+    /// ends when that call returns.
+    ///
+    /// # Panics
+    /// When the system refuses the input's thread, as [`std::thread::spawn`] does.
     ///
     /// ```
     /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
@@ -450,12 +463,20 @@ impl ProcessPool {
     ///     .take(4)
     ///     .collect::<Result<_, _>>()?;
     /// assert_eq!(first, [1, 4, 9, 16]);
+    ///
+    /// // A live input: each result comes while the channel waits for the next item.
+    /// let (send, input) = std::sync::mpsc::channel();
+    /// let mut squares = pool.imap(|n: u64| n * n, input);
+    /// for n in [3, 5] {
+    ///     send.send(n)?;
+    ///     assert_eq!(squares.next().transpose()?, Some(n * n));
+    /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn imap<'pool, T, R, I>(&'pool self, f: fn(T) -> R, items: I) -> ProcessImap<'pool, R>
     where
         I: IntoIterator<Item = T>,
-        I::IntoIter: 'pool,
+        I::IntoIter: LazyInput,
         T: CrossProcess,
         R: CrossProcess,
     {
@@ -479,7 +500,7 @@ impl ProcessPool {
     pub fn uimap<'pool, T, R, I>(&'pool self, f: fn(T) -> R, items: I) -> ProcessUimap<'pool, R>
     where
         I: IntoIterator<Item = T>,
-        I::IntoIter: 'pool,
+        I::IntoIter: LazyInput,
         T: CrossProcess,
         R: CrossProcess,
     {
@@ -610,7 +631,7 @@ impl ProcessPool {
     where
         A: RemoteFn<Err = Infallible>,
         I: IntoIterator<Item = A::In>,
-        I::IntoIter: 'pool,
+        I::IntoIter: LazyInput,
         A::Wire: remote::ErrorWire<Infallible, Remote = Infallible>,
     {
         let lazy = LazyCall::new(self.shared(), function, items.into_iter(), None, ordered);
@@ -628,13 +649,13 @@ impl ProcessPool {
     }
 
     /// The engine of the lazy attributes.
-    pub(crate) fn lazy_call<A: RemoteFn, I: Iterator<Item = A::In>>(
+    pub(crate) fn lazy_call<A: RemoteFn, I: LazyInput<Item = A::In>>(
         &self,
         function: A,
         items: I,
         render: Option<Render<A::In>>,
         ordered: bool,
-    ) -> LazyCall<A, I> {
+    ) -> LazyCall<A> {
         LazyCall::new(self.shared(), function, items, render, ordered)
     }
 

@@ -260,6 +260,9 @@ pub(crate) enum Delivery {
     /// A batch is over (every one of its items was delivered before this), with the time
     /// its last job took when it ran to the end in one go.
     BatchEnd { measured: Option<(usize, Duration)> },
+    /// The call's input has the items the call asked for, or has ended: sent by the
+    /// input's feeder (`engine::feed`) to a lazy call, never by a slot.
+    Input,
 }
 
 /// Items of one call, encoded, on their way to a worker.

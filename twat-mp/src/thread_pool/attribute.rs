@@ -5,6 +5,7 @@ use std::convert::Infallible;
 
 use super::ThreadPool;
 use crate::async_result::{AsyncResult, async_result};
+use crate::engine::feed::LazyInput;
 use crate::engine::item::resume_cancelled;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
@@ -59,7 +60,7 @@ where
     T: Send + 'static,
     R: Send + 'static,
     I: IntoIterator<Item = T>,
-    I::IntoIter: 'static,
+    I::IntoIter: LazyInput,
 {
     let call = Location::caller();
     thread_pool(config)
@@ -81,7 +82,7 @@ where
     R: Send + 'static,
     E: MappedError + 'static,
     I: IntoIterator<Item = T>,
-    I::IntoIter: 'static,
+    I::IntoIter: LazyInput,
 {
     let call = Location::caller();
     thread_pool(config)

@@ -3,7 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | this one | the pool, its builder and its methods; `map` runs on rayon's own splitting |
-//! | `lazy` | `imap` and `uimap`: the engine's window over jobs spawned on the pool |
+//! | `lazy` | `imap` and `uimap`: the engine's window over jobs spawned on the pool, fed by the engine's `Feed` |
 //! | `attribute` | what `#[pmap]`, `#[imap]` and `#[amap]` call |
 
 pub(crate) mod attribute;
@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use crate::async_result::{AsyncResult, async_result};
 use crate::debug::event;
+use crate::engine::feed::LazyInput;
 use crate::engine::item::{CancelFlag, ItemFailure, ItemRunner, LeafAborted, cancelled};
 use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
@@ -288,11 +289,23 @@ impl ThreadPool {
     /// Applies `f` to every item lazily, yielding results in input order as they are
     /// ready.
     ///
-    /// Input is pulled only as workers free up (at most about two jobs per thread run
-    /// ahead of the consumer), so an endless input runs in bounded memory. It is pulled on
-    /// the thread that consumes the results, so the input iterator may borrow and need not
-    /// be `Send`; only the items cross to the workers. A failed item yields `Err` and the
-    /// iteration goes on. Dropping the iterator cancels the items that have not started.
+    /// The input is pulled on a thread of its own, and only while few enough items run
+    /// ahead of the consumer (about two jobs per thread), so an endless input runs in
+    /// bounded memory, and a live input (a channel, a socket, the lines of a pipe) never
+    /// holds back a result: each one is handed over as soon as it is its turn, even while
+    /// the input waits for more (with a [`chunksize`](ThreadPoolBuilder::chunksize), a
+    /// chunk short of full goes to an idle thread once the input has given nothing more
+    /// for a millisecond). That is why the input must be [`LazyInput`] (`Send +
+    /// 'static`): collect a borrowed input first, or use [`map`](Self::map). A failed item
+    /// yields `Err` and the iteration goes on. A panic of the input itself resumes in the
+    /// caller once every item before it has been handed over.
+    ///
+    /// Dropping the iterator cancels the items that have not started and stops the
+    /// input's thread; one blocked in a live input's `next` (a channel whose sender stays
+    /// open) ends when that call returns.
+    ///
+    /// # Panics
+    /// When the system refuses the input's thread, as [`std::thread::spawn`] does.
     ///
     /// ```
     /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
@@ -302,13 +315,21 @@ impl ThreadPool {
     ///     .take(4)
     ///     .collect::<Result<_, _>>()?;
     /// assert_eq!(first, [1, 4, 9, 16]);
+    ///
+    /// // A live input: each result comes while the channel waits for the next item.
+    /// let (send, input) = std::sync::mpsc::channel();
+    /// let mut squares = pool.imap(|n: u64| n * n, input);
+    /// for n in [3, 5] {
+    ///     send.send(n)?;
+    ///     assert_eq!(squares.next().transpose()?, Some(n * n));
+    /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn imap<'pool, T, R, F, I>(&'pool self, f: F, items: I) -> Imap<'pool, R>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
-        I::IntoIter: 'pool,
+        I::IntoIter: LazyInput,
         T: Send + 'static,
         R: Send + 'static,
     {
@@ -332,7 +353,7 @@ impl ThreadPool {
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
-        I::IntoIter: 'pool,
+        I::IntoIter: LazyInput,
         T: Send + 'static,
         R: Send + 'static,
     {
@@ -481,7 +502,7 @@ impl ThreadPool {
     where
         F: Fn(T) -> Result<R, E> + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
-        I::IntoIter: 'pool,
+        I::IntoIter: LazyInput,
         T: Send + 'static,
         R: Send + 'static,
         E: Send + 'static,

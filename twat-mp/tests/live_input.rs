@@ -1,0 +1,276 @@
+//! Lazy maps over a live input: a channel whose sender stays open, as a socket or a pipe
+//! would. A result that is ready is handed over at once, whatever the input is doing;
+//! input is pulled only to keep workers busy, within the window. Each test of a possible
+//! hang runs under a watchdog.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use support::within;
+use twat_mp::{ProcessPool, ThreadPool, WorkerError};
+
+/// Far more than any of these tests needs; reached only when a result is withheld.
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn plus_one(n: u64) -> u64 {
+    n + 1
+}
+
+/// Sends `0..n` into a channel and keeps its sender open: the input has `n` items ready
+/// and then waits, as a socket would.
+fn live_input(n: u64) -> (mpsc::Sender<u64>, mpsc::Receiver<u64>) {
+    let (sender, receiver) = mpsc::channel();
+    for item in 0..n {
+        sender.send(item).unwrap();
+    }
+    (sender, receiver)
+}
+
+/// `take(n)` over exactly `n` items sent, the sender still open, must return.
+fn take_all_sent<M>(what: &str, lazy_map: M) -> Vec<u64>
+where
+    M: FnOnce(mpsc::Receiver<u64>) -> Vec<Result<u64, WorkerError>> + Send + 'static,
+{
+    within(LIMIT, what, move || {
+        let (sender, input) = live_input(5);
+        let results = lazy_map(input);
+        drop(sender);
+        results.into_iter().map(Result::unwrap).collect()
+    })
+}
+
+#[test]
+fn thread_pool_imap_takes_exactly_what_was_sent() {
+    let results = take_all_sent("ThreadPool::imap(..).take(5) over a live input", |input| {
+        let pool = ThreadPool::with_nodes(2).unwrap();
+        pool.imap(plus_one, input).take(5).collect()
+    });
+    assert_eq!(results, [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn thread_pool_uimap_takes_exactly_what_was_sent() {
+    let mut results = take_all_sent("ThreadPool::uimap(..).take(5) over a live input", |input| {
+        let pool = ThreadPool::with_nodes(2).unwrap();
+        pool.uimap(plus_one, input).take(5).collect()
+    });
+    results.sort_unstable();
+    assert_eq!(results, [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn thread_pool_imap_in_chunks_takes_exactly_what_was_sent() {
+    let results = take_all_sent(
+        "ThreadPool::imap(..).take(5) over a live input, chunksize 64",
+        |input| {
+            let pool = ThreadPool::builder()
+                .nodes(2)
+                .chunksize(64)
+                .build()
+                .unwrap();
+            pool.imap(plus_one, input).take(5).collect()
+        },
+    );
+    assert_eq!(results, [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn process_pool_imap_takes_exactly_what_was_sent() {
+    let results = take_all_sent("ProcessPool::imap(..).take(5) over a live input", |input| {
+        let pool = ProcessPool::with_nodes(2).unwrap();
+        pool.imap(plus_one, input).take(5).collect()
+    });
+    assert_eq!(results, [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn process_pool_uimap_takes_exactly_what_was_sent() {
+    let mut results = take_all_sent(
+        "ProcessPool::uimap(..).take(5) over a live input",
+        |input| {
+            let pool = ProcessPool::with_nodes(2).unwrap();
+            pool.uimap(plus_one, input).take(5).collect()
+        },
+    );
+    results.sort_unstable();
+    assert_eq!(results, [1, 2, 3, 4, 5]);
+}
+
+/// Sends one item, waits for its result, then sends the next: each result must come
+/// while the input waits for the next item.
+fn one_at_a_time(
+    sender: mpsc::Sender<u64>,
+    results: &mut dyn Iterator<Item = Result<u64, WorkerError>>,
+) {
+    for item in 0..20 {
+        sender.send(item).unwrap();
+        let result = results.next().expect("the input is still open");
+        assert_eq!(result.unwrap(), item + 1);
+    }
+    drop(sender);
+    assert!(results.next().is_none());
+}
+
+#[test]
+fn thread_pool_imap_hands_each_result_over_while_the_input_waits() {
+    within(LIMIT, "ThreadPool::imap, one item at a time", || {
+        let pool = ThreadPool::with_nodes(2).unwrap();
+        let (sender, input) = mpsc::channel();
+        one_at_a_time(sender, &mut pool.imap(plus_one, input));
+    });
+}
+
+#[test]
+fn thread_pool_uimap_in_chunks_hands_each_result_over_while_the_input_waits() {
+    within(
+        LIMIT,
+        "ThreadPool::uimap, chunksize 64, one item at a time",
+        || {
+            let pool = ThreadPool::builder()
+                .nodes(2)
+                .chunksize(64)
+                .build()
+                .unwrap();
+            let (sender, input) = mpsc::channel();
+            one_at_a_time(sender, &mut pool.uimap(plus_one, input));
+        },
+    );
+}
+
+#[test]
+fn process_pool_imap_hands_each_result_over_while_the_input_waits() {
+    within(LIMIT, "ProcessPool::imap, one item at a time", || {
+        let pool = ProcessPool::with_nodes(2).unwrap();
+        // A trivial function, measured: the pool now sends it in batches of thousands.
+        assert_eq!(pool.map(plus_one, 0..200_000).unwrap().len(), 200_000);
+        let (sender, input) = mpsc::channel();
+        one_at_a_time(sender, &mut pool.imap(plus_one, input));
+    });
+}
+
+#[test]
+fn process_pool_uimap_in_chunks_hands_each_result_over_while_the_input_waits() {
+    within(
+        LIMIT,
+        "ProcessPool::uimap, chunksize 64, one item at a time",
+        || {
+            let pool = ProcessPool::builder()
+                .nodes(2)
+                .chunksize(64)
+                .build()
+                .unwrap();
+            let (sender, input) = mpsc::channel();
+            one_at_a_time(sender, &mut pool.uimap(plus_one, input));
+        },
+    );
+}
+
+/// An endless input that counts the items pulled from it.
+fn counted(pulled: &Arc<AtomicUsize>) -> impl Iterator<Item = u64> + Send + 'static {
+    let pulled = Arc::clone(pulled);
+    (0_u64..).inspect(move |_| {
+        pulled.fetch_add(1, Ordering::SeqCst);
+    })
+}
+
+/// Watches `pulled` for a while (the input is pulled on a thread of its own, so the bound
+/// must hold while nobody calls `next`) and returns the most it reached.
+fn most_pulled_over_a_while(pulled: &AtomicUsize) -> usize {
+    let start = Instant::now();
+    let mut most = 0;
+    while start.elapsed() < Duration::from_millis(200) {
+        most = most.max(pulled.load(Ordering::SeqCst));
+        std::thread::yield_now();
+    }
+    most
+}
+
+#[test]
+fn thread_pool_lazy_maps_pull_an_endless_input_only_within_the_window() {
+    let pool = ThreadPool::with_nodes(2).unwrap();
+    for ordered in [true, false] {
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let mut results: Box<dyn Iterator<Item = Result<u64, WorkerError>>> = if ordered {
+            Box::new(pool.imap(plus_one, counted(&pulled)))
+        } else {
+            Box::new(pool.uimap(plus_one, counted(&pulled)))
+        };
+        assert_eq!(results.by_ref().take(5).count(), 5);
+        // The window: two items per thread ahead of the consumer.
+        let most = most_pulled_over_a_while(&pulled);
+        assert!(most <= 5 + 2 * 2, "pulled {most} items for 5 results");
+        assert_eq!(results.by_ref().take(1_000).count(), 1_000);
+        let most = most_pulled_over_a_while(&pulled);
+        assert!(
+            most <= 1_005 + 2 * 2,
+            "pulled {most} items for 1005 results"
+        );
+        drop(results);
+        // Dropped: at most the item being pulled at that moment is still taken.
+        let at_drop = pulled.load(Ordering::SeqCst);
+        assert!(most_pulled_over_a_while(&pulled) <= at_drop + 1);
+    }
+}
+
+#[test]
+fn process_pool_lazy_maps_pull_an_endless_input_only_within_the_window() {
+    let pool = ProcessPool::builder()
+        .nodes(2)
+        .chunksize(8)
+        .build()
+        .unwrap();
+    for ordered in [true, false] {
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let mut results: Box<dyn Iterator<Item = Result<u64, WorkerError>>> = if ordered {
+            Box::new(pool.imap(plus_one, counted(&pulled)))
+        } else {
+            Box::new(pool.uimap(plus_one, counted(&pulled)))
+        };
+        assert_eq!(results.by_ref().take(1_000).count(), 1_000);
+        // The window: two rounds of batches (two per worker) ahead of the consumer.
+        let bound = 1_000 + 2 * (2 * 2) * 8;
+        let most = most_pulled_over_a_while(&pulled);
+        assert!(most <= bound, "pulled {most} items for 1000 results");
+        drop(results);
+        let at_drop = pulled.load(Ordering::SeqCst);
+        assert!(most_pulled_over_a_while(&pulled) <= at_drop + 1);
+    }
+}
+
+#[test]
+fn a_lazy_map_inside_a_job_of_the_same_pool_does_not_deadlock() {
+    let sums = within(LIMIT, "imap nested in a job of a one-thread pool", || {
+        let pool = Arc::new(ThreadPool::with_nodes(1).unwrap());
+        let inner = Arc::clone(&pool);
+        pool.apipe(
+            move |n: u64| inner.imap(plus_one, 0..n).map(Result::unwrap).sum::<u64>(),
+            100,
+        )
+        .get()
+        .unwrap()
+    });
+    assert_eq!(sums, (1..=100).sum::<u64>());
+}
+
+#[test]
+fn a_panic_of_the_input_resumes_in_the_consumer_after_the_items_before_it() {
+    let pool = ThreadPool::with_nodes(2).unwrap();
+    let input = (0_u64..).inspect(|&n| assert!(n < 3, "the input broke at {n}"));
+    let mut results = pool.imap(plus_one, input);
+    let mut seen = Vec::new();
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for result in results.by_ref() {
+            seen.push(result.unwrap());
+        }
+    }))
+    .unwrap_err();
+    assert_eq!(seen, [1, 2, 3]);
+    assert_eq!(
+        payload.downcast_ref::<String>().map(String::as_str),
+        Some("the input broke at 3")
+    );
+}
