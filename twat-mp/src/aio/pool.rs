@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, watch};
-
-use super::dispatch::{AsyncCall, CallCtx, Dispatch, Job, Reply, collect_in_order, make_job};
+use super::dispatch::{AsyncCall, CallCtx, Dispatch, Reply, collect_in_order, make_job};
+use super::scheduler::Scheduler;
 use super::stream::{ImapStream, UimapStream};
+use super::watchdog::Watchdog;
 use crate::debug::event;
 use crate::engine::item::ItemFailure;
 use crate::engine::registry::FromSettings;
@@ -75,39 +75,15 @@ type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
 /// # }
 /// ```
 pub struct AsyncMultiPool {
-    shared: Arc<JobQueue>,
-    shutdown: watch::Sender<bool>,
+    shared: Arc<Scheduler>,
+    /// Only with a `timeout`.
+    watchdog: Option<Arc<Watchdog>>,
+    /// The workers, and the watchdog's thread if there is one.
     threads: Vec<JoinHandle<()>>,
     nodes: usize,
     concurrency: usize,
     timeout: Option<Duration>,
     debug: bool,
-}
-
-/// What the pool shares with the futures it returned: the queue of jobs.
-struct JobQueue {
-    sender: mpsc::UnboundedSender<Job>,
-    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
-}
-
-impl Dispatch for JobQueue {
-    fn dispatch(&self, job: Job) {
-        // After shutdown the queue is closed: the job comes back and is dropped, which
-        // answers its item with `Cancelled`.
-        if let Err(mpsc::error::SendError(job)) = self.sender.send(job) {
-            drop(job);
-        }
-    }
-}
-
-impl JobQueue {
-    /// Refuses new jobs and drops the queued ones (each answers `Cancelled`).
-    fn close(queue: &mut mpsc::UnboundedReceiver<Job>) {
-        queue.close();
-        while let Ok(job) = queue.try_recv() {
-            drop(job);
-        }
-    }
 }
 
 /// Settings for an [`AsyncMultiPool`]; made by [`AsyncMultiPool::builder`].
@@ -236,27 +212,26 @@ impl AsyncMultiPoolBuilder {
         let checked = self.settings.check()?;
         let (nodes, debug) = (checked.nodes, checked.debug);
         let concurrency = checked.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-        let (sender, queue) = mpsc::unbounded_channel();
-        let shared = Arc::new(JobQueue {
-            sender,
-            queue: tokio::sync::Mutex::new(queue),
-        });
-        let (shutdown, stop) = watch::channel(false);
+        let shared = Arc::new(Scheduler::new(nodes));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut pool = AsyncMultiPool {
             shared,
-            shutdown,
-            threads: Vec::with_capacity(nodes),
+            watchdog: None,
+            threads: Vec::with_capacity(nodes + 1),
             nodes,
             concurrency,
             timeout: checked.timeout,
             debug,
         };
+        if let Some(after) = checked.timeout {
+            let (watchdog, thread) = Watchdog::start(after)?;
+            pool.watchdog = Some(watchdog);
+            pool.threads.push(thread);
+        }
         for index in 0..nodes {
             let worker = WorkerThread {
                 index,
                 shared: Arc::clone(&pool.shared),
-                stop: stop.clone(),
                 concurrency,
                 initializer: self.initializer.clone(),
                 debug,
@@ -304,8 +279,7 @@ impl fmt::Debug for AsyncMultiPoolBuilder {
 /// One worker: an OS thread running a single-threaded runtime.
 struct WorkerThread {
     index: usize,
-    shared: Arc<JobQueue>,
-    stop: watch::Receiver<bool>,
+    shared: Arc<Scheduler>,
     concurrency: usize,
     initializer: Option<Initializer>,
     debug: bool,
@@ -317,7 +291,6 @@ impl WorkerThread {
         let WorkerThread {
             index,
             shared,
-            stop,
             concurrency,
             initializer,
             debug,
@@ -358,42 +331,13 @@ impl WorkerThread {
         let _ = ready.send((index, Ok(())));
         drop(ready);
         let tasks = tokio::task::LocalSet::new();
-        tasks.block_on(&runtime, serve(index, &shared, stop, concurrency));
-        // Cancel what still runs, then what is still queued: each item answers Cancelled.
+        let serve = tasks.spawn_local(shared.serve(index, concurrency));
+        // The serve loop ends when the pool shuts down (it closed the queue then).
+        let _ = tasks.block_on(&runtime, serve);
+        // Cancel what still runs: each item answers Cancelled.
         let _context = runtime.enter();
         drop(tasks);
-        runtime.block_on(async { JobQueue::close(&mut *shared.queue.lock().await) });
         event!(debug, worker = index, "async worker stopped");
-    }
-}
-
-/// The worker's loop: takes a job whenever it has a free slot, until shutdown.
-async fn serve(
-    index: usize,
-    shared: &JobQueue,
-    mut stop: watch::Receiver<bool>,
-    concurrency: usize,
-) {
-    let slots = Arc::new(Semaphore::new(concurrency));
-    loop {
-        let next = async {
-            let slot = Arc::clone(&slots)
-                .acquire_owned()
-                .await
-                .expect("the worker never closes its semaphore");
-            let job = shared.queue.lock().await.recv().await;
-            (slot, job)
-        };
-        let (slot, job) = tokio::select! {
-            biased;
-            _ = stop.wait_for(|stopping| *stopping) => break,
-            next = next => next,
-        };
-        let Some(job) = job else { break };
-        tokio::task::spawn_local(async move {
-            job(index).await;
-            drop(slot);
-        });
     }
 }
 
@@ -676,7 +620,7 @@ impl AsyncMultiPool {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let call = Arc::new(CallCtx::new(self.debug, None, self.timeout, false));
+        let call = Arc::new(CallCtx::new(self.debug, None, self.watchdog.clone(), false));
         let mut f = Some(f);
         let mut call = AsyncCall::<R, Infallible>::new(
             self.dispatcher(),
@@ -715,7 +659,12 @@ impl AsyncMultiPool {
         E: Send + 'static,
     {
         let items: Vec<T> = items.into_iter().collect();
-        let ctx = Arc::new(CallCtx::new(self.debug, render, self.timeout, true));
+        let ctx = Arc::new(CallCtx::new(
+            self.debug,
+            render,
+            self.watchdog.clone(),
+            true,
+        ));
         let f = Arc::new(f);
         let call = AsyncCall::new(
             self.dispatcher(),
@@ -746,7 +695,12 @@ impl AsyncMultiPool {
         R: Send + 'static,
         E: Send + 'static,
     {
-        let call = Arc::new(CallCtx::new(self.debug, render, self.timeout, false));
+        let call = Arc::new(CallCtx::new(
+            self.debug,
+            render,
+            self.watchdog.clone(),
+            false,
+        ));
         let f = Arc::new(f);
         AsyncCall::new(
             self.dispatcher(),
@@ -791,7 +745,11 @@ where
 
 impl Drop for AsyncMultiPool {
     fn drop(&mut self) {
-        self.shutdown.send_replace(true);
+        // Queued jobs are dropped here, outside the queue's lock: each answers Cancelled.
+        drop(self.shared.close());
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.stop();
+        }
         let current = std::thread::current().id();
         for handle in self.threads.drain(..) {
             // A pool dropped inside one of its own tasks cannot join that worker; it
@@ -799,11 +757,6 @@ impl Drop for AsyncMultiPool {
             if handle.thread().id() != current {
                 let _ = handle.join();
             }
-        }
-        // The workers empty the queue on their way out; this covers a worker that never
-        // started.
-        if let Ok(mut queue) = self.shared.queue.try_lock() {
-            JobQueue::close(&mut queue);
         }
         event!(self.debug, nodes = self.nodes, "async pool stopped");
     }
