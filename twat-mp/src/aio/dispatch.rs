@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::scheduler::BATCH;
+use super::scheduler::{BATCH, SlotGuard};
 use super::watchdog::{Expire, Watchdog};
 use crate::engine::failure::FailureMark;
 use crate::engine::gather::Gather;
@@ -23,9 +23,16 @@ use crate::engine::render::Render;
 use crate::error::{ErrorKind, WorkerError};
 use crate::panic_capture::{self, CaughtPanic};
 
-/// What one item's work becomes once a worker takes it: a future for that worker's
+/// One item's work: once a worker takes it, it spawns the item's task on that worker's
 /// single-threaded runtime (so the user's future need not be `Send`).
-pub(crate) type Job = Box<dyn FnOnce(usize) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+pub(crate) type Job = Box<dyn FnOnce(Start) + Send>;
+
+/// What a worker gives the job it takes.
+pub(crate) struct Start {
+    pub(crate) worker: usize,
+    /// The worker's slot the task holds until it ends (none for nested work).
+    pub(crate) slot: Option<SlotGuard>,
+}
 
 type ReplySender<R, E> = mpsc::UnboundedSender<(usize, Outcome<R, E>)>;
 
@@ -182,10 +189,13 @@ impl<R, E> Drop for Reply<R, E> {
     }
 }
 
-/// Makes the job that runs `g(item)` on a worker and answers through `reply`.
-pub(crate) fn make_job<T, R, E, G, Fut>(
+/// Makes the job that runs `g(item)` on a worker and answers `lift` of its output
+/// through `reply` (`Ok` for a function that cannot fail, the output itself for one that
+/// returns `Result`).
+pub(crate) fn make_job<T, O, R, E, G, Fut>(
     item: T,
     g: G,
+    lift: fn(O) -> Result<R, E>,
     call: Arc<CallCtx<T>>,
     reply: Reply<R, E>,
 ) -> Job
@@ -194,14 +204,22 @@ where
     R: Send + 'static,
     E: Send + 'static,
     G: FnOnce(T) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<R, E>> + 'static,
+    Fut: Future<Output = O> + 'static,
+    O: 'static,
 {
-    Box::new(move |worker| Box::pin(run_job(item, g, call, reply, worker)))
+    Box::new(move |start: Start| {
+        // The task's future lives in the task itself: one allocation per item here.
+        tokio::task::spawn_local(async move {
+            run_job(item, g, lift, call, reply, start.worker).await;
+            drop(start.slot);
+        });
+    })
 }
 
-async fn run_job<T, R, E, G, Fut>(
+async fn run_job<T, O, R, E, G, Fut>(
     item: T,
     g: G,
+    lift: fn(O) -> Result<R, E>,
     call: Arc<CallCtx<T>>,
     mut reply: Reply<R, E>,
     worker: usize,
@@ -210,7 +228,7 @@ async fn run_job<T, R, E, G, Fut>(
     R: Send + 'static,
     E: Send + 'static,
     G: FnOnce(T) -> Fut,
-    Fut: Future<Output = Result<R, E>>,
+    Fut: Future<Output = O>,
 {
     reply.worker = Some(worker);
     let index = reply.index;
@@ -259,7 +277,7 @@ async fn run_job<T, R, E, G, Fut>(
     drop(sender);
     // The watchdog may have answered already, while this thread was blocked.
     let Some(reply) = answer.take() else { return };
-    let failure = match outcome {
+    let failure = match outcome.map(|output| output.map(lift)) {
         Ok(Ok(Ok(value))) => return reply.send(Ok(value)),
         Ok(Ok(Err(error))) => ItemFailure::Returned {
             index,

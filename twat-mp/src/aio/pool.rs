@@ -442,7 +442,7 @@ impl AsyncMultiPool {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let run = self.run_map(infallible(f), items, None);
+        let run = self.run_map(f, Ok, items, None);
         async move { run.await.map_err(ItemFailure::into_infallible_worker_error) }
     }
 
@@ -482,7 +482,7 @@ impl AsyncMultiPool {
         R: Send + 'static,
         E: Into<BoxError> + Send + 'static,
     {
-        let run = self.run_map(f, items, None);
+        let run = self.run_map(f, std::convert::identity, items, None);
         async move { run.await.map_err(ItemFailure::into_worker_error) }
     }
 
@@ -555,7 +555,7 @@ impl AsyncMultiPool {
         T: Send + 'static,
         R: Send + 'static,
     {
-        ImapStream::new(self.lazy(infallible(f), items.into_iter(), None, true))
+        ImapStream::new(self.lazy(f, Ok, items.into_iter(), None, true))
     }
 
     /// Like [`imap`](Self::imap), but yields each result as soon as it is ready, in
@@ -592,7 +592,7 @@ impl AsyncMultiPool {
         T: Send + 'static,
         R: Send + 'static,
     {
-        UimapStream::new(self.lazy(infallible(f), items.into_iter(), None, false))
+        UimapStream::new(self.lazy(f, Ok, items.into_iter(), None, false))
     }
 
     /// Runs `f` on one item on a worker and returns its result.
@@ -627,7 +627,7 @@ impl AsyncMultiPool {
             std::iter::once(item),
             move |item, reply| {
                 let f = f.take().expect("apply has exactly one item");
-                make_job(item, infallible_once(f), Arc::clone(&call), reply)
+                make_job(item, f, Ok, Arc::clone(&call), reply)
             },
             1,
             false,
@@ -644,15 +644,18 @@ impl AsyncMultiPool {
 
     /// What `map`, `try_map` and the attributes run: the items are gathered now, the
     /// work starts when the future is polled.
-    pub(crate) fn run_map<T, R, E, F, Fut, I>(
+    /// `lift` turns the function's output into a `Result`.
+    pub(crate) fn run_map<T, O, R, E, F, Fut, I>(
         &self,
         f: F,
+        lift: fn(O) -> Result<R, E>,
         items: I,
         render: Option<Render<T>>,
-    ) -> impl Future<Output = Result<Vec<R>, ItemFailure<E>>> + Send + use<T, R, E, F, Fut, I>
+    ) -> impl Future<Output = Result<Vec<R>, ItemFailure<E>>> + Send + use<T, O, R, E, F, Fut, I>
     where
         F: Fn(T) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + 'static,
+        Fut: Future<Output = O> + 'static,
+        O: 'static,
         I: IntoIterator<Item = T>,
         T: Send + 'static,
         R: Send + 'static,
@@ -671,7 +674,7 @@ impl AsyncMultiPool {
             items.into_iter(),
             move |item, reply| {
                 let f = Arc::clone(&f);
-                make_job(item, move |x| f(x), Arc::clone(&ctx), reply)
+                make_job(item, move |x| f(x), lift, Arc::clone(&ctx), reply)
             },
             usize::MAX,
             false,
@@ -680,16 +683,18 @@ impl AsyncMultiPool {
     }
 
     /// What `imap` and `uimap` run.
-    pub(crate) fn lazy<T, R, E, F, Fut, I>(
+    pub(crate) fn lazy<T, O, R, E, F, Fut, I>(
         &self,
         f: F,
+        lift: fn(O) -> Result<R, E>,
         items: I,
         render: Option<Render<T>>,
         ordered: bool,
     ) -> AsyncCall<R, E>
     where
         F: Fn(T) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + 'static,
+        Fut: Future<Output = O> + 'static,
+        O: 'static,
         I: Iterator<Item = T> + Send + 'static,
         T: Send + 'static,
         R: Send + 'static,
@@ -707,39 +712,11 @@ impl AsyncMultiPool {
             items,
             move |item, reply: Reply<R, E>| {
                 let f = Arc::clone(&f);
-                make_job(item, move |x| f(x), Arc::clone(&call), reply)
+                make_job(item, move |x| f(x), lift, Arc::clone(&call), reply)
             },
             self.nodes.saturating_mul(self.concurrency),
             ordered,
         )
-    }
-}
-
-/// `f` as a function whose futures cannot fail.
-pub(crate) fn infallible<T, R, F, Fut>(
-    f: F,
-) -> impl Fn(T) -> std::pin::Pin<Box<dyn Future<Output = Result<R, Infallible>>>> + Send + Sync + 'static
-where
-    F: Fn(T) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + 'static,
-{
-    move |x| {
-        let future = f(x);
-        Box::pin(async move { Ok(future.await) })
-    }
-}
-
-/// `f` as a one-shot function whose future cannot fail.
-fn infallible_once<T, R, F, Fut>(
-    f: F,
-) -> impl FnOnce(T) -> std::pin::Pin<Box<dyn Future<Output = Result<R, Infallible>>>> + Send + 'static
-where
-    F: FnOnce(T) -> Fut + Send + 'static,
-    Fut: Future<Output = R> + 'static,
-{
-    move |x| {
-        let future = f(x);
-        Box::pin(async move { Ok(future.await) })
     }
 }
 

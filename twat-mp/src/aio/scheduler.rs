@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::Notify;
 
-use super::dispatch::{Dispatch, Job};
+use super::dispatch::{Dispatch, Job, Start};
 
 thread_local! {
     /// The scheduler whose worker this thread is (its address), or 0.
@@ -195,21 +195,18 @@ impl Scheduler {
             let has_room = slots.running.get() < concurrency;
             match self.take(index, has_room) {
                 Take::Job { job, nested } => {
-                    let task = job(index);
-                    if nested {
-                        tokio::task::spawn_local(task);
-                    } else {
+                    let slot = (!nested).then(|| {
                         slots.running.set(slots.running.get() + 1);
-                        let slots = Rc::clone(&slots);
-                        let scheduler = std::sync::Arc::clone(&self);
-                        tokio::task::spawn_local(async move {
-                            task.await;
-                            slots.running.set(slots.running.get() - 1);
-                            if slots.full.replace(false) {
-                                scheduler.wake[index].notify_one();
-                            }
-                        });
-                    }
+                        SlotGuard {
+                            slots: Rc::clone(&slots),
+                            scheduler: std::sync::Arc::clone(&self),
+                            worker: index,
+                        }
+                    });
+                    job(Start {
+                        worker: index,
+                        slot,
+                    });
                     // Let the job start before taking another: if it blocks the thread,
                     // the jobs still queued stay free for the other workers.
                     YieldOnce(false).await;
@@ -229,6 +226,23 @@ struct Slots {
     running: Cell<usize>,
     /// The serve loop sleeps because every slot was taken: a task that ends wakes it.
     full: Cell<bool>,
+}
+
+/// The slot an outer task holds on its worker; given back when the task ends or is
+/// dropped.
+pub(crate) struct SlotGuard {
+    slots: Rc<Slots>,
+    scheduler: std::sync::Arc<Scheduler>,
+    worker: usize,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.slots.running.set(self.slots.running.get() - 1);
+        if self.slots.full.replace(false) {
+            self.scheduler.wake[self.worker].notify_one();
+        }
+    }
 }
 
 /// Returns `Pending` once, waking itself: the tasks already scheduled on this worker's
