@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
+use super::replies::Replies;
 use super::scheduler::{BATCH, SlotGuard};
 use super::watchdog::{Expire, Watchdog};
 use crate::engine::failure::FailureMark;
@@ -34,7 +33,7 @@ pub(crate) struct Start {
     pub(crate) slot: Option<SlotGuard>,
 }
 
-type ReplySender<R, E> = mpsc::UnboundedSender<(usize, Outcome<R, E>)>;
+type ReplySender<R, E> = Arc<Replies<R, E>>;
 
 /// Where jobs go: the pool's queue, a batch at a time. Once the pool has shut down the
 /// jobs are dropped, which answers each item with [`ErrorKind::Cancelled`].
@@ -171,7 +170,7 @@ impl<R, E> Reply<R, E> {
     fn send(mut self, outcome: Outcome<R, E>) {
         if let Some(sender) = self.sender.take() {
             // The caller may have gone: then nobody wants the result.
-            let _ = sender.send((self.index, outcome));
+            sender.send(self.index, outcome);
         }
     }
 
@@ -184,7 +183,7 @@ impl<R, E> Drop for Reply<R, E> {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
             let err = WorkerError::new(self.index, ErrorKind::Cancelled).with_worker(self.worker);
-            let _ = sender.send((self.index, Err(ItemFailure::Worker(err))));
+            sender.send(self.index, Err(ItemFailure::Worker(err)));
         }
     }
 }
@@ -319,7 +318,9 @@ pub(crate) struct AsyncCall<R, E> {
     pool: Arc<dyn Dispatch>,
     jobs: Box<dyn Iterator<Item = Job> + Send>,
     jobs_done: bool,
-    replies: mpsc::UnboundedReceiver<(usize, Outcome<R, E>)>,
+    replies: Arc<Replies<R, E>>,
+    /// Answers taken from `replies`, not yet in the window.
+    arrived: Vec<(usize, Outcome<R, E>)>,
     window: Window<Outcome<R, E>>,
 }
 
@@ -338,15 +339,17 @@ impl<R: Send + 'static, E: Send + 'static> AsyncCall<R, E> {
         I: Iterator<Item = T> + Send + 'static,
         M: FnMut(T, Reply<R, E>) -> Job + Send + 'static,
     {
-        let (sender, replies) = mpsc::unbounded_channel();
+        let replies = Replies::new();
+        let sender = Arc::clone(&replies);
         let jobs = items
             .enumerate()
-            .map(move |(index, item)| make(item, Reply::new(index, sender.clone())));
+            .map(move |(index, item)| make(item, Reply::new(index, Arc::clone(&sender))));
         AsyncCall {
             pool,
             jobs: Box::new(jobs),
             jobs_done: false,
             replies,
+            arrived: Vec::new(),
             window: Window::new(window, ordered),
         }
     }
@@ -387,16 +390,23 @@ impl<R: Send + 'static, E: Send + 'static> AsyncCall<R, E> {
             if self.window.running() == 0 {
                 return Poll::Ready(None);
             }
-            let Some((index, outcome)) = std::task::ready!(self.replies.poll_recv(cx)) else {
-                unreachable!("the call's input holds a sender while items are in flight")
-            };
-            self.window.finish(index, outcome);
+            std::task::ready!(self.replies.poll_take(cx, &mut self.arrived));
+            for (index, outcome) in self.arrived.drain(..) {
+                self.window.finish(index, outcome);
+            }
         }
     }
 
     /// The next reply, awaited.
     pub(crate) async fn next(&mut self) -> Option<(usize, Outcome<R, E>)> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+impl<R, E> Drop for AsyncCall<R, E> {
+    fn drop(&mut self) {
+        // The caller is gone: its tasks still running stop, queued ones are skipped.
+        self.replies.close();
     }
 }
 

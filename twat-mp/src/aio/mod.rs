@@ -6,6 +6,7 @@ mod dispatch;
 mod pool;
 #[cfg(target_os = "linux")]
 mod process;
+mod replies;
 mod scheduler;
 mod stream;
 mod watchdog;

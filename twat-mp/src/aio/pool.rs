@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::dispatch::{AsyncCall, CallCtx, Dispatch, Reply, collect_in_order, make_job};
+use super::replies;
 use super::scheduler::Scheduler;
 use super::stream::{ImapStream, UimapStream};
 use super::watchdog::Watchdog;
@@ -297,10 +298,13 @@ impl WorkerThread {
             ready,
         } = self;
         panic_capture::mark_worker_thread();
+        replies::defer_wakes_on_this_thread();
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             // Threads of `spawn_blocking` inside a task are workers too.
             .on_thread_start(panic_capture::mark_worker_thread)
+            // Wake the callers answered since the last round, once each.
+            .on_thread_park(replies::flush)
             .build()
         {
             Ok(runtime) => runtime,
@@ -337,6 +341,7 @@ impl WorkerThread {
         // Cancel what still runs: each item answers Cancelled.
         let _context = runtime.enter();
         drop(tasks);
+        replies::flush();
         event!(debug, worker = index, "async worker stopped");
     }
 }
