@@ -49,14 +49,30 @@ type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
 /// results must be `Send + 'static`.
 ///
 /// A panic, error or timeout in one task costs only that task: it comes back as a
-/// [`WorkerError`] naming the item, and the pool stays usable. Dropping a returned future
-/// or stream cancels its tasks that are still queued or running. Dropping the pool stops
-/// and joins its workers, cancelling whatever they were still running.
+/// [`WorkerError`] naming the item, and the pool stays usable.
 ///
-/// **Nesting.** A task that awaits the same pool (its `map`, or an `#[apmap]` function with
-/// the same options) queues the inner work behind the outer tasks: it finishes only while
-/// the outer items are fewer than `nodes × concurrency`. Give inner work a pool of its
-/// own.
+/// **Scheduling.** Items wait in one queue that every worker takes from, and a worker
+/// takes an item only when it starts it (up to `concurrency` at once). So a task that
+/// blocks its worker's thread (`std::thread::sleep`, blocking I/O, a long computation)
+/// holds only the tasks already running on that worker; the queued items go to the
+/// others. Keep blocking work out of tasks all the same: the tasks already on a blocked
+/// worker cannot move, since a started future stays on its thread.
+///
+/// **Nesting.** A task may await the same pool: its `map`, `imap` or `apply`, or an
+/// `#[apmap]` function with the same options (which shares the pool). Work sent from a
+/// task of this pool goes ahead of the queued outer items and needs no `concurrency` slot
+/// (the awaiting task lends its own), so nested calls finish however many outer items
+/// hold the slots. Inner work therefore may run beyond `concurrency` on a worker.
+///
+/// **Cancellation.** Dropping a returned future or stream cancels its tasks that are still
+/// queued or running (a running task's future is dropped at its next await). Dropping the
+/// pool cancels everything it still runs or holds, each such item answering
+/// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled), then joins its workers; the last
+/// handle may be dropped inside one of the pool's own tasks (the worker running it stops
+/// once that task returns).
+///
+/// **Timeouts.** See [`AsyncMultiPoolBuilder::timeout`]: per task, from its start, and kept
+/// even when the task blocks its thread.
 ///
 /// ```
 /// use std::time::Duration;
@@ -127,6 +143,31 @@ impl AsyncMultiPoolBuilder {
     /// The longest one task may run, from when a worker starts it: a task still running
     /// then is dropped and its item fails with [`ErrorKind::TimedOut`](crate::ErrorKind::TimedOut).
     /// No limit by default.
+    ///
+    /// A task that blocks its thread past the deadline (`std::thread::sleep`, blocking
+    /// I/O) cannot be dropped, since a thread cannot be interrupted: its item fails with
+    /// `TimedOut` at the deadline all the same, answered by a watchdog thread of the pool.
+    /// The blocked thread runs on until the blocking call returns, and then drops the
+    /// task, whose late result is thrown away. Meanwhile that worker is lost to the pool:
+    /// the tasks already running on it wait, each failing with `TimedOut` at its own
+    /// deadline, and queued items go to the other workers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twat_mp::{AsyncMultiPool, ErrorKind};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder().nodes(2).timeout(Duration::from_millis(50)).build()?;
+    /// // Blocks its thread for 300 ms: it fails at 50 ms all the same.
+    /// let err = pool
+    ///     .apply(|()| async { std::thread::sleep(Duration::from_millis(300)) }, ())
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::TimedOut { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = Some(timeout);
         self
