@@ -344,7 +344,7 @@ impl WorkerThread {
             .enable_all()
             // Threads of `spawn_blocking` inside a task are workers too.
             .on_thread_start(panic_capture::mark_worker_thread)
-            // Wake the callers answered since the last round, once each.
+            // With nothing left to run, wake the callers answered since the last round.
             .on_thread_park(replies::flush)
             .build()
         {
@@ -376,6 +376,7 @@ impl WorkerThread {
         let _ = ready.send((index, Ok(())));
         drop(ready);
         let tasks = tokio::task::LocalSet::new();
+        tasks.spawn_local(replies::flusher());
         let serve = tasks.spawn_local(shared.serve(index, concurrency));
         // The serve loop ends when the pool shuts down (it closed the queue then).
         let _ = tasks.block_on(&runtime, serve);

@@ -1,35 +1,77 @@
 //! The channel that brings a call's answers back from the workers, waking the caller once
 //! per batch rather than once per answer.
 //!
-//! A worker that answers an item only notes that the call is to be woken; it wakes each
-//! such call once, when its runtime has run what was ready (before the worker's thread
-//! parks, after each round of at most a few dozen task polls) and before it starts its
-//! next job. Waking a caller on another thread costs a system call; one per batch keeps
-//! the cost per item close to that of a task on the caller's own runtime. Answers sent
-//! from any other thread (the watchdog, a pool dropped by the caller) wake at once.
+//! A worker that answers an item only notes that the call is to be woken, and wakes each
+//! noted call once: when it has nothing else to run (just before its thread parks), or,
+//! while it stays busy, after [`ROUND`] answers or a millisecond, whichever comes first
+//! (its [`flusher`] task). Waking a caller on another thread costs a system call; one per
+//! round keeps the cost per item close to that of a task on the caller's own runtime.
+//! Answers sent from any other thread (the watchdog, a pool dropped by the caller) wake
+//! at once.
 //!
 //! Each worker notes its own wakes: a worker whose thread a task blocks delays only the
 //! wake of answers it gave itself in the same round, and any answer of another worker to
 //! the same call brings those along.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
 use crate::engine::item::Outcome;
 
 thread_local! {
-    /// On a worker thread: the callers to wake when the worker is done for now.
+    /// On a worker thread: the callers to wake once the tasks ready now have run.
     static DEFERRED: RefCell<Option<Vec<Arc<Caller>>>> = const { RefCell::new(None) };
+    /// The worker's flusher task, while it waits for notes.
+    static FLUSHER: RefCell<Option<Waker>> = const { RefCell::new(None) };
+    /// Answers given on this worker since the last flush.
+    static NOTED: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Marks the current thread as a worker: answers sent from it wake their callers at the
-/// next [`flush`].
+/// A busy worker wakes its callers at least every this many answers.
+const ROUND: usize = 128;
+/// ... and at least this soon after the first answer of a round.
+const ROUND_TIME: Duration = Duration::from_millis(1);
+
+/// Marks the current thread as a worker: answers sent from it wake their callers when
+/// its [`flusher`] runs, or at the next [`flush`].
 pub(crate) fn defer_wakes_on_this_thread() {
     DEFERRED.with(|deferred| *deferred.borrow_mut() = Some(Vec::new()));
+}
+
+/// The task, spawned on each worker's `LocalSet`, that wakes the noted callers of a busy
+/// worker: after [`ROUND`] answers or [`ROUND_TIME`] from the first. (An idle worker has
+/// flushed already, before parking.)
+pub(crate) async fn flusher() {
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(move |cx| {
+        loop {
+            let pending = DEFERRED.with(|d| d.borrow().as_ref().is_some_and(|p| !p.is_empty()));
+            if !pending {
+                timer = None;
+            } else if NOTED.with(Cell::get) >= ROUND
+                || timer
+                    .as_mut()
+                    .is_some_and(|t| t.as_mut().poll(cx).is_ready())
+            {
+                flush();
+                timer = None;
+                continue;
+            } else if timer.is_none() {
+                timer = Some(Box::pin(tokio::time::sleep(ROUND_TIME)));
+                continue; // Polls it, so that it wakes this task.
+            }
+            FLUSHER.with(|flusher| *flusher.borrow_mut() = Some(cx.waker().clone()));
+            return Poll::<()>::Pending;
+        }
+    })
+    .await;
 }
 
 /// Wakes every caller that this worker thread has answered since the last flush.
@@ -41,6 +83,7 @@ pub(crate) fn flush() {
             .map(std::mem::take)
             .unwrap_or_default()
     });
+    NOTED.with(|noted| noted.set(0));
     for caller in pending {
         caller.wake();
     }
@@ -95,6 +138,15 @@ impl<R, E> Replies<R, E> {
         lock(&self.answers).push((index, outcome));
         let now = DEFERRED.with(|deferred| match deferred.borrow_mut().as_mut() {
             Some(pending) => {
+                let noted = NOTED.with(|noted| {
+                    noted.set(noted.get() + 1);
+                    noted.get()
+                });
+                if pending.is_empty() || noted == ROUND {
+                    if let Some(flusher) = FLUSHER.with(|f| f.borrow_mut().take()) {
+                        flusher.wake();
+                    }
+                }
                 // Answers of one call mostly come together: looking at the last few
                 // notes finds nearly every repeat (one missed costs a spare wake).
                 let noted = pending
