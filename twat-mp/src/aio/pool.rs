@@ -56,7 +56,11 @@ type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
 /// blocks its worker's thread (`std::thread::sleep`, blocking I/O, a long computation)
 /// holds only the tasks already running on that worker; the queued items go to the
 /// others. Keep blocking work out of tasks all the same: the tasks already on a blocked
-/// worker cannot move, since a started future stays on its thread.
+/// worker cannot move, since a started future stays on its thread, and results that
+/// worker produced just before it blocked reach their caller only when it is free again
+/// (or with the call's next result from another worker). A worker hands results back in
+/// rounds: at once when it has nothing else to run, and within a millisecond while it
+/// is busy.
 ///
 /// **Nesting.** A task may await the same pool: its `map`, `imap` or `apply`, or an
 /// `#[apmap]` function with the same options (which shares the pool). Work sent from a
