@@ -1,7 +1,7 @@
 //! What the code written by `#[apmap]` calls. Not a public API: reachable as
 //! `twat_mp::__private` only so that the expansions can name it.
 
-use super::pool::{AsyncMultiPool, infallible};
+use super::pool::AsyncMultiPool;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
 use crate::mapped::MappedError;
@@ -33,7 +33,7 @@ where
     R: Send + 'static,
 {
     let call = Location::caller();
-    let run = async_pool(config).run_map(infallible(f), items, render);
+    let run = async_pool(config).run_map(f, Ok, items, render);
     async move { run.await.unwrap_or_else(|failure| failure.resume(call)) }
 }
 
@@ -55,7 +55,7 @@ where
     E: MappedError + 'static,
 {
     let call = Location::caller();
-    let run = async_pool(config).run_map(f, items, render);
+    let run = async_pool(config).run_map(f, std::convert::identity, items, render);
     async move { run.await.map_err(|failure| failure.into_original(call)) }
 }
 

@@ -7,12 +7,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
+use super::replies::Replies;
+use super::scheduler::{BATCH, SlotGuard};
+use super::watchdog::{Expire, Watchdog};
 use crate::engine::failure::FailureMark;
 use crate::engine::gather::Gather;
 use crate::engine::item::{ItemFailure, Outcome};
@@ -21,16 +22,23 @@ use crate::engine::render::Render;
 use crate::error::{ErrorKind, WorkerError};
 use crate::panic_capture::{self, CaughtPanic};
 
-/// What one item's work becomes once a worker takes it: a future for that worker's
+/// One item's work: once a worker takes it, it spawns the item's task on that worker's
 /// single-threaded runtime (so the user's future need not be `Send`).
-pub(crate) type Job = Box<dyn FnOnce(usize) -> Pin<Box<dyn Future<Output = ()>>> + Send>;
+pub(crate) type Job = Box<dyn FnOnce(Start) + Send>;
 
-type ReplySender<R, E> = mpsc::UnboundedSender<(usize, Outcome<R, E>)>;
+/// What a worker gives the job it takes.
+pub(crate) struct Start {
+    pub(crate) worker: usize,
+    /// The worker's slot the task holds until it ends (none for nested work).
+    pub(crate) slot: Option<SlotGuard>,
+}
 
-/// Where jobs go: the pool's queue. Sending fails once the pool has shut down, and the
-/// job is then dropped, which answers its item with [`ErrorKind::Cancelled`].
+type ReplySender<R, E> = Arc<Replies<R, E>>;
+
+/// Where jobs go: the pool's queue, a batch at a time. Once the pool has shut down the
+/// jobs are dropped, which answers each item with [`ErrorKind::Cancelled`].
 pub(crate) trait Dispatch: Send + Sync {
-    fn dispatch(&self, job: Job);
+    fn dispatch(&self, jobs: Vec<Job>);
 }
 
 /// The settings one call shares with all of its jobs.
@@ -38,23 +46,27 @@ pub(crate) struct CallCtx<T> {
     pub(crate) render: Option<Render<T>>,
     pub(crate) debug: bool,
     pub(crate) timeout: Option<Duration>,
+    /// Answers `TimedOut` at the deadline of a task whose thread is blocked.
+    watchdog: Option<Arc<Watchdog>>,
     /// For `map`: items after the lowest failure so far need not run.
     pub(crate) skip_after_failure: bool,
     failed: FailureMark,
 }
 
 impl<T> CallCtx<T> {
+    /// `watchdog` holds the pool's `timeout`, if it has one.
     pub(crate) fn new(
         debug: bool,
         render: Option<Render<T>>,
-        timeout: Option<Duration>,
+        watchdog: Option<Arc<Watchdog>>,
         skip_after_failure: bool,
     ) -> Self {
         CallCtx {
             // Rendering every item costs; it is done only where debug mode asks for it.
             render: render.filter(|_| debug),
             debug,
-            timeout,
+            timeout: watchdog.as_ref().map(|w| w.after()),
+            watchdog,
             skip_after_failure,
             failed: FailureMark::default(),
         }
@@ -62,6 +74,78 @@ impl<T> CallCtx<T> {
 
     fn is_past_failure(&self, index: usize) -> bool {
         self.skip_after_failure && self.failed.is_past(index)
+    }
+
+    /// Answers a failed item: marks it for `map`, reports it in debug mode.
+    fn fail<R, E>(&self, failure: ItemFailure<E>, reply: Reply<R, E>) {
+        if self.skip_after_failure {
+            self.failed.mark(failure.index());
+        }
+        failure.log(self.debug);
+        reply.send(Err(failure));
+    }
+}
+
+fn timed_out<E>(
+    index: usize,
+    worker: usize,
+    input: Option<String>,
+    after: Duration,
+) -> ItemFailure<E> {
+    ItemFailure::Worker(
+        WorkerError::new(index, ErrorKind::TimedOut { after })
+            .with_worker(Some(worker))
+            .with_input(input),
+    )
+}
+
+/// The reply of a task under a timeout, shared with the pool's [`Watchdog`]: whichever
+/// comes first, the task's own outcome or its deadline, answers the item.
+struct TimedReply<T, R, E> {
+    reply: Mutex<Option<Reply<R, E>>>,
+    call: Arc<CallCtx<T>>,
+    worker: usize,
+    input: Option<String>,
+    after: Duration,
+}
+
+impl<T, R, E> TimedReply<T, R, E> {
+    fn take(&self) -> Option<Reply<R, E>> {
+        self.reply.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl<T, R: Send, E: Send> Expire for TimedReply<T, R, E> {
+    fn expire(&self) {
+        if let Some(reply) = self.take() {
+            let failure = timed_out(reply.index, self.worker, self.input.clone(), self.after);
+            self.call.fail(failure, reply);
+        }
+    }
+}
+
+impl<T, R, E> Drop for TimedReply<T, R, E> {
+    fn drop(&mut self) {
+        if let Some(watchdog) = &self.call.watchdog {
+            watchdog.finished();
+        }
+    }
+}
+
+/// Where a running task's answer goes.
+enum Answer<T, R, E> {
+    Direct(Option<Reply<R, E>>),
+    /// Shared with the watchdog; dropping the task drops the reply (`Cancelled`) unless
+    /// the watchdog answered first.
+    Timed(Arc<TimedReply<T, R, E>>),
+}
+
+impl<T, R, E> Answer<T, R, E> {
+    fn take(&mut self) -> Option<Reply<R, E>> {
+        match self {
+            Answer::Direct(reply) => reply.take(),
+            Answer::Timed(shared) => shared.take(),
+        }
     }
 }
 
@@ -86,7 +170,7 @@ impl<R, E> Reply<R, E> {
     fn send(mut self, outcome: Outcome<R, E>) {
         if let Some(sender) = self.sender.take() {
             // The caller may have gone: then nobody wants the result.
-            let _ = sender.send((self.index, outcome));
+            sender.send(self.index, outcome);
         }
     }
 
@@ -99,15 +183,18 @@ impl<R, E> Drop for Reply<R, E> {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
             let err = WorkerError::new(self.index, ErrorKind::Cancelled).with_worker(self.worker);
-            let _ = sender.send((self.index, Err(ItemFailure::Worker(err))));
+            sender.send(self.index, Err(ItemFailure::Worker(err)));
         }
     }
 }
 
-/// Makes the job that runs `g(item)` on a worker and answers through `reply`.
-pub(crate) fn make_job<T, R, E, G, Fut>(
+/// Makes the job that runs `g(item)` on a worker and answers `lift` of its output
+/// through `reply` (`Ok` for a function that cannot fail, the output itself for one that
+/// returns `Result`).
+pub(crate) fn make_job<T, O, R, E, G, Fut>(
     item: T,
     g: G,
+    lift: fn(O) -> Result<R, E>,
     call: Arc<CallCtx<T>>,
     reply: Reply<R, E>,
 ) -> Job
@@ -116,20 +203,31 @@ where
     R: Send + 'static,
     E: Send + 'static,
     G: FnOnce(T) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<R, E>> + 'static,
+    Fut: Future<Output = O> + 'static,
+    O: 'static,
 {
-    Box::new(move |worker| Box::pin(run_job(item, g, call, reply, worker)))
+    Box::new(move |start: Start| {
+        // The task's future lives in the task itself: one allocation per item here.
+        tokio::task::spawn_local(async move {
+            run_job(item, g, lift, call, reply, start.worker).await;
+            drop(start.slot);
+        });
+    })
 }
 
-async fn run_job<T, R, E, G, Fut>(
+async fn run_job<T, O, R, E, G, Fut>(
     item: T,
     g: G,
+    lift: fn(O) -> Result<R, E>,
     call: Arc<CallCtx<T>>,
     mut reply: Reply<R, E>,
     worker: usize,
 ) where
+    T: 'static,
+    R: Send + 'static,
+    E: Send + 'static,
     G: FnOnce(T) -> Fut,
-    Fut: Future<Output = Result<R, E>>,
+    Fut: Future<Output = O>,
 {
     reply.worker = Some(worker);
     let index = reply.index;
@@ -141,6 +239,21 @@ async fn run_job<T, R, E, G, Fut>(
         .sender
         .clone()
         .expect("an unanswered reply has its sender");
+    let mut answer = match &call.watchdog {
+        None => Answer::Direct(Some(reply)),
+        Some(watchdog) => {
+            let shared = Arc::new(TimedReply {
+                reply: Mutex::new(Some(reply)),
+                call: Arc::clone(&call),
+                worker,
+                input: input.clone(),
+                after: watchdog.after(),
+            });
+            let weak = Arc::downgrade(&shared);
+            watchdog.watch(weak);
+            Answer::Timed(shared)
+        }
+    };
     let work = async {
         let future = panic_capture::catch(|| g(item))?;
         let future = std::pin::pin!(future);
@@ -154,12 +267,16 @@ async fn run_job<T, R, E, G, Fut>(
         }
     };
     let outcome = tokio::select! {
+        // The work first: a task done at its first poll never looks at the channel.
         biased;
+        outcome = work => outcome,
         // The caller dropped its future or stream: stop here, dropping the user's future.
         () = sender.closed() => return,
-        outcome = work => outcome,
     };
-    let failure = match outcome {
+    drop(sender);
+    // The watchdog may have answered already, while this thread was blocked.
+    let Some(reply) = answer.take() else { return };
+    let failure = match outcome.map(|output| output.map(lift)) {
         Ok(Ok(Ok(value))) => return reply.send(Ok(value)),
         Ok(Ok(Err(error))) => ItemFailure::Returned {
             index,
@@ -167,11 +284,7 @@ async fn run_job<T, R, E, G, Fut>(
             input,
             error,
         },
-        Ok(Err(after)) => ItemFailure::Worker(
-            WorkerError::new(index, ErrorKind::TimedOut { after })
-                .with_worker(Some(worker))
-                .with_input(input),
-        ),
+        Ok(Err(after)) => timed_out(index, worker, input, after),
         Err(caught) => ItemFailure::Worker(
             WorkerError::from_panic(index, caught.payload, caught.backtrace)
                 .with_origin(caught.origin)
@@ -179,11 +292,7 @@ async fn run_job<T, R, E, G, Fut>(
                 .with_input(input),
         ),
     };
-    if call.skip_after_failure {
-        call.failed.mark(index);
-    }
-    failure.log(call.debug);
-    reply.send(Err(failure));
+    call.fail(failure, reply);
 }
 
 /// Polls a future, turning a panic inside it into a [`CaughtPanic`] with its backtrace
@@ -209,7 +318,9 @@ pub(crate) struct AsyncCall<R, E> {
     pool: Arc<dyn Dispatch>,
     jobs: Box<dyn Iterator<Item = Job> + Send>,
     jobs_done: bool,
-    replies: mpsc::UnboundedReceiver<(usize, Outcome<R, E>)>,
+    replies: Arc<Replies<R, E>>,
+    /// Answers taken from `replies`, not yet in the window.
+    arrived: Vec<(usize, Outcome<R, E>)>,
     window: Window<Outcome<R, E>>,
 }
 
@@ -228,31 +339,41 @@ impl<R: Send + 'static, E: Send + 'static> AsyncCall<R, E> {
         I: Iterator<Item = T> + Send + 'static,
         M: FnMut(T, Reply<R, E>) -> Job + Send + 'static,
     {
-        let (sender, replies) = mpsc::unbounded_channel();
+        let replies = Replies::new();
+        let sender = Arc::clone(&replies);
         let jobs = items
             .enumerate()
-            .map(move |(index, item)| make(item, Reply::new(index, sender.clone())));
+            .map(move |(index, item)| make(item, Reply::new(index, Arc::clone(&sender))));
         AsyncCall {
             pool,
             jobs: Box::new(jobs),
             jobs_done: false,
             replies,
+            arrived: Vec::new(),
             window: Window::new(window, ordered),
         }
     }
 
-    /// Dispatches jobs while the window has room.
+    /// Dispatches jobs while the window has room, in batches: one lock and at most one
+    /// wake-up per batch.
     fn fill(&mut self) {
+        let mut batch = Vec::new();
         while !self.jobs_done && self.window.has_room() {
             // Pulling the input runs the caller's iterator: a panic there is the caller's
             // own and unwinds through the caller's poll, as it would in a plain loop.
             match self.jobs.next() {
                 Some(job) => {
                     self.window.start(1);
-                    self.pool.dispatch(job);
+                    batch.push(job);
+                    if batch.len() == BATCH {
+                        self.pool.dispatch(std::mem::take(&mut batch));
+                    }
                 }
                 None => self.jobs_done = true,
             }
+        }
+        if !batch.is_empty() {
+            self.pool.dispatch(batch);
         }
     }
 
@@ -269,16 +390,23 @@ impl<R: Send + 'static, E: Send + 'static> AsyncCall<R, E> {
             if self.window.running() == 0 {
                 return Poll::Ready(None);
             }
-            let Some((index, outcome)) = std::task::ready!(self.replies.poll_recv(cx)) else {
-                unreachable!("the call's input holds a sender while items are in flight")
-            };
-            self.window.finish(index, outcome);
+            std::task::ready!(self.replies.poll_take(cx, &mut self.arrived));
+            for (index, outcome) in self.arrived.drain(..) {
+                self.window.finish(index, outcome);
+            }
         }
     }
 
     /// The next reply, awaited.
     pub(crate) async fn next(&mut self) -> Option<(usize, Outcome<R, E>)> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+impl<R, E> Drop for AsyncCall<R, E> {
+    fn drop(&mut self) {
+        // The caller is gone: its tasks still running stop, queued ones are skipped.
+        self.replies.close();
     }
 }
 

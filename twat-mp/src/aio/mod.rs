@@ -6,7 +6,10 @@ mod dispatch;
 mod pool;
 #[cfg(target_os = "linux")]
 mod process;
+mod replies;
+mod scheduler;
 mod stream;
+mod watchdog;
 
 pub use attribute::{apmap, apmap_result};
 pub use pool::{AsyncMultiPool, AsyncMultiPoolBuilder, DEFAULT_CONCURRENCY};

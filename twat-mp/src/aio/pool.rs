@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, watch};
-
-use super::dispatch::{AsyncCall, CallCtx, Dispatch, Job, Reply, collect_in_order, make_job};
+use super::dispatch::{AsyncCall, CallCtx, Dispatch, Reply, collect_in_order, make_job};
+use super::replies;
+use super::scheduler::Scheduler;
 use super::stream::{ImapStream, UimapStream};
+use super::watchdog::Watchdog;
 use crate::debug::event;
 use crate::engine::item::ItemFailure;
 use crate::engine::registry::FromSettings;
@@ -48,19 +49,39 @@ type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
 /// results must be `Send + 'static`.
 ///
 /// A panic, error or timeout in one task costs only that task: it comes back as a
-/// [`WorkerError`] naming the item, and the pool stays usable. Dropping a returned future
-/// or stream cancels its tasks that are still queued or running. Dropping the pool stops
-/// and joins its workers, cancelling whatever they were still running.
+/// [`WorkerError`] naming the item, and the pool stays usable.
 ///
 /// **In the background.** There is no `amap` or `apipe` as on
 /// [`ThreadPool`](crate::ThreadPool): [`map`](Self::map), [`apply`](Self::apply) and the
 /// others return futures that own what they need (`Send + 'static`), so
 /// `tokio::spawn(pool.map(f, items))` starts one and hands back its handle at once.
 ///
-/// **Nesting.** A task that awaits the same pool (its `map`, or an `#[apmap]` function with
-/// the same options) queues the inner work behind the outer tasks: it finishes only while
-/// the outer items are fewer than `nodes × concurrency`. Give inner work a pool of its
-/// own.
+/// **Scheduling.** Items wait in one queue that every worker takes from, and a worker
+/// takes an item only when it starts it (up to `concurrency` at once). So a task that
+/// blocks its worker's thread (`std::thread::sleep`, blocking I/O, a long computation)
+/// holds only the tasks already running on that worker; the queued items go to the
+/// others. Keep blocking work out of tasks all the same: the tasks already on a blocked
+/// worker cannot move, since a started future stays on its thread, and results that
+/// worker produced just before it blocked reach their caller only when it is free again
+/// (or with the call's next result from another worker). A worker hands results back in
+/// rounds: at once when it has nothing else to run, and within a millisecond while it
+/// is busy.
+///
+/// **Nesting.** A task may await the same pool: its `map`, `imap` or `apply`, or an
+/// `#[apmap]` function with the same options (which shares the pool). Work sent from a
+/// task of this pool goes ahead of the queued outer items and needs no `concurrency` slot
+/// (the awaiting task lends its own), so nested calls finish however many outer items
+/// hold the slots. Inner work therefore may run beyond `concurrency` on a worker.
+///
+/// **Cancellation.** Dropping a returned future or stream cancels its tasks that are still
+/// queued or running (a running task's future is dropped at its next await). Dropping the
+/// pool cancels everything it still runs or holds, each such item answering
+/// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled), then joins its workers; the last
+/// handle may be dropped inside one of the pool's own tasks (the worker running it stops
+/// once that task returns).
+///
+/// **Timeouts.** See [`AsyncMultiPoolBuilder::timeout`]: per task, from its start, and kept
+/// even when the task blocks its thread.
 ///
 /// ```
 /// use std::time::Duration;
@@ -80,39 +101,15 @@ type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
 /// # }
 /// ```
 pub struct AsyncMultiPool {
-    shared: Arc<JobQueue>,
-    shutdown: watch::Sender<bool>,
+    shared: Arc<Scheduler>,
+    /// Only with a `timeout`.
+    watchdog: Option<Arc<Watchdog>>,
+    /// The workers, and the watchdog's thread if there is one.
     threads: Vec<JoinHandle<()>>,
     nodes: usize,
     concurrency: usize,
     timeout: Option<Duration>,
     debug: bool,
-}
-
-/// What the pool shares with the futures it returned: the queue of jobs.
-struct JobQueue {
-    sender: mpsc::UnboundedSender<Job>,
-    queue: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
-}
-
-impl Dispatch for JobQueue {
-    fn dispatch(&self, job: Job) {
-        // After shutdown the queue is closed: the job comes back and is dropped, which
-        // answers its item with `Cancelled`.
-        if let Err(mpsc::error::SendError(job)) = self.sender.send(job) {
-            drop(job);
-        }
-    }
-}
-
-impl JobQueue {
-    /// Refuses new jobs and drops the queued ones (each answers `Cancelled`).
-    fn close(queue: &mut mpsc::UnboundedReceiver<Job>) {
-        queue.close();
-        while let Ok(job) = queue.try_recv() {
-            drop(job);
-        }
-    }
 }
 
 /// Settings for an [`AsyncMultiPool`]; made by [`AsyncMultiPool::builder`].
@@ -155,6 +152,31 @@ impl AsyncMultiPoolBuilder {
     /// The longest one task may run, from when a worker starts it: a task still running
     /// then is dropped and its item fails with [`ErrorKind::TimedOut`](crate::ErrorKind::TimedOut).
     /// No limit by default.
+    ///
+    /// A task that blocks its thread past the deadline (`std::thread::sleep`, blocking
+    /// I/O) cannot be dropped, since a thread cannot be interrupted: its item fails with
+    /// `TimedOut` at the deadline all the same, answered by a watchdog thread of the pool.
+    /// The blocked thread runs on until the blocking call returns, and then drops the
+    /// task, whose late result is thrown away. Meanwhile that worker is lost to the pool:
+    /// the tasks already running on it wait, each failing with `TimedOut` at its own
+    /// deadline, and queued items go to the other workers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twat_mp::{AsyncMultiPool, ErrorKind};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder().nodes(2).timeout(Duration::from_millis(50)).build()?;
+    /// // Blocks its thread for 300 ms: it fails at 50 ms all the same.
+    /// let err = pool
+    ///     .apply(|()| async { std::thread::sleep(Duration::from_millis(300)) }, ())
+    ///     .await
+    ///     .unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::TimedOut { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = Some(timeout);
         self
@@ -241,27 +263,26 @@ impl AsyncMultiPoolBuilder {
         let checked = self.settings.check()?;
         let (nodes, debug) = (checked.nodes, checked.debug);
         let concurrency = checked.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-        let (sender, queue) = mpsc::unbounded_channel();
-        let shared = Arc::new(JobQueue {
-            sender,
-            queue: tokio::sync::Mutex::new(queue),
-        });
-        let (shutdown, stop) = watch::channel(false);
+        let shared = Arc::new(Scheduler::new(nodes));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut pool = AsyncMultiPool {
             shared,
-            shutdown,
-            threads: Vec::with_capacity(nodes),
+            watchdog: None,
+            threads: Vec::with_capacity(nodes + 1),
             nodes,
             concurrency,
             timeout: checked.timeout,
             debug,
         };
+        if let Some(after) = checked.timeout {
+            let (watchdog, thread) = Watchdog::start(after)?;
+            pool.watchdog = Some(watchdog);
+            pool.threads.push(thread);
+        }
         for index in 0..nodes {
             let worker = WorkerThread {
                 index,
                 shared: Arc::clone(&pool.shared),
-                stop: stop.clone(),
                 concurrency,
                 initializer: self.initializer.clone(),
                 debug,
@@ -309,8 +330,7 @@ impl fmt::Debug for AsyncMultiPoolBuilder {
 /// One worker: an OS thread running a single-threaded runtime.
 struct WorkerThread {
     index: usize,
-    shared: Arc<JobQueue>,
-    stop: watch::Receiver<bool>,
+    shared: Arc<Scheduler>,
     concurrency: usize,
     initializer: Option<Initializer>,
     debug: bool,
@@ -322,17 +342,19 @@ impl WorkerThread {
         let WorkerThread {
             index,
             shared,
-            stop,
             concurrency,
             initializer,
             debug,
             ready,
         } = self;
         panic_capture::mark_worker_thread();
+        replies::defer_wakes_on_this_thread();
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             // Threads of `spawn_blocking` inside a task are workers too.
             .on_thread_start(panic_capture::mark_worker_thread)
+            // With nothing left to run, wake the callers answered since the last round.
+            .on_thread_park(replies::flush)
             .build()
         {
             Ok(runtime) => runtime,
@@ -363,42 +385,15 @@ impl WorkerThread {
         let _ = ready.send((index, Ok(())));
         drop(ready);
         let tasks = tokio::task::LocalSet::new();
-        tasks.block_on(&runtime, serve(index, &shared, stop, concurrency));
-        // Cancel what still runs, then what is still queued: each item answers Cancelled.
+        tasks.spawn_local(replies::flusher());
+        let serve = tasks.spawn_local(shared.serve(index, concurrency));
+        // The serve loop ends when the pool shuts down (it closed the queue then).
+        let _ = tasks.block_on(&runtime, serve);
+        // Cancel what still runs: each item answers Cancelled.
         let _context = runtime.enter();
         drop(tasks);
-        runtime.block_on(async { JobQueue::close(&mut *shared.queue.lock().await) });
+        replies::flush();
         event!(debug, worker = index, "async worker stopped");
-    }
-}
-
-/// The worker's loop: takes a job whenever it has a free slot, until shutdown.
-async fn serve(
-    index: usize,
-    shared: &JobQueue,
-    mut stop: watch::Receiver<bool>,
-    concurrency: usize,
-) {
-    let slots = Arc::new(Semaphore::new(concurrency));
-    loop {
-        let next = async {
-            let slot = Arc::clone(&slots)
-                .acquire_owned()
-                .await
-                .expect("the worker never closes its semaphore");
-            let job = shared.queue.lock().await.recv().await;
-            (slot, job)
-        };
-        let (slot, job) = tokio::select! {
-            biased;
-            _ = stop.wait_for(|stopping| *stopping) => break,
-            next = next => next,
-        };
-        let Some(job) = job else { break };
-        tokio::task::spawn_local(async move {
-            job(index).await;
-            drop(slot);
-        });
     }
 }
 
@@ -503,7 +498,7 @@ impl AsyncMultiPool {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let run = self.run_map(infallible(f), items, None);
+        let run = self.run_map(f, Ok, items, None);
         async move { run.await.map_err(ItemFailure::into_infallible_worker_error) }
     }
 
@@ -543,7 +538,7 @@ impl AsyncMultiPool {
         R: Send + 'static,
         E: Into<BoxError> + Send + 'static,
     {
-        let run = self.run_map(f, items, None);
+        let run = self.run_map(f, std::convert::identity, items, None);
         async move { run.await.map_err(ItemFailure::into_worker_error) }
     }
 
@@ -616,7 +611,7 @@ impl AsyncMultiPool {
         T: Send + 'static,
         R: Send + 'static,
     {
-        ImapStream::new(self.lazy(infallible(f), items.into_iter(), None, true))
+        ImapStream::new(self.lazy(f, Ok, items.into_iter(), None, true))
     }
 
     /// Like [`imap`](Self::imap), but yields each result as soon as it is ready, in
@@ -653,7 +648,7 @@ impl AsyncMultiPool {
         T: Send + 'static,
         R: Send + 'static,
     {
-        UimapStream::new(self.lazy(infallible(f), items.into_iter(), None, false))
+        UimapStream::new(self.lazy(f, Ok, items.into_iter(), None, false))
     }
 
     /// Runs `f` on one item on a worker and returns its result.
@@ -681,14 +676,14 @@ impl AsyncMultiPool {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let call = Arc::new(CallCtx::new(self.debug, None, self.timeout, false));
+        let call = Arc::new(CallCtx::new(self.debug, None, self.watchdog.clone(), false));
         let mut f = Some(f);
         let mut call = AsyncCall::<R, Infallible>::new(
             self.dispatcher(),
             std::iter::once(item),
             move |item, reply| {
                 let f = f.take().expect("apply has exactly one item");
-                make_job(item, infallible_once(f), Arc::clone(&call), reply)
+                make_job(item, f, Ok, Arc::clone(&call), reply)
             },
             1,
             false,
@@ -705,29 +700,37 @@ impl AsyncMultiPool {
 
     /// What `map`, `try_map` and the attributes run: the items are gathered now, the
     /// work starts when the future is polled.
-    pub(crate) fn run_map<T, R, E, F, Fut, I>(
+    /// `lift` turns the function's output into a `Result`.
+    pub(crate) fn run_map<T, O, R, E, F, Fut, I>(
         &self,
         f: F,
+        lift: fn(O) -> Result<R, E>,
         items: I,
         render: Option<Render<T>>,
-    ) -> impl Future<Output = Result<Vec<R>, ItemFailure<E>>> + Send + use<T, R, E, F, Fut, I>
+    ) -> impl Future<Output = Result<Vec<R>, ItemFailure<E>>> + Send + use<T, O, R, E, F, Fut, I>
     where
         F: Fn(T) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + 'static,
+        Fut: Future<Output = O> + 'static,
+        O: 'static,
         I: IntoIterator<Item = T>,
         T: Send + 'static,
         R: Send + 'static,
         E: Send + 'static,
     {
         let items: Vec<T> = items.into_iter().collect();
-        let ctx = Arc::new(CallCtx::new(self.debug, render, self.timeout, true));
+        let ctx = Arc::new(CallCtx::new(
+            self.debug,
+            render,
+            self.watchdog.clone(),
+            true,
+        ));
         let f = Arc::new(f);
         let call = AsyncCall::new(
             self.dispatcher(),
             items.into_iter(),
             move |item, reply| {
                 let f = Arc::clone(&f);
-                make_job(item, move |x| f(x), Arc::clone(&ctx), reply)
+                make_job(item, move |x| f(x), lift, Arc::clone(&ctx), reply)
             },
             usize::MAX,
             false,
@@ -736,29 +739,36 @@ impl AsyncMultiPool {
     }
 
     /// What `imap` and `uimap` run.
-    pub(crate) fn lazy<T, R, E, F, Fut, I>(
+    pub(crate) fn lazy<T, O, R, E, F, Fut, I>(
         &self,
         f: F,
+        lift: fn(O) -> Result<R, E>,
         items: I,
         render: Option<Render<T>>,
         ordered: bool,
     ) -> AsyncCall<R, E>
     where
         F: Fn(T) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + 'static,
+        Fut: Future<Output = O> + 'static,
+        O: 'static,
         I: Iterator<Item = T> + Send + 'static,
         T: Send + 'static,
         R: Send + 'static,
         E: Send + 'static,
     {
-        let call = Arc::new(CallCtx::new(self.debug, render, self.timeout, false));
+        let call = Arc::new(CallCtx::new(
+            self.debug,
+            render,
+            self.watchdog.clone(),
+            false,
+        ));
         let f = Arc::new(f);
         AsyncCall::new(
             self.dispatcher(),
             items,
             move |item, reply: Reply<R, E>| {
                 let f = Arc::clone(&f);
-                make_job(item, move |x| f(x), Arc::clone(&call), reply)
+                make_job(item, move |x| f(x), lift, Arc::clone(&call), reply)
             },
             self.nodes.saturating_mul(self.concurrency),
             ordered,
@@ -766,37 +776,13 @@ impl AsyncMultiPool {
     }
 }
 
-/// `f` as a function whose futures cannot fail.
-pub(crate) fn infallible<T, R, F, Fut>(
-    f: F,
-) -> impl Fn(T) -> std::pin::Pin<Box<dyn Future<Output = Result<R, Infallible>>>> + Send + Sync + 'static
-where
-    F: Fn(T) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + 'static,
-{
-    move |x| {
-        let future = f(x);
-        Box::pin(async move { Ok(future.await) })
-    }
-}
-
-/// `f` as a one-shot function whose future cannot fail.
-fn infallible_once<T, R, F, Fut>(
-    f: F,
-) -> impl FnOnce(T) -> std::pin::Pin<Box<dyn Future<Output = Result<R, Infallible>>>> + Send + 'static
-where
-    F: FnOnce(T) -> Fut + Send + 'static,
-    Fut: Future<Output = R> + 'static,
-{
-    move |x| {
-        let future = f(x);
-        Box::pin(async move { Ok(future.await) })
-    }
-}
-
 impl Drop for AsyncMultiPool {
     fn drop(&mut self) {
-        self.shutdown.send_replace(true);
+        // Queued jobs are dropped here, outside the queue's lock: each answers Cancelled.
+        drop(self.shared.close());
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.stop();
+        }
         let current = std::thread::current().id();
         for handle in self.threads.drain(..) {
             // A pool dropped inside one of its own tasks cannot join that worker; it
@@ -804,11 +790,6 @@ impl Drop for AsyncMultiPool {
             if handle.thread().id() != current {
                 let _ = handle.join();
             }
-        }
-        // The workers empty the queue on their way out; this covers a worker that never
-        // started.
-        if let Ok(mut queue) = self.shared.queue.try_lock() {
-            JobQueue::close(&mut queue);
         }
         event!(self.debug, nodes = self.nodes, "async pool stopped");
     }
