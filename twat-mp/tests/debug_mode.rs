@@ -51,6 +51,22 @@ fn debug_mode_reports_pool_worker_and_failure_events() {
         .unwrap_err();
     assert_eq!(err.index(), 5);
     drop(pool);
+    #[cfg(feature = "aio")]
+    {
+        let pool = twat_mp::AsyncMultiPool::with_nodes(1).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = runtime
+            .block_on(pool.map(|x: u32| async move { assert!(x != 2, "two") }, 0..4))
+            .unwrap_err();
+        assert_eq!(err.index(), 2);
+        let log = captured.text();
+        assert!(
+            log.contains("call{pool=\"async\"}:item{index=2 worker=0}"),
+            "no span for the async call and item in:\n{log}"
+        );
+    }
     twat_mp::set_debug_mode(false);
 
     let log = captured.text();

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tracing::Instrument;
 
 use super::replies::Replies;
 use super::scheduler::{BATCH, SlotGuard};
@@ -51,6 +52,8 @@ pub(crate) struct CallCtx<T> {
     /// For `map`: items after the lowest failure so far need not run.
     pub(crate) skip_after_failure: bool,
     failed: FailureMark,
+    /// The call's span in debug mode; each task runs in a span of its own inside it.
+    span: tracing::Span,
 }
 
 impl<T> CallCtx<T> {
@@ -69,6 +72,7 @@ impl<T> CallCtx<T> {
             watchdog,
             skip_after_failure,
             failed: FailureMark::default(),
+            span: crate::debug::call_span(debug, "async"),
         }
     }
 
@@ -81,7 +85,7 @@ impl<T> CallCtx<T> {
         if self.skip_after_failure {
             self.failed.mark(failure.index());
         }
-        failure.log(self.debug);
+        failure.log_in(&self.span, self.debug);
         reply.send(Err(failure));
     }
 }
@@ -266,6 +270,8 @@ async fn run_job<T, O, R, E, G, Fut>(
             },
         }
     };
+    // A disabled span (debug mode off) costs a branch per poll.
+    let work = work.instrument(crate::debug::item_span(&call.span, index, Some(worker)));
     let outcome = tokio::select! {
         // The work first: a task done at its first poll never looks at the channel.
         biased;
