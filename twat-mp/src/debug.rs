@@ -14,7 +14,17 @@ static MODE: AtomicU8 = AtomicU8::new(0);
 /// its start and stop, each worker's start, exit and replacement, and each failed item
 /// with its index and cause. When the program has no global `tracing` subscriber of its
 /// own, these events are printed to stderr (without taking the global default, so the
-/// program may still set its own later). Setting the environment variable
+/// program may still set its own later).
+///
+/// A program's own subscriber also gets spans: `call` (field `pool`: `"thread"`,
+/// `"process"`, `"async"`, `"async process"`) around each call's events, and `item`
+/// (fields `index` in the call, and `worker` where known) inside it: around each item of
+/// the in-process pools, and around the events of each failed item of the process pools,
+/// whose items run in other processes, where no subscriber of the program runs. Every
+/// event has the same field types in every pool: `index` and `worker` are numbers, `pid`
+/// too, and a failed item's event carries its `cause` and its whole `error` sentence.
+///
+/// Setting the environment variable
 /// `TWAT_MP_DEBUG=1` turns debug mode on from the start.
 ///
 /// A single pool or attribute can be put in debug mode alone with its `debug` option
