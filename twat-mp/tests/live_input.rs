@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::numbers::count_primes;
 use support::within;
 use twat_mp::{ProcessPool, ThreadPool, WorkerError};
 
@@ -169,10 +170,12 @@ fn process_pool_uimap_in_chunks_hands_each_result_over_while_the_input_waits() {
     );
 }
 
-/// An endless input that counts the items pulled from it.
-fn counted(pulled: &Arc<AtomicUsize>) -> impl Iterator<Item = u64> + Send + 'static {
+/// An endless input that counts the items pulled from it, and spends `work` on making
+/// each one (counting the primes below it): 0 for an input that gives its items at once.
+fn counted(pulled: &Arc<AtomicUsize>, work: u64) -> impl Iterator<Item = u64> + Send + 'static {
     let pulled = Arc::clone(pulled);
     (0_u64..).inspect(move |_| {
+        assert!(count_primes(0, work) < usize::MAX);
         pulled.fetch_add(1, Ordering::SeqCst);
     })
 }
@@ -192,27 +195,28 @@ fn most_pulled_over_a_while(pulled: &AtomicUsize) -> usize {
 #[test]
 fn thread_pool_lazy_maps_pull_an_endless_input_only_within_the_window() {
     let pool = ThreadPool::with_nodes(2).unwrap();
-    for ordered in [true, false] {
-        let pulled = Arc::new(AtomicUsize::new(0));
-        let mut results: Box<dyn Iterator<Item = Result<u64, WorkerError>>> = if ordered {
-            Box::new(pool.imap(plus_one, counted(&pulled)))
-        } else {
-            Box::new(pool.uimap(plus_one, counted(&pulled)))
-        };
-        assert_eq!(results.by_ref().take(5).count(), 5);
-        // The window: two items per thread ahead of the consumer.
-        let most = most_pulled_over_a_while(&pulled);
-        assert!(most <= 5 + 2 * 2, "pulled {most} items for 5 results");
-        assert_eq!(results.by_ref().take(1_000).count(), 1_000);
-        let most = most_pulled_over_a_while(&pulled);
-        assert!(
-            most <= 1_005 + 2 * 2,
-            "pulled {most} items for 1005 results"
-        );
-        drop(results);
-        // Dropped: at most the item being pulled at that moment is still taken.
-        let at_drop = pulled.load(Ordering::SeqCst);
-        assert!(most_pulled_over_a_while(&pulled) <= at_drop + 1);
+    // The window: two items per thread ahead of the consumer; an input that gives its
+    // items at once may be read 128 items further.
+    for (work, ahead) in [(20_000, 2 * 2), (0, 2 * 2 + 128)] {
+        for ordered in [true, false] {
+            let pulled = Arc::new(AtomicUsize::new(0));
+            let input = counted(&pulled, work);
+            let mut results: Box<dyn Iterator<Item = Result<u64, WorkerError>>> = if ordered {
+                Box::new(pool.imap(plus_one, input))
+            } else {
+                Box::new(pool.uimap(plus_one, input))
+            };
+            assert_eq!(results.by_ref().take(5).count(), 5);
+            let most = most_pulled_over_a_while(&pulled);
+            assert!(most <= 5 + ahead, "pulled {most} items for 5 results");
+            assert_eq!(results.by_ref().take(100).count(), 100);
+            let most = most_pulled_over_a_while(&pulled);
+            assert!(most <= 105 + ahead, "pulled {most} items for 105 results");
+            drop(results);
+            // Dropped: at most the item being pulled at that moment is still taken.
+            let at_drop = pulled.load(Ordering::SeqCst);
+            assert!(most_pulled_over_a_while(&pulled) <= at_drop + 1);
+        }
     }
 }
 
@@ -223,21 +227,25 @@ fn process_pool_lazy_maps_pull_an_endless_input_only_within_the_window() {
         .chunksize(8)
         .build()
         .unwrap();
-    for ordered in [true, false] {
-        let pulled = Arc::new(AtomicUsize::new(0));
-        let mut results: Box<dyn Iterator<Item = Result<u64, WorkerError>>> = if ordered {
-            Box::new(pool.imap(plus_one, counted(&pulled)))
-        } else {
-            Box::new(pool.uimap(plus_one, counted(&pulled)))
-        };
-        assert_eq!(results.by_ref().take(1_000).count(), 1_000);
-        // The window: two rounds of batches (two per worker) ahead of the consumer.
-        let bound = 1_000 + 2 * (2 * 2) * 8;
-        let most = most_pulled_over_a_while(&pulled);
-        assert!(most <= bound, "pulled {most} items for 1000 results");
-        drop(results);
-        let at_drop = pulled.load(Ordering::SeqCst);
-        assert!(most_pulled_over_a_while(&pulled) <= at_drop + 1);
+    // The window: two rounds of batches (two per worker) ahead of the consumer; an input
+    // that gives its items at once may be read 128 items further.
+    let window = 2 * (2 * 2) * 8;
+    for (work, ahead) in [(20_000, window), (0, window + 128)] {
+        for ordered in [true, false] {
+            let pulled = Arc::new(AtomicUsize::new(0));
+            let input = counted(&pulled, work);
+            let mut results: Box<dyn Iterator<Item = Result<u64, WorkerError>>> = if ordered {
+                Box::new(pool.imap(plus_one, input))
+            } else {
+                Box::new(pool.uimap(plus_one, input))
+            };
+            assert_eq!(results.by_ref().take(100).count(), 100);
+            let most = most_pulled_over_a_while(&pulled);
+            assert!(most <= 100 + ahead, "pulled {most} items for 100 results");
+            drop(results);
+            let at_drop = pulled.load(Ordering::SeqCst);
+            assert!(most_pulled_over_a_while(&pulled) <= at_drop + 1);
+        }
     }
 }
 

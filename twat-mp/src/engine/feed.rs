@@ -9,7 +9,9 @@
 //!
 //! - the feeder pulls only while the consumer's window has room: the consumer grants it
 //!   an *allowance* ([`Feed::allow`], the number of items it may have pulled in all), so
-//!   an endless input runs in bounded memory;
+//!   an endless input runs in bounded memory. An input that gives its items at once may
+//!   be read a bounded way further ahead (see [`Feed::spawn`]): with a window of a few
+//!   items, waking the feeder for each one would cost more than the items;
 //! - each item pulled is put at once where the consumer can take it, so nothing pulled is
 //!   held back while the feeder waits in the input's `next` for the following item;
 //! - the consumer takes items in chunks ([`Feed::take`]): a full chunk, or, when a
@@ -73,6 +75,16 @@ pub trait LazyInput: Iterator + Send + 'static {}
 
 impl<I: Iterator + Send + 'static> LazyInput for I {}
 
+/// An input that gives an item in less than this, on average, gives its items at once:
+/// an in-memory collection, a range, items already waiting in a channel.
+pub(crate) const INSTANT: Duration = Duration::from_micros(5);
+
+/// How far past its allowance an input that gives its items at once may be read, at the
+/// least: with one item per job a lazy map's window is a few items, and waking the
+/// feeder for each would cost far more than the items (a thread pool's `imap` of trivial
+/// items ran at half speed with 32, and at full speed from 128 on).
+pub(crate) const READ_AHEAD: usize = 128;
+
 /// How long a chunk short of full waits for the rest of its items while a worker is idle,
 /// before it goes as it is: long against the microseconds a flowing input takes to give a
 /// chunk, short against anything a person or a network would notice.
@@ -106,6 +118,11 @@ pub(crate) struct Feed<T> {
 
 struct Shared<T> {
     state: Mutex<State<T>>,
+    /// How far past its allowance the feeder may read an input that gives its items at
+    /// once (see [`Feed::spawn`]).
+    read_ahead: usize,
+    /// The input gave its last run of items at once (see [`INSTANT`]).
+    instant: AtomicBool,
     /// Wakes the feeder when it is given more allowance or stopped.
     allowance: Condvar,
     /// The feeder waits for allowance: a grant must wake it.
@@ -166,16 +183,22 @@ impl<T> Shared<T> {
 
 impl<T: Send + 'static> Feed<T> {
     /// Starts pulling `input` on a thread of its own. The feeder pulls nothing before the
-    /// first [`allow`](Self::allow).
+    /// first [`allow`](Self::allow). From an input that gives its items at once (each in
+    /// less than [`INSTANT`] on average over the last run), it may read `read_ahead` items
+    /// past its allowance: that costs next to no memory (such items are small, or were in
+    /// memory already) and lets the feeder hand items over in runs instead of being woken
+    /// for each one when the window is small.
     ///
     /// # Panics
     /// When the system refuses a thread, as [`std::thread::spawn`] does.
-    pub(crate) fn spawn<I>(input: I) -> Self
+    pub(crate) fn spawn<I>(input: I, read_ahead: usize) -> Self
     where
         I: Iterator<Item = T> + Send + 'static,
     {
         let min_len = input.size_hint().0;
         let shared = Arc::new(Shared {
+            read_ahead,
+            instant: AtomicBool::new(false),
             state: Mutex::new(State {
                 items: Vec::new(),
                 allowed: 0,
@@ -218,10 +241,16 @@ impl<T> Feed<T> {
     }
 
     /// Lets the feeder pull until it has pulled `total` items in all. The allowance only
-    /// grows. An offer less than `step` above the last grant waits for a larger one
-    /// (waking the feeder for every item would cost the trivial maps dearly), or until
-    /// the consumer, with a worker idle, waits for input ([`take`](Self::take)).
+    /// grows. An offer less than `step` above the last grant (half the read-ahead, while
+    /// the feeder reads ahead) waits for a larger one, so that the feeder runs rather than
+    /// being woken for every item, or until the consumer, with a worker idle, waits for
+    /// input ([`take`](Self::take)).
     pub(crate) fn allow(&mut self, total: usize, step: usize) {
+        let step = if self.shared.instant.load(Ordering::Relaxed) {
+            step.max(self.shared.read_ahead / 2)
+        } else {
+            step
+        };
         self.offered = self.offered.max(total);
         if self.offered > self.granted && self.offered - self.granted >= step {
             self.granted = self.offered;
@@ -331,15 +360,18 @@ impl<T> Drop for Feed<T> {
 /// or the consumer is gone.
 fn feed<T, I: Iterator<Item = T>>(shared: &Shared<T>, mut input: I) {
     loop {
+        // An input that gave its last run of items at once may be read ahead.
+        let instant = shared.instant.load(Ordering::Relaxed);
         let room = {
             let mut state = shared.lock();
             loop {
                 if state.stopped {
                     return;
                 }
-                if state.pulled < state.allowed {
+                let limit = state.allowed + if instant { shared.read_ahead } else { 0 };
+                if state.pulled < limit {
                     shared.hungry.store(false, Ordering::Relaxed);
-                    break state.allowed - state.pulled;
+                    break limit - state.pulled;
                 }
                 shared.hungry.store(true, Ordering::Relaxed);
                 state = shared
@@ -348,6 +380,7 @@ fn feed<T, I: Iterator<Item = T>>(shared: &Shared<T>, mut input: I) {
                     .unwrap_or_else(|p| p.into_inner());
             }
         };
+        let run = Instant::now();
         for _ in 0..room {
             // A panic of the input is the consumer's: it resumes there (`Feed::finish`).
             let next = panic::catch_unwind(AssertUnwindSafe(|| input.next()));
@@ -381,6 +414,9 @@ fn feed<T, I: Iterator<Item = T>>(shared: &Shared<T>, mut input: I) {
                 return;
             }
         }
+        let instant =
+            run.elapsed() < INSTANT.saturating_mul(u32::try_from(room).unwrap_or(u32::MAX));
+        shared.instant.store(instant, Ordering::Relaxed);
     }
 }
 
@@ -491,8 +527,16 @@ mod tests {
     fn woken<T: Send + 'static>(
         input: impl Iterator<Item = T> + Send + 'static,
     ) -> (Feed<T>, mpsc::Receiver<()>) {
+        read_ahead(input, 0)
+    }
+
+    /// A feed that may read `ahead` items past its allowance, its wake-ups on a channel.
+    fn read_ahead<T: Send + 'static>(
+        input: impl Iterator<Item = T> + Send + 'static,
+        ahead: usize,
+    ) -> (Feed<T>, mpsc::Receiver<()>) {
         let (wake, woken) = mpsc::channel();
-        let mut feed = Feed::spawn(input);
+        let mut feed = Feed::spawn(input, ahead);
         feed.wake_with(move || {
             let _ = wake.send(());
         });
@@ -591,6 +635,49 @@ mod tests {
             Take::Items(items) => assert_eq!(items, [3]),
             _ => panic!("the short chunk was not given after its patience"),
         }
+    }
+
+    /// Waits (a while at most) until the feeder has pulled `count` items; returns how
+    /// many it pulled.
+    fn wait_for_pulled<T>(feed: &Feed<T>, count: usize, patience: Duration) -> usize {
+        let start = Instant::now();
+        while pulled(feed) < count && start.elapsed() < patience {
+            std::thread::yield_now();
+        }
+        pulled(feed)
+    }
+
+    #[test]
+    fn an_input_that_gives_its_items_at_once_is_read_ahead_and_a_costly_one_is_not() {
+        let (mut at_once, _woken) = read_ahead(0_u64.., 10);
+        // A run of pulls that a busy machine interrupted does not count as "at once":
+        // try a few runs.
+        let read_ahead_seen = (1..=20).any(|run| {
+            at_once.allow(5 * run, 0);
+            let pulled = wait_for_pulled(&at_once, 5 * run + 10, Duration::from_millis(100));
+            assert!(
+                pulled <= 5 * run + 10,
+                "read {pulled} items, allowed {}",
+                5 * run
+            );
+            pulled == 5 * run + 10
+        });
+        assert!(
+            read_ahead_seen,
+            "an input that gives its items at once was not read ahead"
+        );
+
+        // Each item costs far more than `INSTANT`: nothing past the allowance.
+        let costly = (0_u64..).inspect(|&n| assert!(count_divisors(n + 40_000) > 0));
+        let (mut costly, _woken) = read_ahead(costly, 10);
+        costly.allow(5, 0);
+        assert_eq!(wait_for_pulled(&costly, 5, PATIENCE), 5);
+        assert_eq!(wait_for_pulled(&costly, 6, Duration::from_millis(100)), 5);
+    }
+
+    /// Real work for an input item: the divisors of `n`, counted the slow way.
+    fn count_divisors(n: u64) -> usize {
+        (1..=n).filter(|d| n % d == 0).count()
     }
 
     #[test]

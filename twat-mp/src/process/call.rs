@@ -15,7 +15,7 @@ use super::remote::{
 };
 use super::slot::{Batch, CallLink, Cancel, Delivery, Slots};
 use super::wire;
-use crate::engine::feed::{Feed, Pull, Pulled};
+use crate::engine::feed::{Feed, Pull, Pulled, READ_AHEAD};
 use crate::engine::gather::Gather;
 use crate::engine::item::ItemFailure;
 use crate::engine::order::Reorder;
@@ -475,7 +475,7 @@ impl<A: RemoteFn> LazyCall<A> {
     where
         I: Iterator<Item = A::In> + Send + 'static,
     {
-        let call = Call::new(shared, function, Feed::spawn(input), render);
+        let call = Call::new(shared, function, Feed::spawn(input, READ_AHEAD), render);
         let mut lazy = LazyCall {
             call,
             ordered,

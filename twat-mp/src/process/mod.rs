@@ -439,11 +439,13 @@ impl ProcessPool {
     /// ready.
     ///
     /// The input is pulled on a thread of its own, and only while few enough items are
-    /// ahead of the consumer (about two rounds of batches), so an endless input runs in
-    /// bounded memory, and a live input (a channel, a socket, the lines of a pipe) never
-    /// holds back a result: each one is handed over as soon as it is its turn, even while
-    /// the input waits for more; a batch short of full goes to an idle worker once the
-    /// input has given nothing more for a millisecond. That is why the input must be [`LazyInput`]
+    /// ahead of the consumer (about two rounds of batches; an input that gives its items
+    /// at once, such as a collection in memory or a range, may be read up to 128 items
+    /// further), so an endless input runs in bounded memory, and a live input (a
+    /// channel, a socket, the lines of a pipe) never holds back a result: each one is
+    /// handed over as soon as it is its turn, even while the input waits for more; a
+    /// batch short of full goes to an idle worker once the input has given nothing more
+    /// for a millisecond. That is why the input must be [`LazyInput`]
     /// (`Send + 'static`): collect a borrowed input first, or use [`map`](Self::map). A
     /// failed item yields `Err` and the iteration goes on. A panic of the input itself
     /// resumes in the caller once every item before it has been handed over.

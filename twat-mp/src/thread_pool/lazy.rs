@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::Instant;
 
-use crate::engine::feed::{Feed, Take};
+use crate::engine::feed::{Feed, READ_AHEAD, Take};
 use crate::engine::item::{CancelFlag, ItemFailure, Outcome};
 use crate::engine::order::Window;
 use crate::error::WorkerError;
@@ -130,7 +130,8 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
         let cancel = Arc::new(CancelFlag::default());
         let limit = window.max(chunk);
         let window = Window::new(limit, ordered);
-        let mut feed = Feed::spawn(input);
+        // Two windows, if that is more than the least read-ahead.
+        let mut feed = Feed::spawn(input, (2 * limit).max(READ_AHEAD));
         let wake = sender.clone();
         feed.wake_with(move || {
             let _ = wake.send(Message::Input);
@@ -160,11 +161,12 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
         lazy
     }
 
-    /// Starts chunks of what the feed has while the window has room for a whole chunk
-    /// (so that chunks stay whole), and lets the feeder pull what the window allows.
+    /// Starts chunks of what the feed has while the window has room, and lets the feeder
+    /// pull what the window allows. A chunk stays whole: the last one may reach past the
+    /// window by less than a chunk, as it always could.
     fn start_chunks(&mut self) {
         self.look_again = None;
-        while !self.input_done && self.window.room() >= self.chunk {
+        while !self.input_done && self.window.has_room() {
             let idle = self.jobs < self.nodes;
             match self
                 .input
@@ -185,9 +187,7 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
     }
 
     /// How many items the feeder may have pulled in all: what the window lets start, and
-    /// the rest of a chunk beyond it, so that the next chunk is whole and ready when the
-    /// window makes room for it. (Pulling a whole chunk once the window had room, lazy
-    /// maps always went that far.)
+    /// the rest of the chunk that may reach past it.
     fn allowance(&self) -> usize {
         self.window.allowance() + self.chunk - 1
     }

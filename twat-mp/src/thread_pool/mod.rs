@@ -290,15 +290,18 @@ impl ThreadPool {
     /// ready.
     ///
     /// The input is pulled on a thread of its own, and only while few enough items run
-    /// ahead of the consumer (about two jobs per thread), so an endless input runs in
-    /// bounded memory, and a live input (a channel, a socket, the lines of a pipe) never
-    /// holds back a result: each one is handed over as soon as it is its turn, even while
-    /// the input waits for more (with a [`chunksize`](ThreadPoolBuilder::chunksize), a
-    /// chunk short of full goes to an idle thread once the input has given nothing more
-    /// for a millisecond). That is why the input must be [`LazyInput`] (`Send +
-    /// 'static`): collect a borrowed input first, or use [`map`](Self::map). A failed item
-    /// yields `Err` and the iteration goes on. A panic of the input itself resumes in the
-    /// caller once every item before it has been handed over.
+    /// ahead of the consumer (about two jobs per thread; an input that gives its items at
+    /// once, such as a collection in memory or a range, may be read up to 128 items or
+    /// two windows further, which costs nothing and spares waking that thread for every
+    /// item), so an endless input runs in bounded memory, and a live input (a channel, a
+    /// socket, the lines of a pipe) never holds back a result: each one is handed over
+    /// as soon as it is its turn, even while the input waits for more (with a
+    /// [`chunksize`](ThreadPoolBuilder::chunksize), a chunk short of full goes to an idle
+    /// thread once the input has given nothing more for a millisecond). That is why the
+    /// input must be [`LazyInput`] (`Send + 'static`): collect a borrowed input first,
+    /// or use [`map`](Self::map). A failed item yields `Err` and the iteration goes on.
+    /// A panic of the input itself resumes in the caller once every item before it has
+    /// been handed over.
     ///
     /// Dropping the iterator cancels the items that have not started and stops the
     /// input's thread; one blocked in a live input's `next` (a channel whose sender stays
