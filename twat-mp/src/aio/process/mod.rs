@@ -98,6 +98,15 @@ pub use call::{ProcessImapStream, ProcessUimapStream};
 /// the items that had not answered come back as [`ErrorKind::Cancelled`]. Dropping an
 /// idle pool lets its workers exit.
 ///
+/// # Nesting
+///
+/// A task runs in a worker process, where the caller's pool does not exist, and the
+/// function sent there captures nothing, so a task cannot await this pool. It may build
+/// a process pool of its own there (an `#[apmap(process)]` function called from a task
+/// does): its workers are that worker's children, one level deep, as for
+/// [`ProcessPool`](crate::ProcessPool); one level further, building fails with
+/// [`BuildError::Nested`](crate::BuildError::Nested) instead of forking without bound.
+///
 /// # `maxtasksperchild`
 ///
 /// With [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild), each worker
