@@ -280,14 +280,44 @@ impl WorkerError {
 impl fmt::Display for WorkerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let details = &self.inner;
-        write!(f, "item {}", details.index)?;
-        if let Some(input) = &details.input {
+        let item = ItemLabel {
+            index: details.index,
+            input: details.input.as_deref(),
+            worker: details.worker,
+        };
+        write!(f, "{item} {}", details.kind)
+    }
+}
+
+/// How every message names an item: `item 3 (input "x") on worker 1`, each part where it
+/// is known.
+pub(crate) struct ItemLabel<'a> {
+    pub(crate) index: usize,
+    pub(crate) input: Option<&'a str>,
+    pub(crate) worker: Option<usize>,
+}
+
+impl ItemLabel<'_> {
+    /// The label of `err`'s item.
+    pub(crate) fn of(err: &WorkerError) -> ItemLabel<'_> {
+        ItemLabel {
+            index: err.index(),
+            input: err.input(),
+            worker: err.worker(),
+        }
+    }
+}
+
+impl fmt::Display for ItemLabel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "item {}", self.index)?;
+        if let Some(input) = self.input {
             write!(f, " (input {input})")?;
         }
-        if let Some(worker) = details.worker {
+        if let Some(worker) = self.worker {
             write!(f, " on worker {worker}")?;
         }
-        write!(f, " {}", details.kind)
+        Ok(())
     }
 }
 

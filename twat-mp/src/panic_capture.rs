@@ -27,7 +27,7 @@ use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::WorkerError;
+use crate::error::{ItemLabel, WorkerError};
 
 thread_local! {
     static IS_WORKER: Cell<bool> = const { Cell::new(false) };
@@ -200,20 +200,13 @@ pub(crate) fn resume_item_panic(
     }
 }
 
-/// "item 3 (input 7) of the call at src/main.rs:9:5, on worker 1".
+/// "the panic was in item 3 (input 7) on worker 1 of the parallel call at src/main.rs:9:5".
 struct ItemNote<'a>(&'a WorkerError);
 
 impl fmt::Display for ItemNote<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let err = self.0;
-        write!(f, "the panic was in item {}", err.index())?;
-        if let Some(input) = err.input() {
-            write!(f, " (input {input})")?;
-        }
-        if let Some(worker) = err.worker() {
-            write!(f, " on worker {worker}")?;
-        }
-        if let Some(call) = err.call_site() {
+        write!(f, "the panic was in {}", ItemLabel::of(self.0))?;
+        if let Some(call) = self.0.call_site() {
             write!(f, " of the parallel call at {call}")?;
         }
         Ok(())

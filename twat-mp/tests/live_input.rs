@@ -192,32 +192,51 @@ fn most_pulled_over_a_while(pulled: &AtomicUsize) -> usize {
     most
 }
 
-#[test]
-fn thread_pool_lazy_maps_pull_an_endless_input_only_within_the_window() {
-    let pool = ThreadPool::with_nodes(2).unwrap();
-    // The window: two items per thread ahead of the consumer; an input that gives its
-    // items at once may be read 128 items further.
-    for (work, ahead) in [(20_000, 2 * 2), (0, 2 * 2 + 128)] {
+/// A lazy map of `make` (input, ordered) over an endless input, costly (`work`) or
+/// instant, pulls at most `ahead` items past the results taken (`takes`, one after the
+/// other), and at most one more once dropped.
+fn pulls_only_within_the_window<'pool, M>(cases: [(u64, usize); 2], takes: &[usize], make: M)
+where
+    M: Fn(
+        Box<dyn Iterator<Item = u64> + Send>,
+        bool,
+    ) -> Box<dyn Iterator<Item = Result<u64, WorkerError>> + 'pool>,
+{
+    for (work, ahead) in cases {
         for ordered in [true, false] {
             let pulled = Arc::new(AtomicUsize::new(0));
-            let input = counted(&pulled, work);
-            let mut results: Box<dyn Iterator<Item = Result<u64, WorkerError>>> = if ordered {
-                Box::new(pool.imap(plus_one, input))
-            } else {
-                Box::new(pool.uimap(plus_one, input))
-            };
-            assert_eq!(results.by_ref().take(5).count(), 5);
-            let most = most_pulled_over_a_while(&pulled);
-            assert!(most <= 5 + ahead, "pulled {most} items for 5 results");
-            assert_eq!(results.by_ref().take(100).count(), 100);
-            let most = most_pulled_over_a_while(&pulled);
-            assert!(most <= 105 + ahead, "pulled {most} items for 105 results");
+            let mut results = make(Box::new(counted(&pulled, work)), ordered);
+            let mut taken = 0;
+            for &take in takes {
+                assert_eq!(results.by_ref().take(take).count(), take);
+                taken += take;
+                let most = most_pulled_over_a_while(&pulled);
+                assert!(
+                    most <= taken + ahead,
+                    "pulled {most} items for {taken} results"
+                );
+            }
             drop(results);
             // Dropped: at most the item being pulled at that moment is still taken.
             let at_drop = pulled.load(Ordering::SeqCst);
             assert!(most_pulled_over_a_while(&pulled) <= at_drop + 1);
         }
     }
+}
+
+#[test]
+fn thread_pool_lazy_maps_pull_an_endless_input_only_within_the_window() {
+    let pool = ThreadPool::with_nodes(2).unwrap();
+    // The window: two items per thread ahead of the consumer; an input that gives its
+    // items at once may be read 128 items further.
+    let cases = [(20_000, 2 * 2), (0, 2 * 2 + 128)];
+    pulls_only_within_the_window(cases, &[5, 100], |input, ordered| {
+        if ordered {
+            Box::new(pool.imap(plus_one, input))
+        } else {
+            Box::new(pool.uimap(plus_one, input))
+        }
+    });
 }
 
 #[test]
@@ -230,23 +249,14 @@ fn process_pool_lazy_maps_pull_an_endless_input_only_within_the_window() {
     // The window: two rounds of batches (two per worker) ahead of the consumer; an input
     // that gives its items at once may be read 128 items further.
     let window = 2 * (2 * 2) * 8;
-    for (work, ahead) in [(20_000, window), (0, window + 128)] {
-        for ordered in [true, false] {
-            let pulled = Arc::new(AtomicUsize::new(0));
-            let input = counted(&pulled, work);
-            let mut results: Box<dyn Iterator<Item = Result<u64, WorkerError>>> = if ordered {
-                Box::new(pool.imap(plus_one, input))
-            } else {
-                Box::new(pool.uimap(plus_one, input))
-            };
-            assert_eq!(results.by_ref().take(100).count(), 100);
-            let most = most_pulled_over_a_while(&pulled);
-            assert!(most <= 100 + ahead, "pulled {most} items for 100 results");
-            drop(results);
-            let at_drop = pulled.load(Ordering::SeqCst);
-            assert!(most_pulled_over_a_while(&pulled) <= at_drop + 1);
+    let cases = [(20_000, window), (0, window + 128)];
+    pulls_only_within_the_window(cases, &[100], |input, ordered| {
+        if ordered {
+            Box::new(pool.imap(plus_one, input))
+        } else {
+            Box::new(pool.uimap(plus_one, input))
         }
-    }
+    });
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::failure::{FailureMark, LowestFailure};
 use super::render::Render;
 use crate::debug::event;
-use crate::error::{BoxError, ErrorKind, WorkerError, box_returned};
+use crate::error::{BoxError, ErrorKind, ItemLabel, WorkerError, box_returned};
 use crate::panic_capture::{self, CallSite};
 
 /// What one item gave: its value, or how it failed.
@@ -38,32 +38,20 @@ impl<E> ItemFailure<E> {
         if !debug {
             return;
         }
-        let (index, worker, input, cause, error) = match self {
-            ItemFailure::Returned {
-                index,
-                worker,
-                input,
-                ..
-            } => {
-                let error = match input {
-                    Some(input) => format!("item {index} (input {input}) returned an error"),
-                    None => format!("item {index} returned an error"),
+        let (index, worker, input) = (self.index(), self.worker(), self.input());
+        let (cause, error) = match self {
+            ItemFailure::Returned { .. } => {
+                let item = ItemLabel {
+                    index,
+                    input,
+                    worker: None,
                 };
                 (
-                    *index,
-                    *worker,
-                    input.as_deref(),
                     "returned an error".to_owned(),
-                    error,
+                    format!("{item} returned an error"),
                 )
             }
-            ItemFailure::Worker(err) => (
-                err.index(),
-                err.worker(),
-                err.input(),
-                err.kind().to_string(),
-                err.to_string(),
-            ),
+            ItemFailure::Worker(err) => (err.kind().to_string(), err.to_string()),
         };
         let input = input.unwrap_or("");
         match worker {
@@ -77,17 +65,27 @@ impl<E> ItemFailure<E> {
     /// [`log`](Self::log)s the failure inside the span of its item, in the span of its
     /// `call`.
     pub(crate) fn log_in(&self, call: &tracing::Span, debug: bool) {
-        let worker = match self {
-            ItemFailure::Returned { worker, .. } => *worker,
-            ItemFailure::Worker(err) => err.worker(),
-        };
-        crate::debug::item_span(call, self.index(), worker).in_scope(|| self.log(debug));
+        crate::debug::item_span(call, self.index(), self.worker()).in_scope(|| self.log(debug));
     }
 
     pub(crate) fn index(&self) -> usize {
         match self {
             ItemFailure::Returned { index, .. } => *index,
             ItemFailure::Worker(err) => err.index(),
+        }
+    }
+
+    fn worker(&self) -> Option<usize> {
+        match self {
+            ItemFailure::Returned { worker, .. } => *worker,
+            ItemFailure::Worker(err) => err.worker(),
+        }
+    }
+
+    fn input(&self) -> Option<&str> {
+        match self {
+            ItemFailure::Returned { input, .. } => input.as_deref(),
+            ItemFailure::Worker(err) => err.input(),
         }
     }
 
