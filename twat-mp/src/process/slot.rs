@@ -846,20 +846,23 @@ impl Slot {
 }
 
 /// Sends `worker` what it needs before a job of `link`'s call: `FORGET` for the states of
-/// calls that ended, and `SETUP` for the call's own state if it does not hold it yet.
+/// calls that ended (whatever the job), and `SETUP` for the call's own state if it does
+/// not hold it yet.
 fn set_up_state(
     holding: &mut Vec<(u64, Weak<CallLink>)>,
     link: &Arc<CallLink>,
     worker: &mut WorkerProcess,
     key: Key,
 ) -> io::Result<()> {
+    if !holding.is_empty() {
+        forget_ended(holding, worker)?;
+    }
     let Some(state) = &link.state else {
         return Ok(());
     };
     if holding.iter().any(|(id, _)| *id == state.id) {
         return Ok(());
     }
-    forget_ended(holding, worker)?;
     let spec = &state.spec;
     let header = JobHeader {
         fingerprint: spec.function.fingerprint,

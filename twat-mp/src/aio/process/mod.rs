@@ -534,9 +534,10 @@ impl AsyncProcessPool {
     /// A [`WorkerError`] for the lowest failing item.
     ///
     /// ```
-    /// # tokio::runtime::Runtime::new()?.block_on(async {
     /// use twat_mp::AsyncMultiPool;
     ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = AsyncMultiPool::builder().nodes(2).processes().build()?;
     /// // Each worker's session makes its greeting once; each task takes a copy.
     /// let greetings = pool
@@ -550,9 +551,8 @@ impl AsyncProcessPool {
     ///     )
     ///     .await?;
     /// assert_eq!(greetings, ["hello, ann", "hello, bob"]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # })?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn map_init<S, T, R, Fut, I>(
         &self,
@@ -576,19 +576,24 @@ impl AsyncProcessPool {
     /// [`map_init`](Self::map_init).
     ///
     /// ```
-    /// # tokio::runtime::Runtime::new()?.block_on(async {
-    /// use tokio_stream::StreamExt;
-    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
-    /// let stream = pool.imap_init(|| 10_u64, |base: &mut u64, n: u64| {
-    ///     let base = *base;
-    ///     async move { base + n }
-    /// }, 0..);
-    /// let first: Vec<u64> = stream.take(3).map(Result::unwrap).collect().await;
+    /// let mut sums = pool.imap_init(
+    ///     || 10_u64,
+    ///     |base: &mut u64, n: u64| {
+    ///         let base = *base;
+    ///         async move { base + n }
+    ///     },
+    ///     0..,
+    /// );
+    /// let mut first = Vec::new();
+    /// while first.len() < 3 {
+    ///     first.push(sums.next().await.unwrap()?);
+    /// }
     /// assert_eq!(first, [10, 11, 12]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # })?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn imap_init<S, T, R, Fut, I>(
         &self,
@@ -614,20 +619,25 @@ impl AsyncProcessPool {
     /// [`map_init`](Self::map_init).
     ///
     /// ```
-    /// # tokio::runtime::Runtime::new()?.block_on(async {
-    /// use tokio_stream::StreamExt;
-    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
-    /// let stream = pool.uimap_init(|| 2_u64, |factor: &mut u64, n: u64| {
-    ///     let factor = *factor;
-    ///     async move { factor * n }
-    /// }, [1, 2, 3]);
-    /// let mut doubled: Vec<u64> = stream.map(Result::unwrap).collect().await;
+    /// let mut products = pool.uimap_init(
+    ///     || 2_u64,
+    ///     |factor: &mut u64, n: u64| {
+    ///         let factor = *factor;
+    ///         async move { factor * n }
+    ///     },
+    ///     [1, 2, 3],
+    /// );
+    /// let mut doubled = Vec::new();
+    /// while let Some(product) = products.next().await {
+    ///     doubled.push(product?);
+    /// }
     /// doubled.sort();
     /// assert_eq!(doubled, [2, 4, 6]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # })?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn uimap_init<S, T, R, Fut, I>(
         &self,
@@ -663,7 +673,8 @@ impl AsyncProcessPool {
     /// every item fails with [`ErrorKind::Transport`] saying so.
     ///
     /// ```
-    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
     /// let names = vec!["zero".to_owned(), "one".to_owned(), "two".to_owned()];
     /// let said = pool
@@ -673,9 +684,8 @@ impl AsyncProcessPool {
     ///     }, [2, 0])
     ///     .await?;
     /// assert_eq!(said, ["two", "zero"]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// # })?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn map_with<S, T, R, Fut, I>(
         &self,
