@@ -86,7 +86,10 @@ fn assert_one_state_per_worker(seen: &[Seen]) {
         let mut counts: Vec<u64> = items.iter().map(|s| s.item).collect();
         counts.sort_unstable();
         let expected: Vec<u64> = (1..=counts.len() as u64).collect();
-        assert_eq!(counts, expected, "worker {pid}'s state did not last the call");
+        assert_eq!(
+            counts, expected,
+            "worker {pid}'s state did not last the call"
+        );
     }
 }
 
@@ -108,7 +111,10 @@ fn init_runs_once_per_worker_per_call_and_the_state_lasts_across_batches() {
     assert!(workers.len() <= 2, "{} workers", workers.len());
     assert_one_state_per_worker(&seen);
     for items in workers.values() {
-        assert_eq!(items[0].nth, 1, "the first call in a worker made its first state");
+        assert_eq!(
+            items[0].nth, 1,
+            "the first call in a worker made its first state"
+        );
     }
 }
 
@@ -118,18 +124,28 @@ fn a_second_call_inits_again_after_the_first_state_was_dropped() {
     let first = by_worker(&pool.map_init(probe, see, 0..100).unwrap());
     // A plain map on the same workers sees the first call's states dropped already.
     let drops = pool
-        .map(|_: u64| (std::process::id(), DROPS.load(Ordering::SeqCst)), 0..100)
+        .map(
+            |_: u64| (std::process::id(), DROPS.load(Ordering::SeqCst)),
+            0..100,
+        )
         .unwrap();
     for (pid, dropped) in drops {
         if first.contains_key(&pid) {
-            assert_eq!(dropped, 1, "worker {pid} still holds the ended call's state");
+            assert_eq!(
+                dropped, 1,
+                "worker {pid} still holds the ended call's state"
+            );
         }
     }
     let second = pool.map_init(probe, see, 0..100).unwrap();
     assert_one_state_per_worker(&second);
     for (pid, items) in by_worker(&second) {
         if let Some(before) = first.get(&pid) {
-            assert_eq!(items[0].nth, before[0].nth + 1, "worker {pid} did not init again");
+            assert_eq!(
+                items[0].nth,
+                before[0].nth + 1,
+                "worker {pid} did not init again"
+            );
             assert_eq!(items[0].dropped_before, 1);
         }
     }
@@ -173,7 +189,8 @@ fn abort_on_50(state: &mut Probe, item: u64) -> Seen {
 fn a_worker_replaced_mid_call_inits_again_and_the_other_items_complete() {
     let outcomes = within(LIMIT, "imap_init over a crash", || {
         let pool = pool(1, 8);
-        pool.imap_init(probe, abort_on_50, 0..200).collect::<Vec<_>>()
+        pool.imap_init(probe, abort_on_50, 0..200)
+            .collect::<Vec<_>>()
     });
     assert_eq!(outcomes.len(), 200);
     let mut seen = Vec::new();
@@ -346,5 +363,8 @@ fn map_with_of_an_unserializable_value_fails_every_item_clearly() {
     let ErrorKind::Transport(why) = err.kind() else {
         panic!("{err}");
     };
-    assert!(why.contains("the shared value could not be serialized"), "{why}");
+    assert!(
+        why.contains("the shared value could not be serialized"),
+        "{why}"
+    );
 }

@@ -523,7 +523,10 @@ impl AsyncProcessPool {
     /// each of the session's items, with `&mut S`, and returns the item's future, which
     /// then runs as a task of the worker's runtime. The tasks of one worker run at once,
     /// so `f` takes what the future needs from the state (a clone of a client handle, a
-    /// copy of a setting) and the future is `'static`: it cannot borrow the state. The
+    /// copy of a setting) and the future is `'static`: it cannot borrow the state (a
+    /// closure returning an `async move` block, or a named `fn` whose return type says
+    /// so: `-> impl Future<Output = R> + use<>`; an `async fn` taking `&mut S` does not
+    /// fit, since its future borrows the state). The
     /// state never crosses (it needs no serde), and is dropped in the worker when the
     /// session ends, with the call. A worker that dies (or is replaced after its
     /// [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild)) takes its state
