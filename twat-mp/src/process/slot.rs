@@ -448,6 +448,7 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
         index,
         worker: None,
         holding: Vec::new(),
+        set_up_sent: false,
     };
     let mut seen = 0;
     while let Some(next) = {
@@ -487,6 +488,8 @@ struct Slot {
     worker: Option<WorkerProcess>,
     /// The per-call states the worker holds: their ids, and the calls they are for.
     holding: Vec<(u64, Weak<CallLink>)>,
+    /// The current job followed a `SETUP`.
+    set_up_sent: bool,
 }
 
 impl Slot {
@@ -525,9 +528,12 @@ impl Slot {
             }
             let was_ready = self.worker.as_ref().is_some_and(|w| w.ready);
             let whole = batch.delivered == 0;
+            self.set_up_sent = false;
             match self.exchange(batch, careful) {
                 Exchange::Finished { elapsed } => {
-                    if whole {
+                    // A job after a `SETUP` waited for the state to be made (`init`, the
+                    // shared value decoded): its time says nothing of its items' cost.
+                    if whole && !self.set_up_sent {
                         batch.measured = Some((batch.count(), elapsed));
                     }
                     if batch.delivered < batch.count() {
@@ -613,6 +619,7 @@ impl Slot {
         let head = wire::encode_job_header(wire::JOB, key, function.entry, &header, payload.len());
         let set_up = set_up_state(&mut self.holding, &batch.link, worker, key);
         if set_up
+            .map(|sent| self.set_up_sent = sent)
             .and_then(|()| worker.writer.write_all(&head))
             .and_then(|()| worker.writer.write_all(payload))
             .is_err()
@@ -847,21 +854,21 @@ impl Slot {
 
 /// Sends `worker` what it needs before a job of `link`'s call: `FORGET` for the states of
 /// calls that ended (whatever the job), and `SETUP` for the call's own state if it does
-/// not hold it yet.
+/// not hold it yet; whether it sent a `SETUP`.
 fn set_up_state(
     holding: &mut Vec<(u64, Weak<CallLink>)>,
     link: &Arc<CallLink>,
     worker: &mut WorkerProcess,
     key: Key,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     if !holding.is_empty() {
         forget_ended(holding, worker)?;
     }
     let Some(state) = &link.state else {
-        return Ok(());
+        return Ok(false);
     };
     if holding.iter().any(|(id, _)| *id == state.id) {
-        return Ok(());
+        return Ok(false);
     }
     let spec = &state.spec;
     let header = JobHeader {
@@ -880,7 +887,7 @@ fn set_up_state(
     worker.writer.write_all(&head)?;
     worker.writer.write_all(&spec.payload)?;
     holding.push((state.id, Arc::downgrade(link)));
-    Ok(())
+    Ok(true)
 }
 
 /// Sends `worker` a `FORGET` for the states it holds of calls that ended, if any.
