@@ -530,8 +530,10 @@ impl AsyncProcessPool {
     /// state never crosses (it needs no serde), and is dropped in the worker when the
     /// session ends, with the call. A worker that dies (or is replaced after its
     /// [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild)) takes its state
-    /// with it; the session that replaces it runs `init` again. A panic in `init` fails
-    /// the items sent to that session, each saying that `init` panicked.
+    /// with it; the session that replaces it runs `init` again. A panic in `init` ends
+    /// that session before it takes items and fails one waiting item with a message
+    /// saying that `init` panicked; the next session runs `init` again, so an `init`
+    /// that always panics fails every item, one session each, and no worker dies.
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item.
