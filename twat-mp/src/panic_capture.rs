@@ -82,6 +82,13 @@ impl RemotePanic {
         }
     }
 
+    /// The panic of what makes a call's state in a worker (`what`: "the call's `init`"),
+    /// as each item that needed the state reports it.
+    pub(crate) fn in_set_up(mut self, what: &str) -> Self {
+        self.message = format!("{what} panicked in this worker: {}", self.message);
+        self
+    }
+
     /// The failure of the item at `index`, as the parent reports it.
     pub(crate) fn into_worker_error(self, index: usize) -> WorkerError {
         let origin = self.location.map(|location| PanicOrigin {

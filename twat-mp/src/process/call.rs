@@ -11,9 +11,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::remote::{
-    Decoded, Failure, RemoteFn, cost_key, decode_records, function_id, render_input,
+    Decoded, Failure, RemoteFn, StateSpec, cost_key, decode_records, function_id, render_input,
 };
-use super::slot::{Batch, CallLink, Cancel, Delivery, Slots};
+use super::slot::{Batch, CallLink, CallState, Cancel, Delivery, Slots};
 use super::wire;
 use crate::engine::feed::{Feed, Pull, Pulled, READ_AHEAD};
 use crate::engine::gather::Gather;
@@ -63,14 +63,19 @@ pub(crate) struct Call<A: RemoteFn, I> {
     _f: PhantomData<A>,
 }
 
+/// A call's per-call state in the workers (`map_init`, `map_with`): `None` for none,
+/// `Some(Err(why))` when it cannot be made (each item then fails with `why`).
+pub(crate) type StateSetup = Option<Result<StateSpec, String>>;
+
 impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
     pub(crate) fn new(
         shared: Arc<Slots>,
         function: A,
         input: I,
         render: Option<Render<A::In>>,
+        state: StateSetup,
     ) -> Self {
-        Self::stoppable(shared, function, input, render, Arc::default())
+        Self::stoppable(shared, function, input, render, Arc::default(), state)
     }
 
     /// A call that [`Slots::stop_call`] with `cancel` stops, from any thread.
@@ -80,6 +85,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
         mut input: I,
         render: Option<Render<A::In>>,
         cancel: Arc<Cancel>,
+        state: StateSetup,
     ) -> Self {
         let (sender, receiver) = mpsc::channel();
         let cost_key = cost_key(function);
@@ -87,10 +93,24 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
         input.wake_with(move || {
             let _ = wake.send(Delivery::Input);
         });
-        let (function, refused) = match function_id(function) {
+        let (function, mut refused) = match function_id(function) {
             Ok(function) => (Some(function), None),
-            Err(err) => (None, Some(err)),
+            Err(err) => (
+                None,
+                Some(format!(
+                    "the function cannot be sent to a worker process: {err}"
+                )),
+            ),
         };
+        let state = match state {
+            None => None,
+            Some(Ok(spec)) => Some(CallState::new(spec, &shared)),
+            Some(Err(why)) => {
+                refused = refused.or(Some(why));
+                None
+            }
+        };
+        let function = function.filter(|_| refused.is_none());
         let nodes = shared.nodes;
         let hint = input.min_len();
         let max_batch = if hint > 0 {
@@ -111,6 +131,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 function,
                 sender,
                 cancel,
+                state,
             }),
             shared,
             receiver,
@@ -122,8 +143,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
             look_again: None,
             local: Vec::new(),
             render,
-            refused: refused
-                .map(|err| format!("the function cannot be sent to a worker process: {err}")),
+            refused,
             batch_size,
             fixed,
             max_batch,
@@ -419,8 +439,9 @@ pub(crate) fn run_map<A: RemoteFn>(
     function: A,
     items: impl IntoIterator<Item = A::In>,
     render: Option<Render<A::In>>,
+    state: StateSetup,
 ) -> Result<Vec<A::Out>, Failure<A>> {
-    run_map_stoppable(shared, function, items, render, Arc::default())
+    run_map_stoppable(shared, function, items, render, Arc::default(), state)
 }
 
 /// [`run_map`], stopped from another thread by [`Slots::stop_call`] with `cancel`: its
@@ -431,8 +452,10 @@ pub(crate) fn run_map_stoppable<A: RemoteFn>(
     items: impl IntoIterator<Item = A::In>,
     render: Option<Render<A::In>>,
     cancel: Arc<Cancel>,
+    state: StateSetup,
 ) -> Result<Vec<A::Out>, Failure<A>> {
-    let mut call = Call::<A, _>::stoppable(shared, function, items.into_iter(), render, cancel);
+    let mut call =
+        Call::<A, _>::stoppable(shared, function, items.into_iter(), render, cancel, state);
     let mut gather = Gather::default();
     while let Some(chunk) = call.next_chunk() {
         if chunk.failures.is_empty() {
@@ -471,11 +494,18 @@ impl<A: RemoteFn> LazyCall<A> {
         input: I,
         render: Option<Render<A::In>>,
         ordered: bool,
+        state: StateSetup,
     ) -> Self
     where
         I: Iterator<Item = A::In> + Send + 'static,
     {
-        let call = Call::new(shared, function, Feed::spawn(input, READ_AHEAD), render);
+        let call = Call::new(
+            shared,
+            function,
+            Feed::spawn(input, READ_AHEAD),
+            render,
+            state,
+        );
         let mut lazy = LazyCall {
             call,
             ordered,

@@ -12,20 +12,21 @@
 //! | `PANIC` | the item's bytes, then the `RemotePanic` (message, backtrace, location), postcard |
 //! | `BROKEN` | the item's bytes, then why it could not cross (`String`), postcard |
 
-use std::any::type_name;
+use std::any::{Any, type_name};
 use std::convert::Infallible;
 use std::error::Error;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::unsafe_code::{CodePointer, EntryOffset, EntryPoint};
-use super::wire::{FrameError, FunctionId};
-use super::worker::{Job, RunJob, Stop};
+use super::unsafe_code::{CodePointer, EntryOffset, EntryPoint, SharedFn, StateFn};
+use super::wire::{self, FrameError, FunctionId};
+use super::worker::{Job, RunJob, SetUp, SetUpJob, StateSlot, Stop};
 use crate::engine::item::ItemFailure;
 use crate::engine::render::{Render, shorten};
 use crate::error::{BoxError, ErrorKind, WorkerError};
@@ -428,19 +429,23 @@ star_args!(A, B, C, D, E, F);
 star_args!(A, B, C, D, E, F, G);
 star_args!(A, B, C, D, E, F, G, H);
 
-/// The user's function as a worker calls it: a function pointer, called with one item.
+/// The user's function as a worker calls it: a function pointer, called with one item
+/// (and the call's state in the worker, for `map_init` and `map_with`).
 pub(crate) trait Callee<In>: Copy + Send + Sync + 'static {
     /// What the function returns.
     type Output;
+    /// The per-call state it takes in the worker: `()` for none.
+    type State: 'static;
     /// The function pointer that crosses.
     type Code: CodePointer;
     fn code(self) -> Self::Code;
     fn from_code(code: Self::Code) -> Self;
-    fn call(self, input: In) -> Self::Output;
+    fn call(self, state: &mut Self::State, input: In) -> Self::Output;
 }
 
 impl<T: 'static, R: 'static> Callee<T> for fn(T) -> R {
     type Output = R;
+    type State = ();
     type Code = Self;
     fn code(self) -> Self {
         self
@@ -449,8 +454,42 @@ impl<T: 'static, R: 'static> Callee<T> for fn(T) -> R {
         code
     }
     #[inline]
-    fn call(self, input: T) -> R {
+    fn call(self, (): &mut (), input: T) -> R {
         self(input)
+    }
+}
+
+/// `map_init`: the worker's state for the call, then the item.
+impl<S: 'static, T: 'static, R: 'static> Callee<T> for StateFn<S, T, R> {
+    type Output = R;
+    type State = S;
+    type Code = Self;
+    fn code(self) -> Self {
+        self
+    }
+    fn from_code(code: Self) -> Self {
+        code
+    }
+    #[inline]
+    fn call(self, state: &mut S, input: T) -> R {
+        (self.0)(state, input)
+    }
+}
+
+/// `map_with`: the call's shared value, then the item.
+impl<S: 'static, T: 'static, R: 'static> Callee<T> for SharedFn<S, T, R> {
+    type Output = R;
+    type State = S;
+    type Code = Self;
+    fn code(self) -> Self {
+        self
+    }
+    fn from_code(code: Self) -> Self {
+        code
+    }
+    #[inline]
+    fn call(self, state: &mut S, input: T) -> R {
+        (self.0)(state, input)
     }
 }
 
@@ -473,6 +512,7 @@ impl<Args: StarArgs<R>, R> Spread<Args, R> {
 
 impl<Args: StarArgs<R>, R: 'static> Callee<Args> for Spread<Args, R> {
     type Output = R;
+    type State = ();
     type Code = Args::Fn;
     fn code(self) -> Args::Fn {
         self.0
@@ -481,7 +521,7 @@ impl<Args: StarArgs<R>, R: 'static> Callee<Args> for Spread<Args, R> {
         Spread(code)
     }
     #[inline]
-    fn call(self, input: Args) -> R {
+    fn call(self, (): &mut (), input: Args) -> R {
         Args::spread(self.0, input)
     }
 }
@@ -524,11 +564,13 @@ pub(crate) trait RemoteFn: Copy + Send + Sync + 'static {
     type Out: CrossProcess;
     type Err;
     type Wire: ErrorWire<Self::Err>;
+    /// The per-call state its items take in the worker (see [`StateSpec`]); `()` for none.
+    type State: 'static;
     /// The user's function pointer, whose place in the code crosses.
     type Code: CodePointer;
     fn code(self) -> Self::Code;
     fn from_code(code: Self::Code) -> Self;
-    fn call(self, input: Self::In) -> Result<Self::Out, Self::Err>;
+    fn call(self, state: &mut Self::State, input: Self::In) -> Result<Self::Out, Self::Err>;
 }
 
 /// What the parent gets for a failed item of `A`.
@@ -566,6 +608,14 @@ pub(crate) type Plain<T, R> = Remote<fn(T) -> R, T, Total, NoError>;
 pub(crate) type Fallible<T, R, E, W> = Remote<fn(T) -> Result<R, E>, T, Partial, W>;
 /// `starmap`: a function of several arguments, called with a tuple.
 pub(crate) type Starred<Args, R> = Remote<Spread<Args, R>, Args, Total, NoError>;
+/// `map_init`: `fn(&mut S, T) -> R`, `S` made in the worker by the call's `init`.
+pub(crate) type WithState<S, T, R> = Remote<StateFn<S, T, R>, T, Total, NoError>;
+/// The attributes' `init` (after merging): `fn(&mut S, T) -> Result<R, E>`.
+#[allow(dead_code)]
+pub(crate) type WithStateFallible<S, T, R, E, W> =
+    Remote<StateFn<S, T, Result<R, E>>, T, Partial, W>;
+/// `map_with`: `fn(&S, T) -> R`, `S` the call's shared value.
+pub(crate) type WithShared<S, T, R> = Remote<SharedFn<S, T, R>, T, Total, NoError>;
 
 impl<P, T, K, W> RemoteFn for Remote<P, T, K, W>
 where
@@ -579,6 +629,7 @@ where
     type Out = K::Ok;
     type Err = K::Err;
     type Wire = W;
+    type State = P::State;
     type Code = P::Code;
     fn code(self) -> P::Code {
         self.f.code()
@@ -587,8 +638,8 @@ where
         Remote::new(P::from_code(code))
     }
     #[inline]
-    fn call(self, input: T) -> Result<K::Ok, K::Err> {
-        K::split(self.f.call(input))
+    fn call(self, state: &mut P::State, input: T) -> Result<K::Ok, K::Err> {
+        K::split(self.f.call(state, input))
     }
 }
 
@@ -647,10 +698,33 @@ pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Sto
         header,
         payload,
         sink,
+        state,
     } = job;
     if header.fingerprint != fingerprint::<A>() {
         return Err(FrameError::TypeMismatch.into());
     }
+    let mut none = ();
+    let state: &mut dyn Any = match (header.state, state) {
+        (0, _) => &mut none,
+        (_, Some(StateSlot::Ready(state))) => &mut **state,
+        (_, Some(StateSlot::Failed { tag, why })) => {
+            // Its `init` panicked (or its shared value could not be decoded) in this
+            // worker: each item fails so, and `init` does not run again for this call.
+            return fail_every_item::<A>(header.count, payload, sink, *tag, why);
+        }
+        (_, None) => {
+            let mut why = Vec::new();
+            write(
+                "the worker has no state for this call: its set-up never arrived",
+                &mut why,
+            )
+            .map_err(io::Error::other)?;
+            return fail_every_item::<A>(header.count, payload, sink, BROKEN, &why);
+        }
+    };
+    let Some(state) = state.downcast_mut::<A::State>() else {
+        return Err(FrameError::TypeMismatch.into());
+    };
     let mut rest = *payload;
     for done in 0..header.count {
         let (item, after) = match postcard::take_from_bytes::<A::In>(rest) {
@@ -666,7 +740,7 @@ pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Sto
         };
         let input = &rest[..rest.len() - after.len()];
         rest = after;
-        match panic_capture::catch(|| f.call(item)) {
+        match panic_capture::catch(|| f.call(state, item)) {
             Ok(Ok(value)) => sink.record_ok(&value)?,
             Ok(Err(error)) => {
                 sink.record_failure(ERR, input, |out| A::Wire::encode(error, out))?;
@@ -685,6 +759,163 @@ pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Sto
         .into());
     }
     Ok(())
+}
+
+/// Records the same failure (`tag`, then the encoded `why`) for every item of a job.
+fn fail_every_item<A: RemoteFn>(
+    count: u32,
+    payload: &[u8],
+    sink: &mut super::worker::Sink<'_>,
+    tag: u8,
+    why: &[u8],
+) -> Result<(), Stop> {
+    let mut rest = payload;
+    for _ in 0..count {
+        // The item's copy goes with its failure, so that the error can show it.
+        let input = match postcard::take_from_bytes::<A::In>(rest) {
+            Ok((_, after)) => {
+                let input = &rest[..rest.len() - after.len()];
+                rest = after;
+                input
+            }
+            Err(_) => &[],
+        };
+        sink.record_failure(tag, input, |out| {
+            out.extend_from_slice(why);
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// How a job's items get their per-call state in the worker (`map_init`, `map_with`): a
+/// `SETUP` frame, sent by the slot before the first job of the call that its worker runs,
+/// names one of these entry points and carries the payload it takes. What it makes stays
+/// in the worker under the call's state id until a `FORGET` (the call ended) or the
+/// worker's exit.
+#[derive(Clone)]
+pub(crate) struct StateSpec {
+    pub(crate) function: FunctionId<SetUp>,
+    /// The shared value, serialized once per call (`map_with`); empty for `map_init`.
+    pub(crate) payload: Arc<Vec<u8>>,
+}
+
+impl StateSpec {
+    /// The state made by `init` in each worker (`map_init`).
+    ///
+    /// # Errors
+    /// Why `init` cannot be named in a worker, in words.
+    pub(crate) fn init<S: 'static>(init: fn() -> S) -> Result<Self, String> {
+        let function = setup_id(MakeState(init)).map_err(|err| {
+            format!("the `init` function cannot be sent to a worker process: {err}")
+        })?;
+        Ok(StateSpec {
+            function,
+            payload: Arc::new(Vec::new()),
+        })
+    }
+
+    /// `shared`, serialized now, made again once in each worker (`map_with`); `code` is
+    /// the call's function, which names the entry point's place.
+    ///
+    /// # Errors
+    /// Why `shared` cannot cross, in words.
+    pub(crate) fn shared<S: CrossProcess, C: CodePointer>(
+        shared: &S,
+        code: C,
+    ) -> Result<Self, String> {
+        let mut payload = Vec::new();
+        wire::write_bounded(shared, &mut payload)
+            .map_err(|err| err.describe("the shared value"))?;
+        let function = setup_id(DecodeShared::<S, C>(code, PhantomData))
+            .map_err(|err| format!("the function cannot be sent to a worker process: {err}"))?;
+        Ok(StateSpec {
+            function,
+            payload: Arc::new(payload),
+        })
+    }
+}
+
+fn setup_id<E: EntryPoint<SetUp>>(entry: E) -> Result<FunctionId<SetUp>, FrameError> {
+    Ok(FunctionId {
+        entry: EntryOffset::of(entry)?,
+        fingerprint: setup_fingerprint::<E>(),
+    })
+}
+
+/// A hash of the set-up entry point's type (which names the state's type).
+fn setup_fingerprint<E>() -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (type_name::<E>(), "setup").hash(&mut hasher);
+    hasher.finish()
+}
+
+/// `map_init`'s set-up: runs `init` in the worker, its panic caught.
+struct MakeState<S>(fn() -> S);
+
+impl<S> Clone for MakeState<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for MakeState<S> {}
+
+impl<S: 'static> EntryPoint<SetUp> for MakeState<S> {
+    type Code = fn() -> S;
+    fn code(self) -> Self::Code {
+        self.0
+    }
+    fn from_code(code: Self::Code) -> Self {
+        MakeState(code)
+    }
+    fn run(self, job: &mut SetUpJob<'_>) -> StateSlot {
+        if job.header.fingerprint != setup_fingerprint::<Self>() {
+            return StateSlot::broken(&FrameError::TypeMismatch.to_string());
+        }
+        match panic_capture::catch(self.0) {
+            Ok(state) => StateSlot::Ready(Box::new(state)),
+            Err(caught) => {
+                StateSlot::panicked(RemotePanic::new(caught).in_set_up("the call's `init`"))
+            }
+        }
+    }
+}
+
+/// `map_with`'s set-up: decodes the shared value in the worker. `C` is the call's
+/// function, which only names the place.
+struct DecodeShared<S, C>(C, PhantomData<fn() -> S>);
+
+impl<S, C: Copy> Clone for DecodeShared<S, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S, C: Copy> Copy for DecodeShared<S, C> {}
+
+impl<S: CrossProcess, C: CodePointer> EntryPoint<SetUp> for DecodeShared<S, C> {
+    type Code = C;
+    fn code(self) -> C {
+        self.0
+    }
+    fn from_code(code: C) -> Self {
+        DecodeShared(code, PhantomData)
+    }
+    fn run(self, job: &mut SetUpJob<'_>) -> StateSlot {
+        if job.header.fingerprint != setup_fingerprint::<Self>() {
+            return StateSlot::broken(&FrameError::TypeMismatch.to_string());
+        }
+        match panic_capture::catch(|| postcard::from_bytes::<S>(job.payload)) {
+            Ok(Ok(shared)) => StateSlot::Ready(Box::new(shared)),
+            Ok(Err(err)) => StateSlot::broken(&format!(
+                "the shared value could not be decoded in the worker: {err}"
+            )),
+            Err(caught) => {
+                StateSlot::panicked(RemotePanic::new(caught).in_set_up("decoding the shared value"))
+            }
+        }
+    }
 }
 
 /// Appends `value` in postcard to `out`; on error `out` is left as it was.

@@ -19,11 +19,12 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use super::remote::StateSpec;
 use super::unsafe_code::code_range;
 use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key};
 use super::worker::RunJob;
@@ -56,6 +57,17 @@ pub(crate) struct Slots {
 struct Queue {
     batches: VecDeque<Batch>,
     state: State,
+    /// Counts the calls with a per-call state that ended: a slot whose worker holds
+    /// states looks at it to drop theirs at once, even when no other work comes.
+    ended: u64,
+}
+
+/// What a slot thread does next.
+enum Next {
+    Batch(Batch),
+    /// A call with a per-call state ended: tell the worker to drop the states it holds
+    /// for calls that ended.
+    Forget,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +112,7 @@ impl Slots {
             queue: Mutex::new(Queue {
                 batches: VecDeque::new(),
                 state: State::Running,
+                ended: 0,
             }),
             work: Condvar::new(),
             states: (0..nodes).map(|_| Mutex::default()).collect(),
@@ -120,14 +133,20 @@ impl Slots {
         }
     }
 
-    fn next_batch(&self) -> Option<Batch> {
+    /// The next batch, or [`Next::Forget`] when `holding` (the worker holds states of
+    /// calls) and a call with a state ended since `seen`.
+    fn next_batch(&self, seen: &mut u64, holding: bool) -> Option<Next> {
         let mut queue = lock(&self.queue);
         loop {
             if queue.state == State::Terminating {
                 return None;
             }
             if let Some(batch) = queue.batches.pop_front() {
-                return Some(batch);
+                return Some(Next::Batch(batch));
+            }
+            if holding && queue.ended != *seen {
+                *seen = queue.ended;
+                return Some(Next::Forget);
             }
             if queue.state == State::Closing {
                 return None;
@@ -187,6 +206,13 @@ impl Slots {
         }
     }
 
+    /// A call with a per-call state ended: the slots whose workers hold states drop the
+    /// ones of calls that ended, now rather than when they next get work.
+    fn call_ended(&self) {
+        lock(&self.queue).ended += 1;
+        self.work.notify_all();
+    }
+
     pub(crate) fn remembered_cost(&self, fingerprint: u64) -> Option<u64> {
         lock(&self.costs).get(&fingerprint).copied()
     }
@@ -203,6 +229,38 @@ pub(crate) struct CallLink {
     pub(crate) sender: Sender<Delivery>,
     /// Set when the caller no longer wants results (see [`Slots::stop_call`]).
     pub(crate) cancel: Arc<Cancel>,
+    /// The call's per-call state (`map_init`, `map_with`), set up in each worker before
+    /// the first job of the call it runs.
+    pub(crate) state: Option<CallState>,
+}
+
+/// A call's per-call state: its id in the workers and how it is made.
+pub(crate) struct CallState {
+    pub(crate) id: u64,
+    pub(crate) spec: StateSpec,
+    /// Told when the call ends (the link is dropped with its last batch).
+    pub(crate) slots: Weak<Slots>,
+}
+
+impl CallState {
+    /// A new id, unique in this process: ids of calls that ended are never used again,
+    /// so a worker cannot mistake an old state for a new call's.
+    pub(crate) fn new(spec: StateSpec, slots: &Arc<Slots>) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        CallState {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            spec,
+            slots: Arc::downgrade(slots),
+        }
+    }
+}
+
+impl Drop for CallState {
+    fn drop(&mut self) {
+        if let Some(slots) = self.slots.upgrade() {
+            slots.call_ended();
+        }
+    }
 }
 
 /// Stops one call from any thread (see [`Slots::stop_call`]).
@@ -389,8 +447,21 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
         shared,
         index,
         worker: None,
+        holding: Vec::new(),
+        set_up_sent: false,
     };
-    while let Some(mut batch) = slot.shared.next_batch() {
+    let mut seen = 0;
+    while let Some(next) = {
+        let holding = !slot.holding.is_empty();
+        slot.shared.next_batch(&mut seen, holding)
+    } {
+        let mut batch = match next {
+            Next::Batch(batch) => batch,
+            Next::Forget => {
+                slot.forget_ended();
+                continue;
+            }
+        };
         slot.serve(Some(&batch.link.cancel));
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| slot.run(&mut batch)));
         if outcome.is_err() {
@@ -415,6 +486,10 @@ struct Slot {
     shared: Arc<Slots>,
     index: usize,
     worker: Option<WorkerProcess>,
+    /// The per-call states the worker holds: their ids, and the calls they are for.
+    holding: Vec<(u64, Weak<CallLink>)>,
+    /// The current job followed a `SETUP`.
+    set_up_sent: bool,
 }
 
 impl Slot {
@@ -453,9 +528,12 @@ impl Slot {
             }
             let was_ready = self.worker.as_ref().is_some_and(|w| w.ready);
             let whole = batch.delivered == 0;
+            self.set_up_sent = false;
             match self.exchange(batch, careful) {
                 Exchange::Finished { elapsed } => {
-                    if whole {
+                    // A job after a `SETUP` waited for the state to be made (`init`, the
+                    // shared value decoded): its time says nothing of its items' cost.
+                    if whole && !self.set_up_sent {
                         batch.measured = Some((batch.count(), elapsed));
                     }
                     if batch.delivered < batch.count() {
@@ -535,12 +613,14 @@ impl Slot {
             fingerprint: function.fingerprint,
             flags: if careful { FLUSH_EACH } else { 0 },
             count: u32::try_from(batch.count() - from).expect("batches hold under 4 billion items"),
+            state: batch.link.state.as_ref().map_or(0, |state| state.id),
         };
         let payload = &batch.bytes[batch.offsets[from] as usize..];
-        let head = wire::encode_job_header(key, function.entry, &header, payload.len());
-        if worker
-            .writer
-            .write_all(&head)
+        let head = wire::encode_job_header(wire::JOB, key, function.entry, &header, payload.len());
+        let set_up = set_up_state(&mut self.holding, &batch.link, worker, key);
+        if set_up
+            .map(|sent| self.set_up_sent = sent)
+            .and_then(|()| worker.writer.write_all(&head))
             .and_then(|()| worker.writer.write_all(payload))
             .is_err()
         {
@@ -713,8 +793,22 @@ impl Slot {
         })
     }
 
+    /// Tells the worker to drop the states it holds for calls that ended.
+    fn forget_ended(&mut self) {
+        let Some(worker) = self.worker.as_mut() else {
+            self.holding.clear();
+            return;
+        };
+        if forget_ended(&mut self.holding, worker).is_err() {
+            // It is gone: it is replaced when work next needs one.
+            self.discard_worker();
+        }
+    }
+
     /// Kills the worker (if any) and reaps it; returns how it ended, in words.
     fn discard_worker(&mut self) -> String {
+        // A new worker holds no state: each call sets its state up there again.
+        self.holding.clear();
         let Some(mut worker) = self.worker.take() else {
             return "was not running".into();
         };
@@ -733,6 +827,7 @@ impl Slot {
 
     /// Asks the worker to exit (end of its input), waits a little, then kills it.
     fn close_worker(&mut self) {
+        self.holding.clear();
         let Some(mut worker) = self.worker.take() else {
             return;
         };
@@ -755,6 +850,65 @@ impl Slot {
         };
         event!(self.debug(), worker = self.index, pid = worker.pid, status = %describe(status), "worker process exited");
     }
+}
+
+/// Sends `worker` what it needs before a job of `link`'s call: `FORGET` for the states of
+/// calls that ended (whatever the job), and `SETUP` for the call's own state if it does
+/// not hold it yet; whether it sent a `SETUP`.
+fn set_up_state(
+    holding: &mut Vec<(u64, Weak<CallLink>)>,
+    link: &Arc<CallLink>,
+    worker: &mut WorkerProcess,
+    key: Key,
+) -> io::Result<bool> {
+    if !holding.is_empty() {
+        forget_ended(holding, worker)?;
+    }
+    let Some(state) = &link.state else {
+        return Ok(false);
+    };
+    if holding.iter().any(|(id, _)| *id == state.id) {
+        return Ok(false);
+    }
+    let spec = &state.spec;
+    let header = JobHeader {
+        fingerprint: spec.function.fingerprint,
+        flags: 0,
+        count: 0,
+        state: state.id,
+    };
+    let head = wire::encode_job_header(
+        wire::SETUP,
+        key,
+        spec.function.entry,
+        &header,
+        spec.payload.len(),
+    );
+    worker.writer.write_all(&head)?;
+    worker.writer.write_all(&spec.payload)?;
+    holding.push((state.id, Arc::downgrade(link)));
+    Ok(true)
+}
+
+/// Sends `worker` a `FORGET` for the states it holds of calls that ended, if any.
+fn forget_ended(
+    holding: &mut Vec<(u64, Weak<CallLink>)>,
+    worker: &mut WorkerProcess,
+) -> io::Result<()> {
+    let mut ended = Vec::new();
+    holding.retain(|(id, call)| {
+        let live = call.strong_count() > 0;
+        if !live {
+            ended.push(*id);
+        }
+        live
+    });
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let mut frame = Vec::new();
+    wire::encode_forget(&mut frame, &ended);
+    worker.writer.write_all(&frame)
 }
 
 /// How a worker process ended, in words: "exited with status 3", "was killed by signal 9

@@ -165,6 +165,50 @@ code_pointer!(A, B, C, D, E, F);
 code_pointer!(A, B, C, D, E, F, G);
 code_pointer!(A, B, C, D, E, F, G, H);
 
+macro_rules! state_pointer {
+    ($(#[$doc:meta])* $name:ident, $($state:tt)+) => {
+        $(#[$doc])*
+        pub(crate) struct $name<S, T, R>(pub(crate) for<'a> fn($($state)+ S, T) -> R);
+
+        impl<S, T, R> Clone for $name<S, T, R> {
+            fn clone(&self) -> Self {
+                *self
+            }
+        }
+
+        impl<S, T, R> Copy for $name<S, T, R> {}
+
+        impl<S: 'static, T: 'static, R: 'static> CodePointer for $name<S, T, R> {
+            fn address(self) -> usize {
+                self.0 as usize
+            }
+        }
+
+        impl<S: 'static, T: 'static, R: 'static> address::FromAddress for $name<S, T, R> {
+            unsafe fn from_address(address: usize) -> Self {
+                // SAFETY: as for the plain function pointers above: the caller guarantees
+                // that `address` is that of a function of exactly the wrapped type, which
+                // a value of this type pointed to.
+                $name(unsafe { std::mem::transmute::<usize, for<'a> fn($($state)+ S, T) -> R>(address) })
+            }
+        }
+    };
+}
+
+state_pointer! {
+    /// A function of a worker's per-call state and an item, `fn(&mut S, T) -> R`
+    /// (`map_init`). A type of its own rather than the function pointer itself: an
+    /// implementation for `for<'a> fn(&'a mut S, T) -> R` beside the one for `fn(A, B) ->
+    /// R` is a future-incompatible overlap (rustc's `coherence_leak_check`).
+    StateFn, &'a mut
+}
+
+state_pointer! {
+    /// A function of a call's shared value and an item, `fn(&S, T) -> R` (`map_with`);
+    /// a type of its own for the same reason as [`StateFn`].
+    SharedFn, &'a
+}
+
 /// The function pointer type of every `entry::<_, S>`: the address of the user's function,
 /// and what the entry point works on.
 type EntryFn<S> = for<'a, 'r> fn(usize, &'r mut <S as Signature>::Cx<'a>) -> <S as Signature>::Out;

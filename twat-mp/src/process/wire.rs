@@ -6,7 +6,9 @@
 //! | kind | from | body after the kind byte |
 //! |---|---|---|
 //! | `HELLO` | parent | magic, version, executable identity, the pool's key |
-//! | `JOB` | parent | entry point offset, function offset, type fingerprint, flags, item count, tag, items |
+//! | `JOB` | parent | entry point offset, function offset, type fingerprint, flags, item count, state id, tag, items |
+//! | `SETUP` | parent | as `JOB`, for the entry point that makes the per-call state `state id` (`map_init`, `map_with`); its payload is the shared value, if any; no answer |
+//! | `FORGET` | parent | state ids (u64 each) of calls that ended: the worker drops their states; no answer |
 //! | `READY` | worker | magic, version, executable identity, pid |
 //! | `RESULTS` | worker | record count, records (see `remote`) |
 //! | `DONE` | worker | — (the job's last frame) |
@@ -37,7 +39,7 @@ use super::unsafe_code::{
 };
 
 pub(crate) const MAGIC: [u8; 4] = *b"TWMP";
-pub(crate) const VERSION: u16 = 3;
+pub(crate) const VERSION: u16 = 4;
 /// The most bytes one item or one result may take once serialized
 /// ([`ProcessPool::MAX_ITEM_BYTES`](crate::ProcessPool::MAX_ITEM_BYTES)): its encoding
 /// stops there, before anything is sent, and that item alone fails.
@@ -51,6 +53,8 @@ pub(crate) const MAX_FRAME: usize = MAX_ITEM + FRAME_SLACK;
 
 pub(crate) const HELLO: u8 = 1;
 pub(crate) const JOB: u8 = 2;
+pub(crate) const SETUP: u8 = 3;
+pub(crate) const FORGET: u8 = 4;
 pub(crate) const READY: u8 = 11;
 pub(crate) const RESULTS: u8 = 12;
 pub(crate) const DONE: u8 = 13;
@@ -248,8 +252,18 @@ pub(crate) fn read_frame(reader: &mut impl Read, body: &mut Vec<u8>) -> io::Resu
         ));
     }
     body.clear();
-    body.resize(len, 0);
-    reader.read_exact(body)?;
+    if len <= 1 << 20 {
+        body.resize(len, 0);
+        reader.read_exact(body)?;
+    } else {
+        // A large frame (a shared value of `map_with`): read into reserved memory
+        // rather than zeroing it first, one pass over it fewer.
+        body.reserve_exact(len);
+        let got = reader.take(len as u64).read_to_end(body)?;
+        if got < len {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
     Ok(true)
 }
 
@@ -437,20 +451,32 @@ pub(crate) struct JobHeader {
     pub(crate) fingerprint: u64,
     pub(crate) flags: u8,
     pub(crate) count: u32,
+    /// The per-call state the job's items use (`map_init`, `map_with`), or the one a
+    /// `SETUP` makes; 0 for none.
+    pub(crate) state: u64,
 }
 
 impl JobHeader {
     /// What the tag covers besides the offset: every other field of the frame.
-    fn signed(&self, payload_len: usize) -> (u64, u8, u32, u64) {
-        (self.fingerprint, self.flags, self.count, payload_len as u64)
+    fn signed(&self, payload_len: usize) -> (u64, u8, u32, u64, u64) {
+        (
+            self.fingerprint,
+            self.flags,
+            self.count,
+            self.state,
+            payload_len as u64,
+        )
     }
 }
 
-const JOB_HEADER_LEN: usize = 1 + 8 + 8 + 8 + 1 + 4 + 8;
+const JOB_HEADER_LEN: usize = 1 + 8 + 8 + 8 + 1 + 4 + 8 + 8;
+/// Where a `JOB` or `SETUP` body holds its state id.
+const STATE_AT: usize = 1 + 8 + 8 + 8 + 1 + 4;
 
 /// The bytes before a job's items (length prefix included) for `payload_len` bytes of
-/// items of the function `entry` names.
+/// items of the function `entry` names: a frame of `kind` (`JOB` or `SETUP`).
 pub(crate) fn encode_job_header<S: Signature>(
+    kind: u8,
     key: Key,
     entry: EntryOffset<S>,
     header: &JobHeader,
@@ -459,36 +485,72 @@ pub(crate) fn encode_job_header<S: Signature>(
     let mut out = Vec::with_capacity(4 + JOB_HEADER_LEN);
     let len = u32::try_from(JOB_HEADER_LEN + payload_len).expect("a batch stays under 4 GiB");
     out.extend_from_slice(&len.to_le_bytes());
-    out.push(JOB);
+    out.push(kind);
     out.extend_from_slice(&entry.entry().to_le_bytes());
     out.extend_from_slice(&entry.code().to_le_bytes());
     out.extend_from_slice(&header.fingerprint.to_le_bytes());
     out.push(header.flags);
     out.extend_from_slice(&header.count.to_le_bytes());
+    out.extend_from_slice(&header.state.to_le_bytes());
     let tag = key.tag(entry, &header.signed(payload_len));
     out.extend_from_slice(&tag.to_le_bytes());
     out
 }
 
-/// Checks a `JOB` body completely and resolves its function in this process: its header,
-/// its items, and the function to run them with.
+/// Checks a `JOB` (or, with `kind`, `SETUP`) body completely and resolves its function in
+/// this process: its header, its items, and the function to run them with.
 pub(crate) fn verify_job<S: Signature>(
+    kind: u8,
     key: Key,
     body: &[u8],
 ) -> Result<(JobHeader, &[u8], Resolved<S>), FrameError> {
     let mut cursor = Cursor::new(body);
-    cursor.kind(JOB, "job")?;
+    cursor.kind(kind, if kind == SETUP { "setup" } else { "job" })?;
     let entry = cursor.u64()?;
     let code = cursor.u64()?;
     let header = JobHeader {
         fingerprint: cursor.u64()?,
         flags: cursor.u8()?,
         count: cursor.u32()?,
+        state: cursor.u64()?,
     };
     let tag = cursor.u64()?;
     let payload = cursor.rest();
     let function = Resolved::resolve(key, entry, code, &header.signed(payload.len()), tag)?;
     Ok((header, payload, function))
+}
+
+/// The state id of a `JOB` or `SETUP` body, read before (or without) the checks of
+/// [`verify_job`]: what a refused `SETUP` is recorded under.
+pub(crate) fn state_of(body: &[u8]) -> Option<u64> {
+    let mut cursor = Cursor::new(body.get(STATE_AT..)?);
+    cursor.u64().ok()
+}
+
+/// `FORGET`: the worker drops the states of these ids (their calls ended).
+pub(crate) fn encode_forget(out: &mut Vec<u8>, states: &[u64]) {
+    let start = begin_frame(out, FORGET);
+    for state in states {
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    end_frame(out, start);
+}
+
+/// The state ids of a `FORGET` body.
+pub(crate) fn decode_forget(body: &[u8]) -> Result<Vec<u64>, FrameError> {
+    let mut cursor = Cursor::new(body);
+    cursor.kind(FORGET, "forget")?;
+    let rest = cursor.rest();
+    if rest.len() % 8 != 0 {
+        return Err(FrameError::Truncated {
+            needed: rest.len().next_multiple_of(8) + 1,
+            got: body.len(),
+        });
+    }
+    Ok(rest
+        .chunks_exact(8)
+        .map(|id| u64::from_le_bytes(id.try_into().expect("8 bytes")))
+        .collect())
 }
 
 /// What parent and worker compare in the handshake: the size of the code and where a few
@@ -548,23 +610,26 @@ mod tests {
             fingerprint: 42,
             flags: 0,
             count: 1,
+            state: 9,
         };
         let entry = EntryOffset::<Probe>::of(Calls(|| 7)).unwrap();
-        let mut frame = encode_job_header(key, entry, &header, payload.len());
+        let mut frame = encode_job_header(JOB, key, entry, &header, payload.len());
         frame.extend_from_slice(payload);
         frame.split_off(4)
     }
 
     fn decode_job(key: Key, body: &[u8]) -> Result<(JobHeader, &[u8]), FrameError> {
-        verify_job::<Probe>(key, body).map(|(header, payload, _)| (header, payload))
+        verify_job::<Probe>(JOB, key, body).map(|(header, payload, _)| (header, payload))
     }
 
     #[test]
     fn a_job_round_trips_with_the_right_key() {
         let key = Key::random();
         let body = job(key, b"items");
-        let (header, payload, function) = verify_job::<Probe>(key, &body).unwrap();
+        let (header, payload, function) = verify_job::<Probe>(JOB, key, &body).unwrap();
         assert_eq!(header.fingerprint, 42);
+        assert_eq!(header.state, 9);
+        assert_eq!(state_of(&body), Some(9));
         assert_eq!(header.count, 1);
         assert_eq!(payload, b"items");
         assert_eq!(function.call(&mut ()), 7);
@@ -596,6 +661,16 @@ mod tests {
             decode_job(key, &retyped).unwrap_err(),
             FrameError::UnknownFunction
         );
+        let mut restated = body.clone();
+        restated[STATE_AT] ^= 1; // another state, same tag
+        assert_eq!(
+            decode_job(key, &restated).unwrap_err(),
+            FrameError::UnknownFunction
+        );
+        assert!(matches!(
+            verify_job::<Probe>(SETUP, key, &body),
+            Err(FrameError::UnexpectedKind { .. })
+        ));
         let mut longer = body;
         longer.push(0); // another payload length
         assert_eq!(
@@ -662,6 +737,17 @@ mod tests {
         assert!(matches!(err, Unencodable::TooLarge));
         assert!(err.describe("the item").contains("1 GiB"));
         assert_eq!(out.len(), 8);
+    }
+
+    #[test]
+    fn forget_frames_round_trip_and_refuse_a_broken_id() {
+        let mut out = Vec::new();
+        encode_forget(&mut out, &[3, u64::MAX]);
+        let mut body = Vec::new();
+        assert!(read_frame(&mut &out[..], &mut body).unwrap());
+        assert_eq!(decode_forget(&body).unwrap(), [3, u64::MAX]);
+        body.pop();
+        assert!(decode_forget(&body).is_err());
     }
 
     #[test]

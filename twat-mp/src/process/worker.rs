@@ -1,6 +1,7 @@
 //! The worker side: a copy of the program, started by a pool with [`MARKER`] set, that
 //! turns into a worker before `main` and serves jobs until its parent goes away.
 
+use std::any::Any;
 use std::io::{self, BufReader, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -12,6 +13,7 @@ use super::unsafe_code::{
     Signature, die_with_parent, ignore_sigpipe, replace_stdin, report_stack_overflow,
 };
 use super::wire::{self, FLUSH_EACH, FrameError, JobHeader, Key};
+use crate::panic_capture::RemotePanic;
 
 /// The environment variable that makes a started copy a worker: `pid/depth`, the pid of
 /// the parent that started it (so that a program a worker starts, inheriting it, is not
@@ -78,6 +80,93 @@ pub(crate) struct Job<'a> {
     /// The items, postcard, one after the other.
     pub(crate) payload: &'a [u8],
     pub(crate) sink: Sink<'a>,
+    /// The call's state in this worker, when the job names one (`header.state`) and it
+    /// was set up.
+    pub(crate) state: Option<&'a mut StateSlot>,
+}
+
+/// The shape of what a `SETUP` frame names: a function that makes a call's state in this
+/// worker (`remote::StateSpec`).
+pub(crate) enum SetUp {}
+
+impl Signature for SetUp {
+    type Cx<'a> = SetUpJob<'a>;
+    type Out = StateSlot;
+}
+
+/// One `SETUP`, as the function it names gets it.
+pub(crate) struct SetUpJob<'a> {
+    pub(crate) header: JobHeader,
+    /// The shared value (`map_with`), postcard; empty for `map_init`.
+    pub(crate) payload: &'a [u8],
+}
+
+/// A call's state in this worker: made once, when the worker first gets an item of the
+/// call, and used by each of its items here.
+pub(crate) enum StateSlot {
+    /// What `init` returned, or the shared value.
+    Ready(Box<dyn Any>),
+    /// It could not be made: every item of the call in this worker fails with this
+    /// record (`tag`, then `why` as it follows the item's copy).
+    Failed { tag: u8, why: Vec<u8> },
+}
+
+impl StateSlot {
+    /// Its maker panicked.
+    pub(crate) fn panicked(panic: RemotePanic) -> Self {
+        let mut why = Vec::new();
+        match write(&panic, &mut why) {
+            Ok(()) => StateSlot::Failed {
+                tag: remote::PANIC,
+                why,
+            },
+            Err(err) => Self::broken(&format!("its panic could not be serialized: {err}")),
+        }
+    }
+
+    /// It could not be made, for the reason `why`.
+    pub(crate) fn broken(why: &str) -> Self {
+        let mut bytes = Vec::new();
+        // A `String` always encodes.
+        let _ = write(why, &mut bytes);
+        StateSlot::Failed {
+            tag: remote::BROKEN,
+            why: bytes,
+        }
+    }
+}
+
+/// The states of the calls this worker serves, by state id: few (one per call running
+/// here at once), so a list.
+#[derive(Default)]
+pub(crate) struct States(Vec<(u64, StateSlot)>);
+
+impl States {
+    fn get(&mut self, id: u64) -> Option<&mut StateSlot> {
+        self.0
+            .iter_mut()
+            .find(|(held, _)| *held == id)
+            .map(|(_, slot)| slot)
+    }
+
+    /// Runs a `SETUP` frame: makes the state it names, or records why it cannot be made.
+    fn set_up(&mut self, key: Key, body: &[u8]) {
+        let Some(id) = wire::state_of(body).filter(|&id| id != 0) else {
+            // Without an id, no job can ask for it: nothing to record.
+            return;
+        };
+        let slot = match wire::verify_job::<SetUp>(wire::SETUP, key, body) {
+            Ok((header, payload, function)) => function.call(&mut SetUpJob { header, payload }),
+            Err(err) => StateSlot::broken(&format!("the call's state could not be set up: {err}")),
+        };
+        self.forget(&[id]);
+        self.0.push((id, slot));
+    }
+
+    /// Drops the states of calls that ended (a `FORGET` frame).
+    fn forget(&mut self, ids: &[u64]) {
+        self.0.retain(|(held, _)| !ids.contains(held));
+    }
 }
 
 /// Why a trampoline stopped early.
@@ -160,6 +249,9 @@ fn serve() -> io::Result<()> {
     wire::encode_ready(&mut out);
     writer.write_all(&out)?;
 
+    // Dropped when the worker stops serving (its parent closed its input), so that a
+    // state's `Drop` runs (a connection closed cleanly) before the process exits.
+    let mut states = States::default();
     loop {
         match wire::read_frame(&mut reader, &mut body) {
             Ok(true) => {}
@@ -169,7 +261,20 @@ fn serve() -> io::Result<()> {
             }
             Err(err) => return Err(err),
         }
-        run_job(key, &body, &mut writer)?;
+        match body[0] {
+            wire::SETUP => {
+                states.set_up(key, &body);
+                if body.capacity() > 1 << 20 {
+                    // A large shared value: its bytes are not kept twice.
+                    body = Vec::new();
+                }
+            }
+            wire::FORGET => match wire::decode_forget(&body) {
+                Ok(ids) => states.forget(&ids),
+                Err(err) => return refuse(&mut writer, true, &err),
+            },
+            _ => run_job(key, &body, &mut writer, &mut states)?,
+        }
     }
 }
 
@@ -189,16 +294,26 @@ fn set_up_as_main(socket: &UnixStream) -> io::Result<()> {
 }
 
 /// Runs one job frame, answering `RESULTS…DONE` or `REFUSED`.
-pub(crate) fn run_job(key: Key, body: &[u8], writer: &mut dyn Write) -> io::Result<()> {
-    let (header, payload, function) = match wire::verify_job::<RunJob>(key, body) {
+pub(crate) fn run_job(
+    key: Key,
+    body: &[u8],
+    writer: &mut dyn Write,
+    states: &mut States,
+) -> io::Result<()> {
+    let (header, payload, function) = match wire::verify_job::<RunJob>(wire::JOB, key, body) {
         Ok(job) => job,
         Err(err) => return refuse(writer, false, &err),
     };
     let sink = Sink::new(writer, header.flags & FLUSH_EACH != 0);
+    let state = match header.state {
+        0 => None,
+        id => states.get(id),
+    };
     let mut job = Job {
         header,
         payload,
         sink,
+        state,
     };
     let outcome = function.call(&mut job);
     let sink = job.sink;
@@ -407,8 +522,9 @@ mod tests {
             fingerprint: function.fingerprint,
             flags: 0,
             count: u32::try_from(items.len()).unwrap(),
+            state: 0,
         };
-        let mut frame = encode_job_header(key, function.entry, &header, payload.len());
+        let mut frame = encode_job_header(wire::JOB, key, function.entry, &header, payload.len());
         frame.extend_from_slice(&payload);
         frame.split_off(4)
     }
@@ -431,7 +547,7 @@ mod tests {
         let key = Key::random();
         let body = job_frame::<A>(key, function, &[1, 2, 3]);
         let mut out = Vec::new();
-        run_job(key, &body, &mut out).unwrap();
+        run_job(key, &body, &mut out, &mut States::default()).unwrap();
         let frames = answers(&out);
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].0, wire::RESULTS);
@@ -467,14 +583,14 @@ mod tests {
         // Tagged with another key: not a function this pool sent.
         let body = job_frame::<Plain<u64, u64>>(Key::random(), function, &[1]);
         let mut out = Vec::new();
-        run_job(key, &body, &mut out).unwrap();
+        run_job(key, &body, &mut out, &mut States::default()).unwrap();
         assert!(refusal(&out).starts_with("unknown function"));
         // Another offset under the tag of this one. (A valid tag for an offset outside the
         // code cannot be made: `unsafe_code`'s tests check that refusal.)
         let mut body = job_frame::<Plain<u64, u64>>(key, function, &[1]);
         body[1] ^= 0x10;
         out.clear();
-        run_job(key, &body, &mut out).unwrap();
+        run_job(key, &body, &mut out, &mut States::default()).unwrap();
         assert!(refusal(&out).starts_with("unknown function"));
     }
 
@@ -487,7 +603,7 @@ mod tests {
         let key = Key::random();
         let body = job_frame::<Plain<u64, u64>>(key, function, &[1]);
         let mut out = Vec::new();
-        run_job(key, &body, &mut out).unwrap();
+        run_job(key, &body, &mut out, &mut States::default()).unwrap();
         assert!(refusal(&out).starts_with("type mismatch"));
     }
 
@@ -495,10 +611,10 @@ mod tests {
     fn a_malformed_job_is_refused() {
         let key = Key::random();
         let mut out = Vec::new();
-        run_job(key, &[wire::JOB, 1, 2], &mut out).unwrap();
+        run_job(key, &[wire::JOB, 1, 2], &mut out, &mut States::default()).unwrap();
         assert!(refusal(&out).starts_with("malformed frame: truncated"));
         out.clear();
-        run_job(key, &[wire::HELLO], &mut out).unwrap();
+        run_job(key, &[wire::HELLO], &mut out, &mut States::default()).unwrap();
         assert!(refusal(&out).starts_with("malformed frame: expected a job"));
     }
 
@@ -512,11 +628,12 @@ mod tests {
             fingerprint: function.fingerprint,
             flags: 0,
             count: 2,
+            state: 0,
         };
-        let mut frame = encode_job_header(key, function.entry, &header, payload.len());
+        let mut frame = encode_job_header(wire::JOB, key, function.entry, &header, payload.len());
         frame.extend_from_slice(&payload);
         let mut out = Vec::new();
-        run_job(key, &frame[4..], &mut out).unwrap();
+        run_job(key, &frame[4..], &mut out, &mut States::default()).unwrap();
         let frames = answers(&out);
         let decoded = decode_records::<Plain<String, usize>>(&frames[0].1[5..], 0, 2, 0, None);
         assert_eq!(decoded.failures.len(), 2);

@@ -35,10 +35,12 @@ use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
 use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
+use crate::process::remote::StateSpec;
 use crate::process::remote::{
     AsValue, Callee, ErrorWire, NoError, Partial, Split, Spread, Total, render_input,
 };
-use crate::process::{CrossProcess, CrossProcessError, ProcessPool, StarArgs, wire};
+use crate::process::unsafe_code::{SharedFn, StateFn};
+use crate::process::{CrossProcess, CrossProcessError, ProcessPool, StarArgs, StateSetup, wire};
 
 use call::{Limits, SessionCall, Transport};
 use session::{Answer, Sessions};
@@ -509,7 +511,205 @@ impl AsyncProcessPool {
         T: CrossProcess,
         R: CrossProcess,
     {
-        self.call::<_, _, Total, NoError, _>(f, items.into_iter(), None, ordered)
+        self.call::<_, _, Total, NoError, _>(f, items.into_iter(), None, ordered, None)
+    }
+
+    /// Like [`map`](Self::map), with a state that each worker process makes once per
+    /// call, for the tasks it runs of that call: a client, a connection pool, a cache.
+    ///
+    /// What runs where: the call keeps a *session* on up to one worker process per node,
+    /// and the state belongs to the session. `init` runs **in the worker process**, once
+    /// when a session starts there, before its first task; `f` runs in that worker for
+    /// each of the session's items, with `&mut S`, and returns the item's future, which
+    /// then runs as a task of the worker's runtime. The tasks of one worker run at once,
+    /// so `f` takes what the future needs from the state (a clone of a client handle, a
+    /// copy of a setting) and the future is `'static`: it cannot borrow the state (a
+    /// closure returning an `async move` block, or a named `fn` whose return type says
+    /// so: `-> impl Future<Output = R> + use<>`; an `async fn` taking `&mut S` does not
+    /// fit, since its future borrows the state). The
+    /// state never crosses (it needs no serde), and is dropped in the worker when the
+    /// session ends, with the call. A worker that dies (or is replaced after its
+    /// [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild)) takes its state
+    /// with it; the session that replaces it runs `init` again. A panic in `init` ends
+    /// that session before it takes items and fails one waiting item with a message
+    /// saying that `init` panicked; the next session runs `init` again, so an `init`
+    /// that always panics fails every item, one session each, and no worker dies.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use twat_mp::AsyncMultiPool;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// // Each worker's session makes its greeting once; each task takes a copy.
+    /// let greetings = pool
+    ///     .map_init(
+    ///         || String::from("hello"),
+    ///         |greeting: &mut String, name: String| {
+    ///             let greeting = greeting.clone();
+    ///             async move { format!("{greeting}, {name}") }
+    ///         },
+    ///         ["ann", "bob"].map(String::from),
+    ///     )
+    ///     .await?;
+    /// assert_eq!(greetings, ["hello, ann", "hello, bob"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_init<S, T, R, Fut, I>(
+        &self,
+        init: fn() -> S,
+        f: fn(&mut S, T) -> Fut,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<S, T, R, Fut, I>
+    where
+        S: 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        let state = Some(StateSpec::init(init));
+        let run = self.run_map_in_state::<_, _, Total, NoError, _>(StateFn(f), items, None, state);
+        async move { run.await.map_err(ItemFailure::into_infallible_worker_error) }
+    }
+
+    /// [`imap`](Self::imap) with a state per worker session, made and kept as for
+    /// [`map_init`](Self::map_init).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// let mut sums = pool.imap_init(
+    ///     || 10_u64,
+    ///     |base: &mut u64, n: u64| {
+    ///         let base = *base;
+    ///         async move { base + n }
+    ///     },
+    ///     0..,
+    /// );
+    /// let mut first = Vec::new();
+    /// while first.len() < 3 {
+    ///     first.push(sums.next().await.unwrap()?);
+    /// }
+    /// assert_eq!(first, [10, 11, 12]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn imap_init<S, T, R, Fut, I>(
+        &self,
+        init: fn() -> S,
+        f: fn(&mut S, T) -> Fut,
+        items: I,
+    ) -> ProcessImapStream<R>
+    where
+        S: 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        let state = Some(StateSpec::init(init));
+        let call =
+            self.call::<_, _, Total, NoError, _>(StateFn(f), items.into_iter(), None, true, state);
+        ProcessImapStream::new(call)
+    }
+
+    /// [`uimap`](Self::uimap) with a state per worker session, made and kept as for
+    /// [`map_init`](Self::map_init).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// let mut products = pool.uimap_init(
+    ///     || 2_u64,
+    ///     |factor: &mut u64, n: u64| {
+    ///         let factor = *factor;
+    ///         async move { factor * n }
+    ///     },
+    ///     [1, 2, 3],
+    /// );
+    /// let mut doubled = Vec::new();
+    /// while let Some(product) = products.next().await {
+    ///     doubled.push(product?);
+    /// }
+    /// doubled.sort();
+    /// assert_eq!(doubled, [2, 4, 6]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn uimap_init<S, T, R, Fut, I>(
+        &self,
+        init: fn() -> S,
+        f: fn(&mut S, T) -> Fut,
+        items: I,
+    ) -> ProcessUimapStream<R>
+    where
+        S: 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        let state = Some(StateSpec::init(init));
+        let call =
+            self.call::<_, _, Total, NoError, _>(StateFn(f), items.into_iter(), None, false, state);
+        ProcessUimapStream::new(call)
+    }
+
+    /// Like [`map`](Self::map), with read-only data that every item needs: `f` gets
+    /// `&shared` with each item and returns its future (which takes what it needs of
+    /// `shared`: it is `'static`).
+    ///
+    /// `shared` is serialized once per call, here, and crosses once to each worker
+    /// session of the call (one per node, and one more for each worker that replaces one
+    /// during the call), not once per item; it is decoded there once, before the
+    /// session's first task, and dropped when the session ends.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item; when `shared` cannot be serialized,
+    /// every item fails with [`ErrorKind::Transport`] saying so.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// let names = vec!["zero".to_owned(), "one".to_owned(), "two".to_owned()];
+    /// let said = pool
+    ///     .map_with(names, |names: &Vec<String>, n: usize| {
+    ///         let name = names[n].clone();
+    ///         async move { name }
+    ///     }, [2, 0])
+    ///     .await?;
+    /// assert_eq!(said, ["two", "zero"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_with<S, T, R, Fut, I>(
+        &self,
+        shared: S,
+        f: fn(&S, T) -> Fut,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<S, T, R, Fut, I>
+    where
+        S: CrossProcess,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        T: CrossProcess,
+        R: CrossProcess,
+    {
+        let f = SharedFn(f);
+        let state = Some(StateSpec::shared(&shared, f));
+        drop(shared);
+        let run = self.run_map_in_state::<_, _, Total, NoError, _>(f, items, None, state);
+        async move { run.await.map_err(ItemFailure::into_infallible_worker_error) }
     }
 
     /// What `map`, `try_map` and the attribute run, for the user's function `P` whose
@@ -530,8 +730,29 @@ impl AsyncProcessPool {
         T: CrossProcess,
         W: ErrorWire<K::Err>,
     {
+        self.run_map_in_state::<P, T, K, W, I>(f, items, render, None)
+    }
+
+    /// [`run_map`](Self::run_map) with a per-session state in the workers (`map_init`,
+    /// `map_with`).
+    fn run_map_in_state<P, T, K, W, I>(
+        &self,
+        f: P,
+        items: I,
+        render: Option<Render<T>>,
+        state: StateSetup,
+    ) -> impl Future<Output = Result<Vec<K::Ok>, ItemFailure<W::Remote>>> + Send + use<P, T, K, W, I>
+    where
+        I: IntoIterator<Item = T>,
+        P: Callee<T>,
+        P::Output: Future + 'static,
+        K: Split<<P::Output as Future>::Output>,
+        K::Ok: CrossProcess,
+        T: CrossProcess,
+        W: ErrorWire<K::Err>,
+    {
         let items: Vec<T> = items.into_iter().collect();
-        let mut call = self.call::<P, T, K, W, _>(f, items.into_iter(), render, false);
+        let mut call = self.call::<P, T, K, W, _>(f, items.into_iter(), render, false, state);
         async move {
             let mut gather = Gather::default();
             while let Some((index, outcome)) = call.next().await {
@@ -553,6 +774,7 @@ impl AsyncProcessPool {
         items: I,
         render: Option<Render<T>>,
         ordered: bool,
+        state: StateSetup,
     ) -> SessionCall<K::Ok, W::Remote>
     where
         P: Callee<T>,
@@ -565,7 +787,9 @@ impl AsyncProcessPool {
     {
         let runner = Sessions::<P, T, K, W>::new(f);
         let workers = Arc::clone(&self.workers);
-        let open = move |start| workers.apipe_remote(runner, start);
+        // Each session is a call of the underlying pool: the state, if any, is made in the
+        // session's worker before the session starts, and dropped when it ends.
+        let open = move |start| workers.apipe_remote(runner, start, state.clone());
         let input = items.map(|item| {
             let mut bytes = Vec::new();
             wire::write_bounded(&item, &mut bytes)

@@ -87,9 +87,10 @@ fn send_frame(writer: &Writer, frame: &[u8]) {
     let _ = lock(writer).write_all(frame);
 }
 
-/// Runs one session in a worker process with the function `f`; `Some(why)` when it could
-/// not reach its call.
-fn run_session<P, T, K, W>(f: P, start: SessionStart) -> Option<String>
+/// Runs one session in a worker process with the function `f` and the session's state
+/// (`map_init`, `map_with`: made in this worker before the session started, and dropped
+/// after it); `Some(why)` when it could not reach its call.
+fn run_session<P, T, K, W>(f: P, state: &mut P::State, start: SessionStart) -> Option<String>
 where
     P: Callee<T>,
     P::Output: Future + 'static,
@@ -166,7 +167,17 @@ where
                                 watchdog: watchdog.clone(),
                                 timeout,
                             };
-                            tasks.spawn_local(task.run::<P, T, K, W>(f, bytes));
+                            // `f` makes the task's future here, with the state; the
+                            // future owns what it needs of it (it is `'static`), so the
+                            // tasks of the session run at once.
+                            let started = match postcard::from_bytes::<T>(&bytes) {
+                                Err(err) => Err(Answer::Broken(format!(
+                                    "the item could not be decoded in the worker: {err}"
+                                ))),
+                                Ok(item) => panic_capture::catch(|| f.call(&mut *state, item))
+                                    .map_err(|caught| Answer::Panicked(RemotePanic::new(caught))),
+                            };
+                            tasks.spawn_local(task.run::<P::Output, K, W>(started));
                         }
                         None => open = false,
                     },
@@ -188,49 +199,43 @@ struct Task {
 }
 
 impl Task {
-    async fn run<P, T, K, W>(self, f: P, bytes: Vec<u8>)
+    /// Runs the future `f` made for the item (or answers why it could not be made).
+    async fn run<Fut, K, W>(self, started: Result<Fut, Answer<K::Ok>>)
     where
-        P: Callee<T>,
-        P::Output: Future,
-        T: CrossProcess,
-        K: Split<<P::Output as Future>::Output>,
+        Fut: Future,
+        K: Split<Fut::Output>,
         K::Ok: CrossProcess,
         W: ErrorWire<K::Err>,
     {
-        let answer = match postcard::from_bytes::<T>(&bytes) {
-            Err(err) => Answer::Broken(format!(
-                "the item could not be decoded in the worker: {err}"
-            )),
-            Ok(item) => match panic_capture::catch(|| f.call(item)) {
-                Err(caught) => Answer::Panicked(RemotePanic::new(caught)),
-                Ok(future) => {
-                    let guarded = Guarded {
-                        future: std::pin::pin!(future),
-                        index: self.index,
-                        timeout: self.timeout,
-                        deadline: None,
-                        sleep: None,
-                        watchdog: self.watchdog.as_deref(),
-                        writer: &self.writer,
-                    };
-                    match guarded.await {
-                        // The watchdog reported it stuck: the worker is killed next.
-                        None => return,
-                        Some(Err(caught)) => Answer::Panicked(RemotePanic::new(caught)),
-                        Some(Ok(None)) => Answer::TimedOut(self.timeout.unwrap_or_default()),
-                        Some(Ok(Some(output))) => match K::split(output) {
-                            Ok(value) => Answer::Done(value),
-                            Err(error) => {
-                                let mut bytes = Vec::new();
-                                match W::encode(error, &mut bytes) {
-                                    Ok(()) => Answer::Returned(bytes),
-                                    Err(err) => Answer::Unsendable(err.to_string()),
-                                }
+        let answer = match started {
+            Err(answer) => answer,
+            Ok(future) => {
+                let guarded = Guarded {
+                    future: std::pin::pin!(future),
+                    index: self.index,
+                    timeout: self.timeout,
+                    deadline: None,
+                    sleep: None,
+                    watchdog: self.watchdog.as_deref(),
+                    writer: &self.writer,
+                };
+                match guarded.await {
+                    // The watchdog reported it stuck: the worker is killed next.
+                    None => return,
+                    Some(Err(caught)) => Answer::Panicked(RemotePanic::new(caught)),
+                    Some(Ok(None)) => Answer::TimedOut(self.timeout.unwrap_or_default()),
+                    Some(Ok(Some(output))) => match K::split(output) {
+                        Ok(value) => Answer::Done(value),
+                        Err(error) => {
+                            let mut bytes = Vec::new();
+                            match W::encode(error, &mut bytes) {
+                                Ok(()) => Answer::Returned(bytes),
+                                Err(err) => Answer::Unsendable(err.to_string()),
                             }
-                        },
-                    }
+                        }
+                    },
                 }
-            },
+            }
         };
         let mut frame = Vec::new();
         let start = wire::begin_frame(&mut frame, ANSWER);
@@ -437,6 +442,7 @@ where
     type Out = Option<String>;
     type Err = Infallible;
     type Wire = NoError;
+    type State = P::State;
     type Code = P::Code;
     fn code(self) -> P::Code {
         self.f.code()
@@ -444,7 +450,7 @@ where
     fn from_code(code: P::Code) -> Self {
         Sessions::new(P::from_code(code))
     }
-    fn call(self, start: SessionStart) -> Result<Self::Out, Infallible> {
-        Ok(run_session::<P, T, K, W>(self.f, start))
+    fn call(self, state: &mut P::State, start: SessionStart) -> Result<Self::Out, Infallible> {
+        Ok(run_session::<P, T, K, W>(self.f, state, start))
     }
 }
