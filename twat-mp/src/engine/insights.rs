@@ -274,6 +274,12 @@ impl Tally<'_> {
         let now = Instant::now();
         let duration = now.saturating_duration_since(self.last);
         self.last = now;
+        self.add(index, duration);
+    }
+
+    /// The item at `index` took `duration`, timed elsewhere (in a worker process).
+    #[inline]
+    pub(crate) fn add(&mut self, index: usize, duration: Duration) {
         self.items += 1;
         self.busy += duration;
         if duration > self.floor {

@@ -25,10 +25,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::unsafe_code::code_range;
-use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key};
+use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key, TIMED};
 use super::worker::RunJob;
 use super::worker::{MARKER, is_failed_worker, marker_for_child};
 use crate::debug::event;
+use crate::engine::insights::Recorder;
 use crate::error::ErrorKind;
 
 /// How long a new worker may take to answer the handshake before it counts as failed.
@@ -51,6 +52,12 @@ pub(crate) struct Slots {
     /// Per function fingerprint, the last measured cost of one item in nanoseconds: a new
     /// call of the same function starts with batches of the right size.
     costs: Mutex<HashMap<u64, u64>>,
+    /// With `.insights(true)`: where start-ups, restarts and (for calls that number
+    /// themselves on it, see [`CallLink::call`]) item times go.
+    pub(crate) insights: Option<Arc<Recorder>>,
+    /// Whether calls time their items on `insights` (not the sessions of an
+    /// `AsyncProcessPool`, whose tasks are timed by the session itself).
+    pub(crate) time_items: bool,
 }
 
 struct Queue {
@@ -104,7 +111,17 @@ impl Slots {
             work: Condvar::new(),
             states: (0..nodes).map(|_| Mutex::default()).collect(),
             costs: Mutex::new(HashMap::new()),
+            insights: None,
+            time_items: false,
         }
+    }
+
+    /// Reports start-ups and restarts to `recorder`, and with `time_items` the time of
+    /// each item of every call.
+    pub(crate) fn with_insights(mut self, recorder: Option<Arc<Recorder>>, time_items: bool) -> Self {
+        self.insights = recorder;
+        self.time_items = time_items;
+        self
     }
 
     /// Queues a batch; a pool that is stopping cancels it instead.
@@ -203,6 +220,8 @@ pub(crate) struct CallLink {
     pub(crate) sender: Sender<Delivery>,
     /// Set when the caller no longer wants results (see [`Slots::stop_call`]).
     pub(crate) cancel: Arc<Cancel>,
+    /// The call's number on the pool's insights recorder; 0 when its items are not timed.
+    pub(crate) call: u64,
 }
 
 /// Stops one call from any thread (see [`Slots::stop_call`]).
@@ -359,6 +378,8 @@ struct WorkerProcess {
     body: Vec<u8>,
     /// How it said it dies (a `DYING` frame), if it did.
     last_words: Option<String>,
+    /// When it was started (its start-up time ends at its `READY`).
+    spawned: Instant,
 }
 
 impl WorkerProcess {
@@ -531,9 +552,12 @@ impl Slot {
             .link
             .function
             .expect("a call whose function cannot be sent queues no batch");
+        let recorder = self.shared.insights.as_deref();
+        let call = batch.link.call;
+        let timed = recorder.is_some() && call != 0;
         let header = JobHeader {
             fingerprint: function.fingerprint,
-            flags: if careful { FLUSH_EACH } else { 0 },
+            flags: if careful { FLUSH_EACH } else { 0 } | if timed { TIMED } else { 0 },
             count: u32::try_from(batch.count() - from).expect("batches hold under 4 billion items"),
         };
         let payload = &batch.bytes[batch.offsets[from] as usize..];
@@ -595,6 +619,9 @@ impl Slot {
                         worker.ready = true;
                         started = now;
                         last_progress = now;
+                        if let Some(recorder) = recorder {
+                            recorder.worker_started(slot, now - worker.spawned);
+                        }
                     }
                     Err(err) => {
                         return Exchange::Refused {
@@ -612,6 +639,17 @@ impl Slot {
                             reason: "it answered more items than it was sent".into(),
                             fatal: true,
                         };
+                    }
+                    if timed {
+                        let first = batch.first + batch.delivered;
+                        let recorder = recorder.expect("timed only with a recorder");
+                        if !take_timings(&mut worker.body, count, recorder, slot, call, first) {
+                            return Exchange::Refused {
+                                reason: "it answered without the item times it was asked for"
+                                    .into(),
+                                fatal: true,
+                            };
+                        }
                     }
                     if count == batch.count() - batch.delivered {
                         // The call has every answer once it gets these: it no longer
@@ -710,6 +748,7 @@ impl Slot {
             read_timeout: None,
             body: Vec::new(),
             last_words: None,
+            spawned: Instant::now(),
         })
     }
 
@@ -755,6 +794,29 @@ impl Slot {
         };
         event!(self.debug(), worker = self.index, pid = worker.pid, status = %describe(status), "worker process exited");
     }
+}
+
+/// Takes the item times off the end of a `RESULTS` body of `count` records (see
+/// [`TIMED`]) and adds them to `recorder` for worker `slot`, the items from `first` on of
+/// call `call`; `false` when the body is too short to hold them.
+fn take_timings(
+    body: &mut Vec<u8>,
+    count: usize,
+    recorder: &Recorder,
+    slot: usize,
+    call: u64,
+    first: usize,
+) -> bool {
+    let Some(at) = body.len().checked_sub(8 * count).filter(|&at| at >= 5) else {
+        return false;
+    };
+    let mut tally = recorder.tally(slot, call);
+    for (index, nanos) in (first..).zip(body[at..].chunks_exact(8)) {
+        let nanos = u64::from_le_bytes(nanos.try_into().expect("chunks of 8 bytes"));
+        tally.add(index, Duration::from_nanos(nanos));
+    }
+    body.truncate(at);
+    true
 }
 
 /// How a worker process ended, in words: "exited with status 3", "was killed by signal 9

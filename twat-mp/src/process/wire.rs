@@ -8,7 +8,7 @@
 //! | `HELLO` | parent | magic, version, executable identity, the pool's key |
 //! | `JOB` | parent | entry point offset, function offset, type fingerprint, flags, item count, tag, items |
 //! | `READY` | worker | magic, version, executable identity, pid |
-//! | `RESULTS` | worker | record count, records (see `remote`) |
+//! | `RESULTS` | worker | record count, records (see `remote`), and with the `TIMED` flag each item's nanoseconds (`u64` LE) |
 //! | `DONE` | worker | — (the job's last frame) |
 //! | `REFUSED` | worker | fatal flag, the reason in words |
 //! | `DYING` | worker | why it is about to die, in words (a stack overflow), sent by its fault handler |
@@ -37,7 +37,7 @@ use super::unsafe_code::{
 };
 
 pub(crate) const MAGIC: [u8; 4] = *b"TWMP";
-pub(crate) const VERSION: u16 = 3;
+pub(crate) const VERSION: u16 = 4;
 /// The most bytes one item or one result may take once serialized
 /// ([`ProcessPool::MAX_ITEM_BYTES`](crate::ProcessPool::MAX_ITEM_BYTES)): its encoding
 /// stops there, before anything is sent, and that item alone fails.
@@ -59,6 +59,9 @@ pub(crate) const DYING: u8 = 15;
 
 /// `JOB` flag: send each result as soon as it is ready (per-item timeouts, crash search).
 pub(crate) const FLUSH_EACH: u8 = 1;
+/// `JOB` flag: time each item (insights); each `RESULTS` frame then ends with one `u64`
+/// LE per record, the nanoseconds its item took, after the records.
+pub(crate) const TIMED: u8 = 2;
 
 /// Why a frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
