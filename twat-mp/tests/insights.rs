@@ -253,3 +253,133 @@ fn process_pool_reset_and_lazy_maps() {
         "{insights}"
     );
 }
+
+#[cfg(all(feature = "aio", target_os = "linux"))]
+mod aio {
+    use std::time::Duration;
+
+    use twat_mp::AsyncMultiPool;
+
+    use super::{check_table, check_totals, spin, work_with_slow_items};
+
+    /// A task of real work, done on its worker's thread.
+    async fn spin_task(n: u64) -> u64 {
+        spin(n)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_pool_counts_tasks_and_finds_the_slow_ones() {
+        let pool = AsyncMultiPool::builder()
+            .nodes(2)
+            .concurrency(4)
+            .insights(true)
+            .build()
+            .unwrap();
+        let items = work_with_slow_items(300, &[3, 250]);
+        let out = pool.map(spin_task, items).await.unwrap();
+        assert_eq!(out[3], spin(30_000_000));
+        pool.apply(spin_task, 10).await.unwrap();
+        let insights = pool.insights().unwrap();
+        check_totals(&insights, 2, 301);
+        assert_eq!(insights.calls(), 2);
+        let mut top_two: Vec<usize> = insights.slowest()[..2].iter().map(|s| s.index()).collect();
+        top_two.sort_unstable();
+        assert_eq!(top_two, [3, 250], "{insights}");
+        assert!(insights.workers().iter().all(|w| w.restarts().is_none()));
+        check_table(&insights, false);
+        pool.reset_insights();
+        let fresh = pool.insights().unwrap();
+        check_totals(&fresh, 2, 0);
+        assert!(fresh.slowest().is_empty());
+    }
+
+    /// About wall-clock accounting, so it sleeps: ten tasks that wait 100 ms at once on
+    /// one worker keep it busy for about 100 ms, not a second.
+    #[tokio::test(flavor = "current_thread")]
+    async fn async_busy_time_counts_overlapping_tasks_once() {
+        let pool = AsyncMultiPool::builder()
+            .nodes(1)
+            .concurrency(10)
+            .insights(true)
+            .build()
+            .unwrap();
+        let wait = |_: u32| async { tokio::time::sleep(Duration::from_millis(100)).await };
+        pool.map(wait, 0..10).await.unwrap();
+        let insights = pool.insights().unwrap();
+        check_totals(&insights, 1, 10);
+        let busy = insights.workers()[0].busy();
+        assert!(busy >= Duration::from_millis(100), "{insights}");
+        assert!(busy < Duration::from_millis(500), "{insights}");
+        assert!(insights.slowest().iter().all(|s| s.duration() >= Duration::from_millis(100)));
+    }
+
+    async fn spin_in_process(n: u64) -> u64 {
+        spin(n)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_process_pool_times_tasks_in_the_workers() {
+        let pool = AsyncMultiPool::builder()
+            .nodes(2)
+            .concurrency(2)
+            .processes()
+            .insights(true)
+            .build()
+            .unwrap();
+        let items = work_with_slow_items(60, &[11, 42]);
+        let out = pool.map(spin_in_process, items).await.unwrap();
+        assert_eq!(out[42], spin(30_000_000));
+        let insights = pool.insights().unwrap();
+        check_totals(&insights, 2, 60);
+        let mut top_two: Vec<usize> = insights.slowest()[..2].iter().map(|s| s.index()).collect();
+        top_two.sort_unstable();
+        assert_eq!(top_two, [11, 42], "{insights}");
+        assert!(
+            insights
+                .workers()
+                .iter()
+                .any(|w| w.startup().is_some_and(|t| !t.is_zero())),
+            "{insights}"
+        );
+        check_table(&insights, true);
+    }
+
+    async fn pid_of(_: u64) -> u32 {
+        std::process::id()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_process_pool_counts_restarts_after_maxtasksperchild() {
+        let build = |max: Option<usize>| {
+            let builder = AsyncMultiPool::builder()
+                .nodes(1)
+                .concurrency(1)
+                .processes()
+                .insights(true);
+            match max {
+                Some(max) => builder.maxtasksperchild(max),
+                None => builder,
+            }
+            .build()
+            .unwrap()
+        };
+        let (recycled, kept) = (build(Some(3)), build(None));
+        let mut pids = Vec::new();
+        for _ in 0..3 {
+            pids.extend(recycled.map(pid_of, [1_u64, 2, 3]).await.unwrap());
+            kept.map(pid_of, [1_u64, 2, 3]).await.unwrap();
+        }
+        pids.dedup();
+        // Nine tasks, three per process: at least three processes, each after the first
+        // one a restart (a process retired at its limit is replaced when the next call
+        // wants a worker, which may start one more).
+        assert_eq!(pids.len(), 3, "{pids:?}");
+        let insights = recycled.insights().unwrap();
+        check_totals(&insights, 1, 9);
+        let restarts = insights.workers()[0].restarts().unwrap();
+        assert!((2..=3).contains(&restarts), "{insights}");
+        assert_eq!(insights.calls(), 3);
+        let insights = kept.insights().unwrap();
+        assert_eq!(insights.workers()[0].restarts(), Some(0), "{insights}");
+    }
+}

@@ -39,6 +39,8 @@ struct WorkerTally {
     /// Async tasks running on this worker now, and since when at least one has.
     active: usize,
     active_since: Instant,
+    /// The pid of its current worker process (0: none yet).
+    pid: u32,
 }
 
 impl WorkerTally {
@@ -51,6 +53,7 @@ impl WorkerTally {
             ever_started: false,
             active: 0,
             active_since: now,
+            pid: 0,
         }
     }
 }
@@ -154,16 +157,48 @@ impl Recorder {
         });
     }
 
-    /// A worker process of slot `worker` answered its handshake `startup` after it was
-    /// started; one started where another ran before counts as a restart.
-    pub(crate) fn worker_started(&self, worker: usize, startup: Duration) {
+    /// The worker process `pid` of slot `worker` answered its handshake `startup` after
+    /// it was started; one started where another ran before counts as a restart.
+    pub(crate) fn worker_started(&self, worker: usize, pid: u32, startup: Duration) {
         if let Some(mut tally) = self.worker(worker) {
+            tally.pid = pid;
             tally.startup += startup;
             if tally.ever_started {
                 tally.restarts += 1;
             }
             tally.ever_started = true;
         }
+    }
+
+    /// The slot whose current worker process is `pid`.
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
+    pub(crate) fn worker_of_pid(&self, pid: u32) -> Option<usize> {
+        (pid != 0)
+            .then(|| self.workers.iter().position(|tally| lock(tally).pid == pid))
+            .flatten()
+    }
+
+    /// A task that `worker` (a process) ran, timed there: `took` from its first poll to
+    /// its end, and `busy` more time during which the worker had a task running.
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
+    pub(crate) fn task_done(
+        &self,
+        worker: usize,
+        call: u64,
+        index: usize,
+        took: Duration,
+        busy: Duration,
+    ) {
+        if let Some(mut tally) = self.worker(worker) {
+            tally.items += 1;
+            tally.busy += busy;
+        }
+        self.offer_slow(SlowItem {
+            call,
+            index,
+            worker,
+            duration: took,
+        });
     }
 
     /// Starts counting from now: items, times and restarts go back to zero; calls keep
@@ -175,6 +210,7 @@ impl Recorder {
             let mut tally = lock(worker);
             *tally = WorkerTally {
                 ever_started: tally.ever_started,
+                pid: tally.pid,
                 active: tally.active,
                 active_since: now,
                 ..WorkerTally::new(now)
@@ -680,14 +716,15 @@ mod tests {
     #[test]
     fn a_reset_keeps_call_numbers_and_the_slots_history() {
         let recorder = Recorder::new(1, true);
-        recorder.worker_started(0, Duration::from_millis(3));
+        recorder.worker_started(0, 7, Duration::from_millis(3));
         assert_eq!(recorder.begin_call(), 1);
         recorder.item(0, 1, 0, Duration::from_millis(1));
         recorder.reset();
         let zero = recorder.snapshot();
         assert_eq!((zero.items(), zero.calls()), (0, 0));
         assert!(zero.slowest().is_empty());
-        recorder.worker_started(0, Duration::from_millis(3));
+        recorder.worker_started(0, 8, Duration::from_millis(3));
+        assert_eq!(recorder.worker_of_pid(8), Some(0));
         assert_eq!(recorder.begin_call(), 2);
         let after = recorder.snapshot();
         assert_eq!(after.workers()[0].restarts(), Some(1));

@@ -263,6 +263,12 @@ impl ProcessPoolBuilder {
     /// [Nesting](ProcessPool#nesting)), [`BuildError::Spawn`] when the system refuses a
     /// thread.
     pub fn build(self) -> Result<ProcessPool, BuildError> {
+        self.build_timing(true)
+    }
+
+    /// [`build`](Self::build); with insights, `time_items` says whether items are timed
+    /// (not for an `AsyncProcessPool`'s sessions, which time their own tasks).
+    pub(crate) fn build_timing(self, time_items: bool) -> Result<ProcessPool, BuildError> {
         let checked = self.settings.check()?;
         worker::may_start_workers()?;
         let (nodes, debug, timeout) = (checked.nodes, checked.debug, checked.timeout);
@@ -270,7 +276,8 @@ impl ProcessPoolBuilder {
             .insights
             .then(|| Arc::new(Recorder::new(nodes, true)));
         let shared = Arc::new(
-            Slots::new(nodes, checked.chunksize, timeout, debug).with_insights(recorder, true),
+            Slots::new(nodes, checked.chunksize, timeout, debug)
+                .with_insights(recorder, time_items),
         );
         let mut slots = Vec::with_capacity(nodes);
         for index in 0..nodes {
@@ -681,6 +688,12 @@ impl ProcessPool {
         if let Some(recorder) = &self.shared.insights {
             recorder.reset();
         }
+    }
+
+    /// The pool's insights recorder, with `.insights(true)`.
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
+    pub(crate) fn recorder(&self) -> Option<&Arc<Recorder>> {
+        self.shared.insights.as_ref()
     }
 
     fn shared(&self) -> Arc<Slots> {

@@ -620,7 +620,7 @@ impl Slot {
                         started = now;
                         last_progress = now;
                         if let Some(recorder) = recorder {
-                            recorder.worker_started(slot, now - worker.spawned);
+                            recorder.worker_started(slot, worker.pid, now - worker.spawned);
                         }
                     }
                     Err(err) => {
