@@ -112,10 +112,11 @@ impl ThreadPoolBuilder {
 
     /// Keeps what the pool does for [`ThreadPool::insights`]: per thread the items it
     /// ran, its busy and idle time, and the slowest items. Off by default, since it reads
-    /// the clock once per item: `map` of 2 M trivial items takes about INSIGHTS_COST
-    /// longer with it (see `benches/insights.rs`); items that do real work (a
-    /// microsecond or more) do not notice it. With it off, `map` reads no clock and
-    /// touches no shared counter per item.
+    /// the clock once per item. Measured with `benches/insights.rs` on a 2-core VM, where
+    /// one clock read costs 70–150 ns: `map` of 2 M trivial items (a multiplication
+    /// each) took 13× as long with it, about 150 ns more per item and thread; an item of
+    /// 10 µs of work pays about 1.5%, one of a millisecond nothing measurable. With it
+    /// off, `map` reads no clock and touches no shared counter per item.
     ///
     /// ```
     /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
@@ -647,20 +648,32 @@ where
     let min_len = chunksize.unwrap_or(1);
     let collected = panic::catch_unwind(panic::AssertUnwindSafe(|| {
         let items = items.into_par_iter().with_min_len(min_len).enumerate();
-        if shutdown.is_none() && !runner.renders() && !runner.is_debug() && insights.is_none() {
-            // The hot path. Even a relaxed atomic load per item, to skip work after a
-            // failure, cost 20-30% against a bare rayon map of 2 M trivial items, so there
-            // is none: a failing item aborts only the rest of its own leaf.
-            return items
-                .map(|(index, item)| runner.run_or_abort_leaf(index, item, f))
-                .collect::<Vec<R>>();
-        }
         // One tally per rayon leaf, on the thread that runs it (`None` without insights).
         let tally = || {
             insights.map(|(recorder, call)| {
                 recorder.tally(rayon::current_thread_index().unwrap_or(0), call)
             })
         };
+        if shutdown.is_none() && !runner.renders() && !runner.is_debug() {
+            // The hot path. Even a relaxed atomic load per item, to skip work after a
+            // failure, cost 20-30% against a bare rayon map of 2 M trivial items, so there
+            // is none: a failing item aborts only the rest of its own leaf.
+            let Some((recorder, call)) = insights else {
+                return items
+                    .map(|(index, item)| runner.run_or_abort_leaf(index, item, f))
+                    .collect::<Vec<R>>();
+            };
+            // With insights, one clock read per item besides (the item that fails ends
+            // its leaf uncounted).
+            let leaf = || recorder.tally(rayon::current_thread_index().unwrap_or(0), call);
+            return items
+                .map_init(leaf, |tally, (index, item)| {
+                    let value = runner.run_or_abort_leaf(index, item, f);
+                    tally.ended(index);
+                    value
+                })
+                .collect::<Vec<R>>();
+        }
         items
             .map_init(tally, |tally, (index, item)| {
                 if runner.is_past_failure(index) {
