@@ -55,7 +55,10 @@ fn async_map(c: &mut Criterion) {
     let mut group = c.benchmark_group("insights_async_map");
     group.sample_size(20);
     for (name, insights) in [("off", false), ("on", true)] {
-        let pool = AsyncMultiPool::builder().insights(insights).build().unwrap();
+        let pool = AsyncMultiPool::builder()
+            .insights(insights)
+            .build()
+            .unwrap();
         group.bench_function(name, |b| {
             b.iter(|| {
                 black_box(
@@ -78,10 +81,7 @@ fn report_ratios() {
         "insights_process_map",
         "insights_async_map",
     ] {
-        match (
-            report::mean_ns(group, "off"),
-            report::mean_ns(group, "on"),
-        ) {
+        match (report::mean_ns(group, "off"), report::mean_ns(group, "on")) {
             (Some(off), Some(on)) => println!(
                 "  {group}: {:.2} ms vs {:.2} ms: {:.2}x",
                 on / 1e6,

@@ -115,7 +115,9 @@ impl Recorder {
         let now = Instant::now();
         Recorder {
             since: Mutex::new(now),
-            workers: (0..nodes).map(|_| Mutex::new(WorkerTally::new(now))).collect(),
+            workers: (0..nodes)
+                .map(|_| Mutex::new(WorkerTally::new(now)))
+                .collect(),
             slowest: Mutex::default(),
             floor: AtomicU64::new(0),
             calls: AtomicU64::new(0),
@@ -497,8 +499,10 @@ impl WorkerInsights {
         self.worker
     }
 
-    /// The items it ran to an outcome (a value, an error or a panic; not an item whose
-    /// worker process crashed or timed out on it).
+    /// The items it ran to an outcome: a value, an error or a panic. Not counted: an item
+    /// whose worker process crashed or timed out on it, and in
+    /// [`ThreadPool::map`](crate::ThreadPool::map) the item whose failure ended its
+    /// thread's share of the items.
     pub fn items(&self) -> u64 {
         self.items
     }
@@ -563,6 +567,9 @@ impl SlowItem {
 
 /// A duration as the table shows it: three significant digits, its unit.
 fn short(duration: Duration) -> String {
+    if duration.is_zero() {
+        return "0".into();
+    }
     let secs = duration.as_secs_f64();
     let (value, unit) = if secs >= 1.0 {
         (secs, "s")
@@ -607,9 +614,8 @@ fn table(f: &mut fmt::Formatter<'_>, rows: &[Vec<String>]) -> fmt::Result {
 
 impl fmt::Display for Insights {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = |n: u64, one: &str, many: &str| {
-            format!("{n} {}", if n == 1 { one } else { many })
-        };
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         writeln!(
             f,
             "twat-mp insights: {}, {} in {} on {}, {:.1}% busy",
@@ -708,6 +714,7 @@ mod tests {
 
     #[test]
     fn durations_are_short() {
+        assert_eq!(short(Duration::ZERO), "0");
         assert_eq!(short(Duration::from_nanos(512)), "512ns");
         assert_eq!(short(Duration::from_micros(1500)), "1.50ms");
         assert_eq!(short(Duration::from_millis(25_300)), "25.3s");

@@ -679,7 +679,10 @@ impl ProcessPool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn insights(&self) -> Option<Insights> {
-        self.shared.insights.as_ref().map(|recorder| recorder.snapshot())
+        self.shared
+            .insights
+            .as_ref()
+            .map(|recorder| recorder.snapshot())
     }
 
     /// Starts the [`insights`](Self::insights) afresh: counts, times, restarts and the

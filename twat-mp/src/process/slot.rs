@@ -118,7 +118,11 @@ impl Slots {
 
     /// Reports start-ups and restarts to `recorder`, and with `time_items` the time of
     /// each item of every call.
-    pub(crate) fn with_insights(mut self, recorder: Option<Arc<Recorder>>, time_items: bool) -> Self {
+    pub(crate) fn with_insights(
+        mut self,
+        recorder: Option<Arc<Recorder>>,
+        time_items: bool,
+    ) -> Self {
         self.insights = recorder;
         self.time_items = time_items;
         self

@@ -550,7 +550,9 @@ impl ThreadPool {
         let runner = ItemRunner::new(self.debug, render);
         let chunksize = self.chunksize;
         let insights = self.insights_call();
-        let insights = insights.as_ref().map(|(recorder, call)| (&**recorder, *call));
+        let insights = insights
+            .as_ref()
+            .map(|(recorder, call)| (&**recorder, *call));
         self.rayon()
             .install(|| par_map(items, &f, &runner, chunksize, None, insights))
     }
@@ -576,7 +578,9 @@ impl ThreadPool {
         let insights = self.insights_call();
         move || {
             let runner = ItemRunner::new(debug, render);
-            let insights = insights.as_ref().map(|(recorder, call)| (&**recorder, *call));
+            let insights = insights
+                .as_ref()
+                .map(|(recorder, call)| (&**recorder, *call));
             par_map(items, &f, &runner, chunksize, Some(&shutdown), insights)
         }
     }
