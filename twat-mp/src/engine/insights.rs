@@ -259,6 +259,7 @@ impl Recorder {
     }
 
     /// The clock of one async task on `worker`, started at its first poll.
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
     pub(crate) fn task(&self, worker: usize) -> TaskClock<'_> {
         let started = Instant::now();
         if let Some(mut tally) = self.worker(worker) {
@@ -350,6 +351,7 @@ impl Drop for Tally<'_> {
 /// One async task's time on its worker, from its first poll: [`finish`](Self::finish)
 /// records it as an item; dropped (also unfinished, when its caller went away) it closes
 /// its share of the worker's busy time.
+#[cfg_attr(not(feature = "aio"), allow(dead_code))]
 pub(crate) struct TaskClock<'a> {
     recorder: &'a Recorder,
     worker: usize,
@@ -358,6 +360,7 @@ pub(crate) struct TaskClock<'a> {
 
 impl TaskClock<'_> {
     /// The task of the item at `index` of call `call` is done.
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
     pub(crate) fn finish(self, call: u64, index: usize) {
         let duration = self.started.elapsed();
         if let Some(mut tally) = self.recorder.worker(self.worker) {
