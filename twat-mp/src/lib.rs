@@ -61,6 +61,7 @@ pub use aio::{AsyncProcessPool, AsyncProcessPoolBuilder, ProcessImapStream, Proc
 pub use async_result::AsyncResult;
 pub use debug::{debug_mode, set_debug_mode};
 pub use engine::feed::LazyInput;
+pub use engine::insights::{Insights, SlowItem, WorkerInsights};
 pub use engine::settings::{MAX_CONCURRENCY, MAX_NODES};
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
 #[cfg(target_os = "linux")]

@@ -17,6 +17,7 @@ use super::scheduler::{BATCH, SlotGuard};
 use super::watchdog::{Expire, Watchdog};
 use crate::engine::failure::FailureMark;
 use crate::engine::gather::Gather;
+use crate::engine::insights::Recorder;
 use crate::engine::item::{ItemFailure, Outcome};
 use crate::engine::order::Window;
 use crate::engine::render::Render;
@@ -54,6 +55,8 @@ pub(crate) struct CallCtx<T> {
     failed: FailureMark,
     /// The call's span in debug mode; each task runs in a span of its own inside it.
     span: tracing::Span,
+    /// With insights: the pool's recorder and this call's number on it.
+    insights: Option<(Arc<Recorder>, u64)>,
 }
 
 impl<T> CallCtx<T> {
@@ -73,7 +76,15 @@ impl<T> CallCtx<T> {
             skip_after_failure,
             failed: FailureMark::default(),
             span: crate::debug::call_span(debug, "async"),
+            insights: None,
         }
+    }
+
+    /// Times the call's tasks on `recorder` (the pool's, if it keeps insights), as a new
+    /// call.
+    pub(crate) fn with_insights(mut self, recorder: Option<&Arc<Recorder>>) -> Self {
+        self.insights = recorder.map(|recorder| (Arc::clone(recorder), recorder.begin_call()));
+        self
     }
 
     fn is_past_failure(&self, index: usize) -> bool {
@@ -238,6 +249,12 @@ async fn run_job<T, O, R, E, G, Fut>(
     if reply.is_abandoned() || call.is_past_failure(index) {
         return; // `reply` answers Cancelled, to a caller who no longer needs the item.
     }
+    // From the task's first poll (this line) to its end; a task whose caller went away
+    // still counts in its worker's busy time, but not as an item.
+    let clock = call
+        .insights
+        .as_ref()
+        .map(|(recorder, _)| recorder.task(worker));
     let input = call.render.map(|render| render(&item));
     let sender = reply
         .sender
@@ -280,6 +297,9 @@ async fn run_job<T, O, R, E, G, Fut>(
         () = sender.closed() => return,
     };
     drop(sender);
+    if let (Some(clock), Some((_, number))) = (clock, &call.insights) {
+        clock.finish(*number, index);
+    }
     // The watchdog may have answered already, while this thread was blocked.
     let Some(reply) = answer.take() else { return };
     let failure = match outcome.map(|output| output.map(lift)) {

@@ -13,11 +13,13 @@
 //! | `gather` | the eager maps' end ([`Gather`](gather::Gather)): input order, the lowest failure, and the moment the outcome is decided |
 //! | `settings` | builder settings and their checks ([`Settings`](settings::Settings)) |
 //! | `registry` | the attribute pools, one per pool type and configuration ([`Registry`](registry::Registry)) |
+//! | `insights` | what `pool.insights()` reports: the [`Recorder`](insights::Recorder) each pool built with `.insights(true)` feeds, and [`Insights`](insights::Insights) |
 //! | `render` | items shown in errors through `Debug` where the type has it |
 
 pub(crate) mod failure;
 pub(crate) mod feed;
 pub(crate) mod gather;
+pub(crate) mod insights;
 pub(crate) mod item;
 pub(crate) mod order;
 pub(crate) mod registry;

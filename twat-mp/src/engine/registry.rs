@@ -44,6 +44,8 @@ impl Config {
             concurrency: self.concurrency,
             maxtasksperchild: None,
             debug: self.debug,
+            // Attribute pools are shared and nobody can ask them: no insights.
+            insights: false,
         }
     }
 }

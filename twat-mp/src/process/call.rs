@@ -132,6 +132,11 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 sender,
                 cancel,
                 state,
+                call: shared
+                    .insights
+                    .as_ref()
+                    .filter(|_| shared.time_items)
+                    .map_or(0, |recorder| recorder.begin_call()),
             }),
             shared,
             receiver,

@@ -26,10 +26,11 @@ use std::time::{Duration, Instant};
 
 use super::remote::StateSpec;
 use super::unsafe_code::code_range;
-use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key};
+use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key, TIMED};
 use super::worker::RunJob;
 use super::worker::{MARKER, is_failed_worker, marker_for_child};
 use crate::debug::event;
+use crate::engine::insights::Recorder;
 use crate::error::ErrorKind;
 
 /// How long a new worker may take to answer the handshake before it counts as failed.
@@ -52,6 +53,12 @@ pub(crate) struct Slots {
     /// Per function fingerprint, the last measured cost of one item in nanoseconds: a new
     /// call of the same function starts with batches of the right size.
     costs: Mutex<HashMap<u64, u64>>,
+    /// With `.insights(true)`: where start-ups, restarts and (for calls that number
+    /// themselves on it, see [`CallLink::call`]) item times go.
+    pub(crate) insights: Option<Arc<Recorder>>,
+    /// Whether calls time their items on `insights` (not the sessions of an
+    /// `AsyncProcessPool`, whose tasks are timed by the session itself).
+    pub(crate) time_items: bool,
 }
 
 struct Queue {
@@ -117,7 +124,21 @@ impl Slots {
             work: Condvar::new(),
             states: (0..nodes).map(|_| Mutex::default()).collect(),
             costs: Mutex::new(HashMap::new()),
+            insights: None,
+            time_items: false,
         }
+    }
+
+    /// Reports start-ups and restarts to `recorder`, and with `time_items` the time of
+    /// each item of every call.
+    pub(crate) fn with_insights(
+        mut self,
+        recorder: Option<Arc<Recorder>>,
+        time_items: bool,
+    ) -> Self {
+        self.insights = recorder;
+        self.time_items = time_items;
+        self
     }
 
     /// Queues a batch; a pool that is stopping cancels it instead.
@@ -232,6 +253,8 @@ pub(crate) struct CallLink {
     /// The call's per-call state (`map_init`, `map_with`), set up in each worker before
     /// the first job of the call it runs.
     pub(crate) state: Option<CallState>,
+    /// The call's number on the pool's insights recorder; 0 when its items are not timed.
+    pub(crate) call: u64,
 }
 
 /// A call's per-call state: its id in the workers and how it is made.
@@ -417,6 +440,8 @@ struct WorkerProcess {
     body: Vec<u8>,
     /// How it said it dies (a `DYING` frame), if it did.
     last_words: Option<String>,
+    /// When it was started (its start-up time ends at its `READY`).
+    spawned: Instant,
 }
 
 impl WorkerProcess {
@@ -609,9 +634,12 @@ impl Slot {
             .link
             .function
             .expect("a call whose function cannot be sent queues no batch");
+        let recorder = self.shared.insights.as_deref();
+        let call = batch.link.call;
+        let timed = recorder.is_some() && call != 0;
         let header = JobHeader {
             fingerprint: function.fingerprint,
-            flags: if careful { FLUSH_EACH } else { 0 },
+            flags: if careful { FLUSH_EACH } else { 0 } | if timed { TIMED } else { 0 },
             count: u32::try_from(batch.count() - from).expect("batches hold under 4 billion items"),
             state: batch.link.state.as_ref().map_or(0, |state| state.id),
         };
@@ -675,6 +703,9 @@ impl Slot {
                         worker.ready = true;
                         started = now;
                         last_progress = now;
+                        if let Some(recorder) = recorder {
+                            recorder.worker_started(slot, worker.pid, now - worker.spawned);
+                        }
                     }
                     Err(err) => {
                         return Exchange::Refused {
@@ -692,6 +723,17 @@ impl Slot {
                             reason: "it answered more items than it was sent".into(),
                             fatal: true,
                         };
+                    }
+                    if timed {
+                        let first = batch.first + batch.delivered;
+                        let recorder = recorder.expect("timed only with a recorder");
+                        if !take_timings(&mut worker.body, count, recorder, slot, call, first) {
+                            return Exchange::Refused {
+                                reason: "it answered without the item times it was asked for"
+                                    .into(),
+                                fatal: true,
+                            };
+                        }
                     }
                     if count == batch.count() - batch.delivered {
                         // The call has every answer once it gets these: it no longer
@@ -790,6 +832,7 @@ impl Slot {
             read_timeout: None,
             body: Vec::new(),
             last_words: None,
+            spawned: Instant::now(),
         })
     }
 
@@ -909,6 +952,29 @@ fn forget_ended(
     let mut frame = Vec::new();
     wire::encode_forget(&mut frame, &ended);
     worker.writer.write_all(&frame)
+}
+
+/// Takes the item times off the end of a `RESULTS` body of `count` records (see
+/// [`TIMED`]) and adds them to `recorder` for worker `slot`, the items from `first` on of
+/// call `call`; `false` when the body is too short to hold them.
+fn take_timings(
+    body: &mut Vec<u8>,
+    count: usize,
+    recorder: &Recorder,
+    slot: usize,
+    call: u64,
+    first: usize,
+) -> bool {
+    let Some(at) = body.len().checked_sub(8 * count).filter(|&at| at >= 5) else {
+        return false;
+    };
+    let mut tally = recorder.tally(slot, call);
+    for (index, nanos) in (first..).zip(body[at..].chunks_exact(8)) {
+        let nanos = u64::from_le_bytes(nanos.try_into().expect("chunks of 8 bytes"));
+        tally.add(index, Duration::from_nanos(nanos));
+    }
+    body.truncate(at);
+    true
 }
 
 /// How a worker process ended, in words: "exited with status 3", "was killed by signal 9

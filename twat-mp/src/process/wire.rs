@@ -10,7 +10,7 @@
 //! | `SETUP` | parent | as `JOB`, for the entry point that makes the per-call state `state id` (`map_init`, `map_with`); its payload is the shared value, if any; no answer |
 //! | `FORGET` | parent | state ids (u64 each) of calls that ended: the worker drops their states; no answer |
 //! | `READY` | worker | magic, version, executable identity, pid |
-//! | `RESULTS` | worker | record count, records (see `remote`) |
+//! | `RESULTS` | worker | record count, records (see `remote`), and with the `TIMED` flag each item's nanoseconds (`u64` LE) |
 //! | `DONE` | worker | — (the job's last frame) |
 //! | `REFUSED` | worker | fatal flag, the reason in words |
 //! | `DYING` | worker | why it is about to die, in words (a stack overflow), sent by its fault handler |
@@ -63,6 +63,9 @@ pub(crate) const DYING: u8 = 15;
 
 /// `JOB` flag: send each result as soon as it is ready (per-item timeouts, crash search).
 pub(crate) const FLUSH_EACH: u8 = 1;
+/// `JOB` flag: time each item (insights); each `RESULTS` frame then ends with one `u64`
+/// LE per record, the nanoseconds its item took, after the records.
+pub(crate) const TIMED: u8 = 2;
 
 /// Why a frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use super::remote::{self, write};
 use super::unsafe_code::{
     Signature, die_with_parent, ignore_sigpipe, replace_stdin, report_stack_overflow,
 };
-use super::wire::{self, FLUSH_EACH, FrameError, JobHeader, Key};
+use super::wire::{self, FLUSH_EACH, FrameError, JobHeader, Key, TIMED};
 use crate::panic_capture::RemotePanic;
 
 /// The environment variable that makes a started copy a worker: `pid/depth`, the pid of
@@ -304,7 +304,7 @@ pub(crate) fn run_job(
         Ok(job) => job,
         Err(err) => return refuse(writer, false, &err),
     };
-    let sink = Sink::new(writer, header.flags & FLUSH_EACH != 0);
+    let sink = Sink::new(writer, header.flags & FLUSH_EACH != 0).timed(header.flags & TIMED != 0);
     let state = match header.state {
         0 => None,
         id => states.get(id),
@@ -355,6 +355,10 @@ pub(crate) struct Sink<'a> {
     last_check: Instant,
     stride: u32,
     until_check: u32,
+    /// With `TIMED`: each record's item time in nanoseconds, sent after the records, and
+    /// when the item being run began (the previous one's end, or the last send).
+    timings: Option<Vec<u64>>,
+    mark: Instant,
 }
 
 const FLUSH_AFTER: Duration = Duration::from_millis(1);
@@ -379,9 +383,24 @@ impl<'a> Sink<'a> {
             last_check: now,
             stride: 1,
             until_check: 1,
+            timings: None,
+            mark: now,
         };
         sink.begin();
         sink
+    }
+
+    /// Times each item (`TIMED`): from the end of the previous one (or of the last send)
+    /// to its record, one clock read per item.
+    pub(crate) fn timed(mut self, timed: bool) -> Self {
+        self.timings = timed.then(Vec::new);
+        self.mark = Instant::now();
+        self
+    }
+
+    /// The bytes of the frame being made, the item times included.
+    fn pending_bytes(&self) -> usize {
+        self.out.len() + self.timings.as_ref().map_or(0, |t| 8 * t.len())
     }
 
     fn begin(&mut self) {
@@ -389,6 +408,9 @@ impl<'a> Sink<'a> {
         self.frame = wire::begin_frame(&mut self.out, wire::RESULTS);
         self.out.extend_from_slice(&[0; 4]);
         self.count = 0;
+        if let Some(timings) = &mut self.timings {
+            timings.clear();
+        }
     }
 
     pub(crate) fn record_ok<R: serde::Serialize>(&mut self, value: &R) -> io::Result<()> {
@@ -449,7 +471,13 @@ impl<'a> Sink<'a> {
     #[inline]
     fn item_done(&mut self) -> io::Result<()> {
         self.count += 1;
-        if self.flush_each || self.out.len() >= FLUSH_BYTES {
+        if let Some(timings) = &mut self.timings {
+            let now = Instant::now();
+            let took = now.saturating_duration_since(self.mark);
+            timings.push(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+            self.mark = now;
+        }
+        if self.flush_each || self.pending_bytes() >= FLUSH_BYTES {
             return self.flush();
         }
         self.until_check -= 1;
@@ -472,6 +500,11 @@ impl<'a> Sink<'a> {
     }
 
     fn seal(&mut self) {
+        if let Some(timings) = &self.timings {
+            for nanos in timings {
+                self.out.extend_from_slice(&nanos.to_le_bytes());
+            }
+        }
         wire::end_frame(&mut self.out, self.frame);
         let at = self.frame + 5;
         self.out[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
@@ -483,6 +516,8 @@ impl<'a> Sink<'a> {
             self.writer.write_all(&self.out)?;
             self.sent += self.count;
             self.last_flush = Instant::now();
+            // Sending is not the next item's time.
+            self.mark = self.last_flush;
             self.begin();
         }
         Ok(())

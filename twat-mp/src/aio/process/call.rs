@@ -29,6 +29,7 @@ use super::session::{ANSWER, Answer, HELLO, ITEM, STUCK, SessionStart};
 use crate::aio::stream::{ResultSource, result_stream};
 use crate::async_result::AsyncResult;
 use crate::debug::event;
+use crate::engine::insights::Recorder;
 use crate::engine::item::{ItemFailure, Outcome};
 use crate::engine::order::Window;
 use crate::error::{ErrorKind, WorkerError};
@@ -79,6 +80,9 @@ enum Event {
     Answer {
         session: u64,
         index: usize,
+        /// The task's time, and the session's busy time since its previous answer.
+        took: Duration,
+        busy: Duration,
         body: Vec<u8>,
     },
     Stuck {
@@ -122,6 +126,8 @@ struct Session {
     budget: Option<usize>,
     /// It runs one suspect item alone.
     alone: bool,
+    /// The slot of the pool's worker processes that runs it (with insights).
+    slot: Option<usize>,
 }
 
 impl Session {
@@ -164,6 +170,8 @@ pub(crate) struct SessionCall<R, S> {
     suspects: VecDeque<(usize, Vec<u8>)>,
     in_flight: usize,
     window: Window<Outcome<R, S>>,
+    /// With insights: the pool's recorder and this call's number on it.
+    insights: Option<(Arc<Recorder>, u64)>,
 }
 
 impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
@@ -186,7 +194,14 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             suspects: VecDeque::new(),
             in_flight: 0,
             window: Window::new(window, ordered),
+            insights: None,
         }
+    }
+
+    /// Records the call's tasks on `recorder` (the pool's, with insights), as a new call.
+    pub(super) fn with_insights(mut self, recorder: Option<&Arc<Recorder>>) -> Self {
+        self.insights = recorder.map(|recorder| (Arc::clone(recorder), recorder.begin_call()));
+        self
     }
 
     /// Pulls no more input: the items pulled so far still answer.
@@ -265,11 +280,16 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 writer,
             } => {
                 let max = self.limits.maxtasksperchild;
+                let slot = self
+                    .insights
+                    .as_ref()
+                    .and_then(|(recorder, _)| recorder.worker_of_pid(pid));
                 let Some(session) = self.session(session) else {
                     return;
                 };
                 session.connected = true;
                 session.pid = Some(pid);
+                session.slot = slot;
                 session.budget =
                     max.map(|max| max.saturating_sub(usize::try_from(tasks_run).unwrap_or(max)));
                 session.writer = Some(writer);
@@ -280,6 +300,8 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             Event::Answer {
                 session,
                 index,
+                took,
+                busy,
                 body,
             } => {
                 let Some(session) = self.session(session) else {
@@ -289,6 +311,10 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                     return;
                 };
                 session.alone = false;
+                let slot = session.slot;
+                if let (Some((recorder, call)), Some(slot)) = (&self.insights, slot) {
+                    recorder.task_done(slot, *call, index, took, busy);
+                }
                 self.in_flight -= 1;
                 self.answered(index, &bytes, &body);
             }
@@ -593,6 +619,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             in_flight: HashMap::new(),
             budget: None,
             alone: false,
+            slot: None,
         })
     }
 
@@ -713,11 +740,20 @@ fn read_session(
         let index = u64::from_le_bytes(body[1..9].try_into().expect("8 bytes"));
         let index = usize::try_from(index).unwrap_or(usize::MAX);
         let event = match body[0] {
-            ANSWER => Event::Answer {
-                session: id,
-                index,
-                body: body[9..].to_vec(),
-            },
+            ANSWER if body.len() >= 25 => {
+                let nanos = |at: usize| {
+                    Duration::from_nanos(u64::from_le_bytes(
+                        body[at..at + 8].try_into().expect("8 bytes"),
+                    ))
+                };
+                Event::Answer {
+                    session: id,
+                    index,
+                    took: nanos(9),
+                    busy: nanos(17),
+                    body: body[25..].to_vec(),
+                }
+            }
             STUCK if body.len() == 17 => {
                 let nanos = u64::from_le_bytes(body[9..17].try_into().expect("8 bytes"));
                 Event::Stuck {

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use crate::debug::event;
 use crate::engine::gather::Gather;
+use crate::engine::insights::Insights;
 use crate::engine::item::ItemFailure;
 use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
@@ -207,6 +208,22 @@ impl AsyncProcessPoolBuilder {
         self
     }
 
+    /// Keeps what the pool does for [`AsyncProcessPool::insights`]: per worker process
+    /// the tasks it ran, its busy and idle time, its start-up time and restarts, and the
+    /// slowest tasks. Off by default. Each task is timed in its worker process whether
+    /// or not insights are on (two clock reads next to a message per task cost nothing
+    /// measurable); what insights add is the pool's tally, under a lock, once per task.
+    ///
+    /// ```
+    /// let pool = twat_mp::AsyncMultiPool::builder().processes().insights(true).build()?;
+    /// assert_eq!(pool.insights().map(|i| i.items()), Some(0));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
+    pub fn insights(mut self, insights: bool) -> Self {
+        self.settings.insights = insights;
+        self
+    }
+
     /// Makes the pool; its worker processes start when work first needs them.
     ///
     /// # Errors
@@ -228,7 +245,7 @@ impl AsyncProcessPoolBuilder {
         let concurrency = checked.concurrency.unwrap_or(super::DEFAULT_CONCURRENCY);
         let maxtasksperchild = checked.maxtasksperchild;
         let pool = AsyncProcessPool {
-            workers: Arc::new(worker_processes(nodes, debug)?),
+            workers: Arc::new(worker_processes(nodes, debug, checked.insights)?),
             closed: Arc::new(AtomicBool::new(false)),
             nodes,
             concurrency,
@@ -270,6 +287,47 @@ impl AsyncProcessPool {
     /// The most tasks one worker process runs in its life, if limited.
     pub fn maxtasksperchild(&self) -> Option<usize> {
         self.maxtasksperchild
+    }
+
+    /// What the pool did since it was built, or since [`reset_insights`](Self::reset_insights);
+    /// `None` unless it was built with [`insights(true)`](AsyncProcessPoolBuilder::insights).
+    ///
+    /// What runs where: one row per worker process slot (`nodes` of them). Each task is
+    /// timed in the worker process that runs it, from its first poll to its end, and the
+    /// time comes back with its answer; tasks overlap in a worker, so its busy time is the
+    /// time during which at least one task of the pool ran in it. Start-up times and
+    /// restarts (a process replacing one that crashed, was killed for a stuck task, or
+    /// reached [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild)) are seen
+    /// by the pool. A task whose worker died before it answered is not counted.
+    ///
+    /// ```
+    /// use twat_mp::AsyncMultiPool;
+    ///
+    /// async fn double(x: u64) -> u64 {
+    ///     x * 2
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder().nodes(2).processes().insights(true).build()?;
+    /// assert_eq!(pool.map(double, 0..4).await?, [0, 2, 4, 6]);
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// assert_eq!(insights.items(), 4);
+    /// println!("{insights}"); // one row per worker process, with start-up and restarts
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn insights(&self) -> Option<Insights> {
+        self.workers.recorder().map(|recorder| recorder.snapshot())
+    }
+
+    /// Starts the [`insights`](Self::insights) afresh: counts, times, restarts and the
+    /// slowest tasks go back to zero; calls keep their numbers. Does nothing without
+    /// [`insights(true)`](AsyncProcessPoolBuilder::insights).
+    pub fn reset_insights(&self) {
+        if let Some(recorder) = self.workers.recorder() {
+            recorder.reset();
+        }
     }
 
     /// Runs `f` on every item in the worker processes; results in input order.
@@ -813,7 +871,7 @@ impl AsyncProcessPool {
             timeout: self.timeout,
             debug: self.debug,
         };
-        SessionCall::new(transport, limits, ordered)
+        SessionCall::new(transport, limits, ordered).with_insights(self.workers.recorder())
     }
 }
 
@@ -845,11 +903,13 @@ impl Drop for AsyncProcessPool {
 /// keeps its worker for one call. The per-task timeout runs inside the workers; the pool
 /// gets an endless timeout only so that it treats a session whose worker dies as the one
 /// item it is (the call knows which of the session's tasks to blame) and never runs it again.
-fn worker_processes(nodes: usize, debug: bool) -> Result<ProcessPool, BuildError> {
+fn worker_processes(nodes: usize, debug: bool, insights: bool) -> Result<ProcessPool, BuildError> {
     ProcessPool::builder()
         .nodes(nodes)
         .chunksize(1)
         .timeout(Duration::MAX)
         .debug(debug)
-        .build()
+        .insights(insights)
+        // Its items are sessions: the sessions time their tasks themselves.
+        .build_timing(false)
 }

@@ -34,7 +34,9 @@ use crate::process::wire;
 pub(super) const HELLO: u8 = 31;
 /// Call → worker: one item, its index in the call, then its postcard bytes.
 pub(super) const ITEM: u8 = 32;
-/// Worker → call: one item's [`Answer`], after its index.
+/// Worker → call: one item's [`Answer`], after its index, the nanoseconds its task took
+/// (first poll to end) and the nanoseconds the session had some task running since its
+/// previous answer (for insights; both `u64` LE).
 pub(super) const ANSWER: u8 = 33;
 /// Worker → call: the task of this index blocks its thread past its deadline (the timeout
 /// in nanoseconds follows); kill the worker.
@@ -77,6 +79,37 @@ thread_local! {
 
 /// Writes whole frames to the call; shared by the tasks and the watchdog.
 type Writer = Arc<Mutex<UnixStream>>;
+
+/// The time a session had at least one task running (its tasks overlap), kept on the
+/// session's one thread and reported with each answer.
+#[derive(Default)]
+struct Busy {
+    running: std::cell::Cell<usize>,
+    /// Since when the busy time is not reported yet, while a task runs.
+    since: std::cell::Cell<Option<Instant>>,
+}
+
+impl Busy {
+    fn start(&self, now: Instant) {
+        if self.running.get() == 0 {
+            self.since.set(Some(now));
+        }
+        self.running.set(self.running.get() + 1);
+    }
+
+    /// A task ended at `now`: the busy time to report with its answer, so that each
+    /// moment with a task running is reported once.
+    fn end(&self, now: Instant) -> Duration {
+        self.running.set(self.running.get().saturating_sub(1));
+        let busy = self
+            .since
+            .get()
+            .map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        // A task still running counts on from here, in a later answer.
+        self.since.set((self.running.get() > 0).then_some(now));
+        busy
+    }
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -155,6 +188,7 @@ where
         let local = tokio::task::LocalSet::new();
         local.block_on(runtime, async move {
             let mut tasks = tokio::task::JoinSet::new();
+            let busy = std::rc::Rc::new(Busy::default());
             let mut open = true;
             loop {
                 tokio::select! {
@@ -166,6 +200,7 @@ where
                                 writer: Arc::clone(&writer),
                                 watchdog: watchdog.clone(),
                                 timeout,
+                                busy: std::rc::Rc::clone(&busy),
                             };
                             // `f` makes the task's future here, with the state; the
                             // future owns what it needs of it (it is `'static`), so the
@@ -196,6 +231,7 @@ struct Task {
     writer: Writer,
     watchdog: Option<Arc<Watchdog>>,
     timeout: Option<Duration>,
+    busy: std::rc::Rc<Busy>,
 }
 
 impl Task {
@@ -207,6 +243,8 @@ impl Task {
         K::Ok: CrossProcess,
         W: ErrorWire<K::Err>,
     {
+        let started_at = Instant::now();
+        self.busy.start(started_at);
         let answer = match started {
             Err(answer) => answer,
             Ok(future) => {
@@ -221,7 +259,10 @@ impl Task {
                 };
                 match guarded.await {
                     // The watchdog reported it stuck: the worker is killed next.
-                    None => return,
+                    None => {
+                        let _ = self.busy.end(Instant::now());
+                        return;
+                    }
                     Some(Err(caught)) => Answer::Panicked(RemotePanic::new(caught)),
                     Some(Ok(None)) => Answer::TimedOut(self.timeout.unwrap_or_default()),
                     Some(Ok(Some(output))) => match K::split(output) {
@@ -237,9 +278,14 @@ impl Task {
                 }
             }
         };
+        let now = Instant::now();
+        let busy = self.busy.end(now);
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let mut frame = Vec::new();
         let start = wire::begin_frame(&mut frame, ANSWER);
         frame.extend_from_slice(&self.index.to_le_bytes());
+        frame.extend_from_slice(&nanos(now - started_at).to_le_bytes());
+        frame.extend_from_slice(&nanos(busy).to_le_bytes());
         if let Err(err) = wire::write_bounded(&answer, &mut frame) {
             let broken: Answer<K::Ok> = Answer::Broken(err.describe("the result"));
             wire::write_bounded(&broken, &mut frame).expect("a short message encodes");
