@@ -14,6 +14,7 @@
 //! | `settings` | builder settings and their checks ([`Settings`](settings::Settings)) |
 //! | `registry` | the attribute pools, one per pool type and configuration ([`Registry`](registry::Registry)) |
 //! | `render` | items shown in errors through `Debug` where the type has it |
+//! | `retry` | which failures run an item again on a fresh worker, and how many runs an item had ([`Attempts`](retry::Attempts)) |
 
 pub(crate) mod failure;
 pub(crate) mod feed;
@@ -22,4 +23,5 @@ pub(crate) mod item;
 pub(crate) mod order;
 pub(crate) mod registry;
 pub(crate) mod render;
+pub(crate) mod retry;
 pub(crate) mod settings;

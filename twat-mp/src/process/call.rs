@@ -20,6 +20,7 @@ use crate::engine::gather::Gather;
 use crate::engine::item::ItemFailure;
 use crate::engine::order::Reorder;
 use crate::engine::render::Render;
+use crate::engine::retry::Attempts;
 use crate::error::{ErrorKind, WorkerError};
 
 /// How long one batch should keep a worker busy: long enough that the round trip is
@@ -111,6 +112,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 function,
                 sender,
                 cancel,
+                attempts: Attempts::new(shared.retries),
             }),
             shared,
             receiver,
@@ -277,24 +279,26 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                     worker,
                 } => {
                     let records = body.get(5..).unwrap_or_default();
-                    return Some(decode_records::<A>(
-                        records,
-                        first,
-                        count,
-                        worker,
-                        self.render,
-                    ));
+                    let mut chunk = decode_records::<A>(records, first, count, worker, self.render);
+                    // An item that panicked or returned an error on a retry ran more than
+                    // once.
+                    for (index, failure) in &mut chunk.failures {
+                        failure.set_attempts(self.link.attempts.runs(*index));
+                    }
+                    return Some(chunk);
                 }
                 Delivery::Failed {
                     index,
                     worker,
                     input,
                     kind,
+                    attempts,
                 } => {
                     let input = render_input::<A::In>(&input, self.render);
                     let err = WorkerError::new(index, kind)
                         .with_worker(worker)
-                        .with_input(input);
+                        .with_input(input)
+                        .with_attempts(attempts);
                     return Some(Decoded {
                         first: index,
                         count: 1,
