@@ -40,7 +40,15 @@ fn mark(test: &str) {
 fn marked(dir: &PathBuf) -> Vec<u32> {
     let mut pids: Vec<u32> = std::fs::read_dir(dir)
         .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .map(|entry| {
+            entry
+                .unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect();
     pids.sort_unstable();
     pids
@@ -122,37 +130,42 @@ fn initializer_failed(err: &WorkerError) -> &str {
 #[test]
 fn a_panicking_initializer_fails_the_items_clearly_and_starts_no_more_workers() {
     let dir = fresh_marks("panicking");
-    support::within(Duration::from_secs(60), "a panicking initializer", move || {
-        let pool = ProcessPool::builder()
-            .nodes(2)
-            .initializer(panicking)
-            .build()
-            .unwrap();
-        let err = pool.map(seen, 0..10).unwrap_err();
-        let reason = initializer_failed(&err);
-        assert!(
-            reason.starts_with("panicked at twat-mp/tests/process_initializer.rs:")
-                && reason.ends_with(": no config file"),
-            "{reason}"
-        );
-        assert_eq!(err.index(), 0);
-        assert_eq!(err.attempts(), 0, "the item never ran");
-        let message = err.to_string();
-        assert!(
-            message.contains(" was not run: the initializer of its worker process panicked at ")
-                && message.starts_with("item 0 (input 0) on worker "),
-            "{message}"
-        );
-        // Later calls fail at once, every item, without starting workers again.
-        let outcomes: Vec<_> = pool.imap(seen, 0..200).collect();
-        assert_eq!(outcomes.len(), 200);
-        for outcome in outcomes {
-            let err = outcome.unwrap_err();
-            assert!(initializer_failed(&err).ends_with(": no config file"));
-        }
-        let started = marked(&dir).len();
-        assert!((1..=2).contains(&started), "{started} workers started");
-    });
+    support::within(
+        Duration::from_secs(60),
+        "a panicking initializer",
+        move || {
+            let pool = ProcessPool::builder()
+                .nodes(2)
+                .initializer(panicking)
+                .build()
+                .unwrap();
+            let err = pool.map(seen, 0..10).unwrap_err();
+            let reason = initializer_failed(&err);
+            assert!(
+                reason.starts_with("panicked at twat-mp/tests/process_initializer.rs:")
+                    && reason.ends_with(": no config file"),
+                "{reason}"
+            );
+            assert_eq!(err.index(), 0);
+            assert_eq!(err.attempts(), 0, "the item never ran");
+            let message = err.to_string();
+            assert!(
+                message
+                    .contains(" was not run: the initializer of its worker process panicked at ")
+                    && message.starts_with("item 0 (input 0) on worker "),
+                "{message}"
+            );
+            // Later calls fail at once, every item, without starting workers again.
+            let outcomes: Vec<_> = pool.imap(seen, 0..200).collect();
+            assert_eq!(outcomes.len(), 200);
+            for outcome in outcomes {
+                let err = outcome.unwrap_err();
+                assert!(initializer_failed(&err).ends_with(": no config file"));
+            }
+            let started = marked(&dir).len();
+            assert!((1..=2).contains(&started), "{started} workers started");
+        },
+    );
 }
 
 #[test]
@@ -233,23 +246,30 @@ mod async_process {
 
     #[test]
     fn a_panicking_initializer_fails_every_task_without_hanging() {
-        support::within(Duration::from_secs(60), "an async panicking initializer", || {
-            let _ = fresh_marks("panicking-async");
-            fn panicking_async() {
-                mark("panicking-async");
-                panic!("no model file");
-            }
-            let pool = AsyncMultiPool::builder()
-                .nodes(2)
-                .processes()
-                .initializer(panicking_async)
-                .build()
-                .unwrap();
-            let err = block_on(pool.map(seen_async, 0..10)).unwrap_err();
-            assert!(initializer_failed(&err).ends_with(": no model file"), "{err}");
-            assert_eq!(err.attempts(), 0);
-            assert!(block_on(pool.map(seen_async, 0..10)).is_err());
-        });
+        support::within(
+            Duration::from_secs(60),
+            "an async panicking initializer",
+            || {
+                let _ = fresh_marks("panicking-async");
+                fn panicking_async() {
+                    mark("panicking-async");
+                    panic!("no model file");
+                }
+                let pool = AsyncMultiPool::builder()
+                    .nodes(2)
+                    .processes()
+                    .initializer(panicking_async)
+                    .build()
+                    .unwrap();
+                let err = block_on(pool.map(seen_async, 0..10)).unwrap_err();
+                assert!(
+                    initializer_failed(&err).ends_with(": no model file"),
+                    "{err}"
+                );
+                assert_eq!(err.attempts(), 0);
+                assert!(block_on(pool.map(seen_async, 0..10)).is_err());
+            },
+        );
     }
 
     #[test]

@@ -291,6 +291,45 @@ fn lazy_maps_retry_too() {
     });
 }
 
+#[twat_mp::pmap(process, nodes = 2, chunksize = 1, retries = 1)]
+fn crashes_once_pmap(item: Item) -> u64 {
+    crashes_once(item)
+}
+
+#[twat_mp::imap(process, nodes = 2, chunksize = 1, retries = 1)]
+fn crashes_once_imap(item: Item) -> u64 {
+    crashes_once(item)
+}
+
+#[twat_mp::amap(process, nodes = 2, chunksize = 1, retries = 2)]
+fn always_crashes_amap(item: Item) -> u64 {
+    always_crashes(item)
+}
+
+#[test]
+fn the_attributes_retry_with_the_retries_option() {
+    support::within(Duration::from_secs(60), "attribute retries", || {
+        let dir = scratch("pmap");
+        assert_eq!(crashes_once_pmap(items(&dir, 0..5)), [0, 10, 20, 30, 40]);
+        assert_eq!(runs(&dir, 3).len(), 2);
+
+        let dir = scratch("imap");
+        let results: Vec<u64> = crashes_once_imap(items(&dir, 0..5)).collect();
+        assert_eq!(results, [0, 10, 20, 30, 40]);
+
+        // A crash has no original to resume: the WorkerError is the panic's payload.
+        let dir = scratch("amap");
+        let pending = always_crashes_amap(items(&dir, 0..5));
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pending.get()))
+            .expect_err("the crash resumes as a panic");
+        let err = payload
+            .downcast_ref::<twat_mp::WorkerError>()
+            .expect("the payload is the WorkerError");
+        assert_eq!((err.index(), err.attempts()), (3, 3));
+        assert_eq!(runs(&dir, 3).len(), 3);
+    });
+}
+
 #[cfg(feature = "aio")]
 mod async_process {
     use super::*;
@@ -395,6 +434,23 @@ mod async_process {
             let err = block_on(pool(1).map(always_blocks, items(&dir, 0..4))).unwrap_err();
             assert_eq!((err.index(), err.attempts()), (2, 2));
             assert!(matches!(err.kind(), ErrorKind::TimedOut { .. }), "{err}");
+        });
+    }
+
+    #[twat_mp::apmap(process, nodes = 2, concurrency = 1, retries = 1)]
+    async fn crashes_once_apmap(item: Item) -> u64 {
+        crashes_once(item)
+    }
+
+    #[test]
+    fn the_apmap_attribute_retries_with_the_retries_option() {
+        support::within(Duration::from_secs(60), "apmap retries", || {
+            let dir = scratch("apmap");
+            assert_eq!(
+                block_on(crashes_once_apmap(items(&dir, 0..5))),
+                [0, 10, 20, 30, 40]
+            );
+            assert_eq!(runs(&dir, 3).len(), 2);
         });
     }
 
