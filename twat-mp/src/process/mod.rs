@@ -264,8 +264,9 @@ impl ProcessPoolBuilder {
     ///
     /// Workers start lazily, so the initializer runs when work first needs each one, not
     /// in [`build`](Self::build). It does not count against the [`timeout`](Self::timeout)
-    /// of the first item: a worker has a minute to start, its initializer included (or
-    /// the pool's `timeout`, if that is longer).
+    /// of the first item, but a worker has a minute to start, its initializer included:
+    /// a set-up that may take longer belongs in the items, behind a
+    /// [`OnceLock::get_or_init`](std::sync::OnceLock::get_or_init).
     ///
     /// If it fails — it panics, its process dies, or it runs past that limit — the worker
     /// runs nothing, and the pool is broken for good, since a new worker would fail the

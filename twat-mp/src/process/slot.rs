@@ -208,10 +208,10 @@ impl Slots {
         lock(&self.broken).clone()
     }
 
-    /// How long a new worker may take to be ready, its initializer included: a minute, or
-    /// the pool's timeout if that is longer.
+    /// How long a new worker may take to be ready, its initializer included. Not the
+    /// pool's timeout, which is per item (and endless under the async pool's sessions).
     fn start_limit(&self) -> Duration {
-        START_TIMEOUT.max(self.timeout.unwrap_or_default())
+        START_TIMEOUT
     }
 
     pub(crate) fn remembered_cost(&self, fingerprint: u64) -> Option<u64> {
