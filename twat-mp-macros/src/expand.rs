@@ -411,6 +411,10 @@ fn config(options: &Options) -> TokenStream {
     if let Some(concurrency) = &options.concurrency {
         fields.push(("concurrency", count(concurrency.value)));
     }
+    if let Some(retries) = &options.retries {
+        let retries = proc_macro2::Literal::u32_unsuffixed(retries.value);
+        fields.push(("retries", quote!(#retries)));
+    }
     if fields.is_empty() {
         return quote!(&::twat_mp::__private::Config::DEFAULT);
     }

@@ -153,6 +153,19 @@ pub(crate) const RULES: &[Rule] = &[
         given: |o| o.timeout.as_ref().map(|s| &s.name),
     },
     Rule {
+        // The process pools run an item again when its worker process crashed or timed
+        // out. Threads share their process: a crash ends the whole program, and a thread
+        // cannot be stopped, so there is nothing to retry.
+        name: "retries",
+        usage: "`retries = 2`",
+        effect: [PROCESS, PROCESS, PROCESS, PROCESS],
+        refusal: "`retries` needs `process`: an item runs again when its worker process \
+                  crashed or timed out, and threads do not crash separately (a crash ends \
+                  the whole program); write `#[{kind}(process, retries = 2)]`",
+        read: |o, name, value| parse::set(&mut o.retries, name, parse::retries(name, value)?),
+        given: |o| o.retries.as_ref().map(|s| &s.name),
+    },
+    Rule {
         // Every pool's builder takes `debug`.
         name: "debug",
         usage: "`debug`",
@@ -353,13 +366,13 @@ mod tests {
             takes,
             [
                 "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `debug`, `result`",
+                 (with `process`), `retries = 2` (with `process`), `debug`, `result`",
                 "`#[imap]` takes `nodes = 4`, `chunksize = 64`, `ordered = false`, `process`, \
-                 `timeout = \"5s\"` (with `process`), `debug`, `result`",
+                 `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`",
                 "`#[amap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `debug`, `result`",
+                 (with `process`), `retries = 2` (with `process`), `debug`, `result`",
                 "`#[apmap]` takes `nodes = 4`, `concurrency = 100`, `process`, \
-                 `timeout = \"5s\"`, `debug`, `result`",
+                 `timeout = \"5s\"`, `retries = 2` (with `process`), `debug`, `result`",
             ]
         );
     }

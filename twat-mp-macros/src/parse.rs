@@ -51,6 +51,7 @@ pub(crate) struct Options {
     pub concurrency: Option<Setting<usize>>,
     /// In milliseconds.
     pub timeout: Option<Setting<u64>>,
+    pub retries: Option<Setting<u32>>,
     pub ordered: Option<Setting<bool>>,
     pub process: Option<Setting<()>>,
     pub debug: Option<Setting<()>>,
@@ -288,6 +289,29 @@ pub(crate) fn flag(name: &Ident, value: Option<&Expr>) -> syn::Result<()> {
     }
 }
 
+/// `retries = 2`: a whole number, 0 included.
+pub(crate) fn retries(name: &Ident, value: Option<&Expr>) -> syn::Result<u32> {
+    let wrong = |span: Span| {
+        syn::Error::new(
+            span,
+            format!(
+                "`{name}` takes how many more times an item may run, a whole number, e.g. {}",
+                usage(name)
+            ),
+        )
+    };
+    let Some(value) = value else {
+        return Err(wrong(name.span()));
+    };
+    let Expr::Lit(syn::ExprLit {
+        lit: Lit::Int(int), ..
+    }) = value
+    else {
+        return Err(wrong(value.span()));
+    };
+    int.base10_parse::<u32>().map_err(|_| wrong(int.span()))
+}
+
 /// `timeout = "5s"`, in milliseconds.
 pub(crate) fn timeout(name: &Ident, value: Option<&Expr>) -> syn::Result<u64> {
     let wrong = |span: Span, what: String| syn::Error::new(span, what);
@@ -523,7 +547,7 @@ pub(crate) mod tests {
         assert_eq!(
             err,
             "unknown option `colour`; `#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, \
-             `timeout = \"5s\"` (with `process`), `debug`, `result`"
+             `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`"
         );
         let err = options(Kind::Pmap, quote!(node = 4)).unwrap_err();
         assert!(

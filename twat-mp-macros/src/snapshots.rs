@@ -95,6 +95,12 @@ const CASES: &[Case] = &[
         "fn square(x: u64) -> u64 { x * x }",
     ),
     case(
+        "pmap_process_retries",
+        Kind::Pmap,
+        "process, retries = 2",
+        "fn square(x: u64) -> u64 { x * x }",
+    ),
+    case(
         "pmap_process_result",
         Kind::Pmap,
         "process",

@@ -64,6 +64,8 @@ struct Details {
     /// The user's call of the attribute whose item failed: where an uncaught failure is
     /// reported.
     call_site: Option<CallSite>,
+    /// How many times the item ran (see [`WorkerError::attempts`]).
+    attempts: u32,
 }
 
 /// What went wrong with one item: the cause inside a [`WorkerError`].
@@ -102,6 +104,16 @@ pub enum ErrorKind {
     /// down, before the item finished.
     #[error("was cancelled: its call was dropped or its pool shut down first")]
     Cancelled,
+    /// The item never ran: the initializer of the worker process that was to run it
+    /// (`ProcessPoolBuilder::initializer`) failed, so the pool runs nothing more (see
+    /// [`ProcessPoolBuilder::initializer`](crate::ProcessPoolBuilder::initializer)).
+    #[error("was not run: the initializer of its worker process {reason}")]
+    InitializerFailed {
+        /// How the initializer failed, in words: `"panicked at src/main.rs:9:5: no
+        /// config file"`, `"crashed: the worker process was killed by signal 6
+        /// (SIGABRT)"`, `"did not finish within 60s"`.
+        reason: String,
+    },
 }
 
 /// A backtrace as captured in-process, or as text carried from another process.
@@ -116,6 +128,7 @@ enum Traceback {
 impl WorkerError {
     /// A new error for the item at `index`. Pools build these; users read them.
     pub(crate) fn new(index: usize, kind: ErrorKind) -> Self {
+        let attempts = u32::from(!never_ran(&kind));
         WorkerError {
             inner: Box::new(Details {
                 index,
@@ -126,8 +139,19 @@ impl WorkerError {
                 payload: Mutex::new(None),
                 origin: None,
                 call_site: None,
+                attempts,
             }),
         }
+    }
+
+    /// The number of runs the item had (see [`attempts`](Self::attempts)).
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
+        self.set_attempts(attempts);
+        self
+    }
+
+    pub(crate) fn set_attempts(&mut self, attempts: u32) {
+        self.inner.attempts = attempts;
     }
 
     /// An error for a panic, keeping its payload to resume later.
@@ -226,6 +250,44 @@ impl WorkerError {
         &self.inner.kind
     }
 
+    /// How many times the item ran before it failed: 1, unless its pool runs items again.
+    ///
+    /// A process pool with [`retries(n)`](crate::ProcessPoolBuilder::retries) runs an
+    /// item again, on a fresh worker, when its worker process crashed
+    /// ([`ErrorKind::Crashed`]) or was killed because the item ran past its timeout
+    /// ([`ErrorKind::TimedOut`]), up to `n` more times: an item that failed so every time
+    /// reports `n + 1`; one that panicked or returned an error on a retry reports the run
+    /// it failed on (panics and returned errors are not retried themselves: they are
+    /// deterministic in the common case). An item that succeeds on a retry is a success.
+    ///
+    /// It is 0 for an item that never ran: one cancelled before it started, or whose
+    /// worker process could not start or failed in its
+    /// [`initializer`](crate::ProcessPoolBuilder::initializer), or that could not be
+    /// sent. (A run stopped because its call was dropped reports
+    /// [`ErrorKind::Cancelled`] with 0 as well: it did not finish.) A run of a whole batch
+    /// during which a worker process died is not counted for the item that is then found
+    /// to kill it (see [`ProcessPool`'s failures](crate::ProcessPool#failures)).
+    ///
+    /// ```
+    /// use twat_mp::ProcessPool;
+    ///
+    /// fn abort_on_three(x: u32) -> u32 {
+    ///     if x == 3 {
+    ///         std::process::abort();
+    ///     }
+    ///     x
+    /// }
+    ///
+    /// let pool = ProcessPool::builder().nodes(1).retries(2).build()?;
+    /// let err = pool.map(abort_on_three, 0..5).unwrap_err();
+    /// assert_eq!((err.index(), err.attempts()), (3, 3));
+    /// assert!(err.to_string().starts_with("item 3 (input 3) on worker 0 crashed after 3 attempts: the worker process was killed by signal 6"), "{err}");
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
+    pub fn attempts(&self) -> u32 {
+        self.inner.attempts
+    }
+
     /// The backtrace of a panic, when one was captured (see [`Backtrace`] for when
     /// frames have symbols).
     pub fn traceback(&self) -> Option<&str> {
@@ -285,8 +347,27 @@ impl fmt::Display for WorkerError {
             input: details.input.as_deref(),
             worker: details.worker,
         };
-        write!(f, "{item} {}", details.kind)
+        match (&details.kind, details.attempts) {
+            (_, 0 | 1) => write!(f, "{item} {}", details.kind),
+            (ErrorKind::Crashed { status }, attempts) => write!(
+                f,
+                "{item} crashed after {attempts} attempts: the worker process {status}"
+            ),
+            (ErrorKind::TimedOut { after }, attempts) => write!(
+                f,
+                "{item} timed out after {after:?} on the last of its {attempts} attempts"
+            ),
+            (kind, attempts) => write!(f, "{item}, on its attempt {attempts}, {kind}"),
+        }
     }
+}
+
+/// Whether an error of this kind means that the item never ran (or did not finish).
+fn never_ran(kind: &ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Cancelled | ErrorKind::InitializerFailed { .. }
+    )
 }
 
 /// How every message names an item: `item 3 (input "x") on worker 1`, each part where it
@@ -329,6 +410,7 @@ impl fmt::Debug for WorkerError {
             .field("worker", &details.worker)
             .field("input", &details.input)
             .field("kind", &details.kind)
+            .field("attempts", &details.attempts)
             .field("traceback", &details.traceback.is_some())
             .finish()
     }

@@ -269,7 +269,7 @@ fn process_settings_are_checked() {
     assert!(matches!(err, BuildError::Unsupported(_)), "{err:?}");
     assert!(
         err.to_string()
-            .contains("initializer cannot run in worker processes"),
+            .contains("`.processes().initializer(f)`, with a function that captures nothing"),
         "{err}"
     );
 }

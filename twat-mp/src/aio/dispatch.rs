@@ -309,6 +309,7 @@ async fn run_job<T, O, R, E, G, Fut>(
             worker: Some(worker),
             input,
             error,
+            attempts: 1,
         },
         Ok(Err(after)) => timed_out(index, worker, input, after),
         Err(caught) => ItemFailure::Worker(

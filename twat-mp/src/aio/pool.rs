@@ -247,8 +247,11 @@ impl AsyncMultiPoolBuilder {
     /// Process mode: each worker is a process of this same executable running its own
     /// tokio runtime, for isolation from crashes, aborts, leaks and blocking code, with
     /// [`maxtasksperchild`](super::AsyncProcessPoolBuilder::maxtasksperchild) to recycle
-    /// workers. The settings made so far carry over, except `initializer` (a closure
-    /// cannot cross to another process: building then fails). See [`AsyncProcessPool`](super::AsyncProcessPool).
+    /// workers. The settings made so far carry over, except `initializer`: a closure
+    /// cannot cross to another process, so building then fails; set a function that
+    /// captures nothing after `processes()` instead
+    /// ([`AsyncProcessPoolBuilder::initializer`](super::AsyncProcessPoolBuilder::initializer)).
+    /// See [`AsyncProcessPool`](super::AsyncProcessPool).
     ///
     /// ```
     /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
@@ -260,6 +263,7 @@ impl AsyncMultiPoolBuilder {
         super::AsyncProcessPoolBuilder {
             settings: self.settings,
             has_initializer: self.initializer.is_some(),
+            initializer: None,
         }
     }
 

@@ -25,6 +25,9 @@ pub(crate) enum ItemFailure<E> {
         worker: Option<usize>,
         input: Option<String>,
         error: E,
+        /// How many times the item ran ([`WorkerError::attempts`]): 1, unless a process
+        /// pool ran it again after its worker was lost.
+        attempts: u32,
     },
     /// Anything else: a panic, a crash, a timeout, a cancellation.
     Worker(WorkerError),
@@ -82,6 +85,14 @@ impl<E> ItemFailure<E> {
         }
     }
 
+    /// Records that the item ran `attempts` times (see [`WorkerError::attempts`]).
+    pub(crate) fn set_attempts(&mut self, runs: u32) {
+        match self {
+            ItemFailure::Returned { attempts, .. } => *attempts = runs,
+            ItemFailure::Worker(err) => err.set_attempts(runs),
+        }
+    }
+
     fn input(&self) -> Option<&str> {
         match self {
             ItemFailure::Returned { input, .. } => input.as_deref(),
@@ -100,9 +111,11 @@ impl<E> ItemFailure<E> {
                 worker,
                 input,
                 error,
+                attempts,
             } => WorkerError::new(index, ErrorKind::Failed(box_returned(error)))
                 .with_worker(worker)
-                .with_input(input),
+                .with_input(input)
+                .with_attempts(attempts),
             ItemFailure::Worker(err) => err,
         }
     }
@@ -260,6 +273,7 @@ impl<T, E> ItemRunner<T, E> {
             worker,
             input,
             error,
+            attempts: 1,
         };
         failure.log(self.debug);
         failure

@@ -15,6 +15,7 @@
 //! | `registry` | the attribute pools, one per pool type and configuration ([`Registry`](registry::Registry)) |
 //! | `insights` | what `pool.insights()` reports: the [`Recorder`](insights::Recorder) each pool built with `.insights(true)` feeds, and [`Insights`](insights::Insights) |
 //! | `render` | items shown in errors through `Debug` where the type has it |
+//! | `retry` | which failures run an item again on a fresh worker, and how many runs an item had ([`Attempts`](retry::Attempts)) |
 
 pub(crate) mod failure;
 pub(crate) mod feed;
@@ -24,4 +25,5 @@ pub(crate) mod item;
 pub(crate) mod order;
 pub(crate) mod registry;
 pub(crate) mod render;
+pub(crate) mod retry;
 pub(crate) mod settings;

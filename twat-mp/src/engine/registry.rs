@@ -21,6 +21,8 @@ pub struct Config {
     pub timeout: Option<std::time::Duration>,
     /// `concurrency = N`: tasks in flight per worker, `#[apmap]` only.
     pub concurrency: Option<usize>,
+    /// `retries = N`: process pools only.
+    pub retries: u32,
 }
 
 impl Config {
@@ -32,6 +34,7 @@ impl Config {
         process: false,
         timeout: None,
         concurrency: None,
+        retries: 0,
     };
 
     /// The pool settings these options stand for. The macro crate has already refused
@@ -46,6 +49,7 @@ impl Config {
             debug: self.debug,
             // Attribute pools are shared and nobody can ask them: no insights.
             insights: false,
+            retries: self.retries,
         }
     }
 }

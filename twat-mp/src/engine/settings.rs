@@ -22,6 +22,8 @@ pub(crate) struct Settings {
     pub(crate) debug: bool,
     /// Keep [`Insights`](crate::Insights) (`.insights(true)`).
     pub(crate) insights: bool,
+    /// Process pools: how many more times an item whose worker was lost runs.
+    pub(crate) retries: u32,
 }
 
 /// The most nodes a pool may have: each is an OS thread (a process pool's also starts a
@@ -49,6 +51,8 @@ pub(crate) struct Checked {
     /// The pool's own `debug`, or the global debug mode.
     pub(crate) debug: bool,
     pub(crate) insights: bool,
+    /// Read only by the process pools.
+    pub(crate) retries: u32,
 }
 
 impl Settings {
@@ -86,6 +90,7 @@ impl Settings {
             maxtasksperchild: self.maxtasksperchild,
             debug: debug::enabled(self.debug),
             insights: self.insights,
+            retries: self.retries,
         })
     }
 }

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use super::remote::{
     Decoded, Failure, RemoteFn, StateSpec, cost_key, decode_records, function_id, render_input,
 };
-use super::slot::{Batch, CallLink, CallState, Cancel, Delivery, Slots};
+use super::slot::{Batch, CallLife, CallLink, CallState, Cancel, Delivery, Slots};
 use super::wire;
 use crate::engine::feed::{Feed, Pull, Pulled, READ_AHEAD};
 use crate::engine::gather::Gather;
 use crate::engine::item::ItemFailure;
 use crate::engine::order::Reorder;
 use crate::engine::render::Render;
+use crate::engine::retry::Attempts;
 use crate::error::{ErrorKind, WorkerError};
 
 /// How long one batch should keep a worker busy: long enough that the round trip is
@@ -36,6 +37,8 @@ const _: () = assert!(MAX_BYTES + wire::MAX_ITEM + 64 <= wire::MAX_FRAME);
 pub(crate) struct Call<A: RemoteFn, I> {
     shared: Arc<Slots>,
     link: Arc<CallLink>,
+    /// Keeps the call's per-call state in the workers, if any, until the call ends here.
+    _life: Option<Arc<CallLife>>,
     receiver: Receiver<Delivery>,
     input: I,
     input_done: bool,
@@ -67,6 +70,16 @@ pub(crate) struct Call<A: RemoteFn, I> {
 /// `Some(Err(why))` when it cannot be made (each item then fails with `why`).
 pub(crate) type StateSetup = Option<Result<StateSpec, String>>;
 
+/// A [`StateSetup`] given its id in the workers: what the calls that share one state
+/// carry (the sessions of one async process call, which is one call to its `init`). The
+/// workers drop the state once the last of them ends.
+pub(crate) type MadeState = Option<Result<(Arc<CallState>, Arc<CallLife>), String>>;
+
+/// The state of a call, with an id of its own.
+pub(crate) fn make_state(state: StateSetup, shared: &Arc<Slots>) -> MadeState {
+    state.map(|state| state.map(|spec| CallState::new(spec, shared)))
+}
+
 impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
     pub(crate) fn new(
         shared: Arc<Slots>,
@@ -75,6 +88,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
         render: Option<Render<A::In>>,
         state: StateSetup,
     ) -> Self {
+        let state = make_state(state, &shared);
         Self::stoppable(shared, function, input, render, Arc::default(), state)
     }
 
@@ -85,7 +99,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
         mut input: I,
         render: Option<Render<A::In>>,
         cancel: Arc<Cancel>,
-        state: StateSetup,
+        state: MadeState,
     ) -> Self {
         let (sender, receiver) = mpsc::channel();
         let cost_key = cost_key(function);
@@ -102,12 +116,12 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 )),
             ),
         };
-        let state = match state {
-            None => None,
-            Some(Ok(spec)) => Some(CallState::new(spec, &shared)),
+        let (state, life) = match state {
+            None => (None, None),
+            Some(Ok((state, life))) => (Some(state), Some(life)),
             Some(Err(why)) => {
                 refused = refused.or(Some(why));
-                None
+                (None, None)
             }
         };
         let function = function.filter(|_| refused.is_none());
@@ -137,7 +151,9 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                     .as_ref()
                     .filter(|_| shared.time_items)
                     .map_or(0, |recorder| recorder.begin_call()),
+                attempts: Attempts::new(shared.retries),
             }),
+            _life: life,
             shared,
             receiver,
             input,
@@ -302,24 +318,26 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                     worker,
                 } => {
                     let records = body.get(5..).unwrap_or_default();
-                    return Some(decode_records::<A>(
-                        records,
-                        first,
-                        count,
-                        worker,
-                        self.render,
-                    ));
+                    let mut chunk = decode_records::<A>(records, first, count, worker, self.render);
+                    // An item that panicked or returned an error on a retry ran more than
+                    // once.
+                    for (index, failure) in &mut chunk.failures {
+                        failure.set_attempts(self.link.attempts.runs(*index));
+                    }
+                    return Some(chunk);
                 }
                 Delivery::Failed {
                     index,
                     worker,
                     input,
                     kind,
+                    attempts,
                 } => {
                     let input = render_input::<A::In>(&input, self.render);
                     let err = WorkerError::new(index, kind)
                         .with_worker(worker)
-                        .with_input(input);
+                        .with_input(input)
+                        .with_attempts(attempts);
                     return Some(Decoded {
                         first: index,
                         count: 1,
@@ -446,6 +464,7 @@ pub(crate) fn run_map<A: RemoteFn>(
     render: Option<Render<A::In>>,
     state: StateSetup,
 ) -> Result<Vec<A::Out>, Failure<A>> {
+    let state = make_state(state, &shared);
     run_map_stoppable(shared, function, items, render, Arc::default(), state)
 }
 
@@ -457,7 +476,7 @@ pub(crate) fn run_map_stoppable<A: RemoteFn>(
     items: impl IntoIterator<Item = A::In>,
     render: Option<Render<A::In>>,
     cancel: Arc<Cancel>,
-    state: StateSetup,
+    state: MadeState,
 ) -> Result<Vec<A::Out>, Failure<A>> {
     let mut call =
         Call::<A, _>::stoppable(shared, function, items.into_iter(), render, cancel, state);

@@ -35,7 +35,7 @@ use crate::engine::render::Render;
 use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 
-pub(crate) use call::StateSetup;
+pub(crate) use call::{MadeState, StateSetup};
 use call::{LazyCall, run_map, run_map_stoppable};
 use remote::{
     AsValue, Fallible, Plain, RemoteFn, Spread, Starred, StateSpec, WithShared, WithState,
@@ -172,9 +172,24 @@ pub use remote::{CrossProcess, CrossProcessError, RemoteError, StarArgs, via};
 ///   about a millisecond, so this is rare for items worth isolating);
 /// - an item that runs past the [`timeout`](ProcessPoolBuilder::timeout) is stopped by
 ///   killing its worker, and gives [`ErrorKind::TimedOut`] at once;
+/// - with [`retries(n)`](ProcessPoolBuilder::retries), an item whose worker crashed or
+///   that timed out runs again on a fresh worker, up to `n` more times, before it fails
+///   so ([`WorkerError::attempts`] counts its runs; the run of a whole batch during which
+///   its worker died, before the item was found, is not counted); panics and returned
+///   errors are not retried;
 /// - once a [`map`](Self::map) is decided by a failure, its items still running are
 ///   stopped the same way (as are those of a lazy map that is dropped), so that the pool
 ///   is at once free and its drop waits for none of them.
+///
+/// # What runs where
+///
+/// The items, the function and the [`initializer`](ProcessPoolBuilder::initializer) run
+/// in the worker processes, each on the worker's main thread, one item at a time; the
+/// caller's process only sends items and receives results (a thread per node does that
+/// there). The initializer runs once in each worker process when it starts, before its
+/// first item, and again in each worker that replaces one; state it sets up (a
+/// `static`, a `OnceLock`, a `thread_local!`) lives in that worker process and is seen by
+/// every item that worker runs, in every call, until the worker is replaced.
 ///
 /// # Lifecycle
 ///
@@ -208,6 +223,7 @@ pub struct ProcessPool {
 #[must_use = "a builder does nothing until `.build()`"]
 pub struct ProcessPoolBuilder {
     settings: Settings,
+    initializer: Option<fn()>,
 }
 
 impl ProcessPoolBuilder {
@@ -260,6 +276,110 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// A function each worker process runs once when it starts, before its first item,
+    /// as Python's `initializer`: to fill a [`OnceLock`](std::sync::OnceLock) or a
+    /// `static` the items read, set up logging, load a model. It runs in every worker,
+    /// the ones that replace a worker that crashed or was killed (a timeout, a stopped
+    /// call) too, and never in this process. Like the pool's functions it captures
+    /// nothing (a `fn` item, or a closure without captures): it crosses as a place in
+    /// the code (see [Functions, items, results](ProcessPool#functions-items-results));
+    /// what it needs, it reads where it is (a file, an environment variable the worker
+    /// inherited).
+    ///
+    /// Workers start lazily, so the initializer runs when work first needs each one, not
+    /// in [`build`](Self::build). It does not count against the [`timeout`](Self::timeout)
+    /// of the first item, but a worker has a minute to start, its initializer included:
+    /// a set-up that may take longer belongs in the items, behind a
+    /// [`OnceLock::get_or_init`](std::sync::OnceLock::get_or_init).
+    ///
+    /// If it fails — it panics, its process dies, or it runs past that limit — the worker
+    /// runs nothing, and the pool is broken for good, since a new worker would fail the
+    /// same way: every item from then on fails at once with
+    /// [`ErrorKind::InitializerFailed`] saying how (`item 0 on worker 1 was not run: the
+    /// initializer of its worker process panicked at src/main.rs:9:5: no config file`),
+    /// without starting any worker again.
+    ///
+    /// ```
+    /// use std::sync::OnceLock;
+    /// use twat_mp::ProcessPool;
+    ///
+    /// static GREETING: OnceLock<String> = OnceLock::new();
+    ///
+    /// fn set_up() {
+    ///     GREETING.set(format!("hello from {}", std::process::id())).unwrap();
+    /// }
+    ///
+    /// fn greet(name: String) -> String {
+    ///     let greeting = GREETING.get().expect("the initializer ran");
+    ///     format!("{greeting}, {name}")
+    /// }
+    ///
+    /// let pool = ProcessPool::builder().nodes(2).initializer(set_up).build()?;
+    /// let greetings = pool.map(greet, ["ann".to_owned(), "bob".to_owned()])?;
+    /// assert!(greetings[0].starts_with("hello from ") && greetings[0].ends_with(", ann"));
+    /// // It never ran here.
+    /// assert!(GREETING.get().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A panicking initializer fails the items, not the program:
+    ///
+    /// ```
+    /// use twat_mp::{ErrorKind, ProcessPool};
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .nodes(1)
+    ///     .initializer(|| panic!("no config file"))
+    ///     .build()?;
+    /// let err = pool.map(|x: u32| x + 1, [1, 2]).unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::InitializerFailed { reason } if reason.ends_with(": no config file")));
+    /// assert_eq!(err.attempts(), 0);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
+    pub fn initializer(mut self, initializer: fn()) -> Self {
+        self.initializer = Some(initializer);
+        self
+    }
+
+    /// Runs an item again, up to `retries` more times, when its worker process crashed
+    /// (abort, segfault, out of memory, `kill -9`) or was killed because the item ran past
+    /// the [`timeout`](Self::timeout): each time on a fresh worker (the one that replaces
+    /// the lost worker), before the rest of its batch. An item that succeeds on a retry
+    /// is a success; one that fails every run fails with its last failure, and
+    /// [`WorkerError::attempts`] says how many runs it had (`retries + 1`). No retries by
+    /// default.
+    ///
+    /// Panics and returned errors are *not* retried: the function gave its answer for
+    /// that item, and it is the same on every run in the common case. Retry only what is
+    /// worth running twice: an item runs again from its start, so its side effects (a
+    /// file written, a request sent) may happen more than once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twat_mp::{ErrorKind, ProcessPool};
+    ///
+    /// fn hang_on_two(x: u64) -> u64 {
+    ///     if x == 2 {
+    ///         std::thread::sleep(Duration::from_secs(60));
+    ///     }
+    ///     x
+    /// }
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .nodes(2)
+    ///     .timeout(Duration::from_millis(200))
+    ///     .retries(1)
+    ///     .build()?;
+    /// let err = pool.map(hang_on_two, 0..4).unwrap_err();
+    /// assert_eq!((err.index(), err.attempts()), (2, 2));
+    /// assert!(matches!(err.kind(), ErrorKind::TimedOut { .. }));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.settings.retries = retries;
+        self
+    }
+
     /// Makes the pool. Its worker processes start later, when work first needs them.
     ///
     /// # Errors
@@ -281,10 +401,15 @@ impl ProcessPoolBuilder {
         let recorder = checked
             .insights
             .then(|| Arc::new(Recorder::new(nodes, true)));
-        let shared = Arc::new(
-            Slots::new(nodes, checked.chunksize, timeout, debug)
-                .with_insights(recorder, time_items),
-        );
+        let mut slots = Slots::new(nodes, checked.chunksize, timeout, debug)
+            .with_insights(recorder, time_items);
+        slots.retries = checked.retries;
+        slots.initializer = self.initializer.map(|initializer| {
+            remote::Initializer(initializer)
+                .offset()
+                .map_err(|err| format!("the initializer cannot be sent to a worker process: {err}"))
+        });
+        let shared = Arc::new(slots);
         let mut slots = Vec::with_capacity(nodes);
         for index in 0..nodes {
             let slot_shared = Arc::clone(&shared);
@@ -316,7 +441,11 @@ impl ProcessPoolBuilder {
 
 impl FromSettings for ProcessPool {
     fn from_settings(settings: Settings) -> Result<Self, BuildError> {
-        ProcessPoolBuilder { settings }.build()
+        ProcessPoolBuilder {
+            settings,
+            initializer: None,
+        }
+        .build()
     }
 }
 
@@ -356,7 +485,8 @@ impl ProcessPool {
         Self::builder().nodes(nodes).build()
     }
 
-    /// Settings beyond the number of processes: `chunksize`, `timeout`, `debug`.
+    /// Settings beyond the number of processes: `chunksize`, `timeout`, `debug`,
+    /// `initializer`, `retries`.
     pub fn builder() -> ProcessPoolBuilder {
         ProcessPoolBuilder::default()
     }
@@ -816,6 +946,12 @@ impl ProcessPool {
         self.apipe_remote(Plain::new(f), item, None).0
     }
 
+    /// A call's per-call state with its id in the workers, for calls that share it (the
+    /// sessions of one async process call).
+    pub(crate) fn make_state(&self, state: StateSetup) -> MadeState {
+        call::make_state(state, &self.shared)
+    }
+
     /// The engine of [`apipe`](Self::apipe), for any function that cannot fail (the async
     /// pool's groups too), and what stops it: [`Stopper::stop`] kills the worker running
     /// the item, which then fails as cancelled.
@@ -823,7 +959,7 @@ impl ProcessPool {
         &self,
         function: A,
         item: A::In,
-        state: StateSetup,
+        state: MadeState,
     ) -> (AsyncResult<Result<A::Out, WorkerError>>, Stopper)
     where
         A: RemoteFn<Err = Infallible>,
@@ -1029,6 +1165,8 @@ impl fmt::Debug for ProcessPool {
             .field("chunksize", &self.shared.chunksize)
             .field("timeout", &self.shared.timeout)
             .field("debug", &self.shared.debug)
+            .field("retries", &self.shared.retries)
+            .field("initializer", &self.shared.initializer.is_some())
             .finish()
     }
 }

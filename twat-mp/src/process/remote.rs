@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 
 use super::unsafe_code::{CodePointer, EntryOffset, EntryPoint, SharedFn, StateFn};
 use super::wire::{self, FrameError, FunctionId};
-use super::worker::{Job, RunJob, SetUp, SetUpJob, StateSlot, Stop};
+use super::worker::{Job, RunInit, RunJob, SetUp, SetUpJob, StateSlot, Stop};
 use crate::engine::item::ItemFailure;
 use crate::engine::render::{Render, shorten};
 use crate::error::{BoxError, ErrorKind, WorkerError};
@@ -665,6 +665,32 @@ impl<A: RemoteFn> EntryPoint<RunJob> for A {
     }
 }
 
+/// A pool's initializer (`ProcessPoolBuilder::initializer`): a function that captures
+/// nothing, run once in each worker process before its first job. It crosses in the
+/// `HELLO` as a job's function crosses in its frame.
+#[derive(Clone, Copy)]
+pub(crate) struct Initializer(pub(crate) fn());
+
+impl Initializer {
+    /// Where it is, as the `HELLO` carries it.
+    pub(crate) fn offset(self) -> Result<EntryOffset<RunInit>, FrameError> {
+        Ok(EntryOffset::of(self)?)
+    }
+}
+
+impl EntryPoint<RunInit> for Initializer {
+    type Code = fn();
+    fn code(self) -> fn() {
+        self.0
+    }
+    fn from_code(code: fn()) -> Self {
+        Initializer(code)
+    }
+    fn run(self, (): &mut ()) {
+        (self.0)();
+    }
+}
+
 /// A hash of what `A` is: its full type name (function pointer, item, result and error
 /// types) and the sizes of its item and result.
 pub(crate) fn fingerprint<A: RemoteFn>() -> u64 {
@@ -1032,6 +1058,7 @@ fn decode_record<A: RemoteFn>(
                 worker,
                 input,
                 error,
+                attempts: 1,
             };
             Ok((Err(failure), rest))
         }

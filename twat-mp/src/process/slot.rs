@@ -7,6 +7,12 @@
 //! rest of the batch goes to a fresh worker "carefully" (each result sent as soon as it is
 //! ready), so that the item that kills a worker is found exactly and is the only one lost.
 //!
+//! With `retries`, an item whose worker crashed or timed out runs again on the fresh
+//! worker that replaces it, before the rest of its batch, as the engine's
+//! [`Attempts`](crate::engine::retry::Attempts) decides. With an `initializer`, each new
+//! worker runs it before its first job; if it fails, the pool is broken for good: every
+//! item from then on fails at once, and no worker is started again (no crash loop).
+//!
 //! A call that no longer wants the results of its items (a `map` decided by a failure, a
 //! lazy map dropped) is stopped with [`Slots::stop_call`]: its queued batches are skipped,
 //! and the workers still running its items are killed, so that the pool is free at once
@@ -25,12 +31,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use super::remote::StateSpec;
-use super::unsafe_code::code_range;
+use super::unsafe_code::{EntryOffset, code_range};
 use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key, TIMED};
-use super::worker::RunJob;
 use super::worker::{MARKER, is_failed_worker, marker_for_child};
+use super::worker::{RunInit, RunJob};
 use crate::debug::event;
 use crate::engine::insights::Recorder;
+use crate::engine::retry::{Attempts, Verdict};
 use crate::error::ErrorKind;
 
 /// How long a new worker may take to answer the handshake before it counts as failed.
@@ -45,6 +52,12 @@ pub(crate) struct Slots {
     pub(crate) chunksize: Option<usize>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) debug: bool,
+    /// How many more times an item whose worker was lost runs.
+    pub(crate) retries: u32,
+    /// The initializer every new worker runs, where it is (or why it cannot be named).
+    pub(crate) initializer: Option<Result<EntryOffset<RunInit>, String>>,
+    /// Set for good once a worker's initializer failed: how it failed.
+    broken: Mutex<Option<String>>,
     key: Key,
     queue: Mutex<Queue>,
     work: Condvar,
@@ -115,6 +128,9 @@ impl Slots {
             chunksize,
             timeout,
             debug,
+            retries: 0,
+            initializer: None,
+            broken: Mutex::new(None),
             key: Key::random(),
             queue: Mutex::new(Queue {
                 batches: VecDeque::new(),
@@ -234,6 +250,17 @@ impl Slots {
         self.work.notify_all();
     }
 
+    /// How the initializer failed, once one did: the pool runs nothing more.
+    fn broken(&self) -> Option<String> {
+        lock(&self.broken).clone()
+    }
+
+    /// How long a new worker may take to be ready, its initializer included. Not the
+    /// pool's timeout, which is per item (and endless under the async pool's sessions).
+    fn start_limit(&self) -> Duration {
+        START_TIMEOUT
+    }
+
     pub(crate) fn remembered_cost(&self, fingerprint: u64) -> Option<u64> {
         lock(&self.costs).get(&fingerprint).copied()
     }
@@ -252,33 +279,47 @@ pub(crate) struct CallLink {
     pub(crate) cancel: Arc<Cancel>,
     /// The call's per-call state (`map_init`, `map_with`), set up in each worker before
     /// the first job of the call it runs.
-    pub(crate) state: Option<CallState>,
+    pub(crate) state: Option<Arc<CallState>>,
     /// The call's number on the pool's insights recorder; 0 when its items are not timed.
     pub(crate) call: u64,
+    /// The runs of the call's items whose worker was lost, and its retries.
+    pub(crate) attempts: Attempts,
 }
 
 /// A call's per-call state: its id in the workers and how it is made.
 pub(crate) struct CallState {
     pub(crate) id: u64,
     pub(crate) spec: StateSpec,
-    /// Told when the call ends (the link is dropped with its last batch).
-    pub(crate) slots: Weak<Slots>,
+    /// Alive while the call is: the workers drop the state once it is not.
+    pub(crate) life: Weak<CallLife>,
 }
 
 impl CallState {
     /// A new id, unique in this process: ids of calls that ended are never used again,
-    /// so a worker cannot mistake an old state for a new call's.
-    pub(crate) fn new(spec: StateSpec, slots: &Arc<Slots>) -> Self {
+    /// so a worker cannot mistake an old state for a new call's. The [`CallLife`] is the
+    /// caller's to keep while the call runs.
+    pub(crate) fn new(spec: StateSpec, slots: &Arc<Slots>) -> (Arc<CallState>, Arc<CallLife>) {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        CallState {
+        let life = Arc::new(CallLife {
+            slots: Arc::downgrade(slots),
+        });
+        let state = CallState {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             spec,
-            slots: Arc::downgrade(slots),
-        }
+            life: Arc::downgrade(&life),
+        };
+        (Arc::new(state), life)
     }
 }
 
-impl Drop for CallState {
+/// Held by the caller of a call with a per-call state, and dropped when the call ends
+/// there: not by the batches, which a slot may still hold for a moment after the caller
+/// has its results, so that a call made next already finds the workers told.
+pub(crate) struct CallLife {
+    slots: Weak<Slots>,
+}
+
+impl Drop for CallLife {
     fn drop(&mut self) {
         if let Some(slots) = self.slots.upgrade() {
             slots.call_ended();
@@ -335,6 +376,8 @@ pub(crate) enum Delivery {
         worker: Option<usize>,
         input: Vec<u8>,
         kind: ErrorKind,
+        /// How many times it ran ([`WorkerError::attempts`](crate::WorkerError::attempts)).
+        attempts: u32,
     },
     /// Items that never ran.
     Cancelled { first: usize, count: usize },
@@ -393,22 +436,28 @@ impl Batch {
         let _ = self.link.sender.send(delivery);
     }
 
-    /// The next undelivered item failed with `kind`.
-    fn fail_next(&mut self, worker: Option<usize>, kind: ErrorKind) {
+    /// The index of the next undelivered item.
+    fn next_index(&self) -> usize {
+        self.first + self.delivered
+    }
+
+    /// The next undelivered item failed with `kind`, after `attempts` runs.
+    fn fail_next(&mut self, worker: Option<usize>, kind: ErrorKind, attempts: u32) {
         let at = self.delivered;
         self.deliver(Delivery::Failed {
             index: self.first + at,
             worker,
             input: self.item_bytes(at).to_vec(),
             kind,
+            attempts,
         });
         self.delivered += 1;
     }
 
-    /// Every undelivered item failed with `kind`.
-    fn fail_rest(&mut self, worker: Option<usize>, kind: impl Fn() -> ErrorKind) {
+    /// Every undelivered item failed with `kind`, after `attempts` runs each.
+    fn fail_rest(&mut self, worker: Option<usize>, kind: impl Fn() -> ErrorKind, attempts: u32) {
         while self.delivered < self.count() {
-            self.fail_next(worker, kind());
+            self.fail_next(worker, kind(), attempts);
         }
     }
 }
@@ -436,12 +485,15 @@ struct WorkerProcess {
     writer: UnixStream,
     /// Whether it answered the handshake.
     ready: bool,
+    /// Whether it ran the pool's initializer (or the pool has none).
+    initialized: bool,
+    /// When it was started: it must be ready (its initializer run) within the start
+    /// limit, and its start-up time (insights) ends at its `READY`.
+    spawned: Instant,
     read_timeout: Option<Duration>,
     body: Vec<u8>,
     /// How it said it dies (a `DYING` frame), if it did.
     last_words: Option<String>,
-    /// When it was started (its start-up time ends at its `READY`).
-    spawned: Instant,
 }
 
 impl WorkerProcess {
@@ -464,6 +516,8 @@ enum Exchange {
     Refused { reason: String, fatal: bool },
     /// The worker is gone (or was killed because an item ran past the timeout).
     Died { timed_out: bool },
+    /// The worker's initializer failed (how, in words); the worker ends.
+    InitFailed { reason: String },
 }
 
 /// The thread of slot `index`.
@@ -512,7 +566,7 @@ struct Slot {
     index: usize,
     worker: Option<WorkerProcess>,
     /// The per-call states the worker holds: their ids, and the calls they are for.
-    holding: Vec<(u64, Weak<CallLink>)>,
+    holding: Vec<(u64, Weak<CallLife>)>,
     /// The current job followed a `SETUP`.
     set_up_sent: bool,
 }
@@ -541,12 +595,23 @@ impl Slot {
             if batch.link.cancel.is_set() || self.shared.terminating() {
                 return;
             }
+            if let Some(reason) = self.shared.broken() {
+                // An initializer failed: no worker starts again, nothing runs.
+                batch.fail_rest(
+                    Some(self.index),
+                    || ErrorKind::InitializerFailed {
+                        reason: reason.clone(),
+                    },
+                    0,
+                );
+                return;
+            }
             if self.worker.is_none() {
                 match self.spawn() {
                     Ok(worker) => self.worker = Some(worker),
                     Err(err) => {
                         let why = format!("could not start a worker process: {err}");
-                        batch.fail_rest(None, || ErrorKind::Transport(why.clone()));
+                        batch.fail_rest(None, || ErrorKind::Transport(why.clone()), 0);
                         return;
                     }
                 }
@@ -554,6 +619,8 @@ impl Slot {
             let was_ready = self.worker.as_ref().is_some_and(|w| w.ready);
             let whole = batch.delivered == 0;
             self.set_up_sent = false;
+            // A job of one item: if its worker dies, that item killed it.
+            let alone = batch.count() - batch.delivered == 1;
             match self.exchange(batch, careful) {
                 Exchange::Finished { elapsed } => {
                     // A job after a `SETUP` waited for the state to be made (`init`, the
@@ -562,11 +629,15 @@ impl Slot {
                         batch.measured = Some((batch.count(), elapsed));
                     }
                     if batch.delivered < batch.count() {
-                        batch.fail_rest(Some(self.index), || {
-                            ErrorKind::Transport(
-                                "the worker ended the job without answering".into(),
-                            )
-                        });
+                        batch.fail_rest(
+                            Some(self.index),
+                            || {
+                                ErrorKind::Transport(
+                                    "the worker ended the job without answering".into(),
+                                )
+                            },
+                            1,
+                        );
                     }
                     return;
                 }
@@ -575,13 +646,21 @@ impl Slot {
                         self.discard_worker();
                     }
                     let why = format!("the worker refused the job: {reason}");
-                    batch.fail_rest(Some(self.index), || ErrorKind::Transport(why.clone()));
+                    batch.fail_rest(Some(self.index), || ErrorKind::Transport(why.clone()), 0);
                     return;
+                }
+                Exchange::InitFailed { reason } => {
+                    self.discard_worker();
+                    self.initializer_failed(reason);
                 }
                 Exchange::Died { timed_out } => {
                     // The worker that just ended: its pid is known (0 would mean none ran).
                     let pid = self.worker.as_ref().map_or(0, |w| w.pid);
                     let became_ready = self.worker.as_ref().is_some_and(|w| w.ready);
+                    let initializing = self
+                        .worker
+                        .as_ref()
+                        .is_some_and(|w| w.ready && !w.initialized);
                     let status = self.discard_worker();
                     if self.shared.terminating() || batch.link.cancel.is_set() {
                         // Killed on purpose: nobody wants these items any more.
@@ -589,24 +668,52 @@ impl Slot {
                     }
                     if !was_ready && !became_ready {
                         let why = format!("the worker process failed to start: it {status}");
-                        batch.fail_rest(Some(self.index), || ErrorKind::Transport(why.clone()));
+                        batch.fail_rest(Some(self.index), || ErrorKind::Transport(why.clone()), 0);
                         return;
                     }
-                    if timed_out {
-                        let after = timeout.unwrap_or_default();
-                        event!(
-                            self.debug(),
-                            worker = self.index,
-                            pid,
-                            index = batch.first + batch.delivered,
-                            ?after,
-                            "item timed out; its worker process was killed"
-                        );
-                        batch.fail_next(Some(self.index), ErrorKind::TimedOut { after });
-                    } else if careful {
-                        event!(self.debug(), worker = self.index, pid, index = batch.first + batch.delivered, %status, "worker process crashed on an item");
-                        batch.fail_next(Some(self.index), ErrorKind::Crashed { status });
-                        careful = timeout.is_some();
+                    if initializing {
+                        let reason = if timed_out {
+                            let limit = self.shared.start_limit();
+                            format!("did not finish within {limit:?}")
+                        } else {
+                            format!("crashed: the worker process {status}")
+                        };
+                        self.initializer_failed(reason);
+                        continue;
+                    }
+                    if timed_out || careful || alone {
+                        let kind = if timed_out {
+                            let after = timeout.unwrap_or_default();
+                            event!(
+                                self.debug(),
+                                worker = self.index,
+                                pid,
+                                index = batch.next_index(),
+                                ?after,
+                                "item timed out; its worker process was killed"
+                            );
+                            ErrorKind::TimedOut { after }
+                        } else {
+                            event!(self.debug(), worker = self.index, pid, index = batch.next_index(), %status, "worker process crashed on an item");
+                            ErrorKind::Crashed { status }
+                        };
+                        match batch.link.attempts.lost(batch.next_index(), &kind) {
+                            Verdict::Again { runs } => {
+                                event!(
+                                    self.debug(),
+                                    worker = self.index,
+                                    index = batch.next_index(),
+                                    runs,
+                                    "item runs again on a fresh worker process"
+                                );
+                                // Its next run is told apart from the rest of the batch.
+                                careful = true;
+                            }
+                            Verdict::Fail { attempts } => {
+                                batch.fail_next(Some(self.index), kind, attempts);
+                                careful = timeout.is_some();
+                            }
+                        }
                     } else {
                         // Which item it died on is unknown: run the rest again, one
                         // result at a time, to find it.
@@ -621,6 +728,14 @@ impl Slot {
                 }
             }
         }
+    }
+
+    /// A worker's initializer failed: the pool is broken for good (the loop then fails the
+    /// batch and every later one, and starts no worker again).
+    fn initializer_failed(&self, reason: String) {
+        event!(self.debug(), worker = self.index, reason = %reason, "worker process initializer failed; the pool runs nothing more");
+        let mut broken = lock(&self.shared.broken);
+        broken.get_or_insert(reason);
     }
 
     /// Sends the undelivered rest of `batch` to the worker and passes its answers on.
@@ -654,11 +769,20 @@ impl Slot {
         {
             return Exchange::Died { timed_out: false };
         }
+        let start_limit = self.shared.start_limit();
         let mut started = Instant::now();
         let mut last_progress = started;
         loop {
             let read_timeout = match timeout {
-                _ if !worker.ready => Some(START_TIMEOUT.saturating_sub(started.elapsed())),
+                _ if !worker.ready || !worker.initialized => {
+                    let left = start_limit.saturating_sub(worker.spawned.elapsed());
+                    if left.is_zero() {
+                        return Exchange::Died {
+                            timed_out: worker.ready,
+                        };
+                    }
+                    Some(left)
+                }
                 // A deadline past what an `Instant` can hold never comes.
                 Some(timeout) => match last_progress.checked_add(timeout) {
                     Some(deadline) => {
@@ -714,6 +838,17 @@ impl Slot {
                         };
                     }
                 },
+                wire::INITIALIZED if worker.ready && !worker.initialized => {
+                    worker.initialized = true;
+                    started = now;
+                    last_progress = now;
+                }
+                wire::INIT_FAILED if worker.ready && !worker.initialized => {
+                    return Exchange::InitFailed {
+                        reason: wire::decode_init_failed(&worker.body)
+                            .unwrap_or_else(|_| "failed".into()),
+                    };
+                }
                 wire::RESULTS => {
                     let count = wire::Cursor::new(&worker.body[1..])
                         .u32()
@@ -787,6 +922,11 @@ impl Slot {
             ));
         }
         code_range().ok_or_else(|| io::Error::other(wire::FrameError::NoImage))?;
+        let initializer = match &self.shared.initializer {
+            None => None,
+            Some(Ok(offset)) => Some(*offset),
+            Some(Err(why)) => return Err(io::Error::other(why.clone())),
+        };
         let (ours, theirs) = UnixStream::pair()?;
         let mut child = Command::new("/proc/self/exe")
             .arg0("twat-mp-worker")
@@ -795,7 +935,8 @@ impl Slot {
             .spawn()?;
         let pid = child.id();
         let mut hello = Vec::new();
-        wire::encode_hello(&mut hello, self.shared.key);
+        wire::encode_hello(&mut hello, self.shared.key, initializer);
+        let spawned = Instant::now();
         let setup = (|| {
             let mut writer = ours.try_clone()?;
             writer.write_all(&hello)?;
@@ -829,10 +970,11 @@ impl Slot {
             reader: BufReader::with_capacity(1 << 16, ours),
             writer,
             ready: false,
+            initialized: initializer.is_none(),
+            spawned,
             read_timeout: None,
             body: Vec::new(),
             last_words: None,
-            spawned: Instant::now(),
         })
     }
 
@@ -899,7 +1041,7 @@ impl Slot {
 /// calls that ended (whatever the job), and `SETUP` for the call's own state if it does
 /// not hold it yet; whether it sent a `SETUP`.
 fn set_up_state(
-    holding: &mut Vec<(u64, Weak<CallLink>)>,
+    holding: &mut Vec<(u64, Weak<CallLife>)>,
     link: &Arc<CallLink>,
     worker: &mut WorkerProcess,
     key: Key,
@@ -929,13 +1071,13 @@ fn set_up_state(
     );
     worker.writer.write_all(&head)?;
     worker.writer.write_all(&spec.payload)?;
-    holding.push((state.id, Arc::downgrade(link)));
+    holding.push((state.id, state.life.clone()));
     Ok(true)
 }
 
 /// Sends `worker` a `FORGET` for the states it holds of calls that ended, if any.
 fn forget_ended(
-    holding: &mut Vec<(u64, Weak<CallLink>)>,
+    holding: &mut Vec<(u64, Weak<CallLife>)>,
     worker: &mut WorkerProcess,
 ) -> io::Result<()> {
     let mut ended = Vec::new();

@@ -5,7 +5,7 @@
 //!
 //! | kind | from | body after the kind byte |
 //! |---|---|---|
-//! | `HELLO` | parent | magic, version, executable identity, the pool's key |
+//! | `HELLO` | parent | magic, version, executable identity, the pool's key, then `0`, or `1` and the initializer's entry point offset, function offset and tag |
 //! | `JOB` | parent | entry point offset, function offset, type fingerprint, flags, item count, state id, tag, items |
 //! | `SETUP` | parent | as `JOB`, for the entry point that makes the per-call state `state id` (`map_init`, `map_with`); its payload is the shared value, if any; no answer |
 //! | `FORGET` | parent | state ids (u64 each) of calls that ended: the worker drops their states; no answer |
@@ -14,6 +14,11 @@
 //! | `DONE` | worker | — (the job's last frame) |
 //! | `REFUSED` | worker | fatal flag, the reason in words |
 //! | `DYING` | worker | why it is about to die, in words (a stack overflow), sent by its fault handler |
+//! | `INITIALIZED` | worker | — (after `READY`, once the pool's initializer returned; only when `HELLO` named one) |
+//! | `INIT_FAILED` | worker | how the initializer failed, in words ("panicked at …: …"); the worker then exits |
+//!
+//! The initializer crosses as a job's function does (below), under a tag of its own
+//! signature, so that neither can pass for the other.
 //!
 //! A job names its function by two distances from an anchor function: to the entry point
 //! for the function's types, and to the user's function itself (an
@@ -39,7 +44,7 @@ use super::unsafe_code::{
 };
 
 pub(crate) const MAGIC: [u8; 4] = *b"TWMP";
-pub(crate) const VERSION: u16 = 4;
+pub(crate) const VERSION: u16 = 5;
 /// The most bytes one item or one result may take once serialized
 /// ([`ProcessPool::MAX_ITEM_BYTES`](crate::ProcessPool::MAX_ITEM_BYTES)): its encoding
 /// stops there, before anything is sent, and that item alone fails.
@@ -60,6 +65,8 @@ pub(crate) const RESULTS: u8 = 12;
 pub(crate) const DONE: u8 = 13;
 pub(crate) const REFUSED: u8 = 14;
 pub(crate) const DYING: u8 = 15;
+pub(crate) const INITIALIZED: u8 = 16;
+pub(crate) const INIT_FAILED: u8 = 17;
 
 /// `JOB` flag: send each result as soon as it is ready (per-item timeouts, crash search).
 pub(crate) const FLUSH_EACH: u8 = 1;
@@ -344,14 +351,53 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// What a `HELLO` signs for the initializer besides its offsets.
+const INIT_SIGNED: &str = "initializer";
+
 /// `HELLO` (parent → worker) and `READY` (worker → parent) share their first fields.
-pub(crate) fn encode_hello(out: &mut Vec<u8>, key: Key) {
+/// `initializer`: the function each worker runs once before its first job.
+pub(crate) fn encode_hello<S: Signature>(
+    out: &mut Vec<u8>,
+    key: Key,
+    initializer: Option<EntryOffset<S>>,
+) {
     let start = begin_frame(out, HELLO);
     greeting(out);
     let (first, second) = key.parts();
     out.extend_from_slice(&first.to_le_bytes());
     out.extend_from_slice(&second.to_le_bytes());
+    match initializer {
+        None => out.push(0),
+        Some(entry) => {
+            out.push(1);
+            out.extend_from_slice(&entry.entry().to_le_bytes());
+            out.extend_from_slice(&entry.code().to_le_bytes());
+            out.extend_from_slice(&key.tag(entry, &INIT_SIGNED).to_le_bytes());
+        }
+    }
     end_frame(out, start);
+}
+
+/// The initializer a `HELLO` names, before it is checked: entry point, function, tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NamedInitializer {
+    entry: u64,
+    code: u64,
+    tag: u64,
+}
+
+impl NamedInitializer {
+    /// The initializer, if the tag is the pool's and both offsets land in this
+    /// executable's code (see [`verify_job`]).
+    pub(crate) fn resolve<S: Signature>(self, key: Key) -> Result<Resolved<S>, FrameError> {
+        Ok(Resolved::resolve(
+            key,
+            self.entry,
+            self.code,
+            &INIT_SIGNED,
+            self.tag,
+        )?)
+    }
 }
 
 fn greeting(out: &mut Vec<u8>) {
@@ -377,12 +423,41 @@ fn check_greeting(cursor: &mut Cursor<'_>) -> Result<(), FrameError> {
     Ok(())
 }
 
-/// Checks a `HELLO` body and returns the pool's key.
-pub(crate) fn decode_hello(body: &[u8]) -> Result<Key, FrameError> {
+/// Checks a `HELLO` body and returns the pool's key and the initializer it names.
+pub(crate) fn decode_hello(body: &[u8]) -> Result<(Key, Option<NamedInitializer>), FrameError> {
     let mut cursor = Cursor::new(body);
     cursor.kind(HELLO, "hello")?;
     check_greeting(&mut cursor)?;
-    Ok(Key::from_parts(cursor.u64()?, cursor.u64()?))
+    let key = Key::from_parts(cursor.u64()?, cursor.u64()?);
+    let initializer = match cursor.u8()? {
+        0 => None,
+        _ => Some(NamedInitializer {
+            entry: cursor.u64()?,
+            code: cursor.u64()?,
+            tag: cursor.u64()?,
+        }),
+    };
+    Ok((key, initializer))
+}
+
+/// `INITIALIZED`: the initializer returned.
+pub(crate) fn encode_initialized(out: &mut Vec<u8>) {
+    let start = begin_frame(out, INITIALIZED);
+    end_frame(out, start);
+}
+
+/// `INIT_FAILED`: how the initializer failed, in words.
+pub(crate) fn encode_init_failed(out: &mut Vec<u8>, reason: &str) {
+    let start = begin_frame(out, INIT_FAILED);
+    out.extend_from_slice(reason.as_bytes());
+    end_frame(out, start);
+}
+
+/// The words of an `INIT_FAILED` body.
+pub(crate) fn decode_init_failed(body: &[u8]) -> Result<String, FrameError> {
+    let mut cursor = Cursor::new(body);
+    cursor.kind(INIT_FAILED, "init-failed")?;
+    Ok(String::from_utf8_lossy(cursor.rest()).into_owned())
 }
 
 pub(crate) fn encode_ready(out: &mut Vec<u8>) {
@@ -567,7 +642,7 @@ pub(crate) fn identity() -> u64 {
             let probes = [
                 anchor_address(),
                 identity as fn() -> u64 as usize,
-                encode_hello as fn(&mut Vec<u8>, Key) as usize,
+                encode_ready as fn(&mut Vec<u8>) as usize,
                 super::worker::enter_if_marked as fn() as usize,
             ];
             (image.end - image.start).hash(&mut hasher);
@@ -699,18 +774,63 @@ mod tests {
             );
         }
         let mut hello = Vec::new();
-        encode_hello(&mut hello, key);
+        encode_hello::<Probe>(&mut hello, key, None);
         for len in 4..hello.len() {
             assert!(decode_hello(&hello[4..len]).is_err());
         }
-        assert_eq!(decode_hello(&hello[4..]).unwrap(), key);
+        assert_eq!(decode_hello(&hello[4..]).unwrap(), (key, None));
+    }
+
+    #[test]
+    fn an_initializer_crosses_in_the_hello_under_the_pools_key_only() {
+        let key = Key::random();
+        let entry = EntryOffset::<Probe>::of(Calls(|| 9)).unwrap();
+        let mut hello = Vec::new();
+        encode_hello(&mut hello, key, Some(entry));
+        let (got, named) = decode_hello(&hello[4..]).unwrap();
+        assert_eq!(got, key);
+        let named = named.expect("the hello names the initializer");
+        assert_eq!(named.resolve::<Probe>(key).unwrap().call(&mut ()), 9);
+        assert_eq!(
+            named.resolve::<Probe>(Key::random()).err(),
+            Some(FrameError::UnknownFunction)
+        );
+        // A job's tag for the same offsets does not pass for an initializer's.
+        let job_tag = key.tag(entry, &(42_u64, 0_u8, 1_u32, 0_u64));
+        let forged = NamedInitializer {
+            tag: job_tag,
+            ..named
+        };
+        assert_eq!(
+            forged.resolve::<Probe>(key).err(),
+            Some(FrameError::UnknownFunction)
+        );
+        for len in 4..hello.len() {
+            assert!(decode_hello(&hello[4..len]).is_err());
+        }
+    }
+
+    #[test]
+    fn init_failures_round_trip() {
+        let mut out = Vec::new();
+        encode_init_failed(&mut out, "panicked at a.rs:1:2: no config");
+        let mut body = Vec::new();
+        assert!(read_frame(&mut &out[..], &mut body).unwrap());
+        assert_eq!(
+            decode_init_failed(&body).unwrap(),
+            "panicked at a.rs:1:2: no config"
+        );
+        let mut done = Vec::new();
+        encode_initialized(&mut done);
+        assert!(read_frame(&mut &done[..], &mut body).unwrap());
+        assert_eq!(body, [INITIALIZED]);
     }
 
     #[test]
     fn wrong_kind_magic_and_version_are_refused() {
         let key = Key::random();
         let mut hello = Vec::new();
-        encode_hello(&mut hello, key);
+        encode_hello::<Probe>(&mut hello, key, None);
         let body = &mut hello[4..];
         assert!(matches!(
             decode_ready(body),

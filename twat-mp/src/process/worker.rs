@@ -74,6 +74,15 @@ impl Signature for RunJob {
     type Out = Result<(), Stop>;
 }
 
+/// The shape of a pool's initializer as a worker runs it: `fn()`, once, before its first
+/// job (see [`remote::Initializer`]).
+pub(crate) enum RunInit {}
+
+impl Signature for RunInit {
+    type Cx<'a> = ();
+    type Out = ();
+}
+
 /// One job, as the function it names gets it.
 pub(crate) struct Job<'a> {
     pub(crate) header: JobHeader,
@@ -242,12 +251,40 @@ fn serve() -> io::Result<()> {
     if !wire::read_frame(&mut reader, &mut body)? {
         return Ok(());
     }
-    let key = match wire::decode_hello(&body) {
-        Ok(key) => key,
+    let (key, initializer) = match wire::decode_hello(&body) {
+        Ok(hello) => hello,
         Err(err) => return refuse(&mut writer, true, &err),
     };
     wire::encode_ready(&mut out);
     writer.write_all(&out)?;
+    if let Some(initializer) = initializer {
+        let initializer = match initializer.resolve::<RunInit>(key) {
+            Ok(initializer) => initializer,
+            Err(err) => return refuse(&mut writer, true, &err),
+        };
+        out.clear();
+        match crate::panic_capture::catch(|| initializer.call(&mut ())) {
+            Ok(()) => wire::encode_initialized(&mut out),
+            Err(caught) => {
+                let reason = match &caught.origin {
+                    Some(origin) => format!(
+                        "panicked at {}: {}",
+                        origin.location,
+                        crate::error::panic_message(caught.payload.as_ref())
+                    ),
+                    None => format!(
+                        "panicked: {}",
+                        crate::error::panic_message(caught.payload.as_ref())
+                    ),
+                };
+                wire::encode_init_failed(&mut out, &reason);
+                writer.write_all(&out)?;
+                // The parent reports it; this worker serves nothing.
+                return Ok(());
+            }
+        }
+        writer.write_all(&out)?;
+    }
 
     // Dropped when the worker stops serving (its parent closed its input), so that a
     // state's `Drop` runs (a connection closed cleanly) before the process exits.

@@ -6,7 +6,8 @@
 //!
 //! A worker that dies costs exactly its item: with one item running, that item failed;
 //! with several, each of them runs again alone, so that the one that kills a worker is
-//! found. A task reported stuck past its deadline fails as timed out, its worker is killed,
+//! found. With `retries`, an item that killed its worker or timed out runs again (alone,
+//! if it killed its worker), as the engine's [`Attempts`] decides. A task reported stuck past its deadline fails as timed out, its worker is killed,
 //! and the worker's other items run again. Dropping the call stops every session that
 //! still runs items (their workers are killed and replaced when work next needs them).
 
@@ -32,6 +33,7 @@ use crate::debug::event;
 use crate::engine::insights::Recorder;
 use crate::engine::item::{ItemFailure, Outcome};
 use crate::engine::order::Window;
+use crate::engine::retry::{Attempts, Verdict};
 use crate::error::{ErrorKind, WorkerError};
 use crate::process::Stopper;
 use crate::process::wire::{self, Key};
@@ -67,6 +69,8 @@ pub(super) struct Limits {
     pub(super) maxtasksperchild: Option<usize>,
     pub(super) timeout: Option<Duration>,
     pub(super) debug: bool,
+    /// How many more times an item whose worker was lost, or that timed out, runs.
+    pub(super) retries: u32,
 }
 
 /// What a session's reader thread reports.
@@ -172,6 +176,8 @@ pub(crate) struct SessionCall<R, S> {
     window: Window<Outcome<R, S>>,
     /// With insights: the pool's recorder and this call's number on it.
     insights: Option<(Arc<Recorder>, u64)>,
+    /// The runs of items lost to a crash or a timeout.
+    attempts: Attempts,
 }
 
 impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
@@ -195,6 +201,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             in_flight: 0,
             window: Window::new(window, ordered),
             insights: None,
+            attempts: Attempts::new(limits.retries),
         }
     }
 
@@ -211,13 +218,44 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
 
     fn fail(&mut self, index: usize, kind: ErrorKind, bytes: &[u8]) {
         let err = WorkerError::new(index, kind).with_input((self.transport.render)(bytes));
-        let failure = ItemFailure::Worker(err);
+        self.failed(index, ItemFailure::Worker(err));
+    }
+
+    fn failed(&mut self, index: usize, failure: ItemFailure<S>) {
         failure.log_in(&self.span, self.limits.debug);
         self.window.finish(index, Err(failure));
     }
 
-    fn answered(&mut self, index: usize, bytes: &[u8], body: &[u8]) {
-        let input = || (self.transport.render)(bytes);
+    /// The item at `index` failed so (`kind`: its worker died under it, or it timed out):
+    /// it runs again (`alone` on its worker, when it may have killed the last one), or
+    /// fails after its runs.
+    fn lost(&mut self, index: usize, kind: ErrorKind, bytes: Vec<u8>, alone: bool) {
+        match self.attempts.lost(index, &kind) {
+            Verdict::Again { runs } => {
+                event!(
+                    self.limits.debug,
+                    index,
+                    runs,
+                    cause = %kind,
+                    "item runs again on another worker process"
+                );
+                if alone {
+                    self.suspects.push_back((index, bytes));
+                } else {
+                    self.retry.push_back((index, bytes));
+                }
+            }
+            Verdict::Fail { attempts } => {
+                let err = WorkerError::new(index, kind)
+                    .with_input((self.transport.render)(&bytes))
+                    .with_attempts(attempts);
+                self.failed(index, ItemFailure::Worker(err));
+            }
+        }
+    }
+
+    fn answered(&mut self, index: usize, bytes: Vec<u8>, body: &[u8]) {
+        let input = || (self.transport.render)(&bytes);
         let answer = match (self.transport.decode_answer)(body) {
             Ok(answer) => answer,
             Err(err) => Answer::Broken(format!("the answer could not be decoded: {err}")),
@@ -233,6 +271,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                     worker: None,
                     input: input(),
                     error,
+                    attempts: 1,
                 },
                 Err(err) => ItemFailure::Worker(
                     WorkerError::new(
@@ -259,12 +298,14 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             Answer::Panicked(panic) => {
                 ItemFailure::Worker(panic.into_worker_error(index).with_input(input()))
             }
-            Answer::TimedOut(after) => ItemFailure::Worker(
-                WorkerError::new(index, ErrorKind::TimedOut { after }).with_input(input()),
-            ),
+            Answer::TimedOut(after) => {
+                // Its worker goes on: it may run again on any of them.
+                return self.lost(index, ErrorKind::TimedOut { after }, bytes, false);
+            }
         };
-        failure.log_in(&self.span, self.limits.debug);
-        self.window.finish(index, Err(failure));
+        let mut failure = failure;
+        failure.set_attempts(self.attempts.runs(index));
+        self.failed(index, failure);
     }
 
     fn session(&mut self, id: u64) -> Option<&mut Session> {
@@ -316,7 +357,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                     recorder.task_done(slot, *call, index, took, busy);
                 }
                 self.in_flight -= 1;
-                self.answered(index, &bytes, &body);
+                self.answered(index, bytes, &body);
             }
             Event::Stuck {
                 session,
@@ -342,7 +383,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 session.stopper.stop();
                 session.shut();
                 self.in_flight -= 1;
-                self.fail(index, ErrorKind::TimedOut { after }, &bytes);
+                self.lost(index, ErrorKind::TimedOut { after }, bytes, true);
             }
             Event::Closed { session } => {
                 if let Some(session) = self.session(session) {
@@ -399,7 +440,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 1 => {
                     let (index, bytes) = items.pop().expect("one item");
                     event!(self.limits.debug, index, pid = session.pid.unwrap_or_default(), cause = %kind, "worker process died on an item");
-                    self.fail(index, kind, &bytes);
+                    self.lost(index, kind, bytes, true);
                 }
                 n => {
                     event!(self.limits.debug, items = n, pid = session.pid.unwrap_or_default(), cause = %kind, "a worker process died running several items; each runs again alone");
@@ -783,6 +824,9 @@ fn same_kind(kind: &ErrorKind) -> ErrorKind {
         ErrorKind::TimedOut { after } => ErrorKind::TimedOut { after: *after },
         ErrorKind::Transport(why) => ErrorKind::Transport(why.clone()),
         ErrorKind::Cancelled => ErrorKind::Cancelled,
+        ErrorKind::InitializerFailed { reason } => ErrorKind::InitializerFailed {
+            reason: reason.clone(),
+        },
         other => ErrorKind::Transport(other.to_string()),
     }
 }

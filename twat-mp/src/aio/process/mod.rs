@@ -71,6 +71,22 @@ pub use call::{ProcessImapStream, ProcessUimapStream};
 ///   If it was running one task, that task fails with [`ErrorKind::Crashed`]; if several,
 ///   each of them runs again alone on a fresh worker, so that exactly the task that kills
 ///   a worker fails. A task may thus run twice (and its side effects happen twice).
+/// - With [`retries(n)`](AsyncProcessPoolBuilder::retries), a task whose worker process
+///   died under it, or that timed out, runs again up to `n` more times before it fails
+///   so, and [`WorkerError::attempts`] counts its runs; panics and returned errors are
+///   not retried.
+///
+/// # What runs where
+///
+/// Every task runs in a worker process, on the main thread of that process's tokio
+/// runtime, with up to `concurrency` tasks of the call at once; the caller's process only
+/// sends items and receives answers (a thread per session waits for them there), so the
+/// call's future can be awaited from any executor. The
+/// [`initializer`](AsyncProcessPoolBuilder::initializer) runs once in each worker process
+/// when it starts, before its first task, on that same thread (before the runtime is
+/// built, so it cannot spawn tasks); what it sets up (a `static`, a `OnceLock`, a
+/// `thread_local!`) is seen by every task of that worker, in every call, until the worker
+/// is replaced — and it runs again in each worker that replaces one.
 ///
 /// # Timeouts
 ///
@@ -146,6 +162,7 @@ pub struct AsyncProcessPool {
     timeout: Option<Duration>,
     maxtasksperchild: Option<usize>,
     debug: bool,
+    retries: u32,
 }
 
 /// Settings for an [`AsyncProcessPool`]; made by
@@ -167,7 +184,9 @@ pub struct AsyncProcessPool {
 #[must_use = "a builder does nothing until `.build()`"]
 pub struct AsyncProcessPoolBuilder {
     pub(crate) settings: Settings,
+    /// An initializer (a closure) was set before `processes()`: refused at `build`.
     pub(crate) has_initializer: bool,
+    pub(crate) initializer: Option<fn()>,
 }
 
 impl AsyncProcessPoolBuilder {
@@ -224,28 +243,116 @@ impl AsyncProcessPoolBuilder {
         self
     }
 
+    /// A function each worker process runs once when it starts, before its first task,
+    /// as [`ProcessPoolBuilder::initializer`](crate::ProcessPoolBuilder::initializer)
+    /// does (the same rules: it captures nothing, runs again in every worker that
+    /// replaces one, and a failing initializer breaks the pool: every item then fails
+    /// with [`ErrorKind::InitializerFailed`], and no worker is started again). It runs
+    /// before the worker's tokio runtime exists: set up state there, not tasks.
+    ///
+    /// ```
+    /// use std::sync::OnceLock;
+    /// use twat_mp::AsyncMultiPool;
+    ///
+    /// static PREFIX: OnceLock<String> = OnceLock::new();
+    ///
+    /// async fn label(x: u32) -> String {
+    ///     format!("{}{x}", PREFIX.get().expect("the initializer ran"))
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder()
+    ///     .nodes(2)
+    ///     .processes()
+    ///     .initializer(|| PREFIX.set("item-".to_owned()).unwrap())
+    ///     .build()?;
+    /// assert_eq!(pool.map(label, [1, 2]).await?, ["item-1", "item-2"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn initializer(mut self, initializer: fn()) -> Self {
+        self.initializer = Some(initializer);
+        self
+    }
+
+    /// Runs a task again, up to `retries` more times, when its worker process died under
+    /// it or it ran past the [`timeout`](Self::timeout), as
+    /// [`ProcessPoolBuilder::retries`](crate::ProcessPoolBuilder::retries) does: a task
+    /// whose worker died runs again alone on another worker process (so that a second
+    /// crash is its own), one that timed out on any worker. An item that succeeds on a
+    /// retry is a success; [`WorkerError::attempts`] says how many runs a failed one had.
+    /// Panics and returned errors are not retried: they are the function's answer, the
+    /// same on every run in the common case. No retries by default.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twat_mp::{AsyncMultiPool, ErrorKind};
+    ///
+    /// async fn slow_on_one(x: u64) -> u64 {
+    ///     if x == 1 {
+    ///         tokio::time::sleep(Duration::from_secs(60)).await;
+    ///     }
+    ///     x
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder()
+    ///     .nodes(1)
+    ///     .timeout(Duration::from_millis(100))
+    ///     .processes()
+    ///     .retries(2)
+    ///     .build()?;
+    /// let err = pool.map(slow_on_one, 0..3).await.unwrap_err();
+    /// assert_eq!((err.index(), err.attempts()), (1, 3));
+    /// assert!(matches!(err.kind(), ErrorKind::TimedOut { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.settings.retries = retries;
+        self
+    }
+
     /// Makes the pool; its worker processes start when work first needs them.
     ///
     /// # Errors
     /// [`BuildError::NoNodes`] for `nodes(0)`; [`BuildError::Zero`] for a zero
     /// `concurrency`, `timeout` or `maxtasksperchild`; [`BuildError::TooLarge`] for more
     /// than [`MAX_NODES`](crate::MAX_NODES) nodes or [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY)
-    /// tasks per worker; [`BuildError::Unsupported`] when an
-    /// initializer was set (a closure cannot run in another process);
+    /// tasks per worker; [`BuildError::Unsupported`] when an initializer was set
+    /// *before* [`processes`](super::AsyncMultiPoolBuilder::processes): that one is a
+    /// closure, which cannot cross to another process (set a function that captures
+    /// nothing after it instead, with [`initializer`](Self::initializer));
     /// [`BuildError::Spawn`] when the system refuses a thread.
+    ///
+    /// ```
+    /// use twat_mp::{AsyncMultiPool, BuildError};
+    ///
+    /// let err = AsyncMultiPool::builder()
+    ///     .initializer(|| println!("ready"))
+    ///     .processes()
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, BuildError::Unsupported(_)));
+    /// assert!(err.to_string().contains("`.processes().initializer(f)`"), "{err}");
+    /// ```
     pub fn build(self) -> Result<AsyncProcessPool, BuildError> {
         let checked = self.settings.check()?;
         if self.has_initializer {
             return Err(BuildError::Unsupported(
-                "an initializer cannot run in worker processes (a closure cannot cross to \
-                 another process): build the pool without `initializer`, or without `processes`",
+                "an initializer set before `processes()` is a closure, and a closure cannot \
+                 cross to a worker process: set it after, `.processes().initializer(f)`, with \
+                 a function that captures nothing",
             ));
         }
         let (nodes, debug, timeout) = (checked.nodes, checked.debug, checked.timeout);
         let concurrency = checked.concurrency.unwrap_or(super::DEFAULT_CONCURRENCY);
         let maxtasksperchild = checked.maxtasksperchild;
         let pool = AsyncProcessPool {
-            workers: Arc::new(worker_processes(nodes, debug, checked.insights)?),
+            workers: Arc::new(worker_processes(nodes, debug, checked.insights, self.initializer)?),
+            retries: checked.retries,
             closed: Arc::new(AtomicBool::new(false)),
             nodes,
             concurrency,
@@ -263,6 +370,7 @@ impl FromSettings for AsyncProcessPool {
         AsyncProcessPoolBuilder {
             settings,
             has_initializer: false,
+            initializer: None,
         }
         .build()
     }
@@ -576,22 +684,22 @@ impl AsyncProcessPool {
     /// call, for the tasks it runs of that call: a client, a connection pool, a cache.
     ///
     /// What runs where: the call keeps a *session* on up to one worker process per node,
-    /// and the state belongs to the session. `init` runs **in the worker process**, once
-    /// when a session starts there, before its first task; `f` runs in that worker for
-    /// each of the session's items, with `&mut S`, and returns the item's future, which
-    /// then runs as a task of the worker's runtime. The tasks of one worker run at once,
-    /// so `f` takes what the future needs from the state (a clone of a client handle, a
-    /// copy of a setting) and the future is `'static`: it cannot borrow the state (a
-    /// closure returning an `async move` block, or a named `fn` whose return type says
-    /// so: `-> impl Future<Output = R> + use<>`; an `async fn` taking `&mut S` does not
-    /// fit, since its future borrows the state). The
-    /// state never crosses (it needs no serde), and is dropped in the worker when the
-    /// session ends, with the call. A worker that dies (or is replaced after its
+    /// and each worker process that serves the call holds one state for it. `init` runs
+    /// **in the worker process**, at most once per worker per call, before the first
+    /// task it runs of the call; `f` runs in that worker for each of its items, with
+    /// `&mut S`, and returns the item's future, which then runs as a task of the worker's
+    /// runtime. The tasks of one worker run at once, so `f` takes what the future needs
+    /// from the state (a clone of a client handle, a copy of a setting) and the future is
+    /// `'static`: it cannot borrow the state (a closure returning an `async move` block,
+    /// or a named `fn` whose return type says so: `-> impl Future<Output = R> + use<>`;
+    /// an `async fn` taking `&mut S` does not fit, since its future borrows the state).
+    /// The state never crosses (it needs no serde), and is dropped in the worker when the
+    /// call ends. A worker that dies (or is replaced after its
     /// [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild)) takes its state
-    /// with it; the session that replaces it runs `init` again. A panic in `init` ends
-    /// that session before it takes items and fails one waiting item with a message
-    /// saying that `init` panicked; the next session runs `init` again, so an `init`
-    /// that always panics fails every item, one session each, and no worker dies.
+    /// with it; the worker that replaces it runs `init` again. A panic in `init` fails,
+    /// in each session on that worker, one waiting item with a message saying that
+    /// `init` panicked, and `init` does not run again there for the call: an `init` that
+    /// always panics fails every item, and no worker dies.
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item.
@@ -635,7 +743,7 @@ impl AsyncProcessPool {
         async move { run.await.map_err(ItemFailure::into_infallible_worker_error) }
     }
 
-    /// [`imap`](Self::imap) with a state per worker session, made and kept as for
+    /// [`imap`](Self::imap) with a state per worker process, made and kept as for
     /// [`map_init`](Self::map_init).
     ///
     /// ```
@@ -678,7 +786,7 @@ impl AsyncProcessPool {
         ProcessImapStream::new(call)
     }
 
-    /// [`uimap`](Self::uimap) with a state per worker session, made and kept as for
+    /// [`uimap`](Self::uimap) with a state per worker process, made and kept as for
     /// [`map_init`](Self::map_init).
     ///
     /// ```
@@ -727,9 +835,9 @@ impl AsyncProcessPool {
     /// `shared`: it is `'static`).
     ///
     /// `shared` is serialized once per call, here, and crosses once to each worker
-    /// session of the call (one per node, and one more for each worker that replaces one
-    /// during the call), not once per item; it is decoded there once, before the
-    /// session's first task, and dropped when the session ends.
+    /// process that serves the call (one per node, and one more for each worker that
+    /// replaces one during the call), not once per item; it is decoded there once, before
+    /// the worker's first task of the call, and dropped when the call ends.
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item; when `shared` cannot be serialized,
@@ -791,7 +899,7 @@ impl AsyncProcessPool {
         self.run_map_in_state::<P, T, K, W, I>(f, items, render, None)
     }
 
-    /// [`run_map`](Self::run_map) with a per-session state in the workers (`map_init`,
+    /// [`run_map`](Self::run_map) with a per-call state in the workers (`map_init`,
     /// `map_with`).
     fn run_map_in_state<P, T, K, W, I>(
         &self,
@@ -845,8 +953,10 @@ impl AsyncProcessPool {
     {
         let runner = Sessions::<P, T, K, W>::new(f);
         let workers = Arc::clone(&self.workers);
-        // Each session is a call of the underlying pool: the state, if any, is made in the
-        // session's worker before the session starts, and dropped when it ends.
+        // Each session is a call of the underlying pool, and they all share the call's
+        // state, if any: it is made in a worker before the first session there starts,
+        // and dropped once this call ends.
+        let state = workers.make_state(state);
         let open = move |start| workers.apipe_remote(runner, start, state.clone());
         let input = items.map(|item| {
             let mut bytes = Vec::new();
@@ -870,6 +980,7 @@ impl AsyncProcessPool {
             maxtasksperchild: self.maxtasksperchild,
             timeout: self.timeout,
             debug: self.debug,
+            retries: self.retries,
         };
         SessionCall::new(transport, limits, ordered).with_insights(self.workers.recorder())
     }
@@ -883,6 +994,7 @@ impl fmt::Debug for AsyncProcessPool {
             .field("timeout", &self.timeout)
             .field("maxtasksperchild", &self.maxtasksperchild)
             .field("debug", &self.debug)
+            .field("retries", &self.retries)
             .finish()
     }
 }
@@ -902,14 +1014,25 @@ impl Drop for AsyncProcessPool {
 /// The process pool under an [`AsyncProcessPool`]: each of its items is a session, which
 /// keeps its worker for one call. The per-task timeout runs inside the workers; the pool
 /// gets an endless timeout only so that it treats a session whose worker dies as the one
-/// item it is (the call knows which of the session's tasks to blame) and never runs it again.
-fn worker_processes(nodes: usize, debug: bool, insights: bool) -> Result<ProcessPool, BuildError> {
-    ProcessPool::builder()
+/// item it is (the call knows which of the session's tasks to blame) and never runs it
+/// again (it has no `retries`: the call retries the tasks itself). The pool's
+/// `initializer` is the process pool's.
+fn worker_processes(
+    nodes: usize,
+    debug: bool,
+    insights: bool,
+    initializer: Option<fn()>,
+) -> Result<ProcessPool, BuildError> {
+    let builder = ProcessPool::builder()
         .nodes(nodes)
         .chunksize(1)
         .timeout(Duration::MAX)
         .debug(debug)
-        .insights(insights)
-        // Its items are sessions: the sessions time their tasks themselves.
-        .build_timing(false)
+        .insights(insights);
+    match initializer {
+        Some(initializer) => builder.initializer(initializer),
+        None => builder,
+    }
+    // Its items are sessions: the sessions time their tasks themselves.
+    .build_timing(false)
 }
