@@ -14,6 +14,7 @@
 //! | `settings` | builder settings and their checks ([`Settings`](settings::Settings)) |
 //! | `registry` | the attribute pools, one per pool type and configuration ([`Registry`](registry::Registry)) |
 //! | `render` | items shown in errors through `Debug` where the type has it |
+//! | `state` | per-worker state of `map_init` and `init = ...` ([`WorkerStates`](state::WorkerStates)): made at most once per worker per call, on that worker, dropped with the call |
 
 pub(crate) mod failure;
 pub(crate) mod feed;
@@ -23,3 +24,4 @@ pub(crate) mod order;
 pub(crate) mod registry;
 pub(crate) mod render;
 pub(crate) mod settings;
+pub(crate) mod state;
