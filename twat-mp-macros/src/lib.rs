@@ -270,7 +270,9 @@ pub(crate) fn mapper(
     let mut stand_in = false;
     if wrong {
         model.options = without_pool_options(&model);
-        stand_in = validate::types(&model).is_err();
+        // A state parameter without its `init` cannot be mapped as written.
+        stand_in = validate::types(&model).is_err()
+            || (model.state.is_some() && model.options.init.is_none());
     }
     let expanded = if stand_in {
         expand::stand_in(&model)
@@ -301,6 +303,13 @@ fn without_pool_options(model: &parse::Model) -> parse::Options {
         result: validate::result_option(model)
             .ok()
             .and(model.options.result.clone()),
+        // `init` where it is honoured and its state parameter is right: it is about the
+        // function's signature too.
+        init: (validate::state_parameter(model).is_ok()
+            && options::rule("init")
+                .is_some_and(|rule| rule.honoured(model.kind, options::Mode::Threads)))
+        .then(|| model.options.init.clone())
+        .flatten(),
         ..parse::Options::default()
     }
 }

@@ -57,6 +57,11 @@ const PROCESS: Modes = Modes {
     threads: false,
     process: true,
 };
+/// Honoured on threads only.
+const THREADS: Modes = Modes {
+    threads: true,
+    process: false,
+};
 /// Never honoured.
 const NONE: Modes = Modes {
     threads: false,
@@ -184,6 +189,23 @@ pub(crate) const RULES: &[Rule] = &[
         read: |o, name, value| parse::set(&mut o.progress, name, parse::flag(name, value)?),
         given: |o| o.progress.as_ref().map(|s| &s.name),
     },
+    Rule {
+        // The ThreadPool's `run_map_init`, `lazy_map_init` and `background_map_init` keep
+        // a state per worker thread; no process runtime yet (it will take `init: fn() -> S`
+        // and `f: fn(&mut S, T) -> R`). The async pool's tasks run concurrently on one
+        // worker: an `async fn` holding `&mut S` across `.await` cannot share its state.
+        name: "init",
+        usage: "`init = make_state`",
+        effect: [THREADS, THREADS, THREADS, NONE],
+        refusal: "`init` (a state per worker) is not available on {attr} here: with `process` \
+                  it is not supported yet (remove `process`, or `init`), and `#[apmap]` \
+                  cannot take it, since an `async fn` holding `&mut S` across `.await` cannot \
+                  share one state among its worker's concurrent tasks (call \
+                  `AsyncMultiPool::map_init` instead, whose function takes what each task \
+                  needs from the state before its future starts)",
+        read: |o, name, value| parse::set(&mut o.init, name, parse::function(name, value)?),
+        given: |o| o.init.as_ref().map(|s| &s.name),
+    },
 ];
 
 impl Rule {
@@ -280,8 +302,15 @@ mod tests {
     fn judge(kind: Kind, attr: &str) -> (syn::Result<()>, String) {
         let attr: TokenStream = attr.parse().unwrap();
         let options = checked(kind, attr.clone()).unwrap_or_else(|err| panic!("{attr}: {err}"));
-        let model = parse_function(kind, options, item(kind)).unwrap();
-        let expanded = crate::mapper(kind, attr, item(kind), true).to_string();
+        // With `init`, the function takes the worker's state first.
+        let item = if options.init.is_some() {
+            let item = item(kind).to_string().replacen("(x", "(state: &mut u8, x", 1);
+            item.parse().unwrap()
+        } else {
+            item(kind)
+        };
+        let model = parse_function(kind, options, item.clone()).unwrap();
+        let expanded = crate::mapper(kind, attr, item, true).to_string();
         (crate::validate::options(&model), expanded)
     }
 
@@ -353,15 +382,32 @@ mod tests {
             takes,
             [
                 "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `debug`, `result`",
+                 (with `process`), `debug`, `result`, `init = make_state` (without `process`)",
                 "`#[imap]` takes `nodes = 4`, `chunksize = 64`, `ordered = false`, `process`, \
-                 `timeout = \"5s\"` (with `process`), `debug`, `result`",
+                 `timeout = \"5s\"` (with `process`), `debug`, `result`, `init = make_state` \
+                 (without `process`)",
                 "`#[amap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `debug`, `result`",
+                 (with `process`), `debug`, `result`, `init = make_state` (without `process`)",
                 "`#[apmap]` takes `nodes = 4`, `concurrency = 100`, `process`, \
                  `timeout = \"5s\"`, `debug`, `result`",
             ]
         );
+    }
+
+    #[test]
+    fn init_is_refused_with_process_and_on_apmap_saying_why() {
+        for (kind, attr) in [
+            (Kind::Pmap, "process, init = make_state"),
+            (Kind::Apmap, "init = make_state"),
+        ] {
+            let (verdict, _) = judge(kind, attr);
+            let message = verdict.unwrap_err().to_string();
+            assert!(
+                message.contains("with `process` it is not supported yet")
+                    && message.contains("`AsyncMultiPool::map_init`"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

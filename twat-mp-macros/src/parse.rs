@@ -58,6 +58,8 @@ pub(crate) struct Options {
     /// The function returns a `Result` behind a type alias the attribute cannot see
     /// through.
     pub result: Option<Setting<()>>,
+    /// `init = make_state`: the path of the function that makes each worker's state.
+    pub init: Option<Setting<TokenStream>>,
 }
 
 /// What the function returns, which decides the mapper's return type and runtime call.
@@ -90,8 +92,10 @@ pub(crate) struct Model {
     pub kind: Kind,
     pub options: Options,
     pub func: ItemFn,
-    /// The typed parameters; a `self` receiver is left to validation.
+    /// The typed parameters that make an item; a `self` receiver is left to validation.
     pub args: Vec<Arg>,
+    /// With `init`, the first typed parameter: the worker's state, `&mut S`.
+    pub state: Option<Arg>,
     pub output: Output,
 }
 
@@ -110,7 +114,7 @@ pub(crate) fn parse_function(
     item: TokenStream,
 ) -> syn::Result<Model> {
     let func: ItemFn = syn::parse2(item)?;
-    let args = func
+    let mut args: Vec<Arg> = func
         .sig
         .inputs
         .iter()
@@ -122,6 +126,7 @@ pub(crate) fn parse_function(
             FnArg::Receiver(_) => None,
         })
         .collect();
+    let state = (options.init.is_some() && !args.is_empty()).then(|| args.remove(0));
     let returned: Type = match &func.sig.output {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
@@ -136,6 +141,7 @@ pub(crate) fn parse_function(
         options,
         func,
         args,
+        state,
         output,
     })
 }
@@ -284,6 +290,27 @@ pub(crate) fn flag(name: &Ident, value: Option<&Expr>) -> syn::Result<()> {
         Some(value) => Err(syn::Error::new(
             value.span(),
             format!("`{name}` is a flag: write `{name}` alone, without a value"),
+        )),
+    }
+}
+
+/// `init = make_state`: the path of a function, as tokens.
+pub(crate) fn function(name: &Ident, value: Option<&Expr>) -> syn::Result<TokenStream> {
+    match value {
+        Some(Expr::Path(path)) if path.attrs.is_empty() => Ok(quote::ToTokens::to_token_stream(path)),
+        Some(other) => Err(syn::Error::new(
+            other.span(),
+            format!(
+                "`{name}` takes the name of a function that makes each worker's state, e.g. {}",
+                usage(name)
+            ),
+        )),
+        None => Err(syn::Error::new(
+            name.span(),
+            format!(
+                "`{name}` needs the name of a function that makes each worker's state, e.g. {}",
+                usage(name)
+            ),
         )),
     }
 }
@@ -523,7 +550,8 @@ pub(crate) mod tests {
         assert_eq!(
             err,
             "unknown option `colour`; `#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, \
-             `timeout = \"5s\"` (with `process`), `debug`, `result`"
+             `timeout = \"5s\"` (with `process`), `debug`, `result`, `init = make_state` \
+             (without `process`)"
         );
         let err = options(Kind::Pmap, quote!(node = 4)).unwrap_err();
         assert!(

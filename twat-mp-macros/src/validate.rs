@@ -36,7 +36,52 @@ pub(crate) fn options(model: &Model) -> syn::Result<()> {
     if let Err(err) = result_option(model) {
         errors.push(err);
     }
+    if let Err(err) = state_parameter(model) {
+        errors.push(err);
+    }
     errors.finish(())
+}
+
+/// With `init`, the first parameter is the worker's state, `&mut S`, and an item
+/// parameter follows it.
+pub(crate) fn state_parameter(model: &Model) -> syn::Result<()> {
+    let Some(init) = &model.options.init else {
+        return Ok(());
+    };
+    let name = &model.func.sig.ident;
+    let function = written(&init.value);
+    let Some(state) = &model.state else {
+        // No parameter at all: `signature` has said so.
+        return Ok(());
+    };
+    let is_mut_ref = matches!(&state.ty, Type::Reference(r) if r.mutability.is_some());
+    if !is_mut_ref {
+        let pointee = match &state.ty {
+            Type::Reference(r) => written(&r.elem),
+            other => written(other),
+        };
+        return Err(syn::Error::new_spanned(
+            &state.ty,
+            format!(
+                "with `init`, the first parameter is the worker's state, which `{function}` \
+                 makes and each item borrows mutably: write `{pat}: &mut {pointee}`, then the \
+                 item parameter",
+                pat = written(&state.pat),
+            ),
+        ));
+    }
+    if model.args.is_empty() {
+        return Err(syn::Error::new(
+            model.func.sig.paren_token.span.join(),
+            format!(
+                "with `init`, the state is the first parameter and the item comes after it: \
+                 add the item parameter, e.g. `fn {name}({}: {}, item: T)`",
+                written(&state.pat),
+                written(&state.ty),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `result` (if given) marks what it is for: a return type that is a path, as a

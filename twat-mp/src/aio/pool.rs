@@ -81,6 +81,14 @@ type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
 /// handle may be dropped inside one of the pool's own tasks (the worker running it stops
 /// once that task returns).
 ///
+/// **State and shared data.** [`map_init`](Self::map_init) (and `imap_init`,
+/// `uimap_init`) gives each worker a state of its own: `init` runs on the worker's thread,
+/// inside its runtime, before the worker starts its first item of the call, and `f` makes
+/// each item's future from it there (the future cannot borrow it: the worker's tasks run
+/// concurrently). [`map_with`](Self::map_with) shares one value with every worker behind an
+/// `Arc`. The builder's [`initializer`](AsyncMultiPoolBuilder::initializer), by contrast,
+/// runs once per worker for the pool's whole life.
+///
 /// **Timeouts.** See [`AsyncMultiPoolBuilder::timeout`]: per task, from its start, and kept
 /// even when the task blocks its thread.
 ///

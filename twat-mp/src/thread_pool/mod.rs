@@ -48,6 +48,11 @@ pub use lazy::{Imap, Uimap};
 /// runs the pool's pending jobs meanwhile, so `pool.amap(..).get()` inside `pool.map(..)`
 /// finishes even on one node.
 ///
+/// **State and shared data.** [`map_init`](Self::map_init) (and `imap_init`, `uimap_init`)
+/// gives each pool thread a state of its own: `init` runs on that thread before its first
+/// item of the call, at most once per thread per call, and the states are dropped when the
+/// call ends. [`map_with`](Self::map_with) lends one value to every item, borrowed.
+///
 /// ```
 /// use twat_mp::ThreadPool;
 ///
