@@ -24,5 +24,4 @@ fn only_state(buffer: &mut Vec<u8>) -> usize {
 
 fn main() {
     let _: Vec<usize> = length(1..4);
-    let _: Vec<usize> = peek(1..4);
 }

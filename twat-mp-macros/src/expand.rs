@@ -26,7 +26,7 @@
 use std::collections::BTreeSet;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::punctuated::Punctuated;
 use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
@@ -130,9 +130,19 @@ fn mapper(model: &Model, body: Body) -> TokenStream {
                 let ordered = model.options.ordered.as_ref().is_none_or(|o| o.value);
                 quote!(#ordered,)
             });
+            // `init`, checked against the state the function takes, so that a mismatch is
+            // reported on `init` itself.
             let init = model.options.init.as_ref().map(|init| {
                 let init = &init.value;
-                quote!(#init,)
+                let state = match model.state.as_ref().map(|state| &state.ty) {
+                    Some(Type::Reference(reference)) => {
+                        let state = &reference.elem;
+                        quote!(#state)
+                    }
+                    _ => quote!(_),
+                };
+                let span = init.clone().into_iter().next().map_or_else(Span::call_site, |t| t.span());
+                quote_spanned!(span=> ::twat_mp::__private::state_init::<#state, _>(#init),)
             });
             let mut call = quote! {
                 ::twat_mp::__private::#runtime(#config, #ordered ::twat_mp::__render!(#item_ty), #init #closure, #items)

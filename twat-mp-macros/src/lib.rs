@@ -269,7 +269,14 @@ pub(crate) fn mapper(
     // either, a stand-in.
     let mut stand_in = false;
     if wrong {
+        let not_a_state = validate::state_parameter(&model).is_err();
         model.options = without_pool_options(&model);
+        if not_a_state {
+            // A first parameter that cannot be the state is an item, as without `init`.
+            if let Some(state) = model.state.take() {
+                model.args.insert(0, state);
+            }
+        }
         // A state parameter without its `init` cannot be mapped as written.
         stand_in = validate::types(&model).is_err()
             || (model.state.is_some() && model.options.init.is_none());

@@ -197,16 +197,23 @@ pub(crate) const RULES: &[Rule] = &[
         name: "init",
         usage: "`init = make_state`",
         effect: [THREADS, THREADS, THREADS, NONE],
-        refusal: "`init` (a state per worker) is not available on {attr} here: with `process` \
-                  it is not supported yet (remove `process`, or `init`), and `#[apmap]` \
-                  cannot take it, since an `async fn` holding `&mut S` across `.await` cannot \
-                  share one state among its worker's concurrent tasks (call \
-                  `AsyncMultiPool::map_init` instead, whose function takes what each task \
-                  needs from the state before its future starts)",
-        read: |o, name, value| parse::set(&mut o.init, name, parse::function(name, value)?),
+        // `#[apmap]` has its own reason: see `APMAP_REFUSALS`.
+        refusal: "`init` is not supported with `process` yet: a worker process cannot keep a \
+                  state for now; remove `process` to keep a state per thread, or remove `init`",
+        read: parse::init,
         given: |o| o.init.as_ref().map(|s| &s.name),
     },
 ];
+
+/// Why an option is refused on `#[apmap]`, where that differs from its `refusal` (which is
+/// about `process`).
+const APMAP_REFUSALS: &[(&str, &str)] = &[(
+    "init",
+    "`init` is not an option of `#[apmap]`: a worker runs many tasks at once, and an `async \
+     fn` holding `&mut S` across `.await` cannot share one state among them; call \
+     `AsyncMultiPool::map_init` instead, whose function takes what each task needs from the \
+     state (a cloned client handle, say) before the task starts",
+)];
 
 impl Rule {
     /// Whether the option changes what `#[kind]` does in `mode`.
@@ -231,8 +238,11 @@ impl Rule {
 
     /// The error on the option's name where it would do nothing.
     pub(crate) fn refuse(&self, kind: Kind, name: &Ident) -> syn::Error {
-        let message = self
-            .refusal
+        let refusal = APMAP_REFUSALS
+            .iter()
+            .find(|(option, _)| kind == Kind::Apmap && *option == self.name)
+            .map_or(self.refusal, |(_, why)| why);
+        let message = refusal
             .replace("{attr}", &format!("`#[{}]`", kind.name()))
             .replace("{kind}", kind.name());
         syn::Error::new(name.span(), message)
@@ -402,11 +412,11 @@ mod tests {
         ] {
             let (verdict, _) = judge(kind, attr);
             let message = verdict.unwrap_err().to_string();
-            assert!(
-                message.contains("with `process` it is not supported yet")
-                    && message.contains("`AsyncMultiPool::map_init`"),
-                "{message}"
-            );
+            let expected = match kind {
+                Kind::Apmap => "`AsyncMultiPool::map_init`",
+                _ => "is not supported with `process` yet",
+            };
+            assert!(message.contains(expected), "{message}");
         }
     }
 

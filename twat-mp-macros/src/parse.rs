@@ -294,8 +294,20 @@ pub(crate) fn flag(name: &Ident, value: Option<&Expr>) -> syn::Result<()> {
     }
 }
 
+/// `init = make_state`. A malformed value is an error on it, and the option is kept with a
+/// stand-in function that never runs, so that the function's state parameter stays one:
+/// its callers see no further errors.
+pub(crate) fn init(options: &mut Options, name: &Ident, value: Option<&Expr>) -> syn::Result<()> {
+    let (init, outcome) = match function(name, value) {
+        Ok(path) => (path, Ok(())),
+        Err(err) => (quote::quote!(|| loop {}), Err(err)),
+    };
+    set(&mut options.init, name, init)?;
+    outcome
+}
+
 /// `init = make_state`: the path of a function, as tokens.
-pub(crate) fn function(name: &Ident, value: Option<&Expr>) -> syn::Result<TokenStream> {
+fn function(name: &Ident, value: Option<&Expr>) -> syn::Result<TokenStream> {
     match value {
         Some(Expr::Path(path)) if path.attrs.is_empty() => Ok(quote::ToTokens::to_token_stream(path)),
         Some(other) => Err(syn::Error::new(

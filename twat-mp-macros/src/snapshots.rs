@@ -220,6 +220,12 @@ const CASES: &[Case] = &[
         "#[inline]\nfn push(seen: &mut Vec<u8>, x: u8) -> usize { seen.push(x); seen.len() }",
     ),
     case(
+        "error_init_without_state",
+        Kind::Pmap,
+        "init = make_buffer",
+        "fn length(x: u64) -> usize { x.to_string().len() }",
+    ),
+    case(
         "error_in_the_signature",
         Kind::Pmap,
         "nodes = 0",

@@ -54,21 +54,42 @@ pub(crate) fn state_parameter(model: &Model) -> syn::Result<()> {
         // No parameter at all: `signature` has said so.
         return Ok(());
     };
-    let is_mut_ref = matches!(&state.ty, Type::Reference(r) if r.mutability.is_some());
-    if !is_mut_ref {
-        let pointee = match &state.ty {
-            Type::Reference(r) => written(&r.elem),
-            other => written(other),
-        };
-        return Err(syn::Error::new_spanned(
-            &state.ty,
-            format!(
-                "with `init`, the first parameter is the worker's state, which `{function}` \
-                 makes and each item borrows mutably: write `{pat}: &mut {pointee}`, then the \
-                 item parameter",
-                pat = written(&state.pat),
-            ),
-        ));
+    match &state.ty {
+        Type::Reference(reference) if reference.mutability.is_some() => {}
+        Type::Reference(reference) => {
+            return Err(syn::Error::new_spanned(
+                &state.ty,
+                format!(
+                    "with `init`, each item borrows its worker's state mutably: write \
+                     `{pat}: &mut {pointee}`",
+                    pat = written(&state.pat),
+                    pointee = written(&reference.elem),
+                ),
+            ));
+        }
+        _ => {
+            let params: Vec<String> = model
+                .func
+                .sig
+                .inputs
+                .iter()
+                .map(|arg| match arg {
+                    FnArg::Typed(typed) => {
+                        format!("{}: {}", written(&typed.pat), written(&typed.ty))
+                    }
+                    FnArg::Receiver(receiver) => written(receiver),
+                })
+                .collect();
+            return Err(syn::Error::new_spanned(
+                &state.ty,
+                format!(
+                    "with `init`, the first parameter is the worker's state, `&mut S` where \
+                     `{function}` returns `S`, and the item comes after it: e.g. \
+                     `fn {name}(state: &mut S, {})`",
+                    params.join(", "),
+                ),
+            ));
+        }
     }
     if model.args.is_empty() {
         return Err(syn::Error::new(

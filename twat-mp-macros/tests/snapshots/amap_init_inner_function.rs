@@ -14,7 +14,7 @@ fn push(
     ::twat_mp::__private::amap_init(
         &::twat_mp::__private::Config::DEFAULT,
         ::twat_mp::__render!(u8),
-        Vec::new,
+        ::twat_mp::__private::state_init::<Vec<u8>, _>(Vec::new),
         |seen: &mut Vec<u8>, x| push(seen, x),
         items,
     )

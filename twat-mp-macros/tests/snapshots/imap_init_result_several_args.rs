@@ -12,7 +12,7 @@ fn fetch(
         &::twat_mp::__private::Config::DEFAULT,
         true,
         ::twat_mp::__render!((String, u8)),
-        Client::connect,
+        ::twat_mp::__private::state_init::<Client, _>(Client::connect),
         |client: &mut Client, (url, tries): (String, u8)| -> Result<Vec<u8>, Error> {
             client.get(&url, tries)
         },

@@ -9,7 +9,7 @@ fn render(items: impl ::core::iter::IntoIterator<Item = u64>) -> ::std::vec::Vec
             ..::twat_mp::__private::Config::DEFAULT
         },
         ::twat_mp::__render!(u64),
-        make_buffer,
+        ::twat_mp::__private::state_init::<String, _>(make_buffer),
         |buffer: &mut String, n: u64| -> usize {
             buffer.clear();
             buffer.push_str(&n.to_string());

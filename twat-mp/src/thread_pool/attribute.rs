@@ -142,6 +142,12 @@ where
     pending
 }
 
+/// The `init` of an attribute, checked against the state `S` its function takes (`&mut
+/// S`), so that a mismatch is reported on `init` (every mode's runtime takes it this way).
+pub fn state_init<S, N: Fn() -> S>(init: N) -> N {
+    init
+}
+
 /// `#[pmap(init = make_state)]` on `fn(&mut S, T) -> R`: as [`pmap`], with a state per
 /// worker thread (see [`ThreadPool::map_init`]).
 #[track_caller]
