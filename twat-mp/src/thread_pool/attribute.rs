@@ -143,8 +143,9 @@ where
 }
 
 /// The `init` of an attribute, checked against the state `S` its function takes (`&mut
-/// S`), so that a mismatch is reported on `init` (every mode's runtime takes it this way).
-pub fn state_init<S, N: Fn() -> S>(init: N) -> N {
+/// S`), so that a mismatch is reported on `init`, once (every mode's runtime takes it this
+/// way; the result makes an `S` even then, so the function itself raises no further error).
+pub fn state_init<S, N: Fn() -> S>(init: N) -> impl Fn() -> S {
     init
 }
 
