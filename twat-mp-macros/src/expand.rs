@@ -141,7 +141,11 @@ fn mapper(model: &Model, body: Body) -> TokenStream {
                     }
                     _ => quote!(_),
                 };
-                let span = init.clone().into_iter().next().map_or_else(Span::call_site, |t| t.span());
+                let span = init
+                    .clone()
+                    .into_iter()
+                    .next()
+                    .map_or_else(Span::call_site, |t| t.span());
                 quote_spanned!(span=> ::twat_mp::__private::state_init::<#state, _>(#init),)
             });
             let mut call = quote! {

@@ -314,7 +314,9 @@ mod tests {
         let options = checked(kind, attr.clone()).unwrap_or_else(|err| panic!("{attr}: {err}"));
         // With `init`, the function takes the worker's state first.
         let item = if options.init.is_some() {
-            let item = item(kind).to_string().replacen("(x", "(state: &mut u8, x", 1);
+            let item = item(kind)
+                .to_string()
+                .replacen("(x", "(state: &mut u8, x", 1);
             item.parse().unwrap()
         } else {
             item(kind)

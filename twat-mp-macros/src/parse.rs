@@ -309,7 +309,9 @@ pub(crate) fn init(options: &mut Options, name: &Ident, value: Option<&Expr>) ->
 /// `init = make_state`: the path of a function, as tokens.
 fn function(name: &Ident, value: Option<&Expr>) -> syn::Result<TokenStream> {
     match value {
-        Some(Expr::Path(path)) if path.attrs.is_empty() => Ok(quote::ToTokens::to_token_stream(path)),
+        Some(Expr::Path(path)) if path.attrs.is_empty() => {
+            Ok(quote::ToTokens::to_token_stream(path))
+        }
         Some(other) => Err(syn::Error::new(
             other.span(),
             format!(

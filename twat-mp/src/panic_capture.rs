@@ -208,7 +208,10 @@ impl fmt::Display for ItemNote<'_> {
         let item = ItemLabel::of(self.0);
         match self.0.kind() {
             crate::ErrorKind::InitPanicked { .. } => {
-                write!(f, "the panic was in `init`, making the worker's state for {item}")?;
+                write!(
+                    f,
+                    "the panic was in `init`, making the worker's state for {item}"
+                )?;
             }
             _ => write!(f, "the panic was in {item}")?,
         }

@@ -188,7 +188,7 @@ mod tests {
                 states.take(Some(0)).get();
             }))
             .unwrap_err();
-            let init = payload.downcast::<InitPanic>().ok().expect("an InitPanic");
+            let init = payload.downcast::<InitPanic>().expect("an InitPanic");
             assert_eq!(panic_message(init.payload.as_ref()), "no database");
         }
         assert_eq!(made.load(Ordering::Relaxed), 1);
