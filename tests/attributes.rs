@@ -700,3 +700,108 @@ mod async_associated_functions {
         assert_eq!(headings, ["# a", "# b"]);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// `init = make_state`: a state per worker thread
+
+mod worker_state {
+    use std::num::ParseIntError;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use twat_mp::{amap, imap, pmap};
+
+    static BUFFERS: AtomicUsize = AtomicUsize::new(0);
+
+    fn make_buffer() -> String {
+        BUFFERS.fetch_add(1, Ordering::SeqCst);
+        String::with_capacity(32)
+    }
+
+    /// The state comes first; the items are the remaining argument.
+    #[pmap(nodes = 2, init = make_buffer)]
+    fn render(buffer: &mut String, n: u64) -> usize {
+        buffer.clear();
+        buffer.push_str(&n.to_string());
+        buffer.len()
+    }
+
+    #[test]
+    fn pmap_with_init_makes_at_most_one_state_per_thread_and_call() {
+        let before = BUFFERS.load(Ordering::SeqCst);
+        let lengths = render(0..100_000);
+        assert_eq!(lengths.len(), 100_000);
+        assert_eq!(lengths[..3], [1, 1, 1]);
+        assert_eq!(lengths[99_999], 5);
+        let made = BUFFERS.load(Ordering::SeqCst) - before;
+        assert!((1..=2).contains(&made), "{made} states");
+    }
+
+    fn new_count() -> u32 {
+        0
+    }
+
+    /// Several item parameters map over tuples; `Result` gives the lowest failing `E`.
+    #[pmap(nodes = 1, init = new_count)]
+    fn parse_sum(parsed: &mut u32, text: &str, extra: u32) -> Result<u32, ParseIntError> {
+        *parsed += 1;
+        Ok(text.parse::<u32>()? + extra)
+    }
+
+    #[test]
+    fn pmap_with_init_and_several_parameters_returns_the_items_error() {
+        assert_eq!(parse_sum([("1", 10), ("2", 20)]), Ok(vec![11, 22]));
+        let err = parse_sum([("1", 0), ("x", 0), ("y", 0)]).unwrap_err();
+        assert_eq!(err, "x".parse::<u32>().unwrap_err());
+    }
+
+    /// Lazily, over an endless input: each thread counts what it ran.
+    #[imap(nodes = 2, init = new_count)]
+    fn numbered(ran: &mut u32, n: u64) -> (u64, u32) {
+        *ran += 1;
+        (n, *ran)
+    }
+
+    #[test]
+    fn imap_with_init_runs_over_an_endless_input() {
+        let first: Vec<(u64, u32)> = numbered(1..).take(6).collect();
+        assert_eq!(
+            first.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5, 6]
+        );
+        // Every item saw a state that had run at least that item.
+        assert!(first.iter().all(|(_, ran)| *ran >= 1));
+        let total: u32 = first.iter().map(|(_, ran)| *ran).max().unwrap();
+        assert!(total <= 6);
+    }
+
+    #[amap(init = make_buffer)]
+    fn shout(buffer: &mut String, word: &'static str) -> String {
+        buffer.clear();
+        buffer.push_str(word);
+        buffer.to_uppercase()
+    }
+
+    #[test]
+    fn amap_with_init_gives_what_pmap_would() {
+        assert_eq!(shout(["a", "b"]).get(), ["A", "B"]);
+    }
+
+    fn broken_model() -> Vec<f32> {
+        panic!("the model file is missing")
+    }
+
+    #[pmap(nodes = 1, init = broken_model)]
+    fn predict(model: &mut Vec<f32>, x: f32) -> f32 {
+        model.iter().sum::<f32>() * x
+    }
+
+    #[test]
+    fn a_panicking_init_resumes_its_own_panic_in_the_caller() {
+        let payload = catch_unwind(AssertUnwindSafe(|| predict([1.0, 2.0]))).unwrap_err();
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"the model file is missing")
+        );
+    }
+}

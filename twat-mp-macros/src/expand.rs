@@ -26,7 +26,7 @@
 use std::collections::BTreeSet;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{ToTokens, format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::punctuated::Punctuated;
 use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
@@ -130,8 +130,26 @@ fn mapper(model: &Model, body: Body) -> TokenStream {
                 let ordered = model.options.ordered.as_ref().is_none_or(|o| o.value);
                 quote!(#ordered,)
             });
+            // `init`, checked against the state the function takes, so that a mismatch is
+            // reported on `init` itself.
+            let init = model.options.init.as_ref().map(|init| {
+                let init = &init.value;
+                let state = match model.state.as_ref().map(|state| &state.ty) {
+                    Some(Type::Reference(reference)) => {
+                        let state = &reference.elem;
+                        quote!(#state)
+                    }
+                    _ => quote!(_),
+                };
+                let span = init
+                    .clone()
+                    .into_iter()
+                    .next()
+                    .map_or_else(Span::call_site, |t| t.span());
+                quote_spanned!(span=> ::twat_mp::__private::state_init::<#state, _>(#init),)
+            });
             let mut call = quote! {
-                ::twat_mp::__private::#runtime(#config, #ordered ::twat_mp::__render!(#item_ty), #closure, #items)
+                ::twat_mp::__private::#runtime(#config, #ordered ::twat_mp::__render!(#item_ty), #init #closure, #items)
             };
             if model.kind == Kind::Apmap {
                 call = quote!(#call.await);
@@ -279,10 +297,15 @@ fn split_attributes(attrs: &[Attribute]) -> (Vec<Attribute>, Vec<Attribute>) {
 /// gives the body's value as `R` (so that it is coerced to `R` as a function's would be).
 fn closure(model: &Model, arg_types: &[Type], returned: &Type) -> TokenStream {
     let pats: Vec<&Pat> = model.args.iter().map(|arg| &arg.pat).collect();
-    let params = match (pats.as_slice(), arg_types) {
+    let mut params = match (pats.as_slice(), arg_types) {
         ([pat], [ty]) => quote!(#pat: #ty),
         _ => quote!((#(#pats),*): (#(#arg_types),*)),
     };
+    // With `init`: the worker's state first, as written (`state: &mut S`).
+    if let Some(state) = &model.state {
+        let (pat, ty) = (&state.pat, &state.ty);
+        params = quote!(#pat: #ty, #params);
+    }
     let block = &model.func.block;
     let written = matches!(model.func.sig.output, ReturnType::Type(..));
     match (model.func.sig.asyncness.is_some(), written) {
@@ -321,9 +344,24 @@ fn calling_closure(model: &Model, name: &Ident, item_ty: &Type) -> TokenStream {
             Ident::new(&plain.unwrap_or(fresh), Span::mixed_site())
         })
         .collect();
+    let Some(state) = &model.state else {
+        return match names.as_slice() {
+            [single] => quote!(|#single| #name(#single)),
+            several => quote!(|(#(#several),*): #item_ty| #name(#(#several),*)),
+        };
+    };
+    // With `init`: `|state: &mut S, x| f(state, x)`.
+    let state_name = match &state.pat {
+        Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.to_string(),
+        _ => "__state".to_owned(),
+    };
+    let state_name = Ident::new(&state_name, Span::mixed_site());
+    let state_ty = &state.ty;
     match names.as_slice() {
-        [single] => quote!(|#single| #name(#single)),
-        several => quote!(|(#(#several),*): #item_ty| #name(#(#several),*)),
+        [single] => quote!(|#state_name: #state_ty, #single| #name(#state_name, #single)),
+        several => quote!(
+            |#state_name: #state_ty, (#(#several),*): #item_ty| #name(#state_name, #(#several),*)
+        ),
     }
 }
 
@@ -366,13 +404,18 @@ fn replace_first_type_argument(ty: &mut Type, with: Type) {
     }
 }
 
-/// `pmap`, `imap_result`, `amap_result_process`, ...
+/// `pmap`, `imap_result`, `amap_result_process`, `pmap_init`, `imap_result_init`, ...
 fn runtime_function(model: &Model) -> Ident {
     let fallible = model.fallible();
     format_ident!(
-        "{}{}{}",
+        "{}{}{}{}",
         model.kind.name(),
         if fallible { "_result" } else { "" },
+        if model.options.init.is_some() {
+            "_init"
+        } else {
+            ""
+        },
         if model.options.process.is_some() {
             "_process"
         } else {

@@ -95,8 +95,40 @@ use parse::{Errors, Kind};
 /// | `process` | run the items in worker processes (a `ProcessPool`) instead of threads |
 /// | `timeout = "5s"` | with `process`: kill an item's worker after this long (`ms`, `s`, `m`, `h`) |
 /// | `result` | the return type is a `Result` behind an alias of another name (see above) |
+/// | `init = make_state` | a state per worker thread, the function's first parameter (see below; not with `process` yet) |
 ///
 /// Mappers with the same options share one pool, built on first use.
+///
+/// # A state per worker: `init`
+///
+/// With `init = make_state`, the function's first parameter is the worker's state,
+/// `state: &mut S` where `make_state` returns `S`, and the mapper maps over the remaining
+/// parameters. `make_state()` runs on a pool thread before that thread's first item of the
+/// call, at most once per thread per call (a thread that gets no item never runs it); the
+/// state stays with that thread for the call and is dropped when the call ends, as
+/// `ThreadPool::map_init` does it. A panic in `make_state` resumes in the caller as the
+/// failing item's panic would.
+///
+/// ```
+/// use twat_mp::pmap;
+///
+/// fn make_buffer() -> String {
+///     String::with_capacity(64)
+/// }
+///
+/// /// How many digits `n` has, written into the thread's reused buffer.
+/// #[pmap(nodes = 2, init = make_buffer)]
+/// fn digits(buffer: &mut String, n: u64) -> usize {
+///     buffer.clear();
+///     buffer.push_str(&n.to_string());
+///     buffer.len()
+/// }
+///
+/// assert_eq!(digits([7, 42, 1000]), [1, 2, 4]);
+/// ```
+///
+/// `#[imap]` and `#[amap]` take `init` too; `#[apmap]` does not (a worker's tasks run at
+/// once and cannot share one `&mut S` across `.await`: use `AsyncMultiPool::map_init`).
 ///
 /// # Errors at compile time
 ///
@@ -104,8 +136,9 @@ use parse::{Errors, Kind};
 /// `unsafe`, `const` or `extern` fn, `impl Trait` parameters, `-> !`, two of these
 /// attributes on one function, borrowed items or results where they cannot be (with
 /// `process`; in [`imap`], [`amap`], [`apmap`]), a `Box<dyn Error>` error type, unknown or
-/// mistyped options, and options that would do nothing where they are written (`timeout`
-/// without `process`, `ordered` outside [`imap`], `result` on a recognised `Result`, ...)
+/// mistyped options, options that would do nothing where they are written (`timeout`
+/// without `process`, `ordered` outside [`imap`], `result` on a recognised `Result`, ...),
+/// and `init` without a first `&mut` parameter or with a function of another state type
 /// are refused with an error on the offending token that says what to write.
 #[proc_macro_attribute]
 pub fn pmap(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -269,8 +302,17 @@ pub(crate) fn mapper(
     // either, a stand-in.
     let mut stand_in = false;
     if wrong {
+        let not_a_state = validate::state_parameter(&model).is_err();
         model.options = without_pool_options(&model);
-        stand_in = validate::types(&model).is_err();
+        if not_a_state {
+            // A first parameter that cannot be the state is an item, as without `init`.
+            if let Some(state) = model.state.take() {
+                model.args.insert(0, state);
+            }
+        }
+        // A state parameter without its `init` cannot be mapped as written.
+        stand_in = validate::types(&model).is_err()
+            || (model.state.is_some() && model.options.init.is_none());
     }
     let expanded = if stand_in {
         expand::stand_in(&model)
@@ -301,6 +343,13 @@ fn without_pool_options(model: &parse::Model) -> parse::Options {
         result: validate::result_option(model)
             .ok()
             .and(model.options.result.clone()),
+        // `init` where it is honoured and its state parameter is right: it is about the
+        // function's signature too.
+        init: (validate::state_parameter(model).is_ok()
+            && options::rule("init")
+                .is_some_and(|rule| rule.honoured(model.kind, options::Mode::Threads)))
+        .then(|| model.options.init.clone())
+        .flatten(),
         ..parse::Options::default()
     }
 }

@@ -57,6 +57,11 @@ const PROCESS: Modes = Modes {
     threads: false,
     process: true,
 };
+/// Honoured on threads only.
+const THREADS: Modes = Modes {
+    threads: true,
+    process: false,
+};
 /// Never honoured.
 const NONE: Modes = Modes {
     threads: false,
@@ -197,7 +202,31 @@ pub(crate) const RULES: &[Rule] = &[
         read: |o, name, value| parse::set(&mut o.progress, name, parse::flag(name, value)?),
         given: |o| o.progress.as_ref().map(|s| &s.name),
     },
+    Rule {
+        // The ThreadPool's `run_map_init`, `lazy_map_init` and `background_map_init` keep
+        // a state per worker thread; no process runtime yet (it will take `init: fn() -> S`
+        // and `f: fn(&mut S, T) -> R`). The async pool's tasks run concurrently on one
+        // worker: an `async fn` holding `&mut S` across `.await` cannot share its state.
+        name: "init",
+        usage: "`init = make_state`",
+        effect: [THREADS, THREADS, THREADS, NONE],
+        // `#[apmap]` has its own reason: see `APMAP_REFUSALS`.
+        refusal: "`init` is not supported with `process` yet: a worker process cannot keep a \
+                  state for now; remove `process` to keep a state per thread, or remove `init`",
+        read: parse::init,
+        given: |o| o.init.as_ref().map(|s| &s.name),
+    },
 ];
+
+/// Why an option is refused on `#[apmap]`, where that differs from its `refusal` (which is
+/// about `process`).
+const APMAP_REFUSALS: &[(&str, &str)] = &[(
+    "init",
+    "`init` is not an option of `#[apmap]`: a worker runs many tasks at once, and an `async \
+     fn` holding `&mut S` across `.await` cannot share one state among them; call \
+     `AsyncMultiPool::map_init` instead, whose function takes what each task needs from the \
+     state (a cloned client handle, say) before the task starts",
+)];
 
 impl Rule {
     /// Whether the option changes what `#[kind]` does in `mode`.
@@ -222,8 +251,11 @@ impl Rule {
 
     /// The error on the option's name where it would do nothing.
     pub(crate) fn refuse(&self, kind: Kind, name: &Ident) -> syn::Error {
-        let message = self
-            .refusal
+        let refusal = APMAP_REFUSALS
+            .iter()
+            .find(|(option, _)| kind == Kind::Apmap && *option == self.name)
+            .map_or(self.refusal, |(_, why)| why);
+        let message = refusal
             .replace("{attr}", &format!("`#[{}]`", kind.name()))
             .replace("{kind}", kind.name());
         syn::Error::new(name.span(), message)
@@ -293,8 +325,17 @@ mod tests {
     fn judge(kind: Kind, attr: &str) -> (syn::Result<()>, String) {
         let attr: TokenStream = attr.parse().unwrap();
         let options = checked(kind, attr.clone()).unwrap_or_else(|err| panic!("{attr}: {err}"));
-        let model = parse_function(kind, options, item(kind)).unwrap();
-        let expanded = crate::mapper(kind, attr, item(kind), true).to_string();
+        // With `init`, the function takes the worker's state first.
+        let item = if options.init.is_some() {
+            let item = item(kind)
+                .to_string()
+                .replacen("(x", "(state: &mut u8, x", 1);
+            item.parse().unwrap()
+        } else {
+            item(kind)
+        };
+        let model = parse_function(kind, options, item.clone()).unwrap();
+        let expanded = crate::mapper(kind, attr, item, true).to_string();
         (crate::validate::options(&model), expanded)
     }
 
@@ -366,15 +407,32 @@ mod tests {
             takes,
             [
                 "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `retries = 2` (with `process`), `debug`, `result`",
+                 (with `process`), `retries = 2` (with `process`), `debug`, `result`, `init = make_state` (without `process`)",
                 "`#[imap]` takes `nodes = 4`, `chunksize = 64`, `ordered = false`, `process`, \
-                 `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`",
+                 `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`, \
+                 `init = make_state` (without `process`)",
                 "`#[amap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `retries = 2` (with `process`), `debug`, `result`",
+                 (with `process`), `retries = 2` (with `process`), `debug`, `result`, `init = make_state` (without `process`)",
                 "`#[apmap]` takes `nodes = 4`, `concurrency = 100`, `process`, \
                  `timeout = \"5s\"`, `retries = 2` (with `process`), `debug`, `result`",
             ]
         );
+    }
+
+    #[test]
+    fn init_is_refused_with_process_and_on_apmap_saying_why() {
+        for (kind, attr) in [
+            (Kind::Pmap, "process, init = make_state"),
+            (Kind::Apmap, "init = make_state"),
+        ] {
+            let (verdict, _) = judge(kind, attr);
+            let message = verdict.unwrap_err().to_string();
+            let expected = match kind {
+                Kind::Apmap => "`AsyncMultiPool::map_init`",
+                _ => "is not supported with `process` yet",
+            };
+            assert!(message.contains(expected), "{message}");
+        }
     }
 
     #[test]

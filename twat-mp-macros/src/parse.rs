@@ -59,6 +59,8 @@ pub(crate) struct Options {
     /// The function returns a `Result` behind a type alias the attribute cannot see
     /// through.
     pub result: Option<Setting<()>>,
+    /// `init = make_state`: the path of the function that makes each worker's state.
+    pub init: Option<Setting<TokenStream>>,
 }
 
 /// What the function returns, which decides the mapper's return type and runtime call.
@@ -91,8 +93,10 @@ pub(crate) struct Model {
     pub kind: Kind,
     pub options: Options,
     pub func: ItemFn,
-    /// The typed parameters; a `self` receiver is left to validation.
+    /// The typed parameters that make an item; a `self` receiver is left to validation.
     pub args: Vec<Arg>,
+    /// With `init`, the first typed parameter: the worker's state, `&mut S`.
+    pub state: Option<Arg>,
     pub output: Output,
 }
 
@@ -111,7 +115,7 @@ pub(crate) fn parse_function(
     item: TokenStream,
 ) -> syn::Result<Model> {
     let func: ItemFn = syn::parse2(item)?;
-    let args = func
+    let mut args: Vec<Arg> = func
         .sig
         .inputs
         .iter()
@@ -123,6 +127,7 @@ pub(crate) fn parse_function(
             FnArg::Receiver(_) => None,
         })
         .collect();
+    let state = (options.init.is_some() && !args.is_empty()).then(|| args.remove(0));
     let returned: Type = match &func.sig.output {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
@@ -137,6 +142,7 @@ pub(crate) fn parse_function(
         options,
         func,
         args,
+        state,
         output,
     })
 }
@@ -310,6 +316,41 @@ pub(crate) fn retries(name: &Ident, value: Option<&Expr>) -> syn::Result<u32> {
         return Err(wrong(value.span()));
     };
     int.base10_parse::<u32>().map_err(|_| wrong(int.span()))
+}
+
+/// `init = make_state`. A malformed value is an error on it, and the option is kept with a
+/// stand-in function that never runs, so that the function's state parameter stays one:
+/// its callers see no further errors.
+pub(crate) fn init(options: &mut Options, name: &Ident, value: Option<&Expr>) -> syn::Result<()> {
+    let (init, outcome) = match function(name, value) {
+        Ok(path) => (path, Ok(())),
+        Err(err) => (quote::quote!(|| loop {}), Err(err)),
+    };
+    set(&mut options.init, name, init)?;
+    outcome
+}
+
+/// `init = make_state`: the path of a function, as tokens.
+fn function(name: &Ident, value: Option<&Expr>) -> syn::Result<TokenStream> {
+    match value {
+        Some(Expr::Path(path)) if path.attrs.is_empty() => {
+            Ok(quote::ToTokens::to_token_stream(path))
+        }
+        Some(other) => Err(syn::Error::new(
+            other.span(),
+            format!(
+                "`{name}` takes the name of a function that makes each worker's state, e.g. {}",
+                usage(name)
+            ),
+        )),
+        None => Err(syn::Error::new(
+            name.span(),
+            format!(
+                "`{name}` needs the name of a function that makes each worker's state, e.g. {}",
+                usage(name)
+            ),
+        )),
+    }
 }
 
 /// `timeout = "5s"`, in milliseconds.
@@ -547,7 +588,8 @@ pub(crate) mod tests {
         assert_eq!(
             err,
             "unknown option `colour`; `#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, \
-             `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`"
+             `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`, \
+             `init = make_state` (without `process`)"
         );
         let err = options(Kind::Pmap, quote!(node = 4)).unwrap_err();
         assert!(

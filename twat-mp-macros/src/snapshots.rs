@@ -208,6 +208,30 @@ const CASES: &[Case] = &[
         )
     },
     case(
+        "pmap_init",
+        Kind::Pmap,
+        "init = make_buffer, nodes = 2",
+        "fn render(buffer: &mut String, n: u64) -> usize { buffer.clear(); buffer.push_str(&n.to_string()); buffer.len() }",
+    ),
+    case(
+        "imap_init_result_several_args",
+        Kind::Imap,
+        "init = Client::connect",
+        "fn fetch(client: &mut Client, url: String, tries: u8) -> Result<Vec<u8>, Error> { client.get(&url, tries) }",
+    ),
+    case(
+        "amap_init_inner_function",
+        Kind::Amap,
+        "init = Vec::new",
+        "#[inline]\nfn push(seen: &mut Vec<u8>, x: u8) -> usize { seen.push(x); seen.len() }",
+    ),
+    case(
+        "error_init_without_state",
+        Kind::Pmap,
+        "init = make_buffer",
+        "fn length(x: u64) -> usize { x.to_string().len() }",
+    ),
+    case(
         "error_in_the_signature",
         Kind::Pmap,
         "nodes = 0",

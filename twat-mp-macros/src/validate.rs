@@ -36,7 +36,73 @@ pub(crate) fn options(model: &Model) -> syn::Result<()> {
     if let Err(err) = result_option(model) {
         errors.push(err);
     }
+    if let Err(err) = state_parameter(model) {
+        errors.push(err);
+    }
     errors.finish(())
+}
+
+/// With `init`, the first parameter is the worker's state, `&mut S`, and an item
+/// parameter follows it.
+pub(crate) fn state_parameter(model: &Model) -> syn::Result<()> {
+    let Some(init) = &model.options.init else {
+        return Ok(());
+    };
+    let name = &model.func.sig.ident;
+    let function = written(&init.value);
+    let Some(state) = &model.state else {
+        // No parameter at all: `signature` has said so.
+        return Ok(());
+    };
+    match &state.ty {
+        Type::Reference(reference) if reference.mutability.is_some() => {}
+        Type::Reference(reference) => {
+            return Err(syn::Error::new_spanned(
+                &state.ty,
+                format!(
+                    "with `init`, each item borrows its worker's state mutably: write \
+                     `{pat}: &mut {pointee}`",
+                    pat = written(&state.pat),
+                    pointee = written(&reference.elem),
+                ),
+            ));
+        }
+        _ => {
+            let params: Vec<String> = model
+                .func
+                .sig
+                .inputs
+                .iter()
+                .map(|arg| match arg {
+                    FnArg::Typed(typed) => {
+                        format!("{}: {}", written(&typed.pat), written(&typed.ty))
+                    }
+                    FnArg::Receiver(receiver) => written(receiver),
+                })
+                .collect();
+            return Err(syn::Error::new_spanned(
+                &state.ty,
+                format!(
+                    "with `init`, the first parameter is the worker's state, `&mut S` where \
+                     `{function}` returns `S`, and the item comes after it: e.g. \
+                     `fn {name}(state: &mut S, {})`",
+                    params.join(", "),
+                ),
+            ));
+        }
+    }
+    if model.args.is_empty() {
+        return Err(syn::Error::new(
+            model.func.sig.paren_token.span.join(),
+            format!(
+                "with `init`, the state is the first parameter and the item comes after it: \
+                 add the item parameter, e.g. `fn {name}({}: {}, item: T)`",
+                written(&state.pat),
+                written(&state.ty),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `result` (if given) marks what it is for: a return type that is a path, as a

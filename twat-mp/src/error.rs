@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::engine::state::InitPanic;
 use crate::panic_capture::{CallSite, PanicOrigin};
 
 mod source;
@@ -114,6 +115,14 @@ pub enum ErrorKind {
         /// (SIGABRT)"`, `"did not finish within 60s"`.
         reason: String,
     },
+    /// The `init` of a `map_init` (or of an attribute's `init = ...`) panicked on the
+    /// worker that was to run the item, so the item never ran. `init` runs at most once
+    /// per worker per call: the worker's later items of that call fail with this too.
+    #[error("could not run: its worker's `init` panicked: {message}")]
+    InitPanicked {
+        /// The panic message of `init`.
+        message: String,
+    },
 }
 
 /// A backtrace as captured in-process, or as text carried from another process.
@@ -160,8 +169,19 @@ impl WorkerError {
         payload: Box<dyn Any + Send + 'static>,
         backtrace: Option<Backtrace>,
     ) -> Self {
-        let message = panic_message(payload.as_ref());
-        let mut err = WorkerError::new(index, ErrorKind::Panicked { message });
+        // A state's `init` that panicked (see `engine::state`) reports that cause, and
+        // keeps `init`'s own payload for the attributes to resume.
+        let (kind, payload) = match payload.downcast::<InitPanic>() {
+            Ok(init) => {
+                let message = panic_message(init.payload.as_ref());
+                (ErrorKind::InitPanicked { message }, init.payload)
+            }
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                (ErrorKind::Panicked { message }, payload)
+            }
+        };
+        let mut err = WorkerError::new(index, kind);
         err.inner.payload = Mutex::new(Some(payload));
         err.inner.traceback = backtrace.map(|backtrace| Traceback::Captured {
             backtrace,

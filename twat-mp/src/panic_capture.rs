@@ -212,7 +212,16 @@ struct ItemNote<'a>(&'a WorkerError);
 
 impl fmt::Display for ItemNote<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the panic was in {}", ItemLabel::of(self.0))?;
+        let item = ItemLabel::of(self.0);
+        match self.0.kind() {
+            crate::ErrorKind::InitPanicked { .. } => {
+                write!(
+                    f,
+                    "the panic was in `init`, making the worker's state for {item}"
+                )?;
+            }
+            _ => write!(f, "the panic was in {item}")?,
+        }
         if let Some(call) = self.0.call_site() {
             write!(f, " of the parallel call at {call}")?;
         }

@@ -203,9 +203,9 @@ impl<R, E> Drop for Reply<R, E> {
     }
 }
 
-/// Makes the job that runs `g(item)` on a worker and answers `lift` of its output
-/// through `reply` (`Ok` for a function that cannot fail, the output itself for one that
-/// returns `Result`).
+/// Makes the job that runs `g(item, worker)` on the worker that takes it and answers
+/// `lift` of its output through `reply` (`Ok` for a function that cannot fail, the output
+/// itself for one that returns `Result`).
 pub(crate) fn make_job<T, O, R, E, G, Fut>(
     item: T,
     g: G,
@@ -217,7 +217,7 @@ where
     T: Send + 'static,
     R: Send + 'static,
     E: Send + 'static,
-    G: FnOnce(T) -> Fut + Send + 'static,
+    G: FnOnce(T, usize) -> Fut + Send + 'static,
     Fut: Future<Output = O> + 'static,
     O: 'static,
 {
@@ -241,7 +241,7 @@ async fn run_job<T, O, R, E, G, Fut>(
     T: 'static,
     R: Send + 'static,
     E: Send + 'static,
-    G: FnOnce(T) -> Fut,
+    G: FnOnce(T, usize) -> Fut,
     Fut: Future<Output = O>,
 {
     reply.worker = Some(worker);
@@ -276,7 +276,7 @@ async fn run_job<T, O, R, E, G, Fut>(
         }
     };
     let work = async {
-        let future = panic_capture::catch(|| g(item))?;
+        let future = panic_capture::catch(|| g(item, worker))?;
         let future = std::pin::pin!(future);
         let future = CatchPanic(future);
         match call.timeout {

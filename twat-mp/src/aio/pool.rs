@@ -19,6 +19,7 @@ use crate::engine::item::ItemFailure;
 use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
 use crate::engine::settings::Settings;
+use crate::engine::state::WorkerStates;
 use crate::error::{BoxError, BuildError, WorkerError, panic_message};
 use crate::panic_capture;
 use crate::tuple_fn::TupleFn;
@@ -80,6 +81,14 @@ type Initializer = Arc<dyn Fn() + Send + Sync + 'static>;
 /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled), then joins its workers; the last
 /// handle may be dropped inside one of the pool's own tasks (the worker running it stops
 /// once that task returns).
+///
+/// **State and shared data.** [`map_init`](Self::map_init) (and `imap_init`,
+/// `uimap_init`) gives each worker a state of its own: `init` runs on the worker's thread,
+/// inside its runtime, before the worker starts its first item of the call, and `f` makes
+/// each item's future from it there (the future cannot borrow it: the worker's tasks run
+/// concurrently). [`map_with`](Self::map_with) shares one value with every worker behind an
+/// `Arc`. The builder's [`initializer`](AsyncMultiPoolBuilder::initializer), by contrast,
+/// runs once per worker for the pool's whole life.
 ///
 /// **Timeouts.** See [`AsyncMultiPoolBuilder::timeout`]: per task, from its start, and kept
 /// even when the task blocks its thread.
@@ -716,6 +725,209 @@ impl AsyncMultiPool {
         UimapStream::new(self.lazy(f, Ok, items.into_iter(), None, false))
     }
 
+    /// Like [`map`](Self::map), with a state per worker: `init()` makes it, at most once
+    /// per worker per call, and `f(&mut state, item)` makes each item's future from it —
+    /// a client, a connection pool, a parsed configuration.
+    ///
+    /// **What runs where.** `init` runs on the worker thread that needs a state, inside
+    /// its runtime (it may spawn onto it), just before that worker starts its first item
+    /// of this call; a worker that starts none never runs it, so it runs at most
+    /// [`nodes`](Self::nodes) times. `f` runs there too, synchronously, with the state as
+    /// `&mut S`; the states are dropped once the call is over (its future dropped or
+    /// finished and its tasks done), on whichever thread lets go of them last (`S` must be
+    /// `Send`). The next call makes new states.
+    ///
+    /// **The future cannot borrow the state.** A worker runs many tasks at once, so a
+    /// future holding `&mut S` across an `.await` would alias it: the future `f` returns
+    /// is `'static`. Let `f` take from the state what the task needs — clone a client
+    /// handle (most are an `Arc` inside), take a ticket, count — and move that in.
+    ///
+    /// **Failures.** As in `map`. A panic in `init` fails the item that needed the state
+    /// with [`ErrorKind::InitPanicked`](crate::ErrorKind::InitPanicked); `init` does not run
+    /// again on that worker in this call, whose later items there fail the same way.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use twat_mp::AsyncMultiPool;
+    ///
+    /// /// Stands for an HTTP or database client: cheap to clone, costly to make.
+    /// #[derive(Clone)]
+    /// struct Client {
+    ///     base: Arc<str>,
+    /// }
+    ///
+    /// impl Client {
+    ///     async fn get(&self, path: &str) -> String {
+    ///         format!("{}/{path}", self.base)
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::with_nodes(2)?;
+    /// let pages = pool
+    ///     .map_init(
+    ///         || Client { base: "https://example.org".into() },
+    ///         // Runs on the worker: clone the handle, move the clone into the future.
+    ///         |client: &mut Client, path: &'static str| {
+    ///             let client = client.clone();
+    ///             async move { client.get(path).await }
+    ///         },
+    ///         ["a", "b"],
+    ///     )
+    ///     .await?;
+    /// assert_eq!(pages, ["https://example.org/a", "https://example.org/b"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_init<T, S, R, N, F, Fut, I>(
+        &self,
+        init: N,
+        f: F,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<T, S, R, N, F, Fut, I>
+    where
+        N: Fn() -> S + Send + Sync + 'static,
+        F: Fn(&mut S, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        S: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let run = self.run_map_init(init, f, Ok, items, None);
+        async move { run.await.map_err(ItemFailure::into_infallible_worker_error) }
+    }
+
+    /// [`imap`](Self::imap) with a state per worker, as [`map_init`](Self::map_init) has:
+    /// `init` runs on a worker before it starts its first item of this call, and the
+    /// states are dropped when the stream is dropped and its tasks are done.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).concurrency(4).build()?;
+    /// // An endless input; each worker numbers the items it starts.
+    /// let mut tagged = pool.imap_init(
+    ///     || 0u32,
+    ///     |started: &mut u32, n: u64| {
+    ///         *started += 1;
+    ///         async move { n * 10 }
+    ///     },
+    ///     1..,
+    /// );
+    /// let mut first = Vec::new();
+    /// while let Some(value) = tagged.next().await {
+    ///     first.push(value?);
+    ///     if first.len() == 3 {
+    ///         break;
+    ///     }
+    /// }
+    /// assert_eq!(first, [10, 20, 30]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn imap_init<T, S, R, N, F, Fut, I>(&self, init: N, f: F, items: I) -> ImapStream<R>
+    where
+        N: Fn() -> S + Send + Sync + 'static,
+        F: Fn(&mut S, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        S: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let g = self.with_state(init, f);
+        ImapStream::new(self.lazy_on(g, Ok, items.into_iter(), None, true))
+    }
+
+    /// [`uimap`](Self::uimap) with a state per worker: results in completion order, with
+    /// `init` and the states as in [`imap_init`](Self::imap_init).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::with_nodes(2)?;
+    /// let mut done = pool.uimap_init(
+    ///     || String::from("item "),
+    ///     |prefix: &mut String, n: u8| {
+    ///         let label = format!("{prefix}{n}");
+    ///         async move { label }
+    ///     },
+    ///     [1, 2],
+    /// );
+    /// let mut labels = Vec::new();
+    /// while let Some(label) = done.next().await {
+    ///     labels.push(label?);
+    /// }
+    /// labels.sort();
+    /// assert_eq!(labels, ["item 1", "item 2"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn uimap_init<T, S, R, N, F, Fut, I>(&self, init: N, f: F, items: I) -> UimapStream<R>
+    where
+        N: Fn() -> S + Send + Sync + 'static,
+        F: Fn(&mut S, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+        S: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let g = self.with_state(init, f);
+        UimapStream::new(self.lazy_on(g, Ok, items.into_iter(), None, false))
+    }
+
+    /// Like [`map`](Self::map), with data every item reads: `f(&shared, item)`. `shared`
+    /// is moved into the call once and shared by every worker behind an `Arc`, never
+    /// copied (hence `S: Send + Sync`); it is dropped once the call is over. As in
+    /// [`map_init`](Self::map_init), the future `f` returns cannot borrow it: take what the
+    /// task needs.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::with_nodes(2)?;
+    /// let prices: HashMap<&str, u32> = [("apple", 3), ("fig", 5)].into();
+    /// let costs = pool
+    ///     .map_with(prices, |prices, fruit: &'static str| {
+    ///         let price = prices[fruit];
+    ///         async move { price * 2 }
+    ///     }, ["fig", "apple"])
+    ///     .await?;
+    /// assert_eq!(costs, [10, 6]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_with<T, S, R, F, Fut, I>(
+        &self,
+        shared: S,
+        f: F,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<R>, WorkerError>> + Send + use<T, S, R, F, Fut, I>
+    where
+        S: Send + Sync + 'static,
+        F: Fn(&S, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + 'static,
+        I: IntoIterator<Item = T>,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let shared = Arc::new(shared);
+        self.map(move |x| f(&shared, x), items)
+    }
+
     /// Runs `f` on one item on a worker and returns its result.
     ///
     /// # Errors
@@ -751,7 +963,7 @@ impl AsyncMultiPool {
             std::iter::once(item),
             move |item, reply| {
                 let f = f.take().expect("apply has exactly one item");
-                make_job(item, f, Ok, Arc::clone(&call), reply)
+                make_job(item, move |x, _| f(x), Ok, Arc::clone(&call), reply)
             },
             1,
             false,
@@ -785,18 +997,83 @@ impl AsyncMultiPool {
         R: Send + 'static,
         E: Send + 'static,
     {
+        self.run_map_on(move |x, _| f(x), lift, items, render)
+    }
+
+    /// [`run_map`](Self::run_map) with a state per worker, made by `init` on the worker.
+    pub(crate) fn run_map_init<T, S, O, R, E, N, F, Fut, I>(
+        &self,
+        init: N,
+        f: F,
+        lift: fn(O) -> Result<R, E>,
+        items: I,
+        render: Option<Render<T>>,
+    ) -> impl Future<Output = Result<Vec<R>, ItemFailure<E>>> + Send + use<T, S, O, R, E, N, F, Fut, I>
+    where
+        N: Fn() -> S + Send + Sync + 'static,
+        F: Fn(&mut S, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = O> + 'static,
+        O: 'static,
+        I: IntoIterator<Item = T>,
+        S: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        self.run_map_on(self.with_state(init, f), lift, items, render)
+    }
+
+    /// `f` over a state per worker: the function of one item and its worker that each
+    /// job calls. The job takes its worker's state (made by `init` on first use) only
+    /// while `f` makes the item's future, so the worker's tasks never alias it.
+    fn with_state<T, S, N, F, Fut>(
+        &self,
+        init: N,
+        f: F,
+    ) -> impl Fn(T, usize) -> Fut + Send + Sync + 'static + use<T, S, N, F, Fut>
+    where
+        N: Fn() -> S + Send + Sync + 'static,
+        F: Fn(&mut S, T) -> Fut + Send + Sync + 'static,
+        S: Send + 'static,
+    {
+        let states = WorkerStates::new(init, self.nodes);
+        move |x, worker| f(states.take(Some(worker)).get(), x)
+    }
+
+    fn run_map_on<T, O, R, E, G, Fut, I>(
+        &self,
+        g: G,
+        lift: fn(O) -> Result<R, E>,
+        items: I,
+        render: Option<Render<T>>,
+    ) -> impl Future<Output = Result<Vec<R>, ItemFailure<E>>> + Send + use<T, O, R, E, G, Fut, I>
+    where
+        G: Fn(T, usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = O> + 'static,
+        O: 'static,
+        I: IntoIterator<Item = T>,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
         let items: Vec<T> = items.into_iter().collect();
         let ctx = Arc::new(
             CallCtx::new(self.debug, render, self.watchdog.clone(), true)
                 .with_insights(self.insights.as_ref()),
         );
-        let f = Arc::new(f);
+        let g = Arc::new(g);
         let call = AsyncCall::new(
             self.dispatcher(),
             items.into_iter(),
             move |item, reply| {
-                let f = Arc::clone(&f);
-                make_job(item, move |x| f(x), lift, Arc::clone(&ctx), reply)
+                let g = Arc::clone(&g);
+                make_job(
+                    item,
+                    move |x, worker| g(x, worker),
+                    lift,
+                    Arc::clone(&ctx),
+                    reply,
+                )
             },
             usize::MAX,
             false,
@@ -822,17 +1099,43 @@ impl AsyncMultiPool {
         R: Send + 'static,
         E: Send + 'static,
     {
+        self.lazy_on(move |x, _| f(x), lift, items, render, ordered)
+    }
+
+    fn lazy_on<T, O, R, E, G, Fut, I>(
+        &self,
+        g: G,
+        lift: fn(O) -> Result<R, E>,
+        items: I,
+        render: Option<Render<T>>,
+        ordered: bool,
+    ) -> AsyncCall<R, E>
+    where
+        G: Fn(T, usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = O> + 'static,
+        O: 'static,
+        I: Iterator<Item = T> + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
         let call = Arc::new(
             CallCtx::new(self.debug, render, self.watchdog.clone(), false)
                 .with_insights(self.insights.as_ref()),
         );
-        let f = Arc::new(f);
+        let g = Arc::new(g);
         AsyncCall::new(
             self.dispatcher(),
             items,
             move |item, reply: Reply<R, E>| {
-                let f = Arc::clone(&f);
-                make_job(item, move |x| f(x), lift, Arc::clone(&call), reply)
+                let g = Arc::clone(&g);
+                make_job(
+                    item,
+                    move |x, worker| g(x, worker),
+                    lift,
+                    Arc::clone(&call),
+                    reply,
+                )
             },
             self.nodes.saturating_mul(self.concurrency),
             ordered,

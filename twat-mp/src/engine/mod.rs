@@ -16,6 +16,7 @@
 //! | `insights` | what `pool.insights()` reports: the [`Recorder`](insights::Recorder) each pool built with `.insights(true)` feeds, and [`Insights`](insights::Insights) |
 //! | `render` | items shown in errors through `Debug` where the type has it |
 //! | `retry` | which failures run an item again on a fresh worker, and how many runs an item had ([`Attempts`](retry::Attempts)) |
+//! | `state` | per-worker state of `map_init` and `init = ...` ([`WorkerStates`](state::WorkerStates)): made at most once per worker per call, on that worker, dropped with the call |
 
 pub(crate) mod failure;
 pub(crate) mod feed;
@@ -27,3 +28,4 @@ pub(crate) mod registry;
 pub(crate) mod render;
 pub(crate) mod retry;
 pub(crate) mod settings;
+pub(crate) mod state;

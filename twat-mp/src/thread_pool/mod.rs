@@ -21,10 +21,11 @@ use crate::async_result::{AsyncResult, async_result};
 use crate::debug::event;
 use crate::engine::feed::LazyInput;
 use crate::engine::insights::{Insights, Recorder};
-use crate::engine::item::{CancelFlag, ItemFailure, ItemRunner, LeafAborted, cancelled};
+use crate::engine::item::{CancelFlag, ItemFailure, ItemRunner, LeafAborted, Outcome, cancelled};
 use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
 use crate::engine::settings::Settings;
+use crate::engine::state::{StateGuard, WorkerStates};
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 use crate::panic_capture;
 use crate::tuple_fn::TupleFn;
@@ -47,6 +48,11 @@ pub use lazy::{Imap, Uimap};
 /// [`AsyncResult::get`](crate::AsyncResult::get) or [`wait`](crate::AsyncResult::wait)
 /// runs the pool's pending jobs meanwhile, so `pool.amap(..).get()` inside `pool.map(..)`
 /// finishes even on one node.
+///
+/// **State and shared data.** [`map_init`](Self::map_init) (and `imap_init`, `uimap_init`)
+/// gives each pool thread a state of its own: `init` runs on that thread before its first
+/// item of the call, at most once per thread per call, and the states are dropped when the
+/// call ends. [`map_with`](Self::map_with) lends one value to every item, borrowed.
 ///
 /// ```
 /// use twat_mp::ThreadPool;
@@ -439,6 +445,167 @@ impl ThreadPool {
         Uimap::new(self.lazy_map(move |x| Ok::<R, Infallible>(f(x)), items, None, false))
     }
 
+    /// Like [`map`](Self::map), with a state per worker thread: `init()` makes it, at most
+    /// once per thread per call, and `f(&mut state, item)` uses it — a connection, a
+    /// parser, a scratch buffer that is costly to make and cannot be shared.
+    ///
+    /// **What runs where.** `init` runs on the pool thread that needs a state, just before
+    /// that thread's first item of this call; a thread that gets no item never runs it, so
+    /// it runs at most [`nodes`](Self::nodes) times (not once per item, nor once per rayon
+    /// split as rayon's own `map_init` does). The state stays with its thread for the
+    /// whole call (`S` must be `Send`, as the states are dropped on the calling thread
+    /// when `map_init` returns) and is never shared: `f` has it as `&mut S`. The next call
+    /// makes new states.
+    ///
+    /// **Nesting.** When `f` waits on other work of the pool (a nested `map`), rayon may
+    /// run another item of this same call on that thread meanwhile: that item gets a
+    /// second state from `init` rather than an alias of the one in use, so `init` may then
+    /// run more than once on that thread.
+    ///
+    /// **Failures.** A panic in `f` fails its item, as in `map`; the state is kept for
+    /// the thread's next item. A panic in `init` fails the item that needed the state with
+    /// [`ErrorKind::InitPanicked`]; `init` does not run again on that thread in this call,
+    /// whose later items there fail the same way.
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use twat_mp::ThreadPool;
+    ///
+    /// let pool = ThreadPool::with_nodes(2)?;
+    /// let made = AtomicUsize::new(0);
+    /// // One buffer per thread, reused for every item that thread runs.
+    /// let lengths = pool.map_init(
+    ///     || {
+    ///         made.fetch_add(1, Ordering::Relaxed);
+    ///         String::with_capacity(64)
+    ///     },
+    ///     |buffer: &mut String, n: u32| {
+    ///         buffer.clear();
+    ///         buffer.push_str(&n.to_string());
+    ///         buffer.len()
+    ///     },
+    ///     [7, 42, 1000, 5],
+    /// )?;
+    /// assert_eq!(lengths, [1, 2, 4, 1]);
+    /// assert!(made.load(Ordering::Relaxed) <= 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_init<T, S, R, N, F, I>(&self, init: N, f: F, items: I) -> Result<Vec<R>, WorkerError>
+    where
+        N: Fn() -> S + Sync,
+        F: Fn(&mut S, T) -> R + Sync,
+        I: IntoIterator<Item = T>,
+        S: Send,
+        T: Send,
+        R: Send,
+    {
+        self.run_map_init(
+            init,
+            |state, x| Ok::<R, Infallible>(f(state, x)),
+            items,
+            None,
+        )
+        .map_err(ItemFailure::into_infallible_worker_error)
+    }
+
+    /// [`imap`](Self::imap) with a state per worker thread, as [`map_init`](Self::map_init)
+    /// has: `init` runs on a pool thread before its first item of this call, at most once
+    /// per thread (more only when nested work of the call runs on a thread whose state is
+    /// in use), and the states are dropped when the iterator is dropped and its running
+    /// items are done. Results in input order, lazily, over an input as `imap` takes it.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// // An endless input, and a running total per thread.
+    /// let mut totals = pool.imap_init(|| 0u64, |sum: &mut u64, n: u64| { *sum += n; n }, 1..);
+    /// let first: Vec<u64> = totals.by_ref().take(3).collect::<Result<_, _>>()?;
+    /// assert_eq!(first, [1, 2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn imap_init<'pool, T, S, R, N, F, I>(
+        &'pool self,
+        init: N,
+        f: F,
+        items: I,
+    ) -> Imap<'pool, R>
+    where
+        N: Fn() -> S + Send + Sync + 'static,
+        F: Fn(&mut S, T) -> R + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: LazyInput,
+        S: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let f = move |state: &mut S, x| Ok::<R, Infallible>(f(state, x));
+        Imap::new(self.lazy_map_init(init, f, items, None, true))
+    }
+
+    /// [`uimap`](Self::uimap) with a state per worker thread: results in completion order,
+    /// with `init` and the states as in [`imap_init`](Self::imap_init).
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let mut words: Vec<String> = pool
+    ///     .uimap_init(String::new, |buf: &mut String, w: &'static str| {
+    ///         buf.clear();
+    ///         buf.push_str(w);
+    ///         buf.to_uppercase()
+    ///     }, ["b", "a"])
+    ///     .collect::<Result<_, _>>()?;
+    /// words.sort();
+    /// assert_eq!(words, ["A", "B"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn uimap_init<'pool, T, S, R, N, F, I>(
+        &'pool self,
+        init: N,
+        f: F,
+        items: I,
+    ) -> Uimap<'pool, R>
+    where
+        N: Fn() -> S + Send + Sync + 'static,
+        F: Fn(&mut S, T) -> R + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: LazyInput,
+        S: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let f = move |state: &mut S, x| Ok::<R, Infallible>(f(state, x));
+        Uimap::new(self.lazy_map_init(init, f, items, None, false))
+    }
+
+    /// Like [`map`](Self::map), with data every item reads: `f(&shared, item)`. `shared`
+    /// is borrowed for the call, not copied: every thread reads the caller's one value
+    /// (hence `S: Sync`).
+    ///
+    /// # Errors
+    /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    ///
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let prices: HashMap<&str, u32> = [("apple", 3), ("fig", 5)].into();
+    /// let costs = pool.map_with(&prices, |prices, fruit: &str| prices[fruit] * 2, ["fig", "apple"])?;
+    /// assert_eq!(costs, [10, 6]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_with<T, S, R, F, I>(&self, shared: &S, f: F, items: I) -> Result<Vec<R>, WorkerError>
+    where
+        S: Sync + ?Sized,
+        F: Fn(&S, T) -> R + Sync,
+        I: IntoIterator<Item = T>,
+        T: Send,
+        R: Send,
+    {
+        self.map(|x| f(shared, x), items)
+    }
+
     /// Starts [`map`](Self::map) in the background and returns at once; collect the
     /// results from the [`AsyncResult`] (`get`, `ready`, `wait`, or `.await`).
     ///
@@ -553,8 +720,17 @@ impl ThreadPool {
         let insights = insights
             .as_ref()
             .map(|(recorder, call)| (&**recorder, *call));
-        self.rayon()
-            .install(|| par_map(items, &f, &runner, chunksize, None, insights))
+        self.rayon().install(|| {
+            par_map(
+                items,
+                || (),
+                &|(): &mut (), x| f(x),
+                &runner,
+                chunksize,
+                None,
+                insights,
+            )
+        })
     }
 
     /// The job of `amap`: a closure that runs the whole map on the pool thread that calls
@@ -581,7 +757,8 @@ impl ThreadPool {
             let insights = insights
                 .as_ref()
                 .map(|(recorder, call)| (&**recorder, *call));
-            par_map(items, &f, &runner, chunksize, Some(&shutdown), insights)
+            let f = |(): &mut (), x| f(x);
+            par_map(items, || (), &f, &runner, chunksize, Some(&shutdown), insights)
         }
     }
 
@@ -601,21 +778,133 @@ impl ThreadPool {
         R: Send + 'static,
         E: Send + 'static,
     {
-        let runner = Arc::new(ItemRunner::new(self.debug, render));
+        let run = move |runner: &ItemRunner<T, E>, index, item| {
+            runner.run(index, rayon::current_thread_index(), item, &f)
+        };
+        self.lazy_run(run, items, render, ordered)
+    }
+
+    /// The engine of `imap_init`, `uimap_init` and the lazy attribute with `init`: each
+    /// item takes its thread's state for as long as it runs.
+    pub(crate) fn lazy_map_init<'pool, T, S, R, E, N, F, I>(
+        &'pool self,
+        init: N,
+        f: F,
+        items: I,
+        render: Option<Render<T>>,
+        ordered: bool,
+    ) -> LazyMap<'pool, R, E>
+    where
+        N: Fn() -> S + Send + Sync + 'static,
+        F: Fn(&mut S, T) -> Result<R, E> + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: LazyInput,
+        S: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let states = WorkerStates::new(init, self.nodes);
+        let run = move |runner: &ItemRunner<T, E>, index, item| {
+            let worker = rayon::current_thread_index();
+            let mut state = states.take(worker);
+            runner.run(index, worker, item, |x| f(state.get(), x))
+        };
+        self.lazy_run(run, items, render, ordered)
+    }
+
+    /// A lazy map whose items each go through `run`.
+    fn lazy_run<'pool, T, R, E, G, I>(
+        &'pool self,
+        run: G,
+        items: I,
+        render: Option<Render<T>>,
+        ordered: bool,
+    ) -> LazyMap<'pool, R, E>
+    where
+        G: Fn(&ItemRunner<T, E>, usize, T) -> Outcome<R, E> + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: LazyInput,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let runner = ItemRunner::new(self.debug, render);
         let chunk = self.chunksize.unwrap_or(1);
         let insights = self.insights_call();
         LazyMap::new(
             self.rayon(),
             items.into_iter(),
-            move |index, item| {
-                timed(insights.as_ref(), index, || {
-                    runner.run(index, rayon::current_thread_index(), item, &f)
-                })
-            },
+            move |index, item| timed(insights.as_ref(), index, || run(&runner, index, item)),
             chunk,
             2 * self.nodes * chunk,
             ordered,
         )
+    }
+
+    /// The engine of `map_init` and of `#[pmap(init = ...)]`: as
+    /// [`run_map`](Self::run_map), each rayon leaf taking its thread's state once.
+    pub(crate) fn run_map_init<T, S, R, E, N, F, I>(
+        &self,
+        init: N,
+        f: F,
+        items: I,
+        render: Option<Render<T>>,
+    ) -> Result<Vec<R>, ItemFailure<E>>
+    where
+        N: Fn() -> S + Sync,
+        F: Fn(&mut S, T) -> Result<R, E> + Sync,
+        I: IntoIterator<Item = T>,
+        S: Send,
+        T: Send,
+        R: Send,
+        E: Send,
+    {
+        let items: Vec<T> = items.into_iter().collect();
+        let runner = ItemRunner::new(self.debug, render);
+        let chunksize = self.chunksize;
+        let states = WorkerStates::new(init, self.nodes);
+        let enter = || states.take(rayon::current_thread_index());
+        let f = |state: &mut StateGuard<'_, S, N>, x| f(state.get(), x);
+        let insights = self.insights_call();
+        let insights = insights
+            .as_ref()
+            .map(|(recorder, call)| (&**recorder, *call));
+        self.rayon()
+            .install(|| par_map(items, enter, &f, &runner, chunksize, None, insights))
+    }
+
+    /// The job of `#[amap(init = ...)]`, as [`background_map`](Self::background_map).
+    pub(crate) fn background_map_init<T, S, R, E, N, F, I>(
+        &self,
+        init: N,
+        f: F,
+        items: I,
+        render: Option<Render<T>>,
+    ) -> impl FnOnce() -> Result<Vec<R>, ItemFailure<E>> + Send + 'static
+    where
+        N: Fn() -> S + Send + Sync + 'static,
+        F: Fn(&mut S, T) -> Result<R, E> + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        S: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+    {
+        let items: Vec<T> = items.into_iter().collect();
+        let (debug, chunksize, nodes) = (self.debug, self.chunksize, self.nodes);
+        let shutdown = Arc::clone(&self.shutdown);
+        let insights = self.insights_call();
+        move || {
+            let runner = ItemRunner::new(debug, render);
+            let states = WorkerStates::new(init, nodes);
+            let enter = || states.take(rayon::current_thread_index());
+            let f = |state: &mut StateGuard<'_, S, N>, x| f(state.get(), x);
+            let insights = insights
+                .as_ref()
+                .map(|(recorder, call)| (&**recorder, *call));
+            par_map(items, enter, &f, &runner, chunksize, Some(&shutdown), insights)
+        }
     }
 }
 
@@ -633,10 +922,14 @@ fn timed<O>(insights: Option<&(Arc<Recorder>, u64)>, index: usize, run: impl FnO
     outcome
 }
 
-/// Runs `f` over `items` on the current rayon pool, collecting in input order; with
-/// `insights`, each item is counted in its thread's [`Tally`](crate::engine::insights::Tally).
-fn par_map<T, R, E, F>(
+/// Runs `f` over `items` on the current rayon pool, collecting in input order. Each
+/// rayon leaf (a stretch of items one thread runs in a row) first calls `enter` and hands
+/// what it gives to `f` with each of its items: `()` for a plain map, the worker's state
+/// (a [`StateGuard`]) for `map_init`, taken once per leaf and not per item. With
+/// `insights`, each item is counted in its leaf's [`Tally`](crate::engine::insights::Tally).
+fn par_map<T, R, E, L, F>(
     items: Vec<T>,
+    enter: impl Fn() -> L + Send + Sync,
     f: &F,
     runner: &ItemRunner<T, E>,
     chunksize: Option<usize>,
@@ -644,7 +937,7 @@ fn par_map<T, R, E, F>(
     insights: Option<(&Recorder, u64)>,
 ) -> Result<Vec<R>, ItemFailure<E>>
 where
-    F: Fn(T) -> Result<R, E> + Sync,
+    F: Fn(&mut L, T) -> Result<R, E> + Sync,
     T: Send,
     R: Send,
     E: Send,
@@ -664,22 +957,29 @@ where
             // is none: a failing item aborts only the rest of its own leaf.
             let Some((recorder, call)) = insights else {
                 return items
-                    .map(|(index, item)| runner.run_or_abort_leaf(index, item, f))
+                    .map_init(&enter, |leaf, (index, item)| {
+                        runner.run_or_abort_leaf(index, item, |x| f(leaf, x))
+                    })
                     .collect::<Vec<R>>();
             };
             // With insights, one clock read per item besides (the item that fails ends
             // its leaf uncounted).
-            let leaf = || recorder.tally(rayon::current_thread_index().unwrap_or(0), call);
+            let leaf = || {
+                let tally = recorder.tally(rayon::current_thread_index().unwrap_or(0), call);
+                (enter(), tally)
+            };
             return items
-                .map_init(leaf, |tally, (index, item)| {
-                    let value = runner.run_or_abort_leaf(index, item, f);
+                .map_init(leaf, |(leaf, tally), (index, item)| {
+                    let value = runner.run_or_abort_leaf(index, item, |x| f(leaf, x));
                     tally.ended(index);
                     value
                 })
                 .collect::<Vec<R>>();
         }
         items
-            .map_init(tally, |tally, (index, item)| {
+            .map_init(
+                || (enter(), tally()),
+                |(leaf, tally), (index, item)| {
                 if runner.is_past_failure(index) {
                     panic::resume_unwind(Box::new(LeafAborted));
                 }
@@ -689,7 +989,7 @@ where
                         WorkerError::new(index, ErrorKind::Cancelled).with_worker(worker),
                     ));
                 }
-                let outcome = runner.run(index, rayon::current_thread_index(), item, f);
+                let outcome = runner.run(index, rayon::current_thread_index(), item, |x| f(leaf, x));
                 if let Some(tally) = tally {
                     tally.ended(index);
                 }
