@@ -21,6 +21,8 @@ pub struct Config {
     pub timeout: Option<std::time::Duration>,
     /// `concurrency = N`: tasks in flight per worker, `#[apmap]` only.
     pub concurrency: Option<usize>,
+    /// `progress`: a progress bar per call (feature `progress`).
+    pub progress: bool,
 }
 
 impl Config {
@@ -32,6 +34,7 @@ impl Config {
         process: false,
         timeout: None,
         concurrency: None,
+        progress: false,
     };
 
     /// The pool settings these options stand for. The macro crate has already refused
@@ -44,6 +47,7 @@ impl Config {
             concurrency: self.concurrency,
             maxtasksperchild: None,
             debug: self.debug,
+            progress: self.progress,
         }
     }
 }

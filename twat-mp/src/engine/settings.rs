@@ -20,6 +20,8 @@ pub(crate) struct Settings {
     pub(crate) concurrency: Option<usize>,
     pub(crate) maxtasksperchild: Option<usize>,
     pub(crate) debug: bool,
+    /// A progress bar per call (feature `progress`).
+    pub(crate) progress: bool,
 }
 
 /// The most nodes a pool may have: each is an OS thread (a process pool's also starts a
@@ -46,6 +48,8 @@ pub(crate) struct Checked {
     pub(crate) maxtasksperchild: Option<usize>,
     /// The pool's own `debug`, or the global debug mode.
     pub(crate) debug: bool,
+    /// A progress bar per call (feature `progress`).
+    pub(crate) progress: bool,
 }
 
 impl Settings {
@@ -82,6 +86,7 @@ impl Settings {
             concurrency: self.concurrency,
             maxtasksperchild: self.maxtasksperchild,
             debug: debug::enabled(self.debug),
+            progress: self.progress,
         })
     }
 }

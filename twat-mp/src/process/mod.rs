@@ -29,6 +29,7 @@ use crate::async_result::{AsyncResult, async_result};
 use crate::debug::event;
 use crate::engine::feed::LazyInput;
 use crate::engine::item::{ItemFailure, cancelled};
+use crate::engine::progress::progress_setter;
 use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
 use crate::engine::settings::Settings;
@@ -236,6 +237,29 @@ impl ProcessPoolBuilder {
         self
     }
 
+    progress_setter! {
+        /// Draws a progress bar on stderr for each call that maps several items (`map`,
+        /// `try_map`, `starmap`, `imap`, `uimap`, `amap`): items done of the total when
+        /// the input's length is known (else a spinner with a count), the rate, the ETA
+        /// and the failures so far. Needs the `progress` feature. Nothing is drawn when
+        /// stderr is not a terminal; calls at once each get their own line; the bar is
+        /// drawn a last time and left when the call ends (also on a failure, or when a
+        /// lazy iterator is dropped).
+        ///
+        /// The parent counts the results as each batch of them comes back from a worker
+        /// (the worker processes draw nothing), so the bar moves a batch at a time
+        /// (batches take about 2 ms of work, or a fixed
+        /// [`chunksize`](Self::chunksize)). A call of one item (`apply`, `apipe`) draws
+        /// no bar.
+        ///
+        /// ```
+        /// let pool = twat_mp::ProcessPool::builder().nodes(2).progress(true).build()?;
+        /// let squares = pool.map(|x: u64| x * x, 0..1_000)?;
+        /// assert_eq!(squares[999], 998_001);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+    }
+
     /// Makes the pool. Its worker processes start later, when work first needs them.
     ///
     /// # Errors
@@ -248,7 +272,9 @@ impl ProcessPoolBuilder {
         let checked = self.settings.check()?;
         worker::may_start_workers()?;
         let (nodes, debug, timeout) = (checked.nodes, checked.debug, checked.timeout);
-        let shared = Arc::new(Slots::new(nodes, checked.chunksize, timeout, debug));
+        let mut shared = Slots::new(nodes, checked.chunksize, timeout, debug);
+        shared.progress = checked.progress;
+        let shared = Arc::new(shared);
         let mut slots = Vec::with_capacity(nodes);
         for index in 0..nodes {
             let slot_shared = Arc::clone(&shared);

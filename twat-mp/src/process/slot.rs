@@ -43,6 +43,8 @@ pub(crate) struct Slots {
     pub(crate) chunksize: Option<usize>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) debug: bool,
+    /// A progress bar per call (feature `progress`).
+    pub(crate) progress: bool,
     key: Key,
     queue: Mutex<Queue>,
     work: Condvar,
@@ -96,6 +98,7 @@ impl Slots {
             chunksize,
             timeout,
             debug,
+            progress: false,
             key: Key::random(),
             queue: Mutex::new(Queue {
                 batches: VecDeque::new(),

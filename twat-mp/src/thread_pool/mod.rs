@@ -21,6 +21,7 @@ use crate::async_result::{AsyncResult, async_result};
 use crate::debug::event;
 use crate::engine::feed::LazyInput;
 use crate::engine::item::{CancelFlag, ItemFailure, ItemRunner, LeafAborted, cancelled};
+use crate::engine::progress::{Progress, progress_setter};
 use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
 use crate::engine::settings::Settings;
@@ -63,6 +64,8 @@ pub struct ThreadPool {
     chunksize: Option<usize>,
     debug: bool,
     shutdown: Arc<CancelFlag>,
+    /// A progress bar per call (feature `progress`).
+    progress: bool,
 }
 
 /// Settings for a [`ThreadPool`]; made by [`ThreadPool::builder`].
@@ -105,6 +108,27 @@ impl ThreadPoolBuilder {
     pub fn debug(mut self, debug: bool) -> Self {
         self.settings.debug = debug;
         self
+    }
+
+    progress_setter! {
+        /// Draws a progress bar on stderr for each call that maps several items (`map`,
+        /// `try_map`, `starmap`, `imap`, `uimap`, `amap`): items done of the total when
+        /// the input's length is known (else a spinner with a count), the rate, the ETA
+        /// and the failures so far. Needs the `progress` feature. Nothing is drawn when
+        /// stderr is not a terminal; calls at once each get their own line; the bar is
+        /// drawn a last time and left when the call ends (also on a failure, or when a
+        /// lazy iterator is dropped).
+        ///
+        /// The pool's threads count their items (`map` counts in batches, so that
+        /// trivial items cost no more); `imap` and `uimap` count each result as it is
+        /// handed to the consumer. `apply` and `apipe` draw no bar.
+        ///
+        /// ```
+        /// let pool = twat_mp::ThreadPool::builder().nodes(2).progress(true).build()?;
+        /// let squares = pool.map(|x: u64| x * x, 0..1_000)?;
+        /// assert_eq!(squares[999], 998_001);
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
     }
 
     /// Starts the threads.
@@ -161,6 +185,7 @@ impl ThreadPoolBuilder {
             chunksize: checked.chunksize,
             debug,
             shutdown: Arc::default(),
+            progress: checked.progress,
         })
     }
 }
@@ -466,8 +491,10 @@ impl ThreadPool {
         let items: Vec<T> = items.into_iter().collect();
         let runner = ItemRunner::new(self.debug, render);
         let chunksize = self.chunksize;
-        self.rayon()
-            .install(|| par_map(items, &f, &runner, chunksize, None))
+        let progress = Progress::start(self.progress, (items.len(), Some(items.len())));
+        self.rayon().install(|| {
+            par_map(items, &f, &runner, chunksize, None, progress.as_ref())
+        })
     }
 
     /// The job of `amap`: a closure that runs the whole map on the pool thread that calls
@@ -488,9 +515,11 @@ impl ThreadPool {
         let items: Vec<T> = items.into_iter().collect();
         let (debug, chunksize) = (self.debug, self.chunksize);
         let shutdown = Arc::clone(&self.shutdown);
+        // Started with the call, so that the bar's rate counts from there.
+        let progress = Progress::start(self.progress, (items.len(), Some(items.len())));
         move || {
             let runner = ItemRunner::new(debug, render);
-            par_map(items, &f, &runner, chunksize, Some(&shutdown))
+            par_map(items, &f, &runner, chunksize, Some(&shutdown), progress.as_ref())
         }
     }
 
@@ -512,9 +541,12 @@ impl ThreadPool {
     {
         let runner = Arc::new(ItemRunner::new(self.debug, render));
         let chunk = self.chunksize.unwrap_or(1);
+        let items = items.into_iter();
+        let progress = Progress::start(self.progress, items.size_hint());
         LazyMap::new(
             self.rayon(),
-            items.into_iter(),
+            items,
+            progress,
             move |index, item| runner.run(index, rayon::current_thread_index(), item, &f),
             chunk,
             2 * self.nodes * chunk,
@@ -530,6 +562,7 @@ fn par_map<T, R, E, F>(
     runner: &ItemRunner<T, E>,
     chunksize: Option<usize>,
     shutdown: Option<&CancelFlag>,
+    progress: Option<&Progress>,
 ) -> Result<Vec<R>, ItemFailure<E>>
 where
     F: Fn(T) -> Result<R, E> + Sync,
@@ -540,6 +573,26 @@ where
     let min_len = chunksize.unwrap_or(1);
     let collected = panic::catch_unwind(panic::AssertUnwindSafe(|| {
         let items = items.into_par_iter().with_min_len(min_len).enumerate();
+        if let Some(progress) = progress {
+            // Each rayon leaf counts its items in a local tally (handed over in batches,
+            // and when the leaf ends, also by unwinding); failures are counted as they
+            // happen.
+            let f = progress.watch(f);
+            return items
+                .map_init(
+                    || progress.tally(),
+                    |tally, (index, item)| {
+                        let value = if shutdown.is_none() && !runner.is_debug() {
+                            runner.run_or_abort_leaf(index, item, &f)
+                        } else {
+                            run_checked(runner, index, item, &f, shutdown)
+                        };
+                        tally.tick();
+                        value
+                    },
+                )
+                .collect::<Vec<R>>();
+        }
         if shutdown.is_none() && !runner.renders() && !runner.is_debug() {
             // The hot path. Even a relaxed atomic load per item, to skip work after a
             // failure, cost 20-30% against a bare rayon map of 2 M trivial items, so there
@@ -549,20 +602,7 @@ where
                 .collect::<Vec<R>>();
         }
         items
-            .map(|(index, item)| {
-                if runner.is_past_failure(index) {
-                    panic::resume_unwind(Box::new(LeafAborted));
-                }
-                if shutdown.is_some_and(CancelFlag::is_cancelled) {
-                    let worker = rayon::current_thread_index();
-                    runner.abort_leaf(ItemFailure::Worker(
-                        WorkerError::new(index, ErrorKind::Cancelled).with_worker(worker),
-                    ));
-                }
-                runner
-                    .run(index, rayon::current_thread_index(), item, f)
-                    .unwrap_or_else(|failure| runner.abort_leaf(failure))
-            })
+            .map(|(index, item)| run_checked(runner, index, item, f, shutdown))
             .collect::<Vec<R>>()
     }));
     match collected {
@@ -573,6 +613,32 @@ where
             None => panic::resume_unwind(payload),
         },
     }
+}
+
+/// One item of `map` off the hot path: skipped after a lower failure or once the pool
+/// is cancelled, reported in debug mode.
+fn run_checked<T, R, E, F>(
+    runner: &ItemRunner<T, E>,
+    index: usize,
+    item: T,
+    f: &F,
+    shutdown: Option<&CancelFlag>,
+) -> R
+where
+    F: Fn(T) -> Result<R, E>,
+{
+    if runner.is_past_failure(index) {
+        panic::resume_unwind(Box::new(LeafAborted));
+    }
+    if shutdown.is_some_and(CancelFlag::is_cancelled) {
+        let worker = rayon::current_thread_index();
+        runner.abort_leaf(ItemFailure::Worker(
+            WorkerError::new(index, ErrorKind::Cancelled).with_worker(worker),
+        ));
+    }
+    runner
+        .run(index, rayon::current_thread_index(), item, f)
+        .unwrap_or_else(|failure| runner.abort_leaf(failure))
 }
 
 impl Drop for ThreadPool {

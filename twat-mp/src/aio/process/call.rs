@@ -31,6 +31,7 @@ use crate::async_result::AsyncResult;
 use crate::debug::event;
 use crate::engine::item::{ItemFailure, Outcome};
 use crate::engine::order::Window;
+use crate::engine::progress::Progress;
 use crate::error::{ErrorKind, WorkerError};
 use crate::process::Stopper;
 use crate::process::wire::{self, Key};
@@ -164,6 +165,8 @@ pub(crate) struct SessionCall<R, S> {
     suspects: VecDeque<(usize, Vec<u8>)>,
     in_flight: usize,
     window: Window<Outcome<R, S>>,
+    /// The call's progress bar, fed each outcome as it is handed over.
+    progress: Option<Progress>,
 }
 
 impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
@@ -186,7 +189,23 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             suspects: VecDeque::new(),
             in_flight: 0,
             window: Window::new(window, ordered),
+            progress: None,
         }
+    }
+
+    /// Shows the call's progress when `on`.
+    pub(super) fn with_progress(mut self, on: bool) -> Self {
+        self.progress = Progress::start(on, self.transport.input.size_hint());
+        self
+    }
+
+    /// The next outcome in the window, counted.
+    fn pop(&mut self) -> Option<(usize, Outcome<R, S>)> {
+        let next = self.window.pop()?;
+        if let Some(progress) = &self.progress {
+            progress.item(next.1.is_ok());
+        }
+        Some(next)
     }
 
     /// Pulls no more input: the items pulled so far still answer.
@@ -602,7 +621,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<(usize, Outcome<R, S>)>> {
         loop {
-            if let Some(next) = self.window.pop() {
+            if let Some(next) = self.pop() {
                 return Poll::Ready(Some(next));
             }
             let mut changed = false;
@@ -625,7 +644,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             }
             changed |= self.end_sessions();
             changed |= self.fill();
-            if let Some(next) = self.window.pop() {
+            if let Some(next) = self.pop() {
                 return Poll::Ready(Some(next));
             }
             if self.input_done

@@ -1,0 +1,428 @@
+//! Progress bars (feature `progress`): what one call of a pool built with
+//! `.progress(true)` counts, and the bar that shows it.
+//!
+//! A call makes one [`Progress`] ([`Progress::start`]) and feeds it the items that finish
+//! and the ones that failed ([`Progress::add`]); the bar shows items done of the total when
+//! the input's length is known (a spinner with a count otherwise), the rate, the ETA and
+//! the failures so far. Every bar of the program is a line of one
+//! [`indicatif::MultiProgress`] on stderr, drawn at most 15 times a second and not at all
+//! when stderr is not a terminal; several calls at once each get their own line. The bar
+//! ends (drawn one last time, left on the screen) when the call ends: returns, fails, or
+//! its lazy iterator is dropped.
+//!
+//! The counting costs nothing per item where items are trivial: `ThreadPool::map` counts
+//! each rayon leaf's items in a plain local [`Tally`], handed to the shared counters in
+//! batches that grow while they take less than a few milliseconds (and on the leaf's end);
+//! the other calls count where their outcomes already arrive one by one or in chunks.
+//! Without the feature, [`Progress::start`] gives `None` and nothing is counted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What a builder's `.progress(..)` asks of its argument without the `progress` feature:
+/// nothing implements it, so that the call is an error that names the feature.
+#[cfg(not(feature = "progress"))]
+#[diagnostic::on_unimplemented(
+    message = "progress bars need twat-mp's `progress` feature",
+    label = "`.progress(..)` needs the `progress` feature",
+    note = "enable it in Cargo.toml: `twat-mp = {{ version = \"0.1\", features = [\"progress\"] }}`"
+)]
+pub trait ProgressFeature {}
+
+/// The `progress` setter of a builder whose settings are in `self.settings`: with the
+/// feature, `progress(bool)`; without it, a method whose every call is a compile error
+/// naming the feature. `$doc` says what the bar counts for that pool, with an example.
+macro_rules! progress_setter {
+    ($(#[$doc:meta])*) => {
+        $(#[$doc])*
+        #[cfg(feature = "progress")]
+        pub fn progress(mut self, progress: bool) -> Self {
+            self.settings.progress = progress;
+            self
+        }
+
+        /// A progress bar per call: needs twat-mp's `progress` feature
+        /// (`features = ["progress"]` in Cargo.toml); without it, calling this is a
+        /// compile error that says so.
+        #[cfg(not(feature = "progress"))]
+        pub fn progress<B: crate::engine::progress::ProgressFeature>(self, progress: B) -> Self {
+            let _ = progress;
+            self
+        }
+    };
+}
+pub(crate) use progress_setter;
+
+/// The counts (and, with the feature, the bar) of one call. Without the feature none is
+/// ever made.
+#[cfg_attr(not(feature = "progress"), allow(dead_code))]
+pub(crate) struct Progress {
+    done: AtomicU64,
+    failed: AtomicU64,
+    total: Option<u64>,
+    #[cfg(feature = "progress")]
+    bar: indicatif::ProgressBar,
+}
+
+#[cfg_attr(not(feature = "progress"), allow(dead_code))]
+impl Progress {
+    /// The progress of a call over an input with this `size_hint`, if the pool shows
+    /// progress (`on`), the `progress` feature is built, and the call maps several items
+    /// (a call of one item, as `apply`, or none, has nothing to show).
+    pub(crate) fn start(on: bool, size_hint: (usize, Option<usize>)) -> Option<Progress> {
+        let total = exact(size_hint);
+        if !on || !cfg!(feature = "progress") || total.is_some_and(|total| total < 2) {
+            return None;
+        }
+        Some(Progress::counting(total))
+    }
+
+    /// Counts without a bar (and, with the feature, draws one on the program's bars).
+    fn counting(total: Option<u64>) -> Progress {
+        Progress {
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            total,
+            #[cfg(feature = "progress")]
+            bar: bar::start(&bar::multi(), total),
+        }
+    }
+
+    /// `finished` more items have finished, `failed` of them by failing.
+    pub(crate) fn add(&self, finished: u64, failed: u64) {
+        if finished == 0 {
+            return;
+        }
+        self.done.fetch_add(finished, Ordering::Relaxed);
+        if failed > 0 {
+            self.failed_more(failed);
+        }
+        #[cfg(feature = "progress")]
+        self.bar.inc(finished);
+    }
+
+    /// One item has finished, successfully or not.
+    pub(crate) fn item(&self, ok: bool) {
+        self.add(1, u64::from(!ok));
+    }
+
+    #[cold]
+    fn failed_more(&self, failed: u64) {
+        let _failed = self.failed.fetch_add(failed, Ordering::Relaxed) + failed;
+        #[cfg(feature = "progress")]
+        self.bar.set_message(bar::failures(_failed));
+    }
+
+    /// Items finished so far.
+    pub(crate) fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Items failed so far.
+    #[cfg(test)]
+    pub(crate) fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// The number of items of the call, when the input said it exactly.
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> Option<u64> {
+        self.total
+    }
+
+    /// A counter for one thread's run of items (a rayon leaf): counts in a local
+    /// variable and hands the count over in batches, and the rest when dropped.
+    pub(crate) fn tally(&self) -> Tally<'_> {
+        Tally {
+            progress: self,
+            pending: 0,
+            every: 1,
+            since: Instant::now(),
+        }
+    }
+
+    /// `f`, counting each item that fails (returns `Err` or panics) as a failure. The
+    /// items themselves are counted by a [`Tally`]; nothing is added per item that
+    /// succeeds.
+    pub(crate) fn watch<T, R, E>(
+        &self,
+        f: impl Fn(T) -> Result<R, E>,
+    ) -> impl Fn(T) -> Result<R, E> {
+        move |item| {
+            let unwinding = FailOnUnwind(self);
+            let outcome = f(item);
+            std::mem::forget(unwinding);
+            if outcome.is_err() {
+                self.failed_more(1);
+            }
+            outcome
+        }
+    }
+}
+
+/// Counts the item that is running as failed if it unwinds.
+struct FailOnUnwind<'a>(&'a Progress);
+
+impl Drop for FailOnUnwind<'_> {
+    #[cold]
+    fn drop(&mut self) {
+        // Only reached while unwinding: a finished item forgets this guard.
+        self.0.failed_more(1);
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        #[cfg(feature = "progress")]
+        bar::end(&self.bar, self.total, self.done());
+    }
+}
+
+/// The exact number of items of an input with this `size_hint`, if it says so.
+fn exact((lower, upper): (usize, Option<usize>)) -> Option<u64> {
+    (upper == Some(lower)).then_some(lower as u64)
+}
+
+/// The least time between two hand-overs of a [`Tally`]: its batch doubles while a batch
+/// takes less.
+const BATCH_MIN: Duration = Duration::from_millis(4);
+/// The most time between two hand-overs: its batch halves while a batch takes more.
+const BATCH_MAX: Duration = Duration::from_millis(32);
+/// The largest batch.
+const BATCH_CAP: u64 = 1 << 20;
+
+/// The count of one thread's run of items, handed to the call's [`Progress`] in
+/// batches: a batch starts at one item, doubles while it takes less than 4 ms and halves
+/// while it takes more than 32 ms, so that a trivial item costs one increment and one
+/// comparison, and a slow one is shown as soon as it is done.
+pub(crate) struct Tally<'a> {
+    progress: &'a Progress,
+    pending: u64,
+    every: u64,
+    since: Instant,
+}
+
+impl Tally<'_> {
+    /// One more item done.
+    #[inline(always)]
+    pub(crate) fn tick(&mut self) {
+        self.pending += 1;
+        if self.pending >= self.every {
+            self.hand_over();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hand_over(&mut self) {
+        let now = Instant::now();
+        let took = now.saturating_duration_since(self.since);
+        if took < BATCH_MIN {
+            self.every = (self.every * 2).min(BATCH_CAP);
+        } else if took > BATCH_MAX {
+            self.every = (self.every / 2).max(1);
+        }
+        self.since = now;
+        self.progress.add(std::mem::take(&mut self.pending), 0);
+    }
+}
+
+impl Drop for Tally<'_> {
+    fn drop(&mut self) {
+        self.progress.add(self.pending, 0);
+    }
+}
+
+#[cfg(feature = "progress")]
+mod bar {
+    //! The bars on the terminal.
+
+    use std::borrow::Cow;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+    /// How often a bar is drawn at most, per second.
+    const HZ: u8 = 15;
+
+    /// The program's bars: one line each, on stderr. Tests draw them elsewhere.
+    static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+    pub(super) fn multi() -> MultiProgress {
+        BARS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| {
+                MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(HZ))
+            })
+            .clone()
+    }
+
+    /// Draws every bar started from now on into `target` (the unit tests' terminal).
+    #[cfg(test)]
+    pub(super) fn draw_into(target: ProgressDrawTarget) {
+        *BARS.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(MultiProgress::with_draw_target(target));
+    }
+
+    pub(super) fn start(multi: &MultiProgress, total: Option<u64>) -> ProgressBar {
+        let (bar, template) = match total {
+            Some(total) => (
+                ProgressBar::new(total),
+                "{bar:30} {pos}/{len} items  {per_sec:.dim}  ETA {eta}{msg}",
+            ),
+            None => (
+                ProgressBar::no_length(),
+                "{spinner} {pos} items  {per_sec:.dim}  {elapsed}{msg}",
+            ),
+        };
+        let style = ProgressStyle::with_template(template)
+            .expect("the progress templates are valid")
+            .progress_chars("=> ");
+        let bar = multi.add(bar.with_style(style));
+        if !bar.is_hidden() {
+            // Rate, ETA and spinner move on while items take long.
+            bar.enable_steady_tick(Duration::from_millis(1000 / u64::from(HZ)));
+        }
+        bar
+    }
+
+    pub(super) fn failures(failed: u64) -> Cow<'static, str> {
+        Cow::Owned(format!("  {failed} failed"))
+    }
+
+    /// Draws the bar one last time and leaves it: finished when every item of a known
+    /// total was done, else as far as it got. The `MultiProgress` removes it from its
+    /// lines once it is dropped and no longer the last one drawn.
+    pub(super) fn end(bar: &ProgressBar, total: Option<u64>, done: u64) {
+        if total.is_none_or(|total| done == total) {
+            bar.finish();
+        } else {
+            bar.abandon();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_items_and_failures() {
+        let progress = Progress::counting(Some(10));
+        for ok in [true, false, true] {
+            progress.item(ok);
+        }
+        progress.add(5, 2);
+        progress.add(0, 0);
+        assert_eq!(
+            (progress.done(), progress.failed(), progress.total()),
+            (8, 3, Some(10))
+        );
+    }
+
+    #[test]
+    fn an_exact_size_hint_is_the_total() {
+        assert_eq!(exact((7, Some(7))), Some(7));
+        assert_eq!(exact((0, None)), None);
+        assert_eq!(exact((3, Some(9))), None);
+    }
+
+    #[test]
+    fn off_or_without_the_feature_nothing_is_counted() {
+        assert!(Progress::start(false, (3, Some(3))).is_none());
+        assert!(Progress::start(true, (1, Some(1))).is_none(), "one item");
+        assert_eq!(
+            Progress::start(true, (3, Some(3))).is_some(),
+            cfg!(feature = "progress")
+        );
+    }
+
+    #[test]
+    fn a_tally_hands_over_in_batches_and_the_rest_when_dropped() {
+        let progress = Progress::counting(None);
+        let mut tally = progress.tally();
+        for _ in 0..100_000 {
+            tally.tick();
+        }
+        // Trivial items: the batch has grown, so some are still pending here.
+        assert!(tally.every > 1, "{}", tally.every);
+        assert!(progress.done() < 100_000);
+        assert_eq!(progress.done() + tally.pending, 100_000);
+        drop(tally);
+        assert_eq!(progress.done(), 100_000);
+    }
+
+    #[test]
+    fn a_tally_of_slow_items_hands_each_over() {
+        let progress = Progress::counting(None);
+        let mut tally = progress.tally();
+        tally.every = 8;
+        for _ in 0..3 {
+            tally.since = Instant::now() - 2 * BATCH_MAX;
+            tally.pending = tally.every - 1;
+            tally.tick();
+        }
+        assert_eq!(tally.every, 1);
+        let before = progress.done();
+        tally.since = Instant::now() - 2 * BATCH_MAX;
+        tally.tick();
+        assert_eq!(progress.done(), before + 1, "handed over at once");
+    }
+
+    #[test]
+    fn watch_counts_errors_and_panics_as_failures() {
+        let progress = Progress::counting(Some(3));
+        let f = progress.watch(|x: u32| match x {
+            0 => Ok(x),
+            1 => Err("one"),
+            _ => panic!("two"),
+        });
+        assert_eq!(f(0), Ok(0));
+        assert_eq!(f(1), Err("one"));
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(2)));
+        assert!(unwound.is_err());
+        assert_eq!(progress.failed(), 2);
+    }
+
+    #[cfg(feature = "progress")]
+    #[test]
+    fn the_bar_shows_done_of_total_and_failures() {
+        use indicatif::{InMemoryTerm, ProgressDrawTarget};
+
+        let term = InMemoryTerm::new(4, 100);
+        let multi = indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::term_like(
+            Box::new(term.clone()),
+        ));
+        let progress = Progress {
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            total: Some(10),
+            bar: bar::start(&multi, Some(10)),
+        };
+        progress.add(7, 0);
+        progress.item(false);
+        progress.add(2, 0);
+        drop(progress);
+        let shown = term.contents();
+        assert!(shown.contains("10/10 items"), "{shown}");
+        assert!(shown.contains("1 failed"), "{shown}");
+    }
+
+    #[cfg(feature = "progress")]
+    #[test]
+    fn without_a_length_the_bar_is_a_count() {
+        use indicatif::{InMemoryTerm, ProgressDrawTarget};
+
+        let term = InMemoryTerm::new(4, 100);
+        let multi = indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::term_like(
+            Box::new(term.clone()),
+        ));
+        let bar = bar::start(&multi, None);
+        bar.inc(42);
+        bar::end(&bar, None, 42);
+        let shown = term.contents();
+        assert!(shown.contains("42 items"), "{shown}");
+        assert!(!shown.contains("42/"), "no total: {shown}");
+    }
+}
