@@ -411,6 +411,9 @@ fn config(options: &Options) -> TokenStream {
     if let Some(concurrency) = &options.concurrency {
         fields.push(("concurrency", count(concurrency.value)));
     }
+    if options.progress.is_some() {
+        fields.push(("progress", quote!(true)));
+    }
     if fields.is_empty() {
         return quote!(&::twat_mp::__private::Config::DEFAULT);
     }

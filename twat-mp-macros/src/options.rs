@@ -175,16 +175,29 @@ pub(crate) const RULES: &[Rule] = &[
         given: |o| o.result.as_ref().map(|s| &s.name),
     },
     Rule {
-        // Known, so that it is explained rather than called unknown; no runtime yet.
+        // Every pool's builder takes `progress` with twat-mp's `progress` feature, which
+        // turns on this crate's feature of the same name; without it the option says how
+        // to enable it.
         name: "progress",
         usage: "`progress`",
-        effect: [NONE, NONE, NONE, NONE],
-        refusal: "`progress` is not available yet: progress bars are planned behind twat-mp's \
-                  `progress` feature",
+        effect: if cfg!(feature = "progress") {
+            [ANY, ANY, ANY, ANY]
+        } else {
+            [NONE, NONE, NONE, NONE]
+        },
+        refusal: if cfg!(feature = "progress") {
+            ""
+        } else {
+            PROGRESS_NEEDS_FEATURE
+        },
         read: |o, name, value| parse::set(&mut o.progress, name, parse::flag(name, value)?),
         given: |o| o.progress.as_ref().map(|s| &s.name),
     },
 ];
+
+/// Why `progress` is refused without twat-mp's `progress` feature.
+const PROGRESS_NEEDS_FEATURE: &str = "`progress` needs twat-mp's `progress` feature: add \
+    `features = [\"progress\"]` to the `twat-mp` dependency in Cargo.toml";
 
 impl Rule {
     /// Whether the option changes what `#[kind]` does in `mode`.
@@ -349,6 +362,12 @@ mod tests {
     #[test]
     fn what_each_attribute_takes() {
         let takes: Vec<String> = Kind::ALL.into_iter().map(takes).collect();
+        // `progress` with twat-mp's `progress` feature.
+        let progress = if cfg!(feature = "progress") {
+            ", `progress`"
+        } else {
+            ""
+        };
         assert_eq!(
             takes,
             [
@@ -361,6 +380,7 @@ mod tests {
                 "`#[apmap]` takes `nodes = 4`, `concurrency = 100`, `process`, \
                  `timeout = \"5s\"`, `debug`, `result`",
             ]
+            .map(|takes| format!("{takes}{progress}"))
         );
     }
 

@@ -141,9 +141,9 @@ impl Progress {
         }
     }
 
-    /// `f`, counting each item that fails (returns `Err` or panics) as a failure. The
-    /// items themselves are counted by a [`Tally`]; nothing is added per item that
-    /// succeeds.
+    /// `f`, counting each item that fails (returns `Err` or panics) as done and failed
+    /// (it leaves its rayon leaf by unwinding, before its [`Tally`] sees it). The other
+    /// items are counted by a `Tally`: nothing is added here per item that succeeds.
     pub(crate) fn watch<T, R, E>(
         &self,
         f: impl Fn(T) -> Result<R, E>,
@@ -153,7 +153,7 @@ impl Progress {
             let outcome = f(item);
             std::mem::forget(unwinding);
             if outcome.is_err() {
-                self.failed_more(1);
+                self.add(1, 1);
             }
             outcome
         }
@@ -167,7 +167,7 @@ impl Drop for FailOnUnwind<'_> {
     #[cold]
     fn drop(&mut self) {
         // Only reached while unwinding: a finished item forgets this guard.
-        self.0.failed_more(1);
+        self.0.add(1, 1);
     }
 }
 
@@ -307,9 +307,25 @@ mod bar {
 mod tests {
     use super::*;
 
+    /// Counts without drawing anywhere (other tests may draw the program's bars).
+    fn quiet(total: Option<u64>) -> Progress {
+        Progress {
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            total,
+            #[cfg(feature = "progress")]
+            bar: bar::start(
+                &indicatif::MultiProgress::with_draw_target(
+                    indicatif::ProgressDrawTarget::hidden(),
+                ),
+                total,
+            ),
+        }
+    }
+
     #[test]
     fn counts_items_and_failures() {
-        let progress = Progress::counting(Some(10));
+        let progress = quiet(Some(10));
         for ok in [true, false, true] {
             progress.item(ok);
         }
@@ -340,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_tally_hands_over_in_batches_and_the_rest_when_dropped() {
-        let progress = Progress::counting(None);
+        let progress = quiet(None);
         let mut tally = progress.tally();
         for _ in 0..100_000 {
             tally.tick();
@@ -355,7 +371,7 @@ mod tests {
 
     #[test]
     fn a_tally_of_slow_items_hands_each_over() {
-        let progress = Progress::counting(None);
+        let progress = quiet(None);
         let mut tally = progress.tally();
         tally.every = 8;
         for _ in 0..3 {
@@ -372,7 +388,7 @@ mod tests {
 
     #[test]
     fn watch_counts_errors_and_panics_as_failures() {
-        let progress = Progress::counting(Some(3));
+        let progress = quiet(Some(3));
         let f = progress.watch(|x: u32| match x {
             0 => Ok(x),
             1 => Err("one"),
@@ -382,7 +398,8 @@ mod tests {
         assert_eq!(f(1), Err("one"));
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(2)));
         assert!(unwound.is_err());
-        assert_eq!(progress.failed(), 2);
+        // The failures are done too; the item that succeeded is its tally's to count.
+        assert_eq!((progress.done(), progress.failed()), (2, 2));
     }
 
     #[cfg(feature = "progress")]
@@ -424,5 +441,42 @@ mod tests {
         let shown = term.contents();
         assert!(shown.contains("42 items"), "{shown}");
         assert!(!shown.contains("42/"), "no total: {shown}");
+    }
+
+    /// Through a pool: the bar of `try_map` reaches the items done and counts the
+    /// failure; that of an `imap` over an input of unknown length counts every item.
+    #[cfg(feature = "progress")]
+    #[test]
+    fn a_pool_call_draws_its_bar_to_the_end() {
+        use indicatif::{InMemoryTerm, ProgressDrawTarget};
+
+        let term = InMemoryTerm::new(8, 120);
+        bar::draw_into(ProgressDrawTarget::term_like(Box::new(term.clone())));
+        let pool = crate::ThreadPool::builder()
+            .nodes(2)
+            .progress(true)
+            .build()
+            .unwrap();
+        let all = pool.map(|x: u64| x + 1, 0..50_000).unwrap();
+        assert_eq!(all.len(), 50_000);
+        let shown = term.contents();
+        assert!(shown.contains("50000/50000 items"), "{shown}");
+        // The failing item is the last one: every other item runs.
+        let err = pool
+            .try_map(|x: u64| if x == 999 { Err("no") } else { Ok(x) }, 0..1_000)
+            .unwrap_err();
+        assert_eq!(err.index(), 999);
+        let shown = term.contents();
+        assert!(shown.contains("1000/1000 items"), "{shown}");
+        assert!(shown.contains("1 failed"), "{shown}");
+        let mut n = 0;
+        let unknown = std::iter::from_fn(move || {
+            n += 1;
+            (n <= 300).then_some(n)
+        });
+        let lazy = pool.uimap(|x: u64| x, unknown).count();
+        assert_eq!(lazy, 300);
+        let shown = term.contents();
+        assert!(shown.contains("300 items"), "{shown}");
     }
 }
