@@ -61,7 +61,7 @@ pub(crate) struct Progress {
     failed: AtomicU64,
     total: Option<u64>,
     #[cfg(feature = "progress")]
-    bar: indicatif::ProgressBar,
+    bar: bar::Bar,
 }
 
 #[cfg_attr(not(feature = "progress"), allow(dead_code))]
@@ -84,7 +84,7 @@ impl Progress {
             failed: AtomicU64::new(0),
             total,
             #[cfg(feature = "progress")]
-            bar: bar::start(&bar::multi(), total),
+            bar: bar::Bar::start(&bar::multi(), total),
         }
     }
 
@@ -110,7 +110,7 @@ impl Progress {
     fn failed_more(&self, failed: u64) {
         let _failed = self.failed.fetch_add(failed, Ordering::Relaxed) + failed;
         #[cfg(feature = "progress")]
-        self.bar.set_message(bar::failures(_failed));
+        self.bar.failures(_failed);
     }
 
     /// Items finished so far.
@@ -119,7 +119,6 @@ impl Progress {
     }
 
     /// Items failed so far.
-    #[cfg(test)]
     pub(crate) fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
@@ -131,13 +130,16 @@ impl Progress {
     }
 
     /// A counter for one thread's run of items (a rayon leaf): counts in a local
-    /// variable and hands the count over in batches, and the rest when dropped.
-    pub(crate) fn tally(&self) -> Tally<'_> {
+    /// variable and hands the count over in batches, and the rest when dropped. With
+    /// `unwinding_failed`, a run left by unwinding (dropped while panicking) was left
+    /// because its current item failed: that item is counted, as failed.
+    pub(crate) fn tally(&self, unwinding_failed: bool) -> Tally<'_> {
         Tally {
             progress: self,
             pending: 0,
             every: 1,
             since: Instant::now(),
+            unwinding_failed,
         }
     }
 
@@ -174,7 +176,7 @@ impl Drop for FailOnUnwind<'_> {
 impl Drop for Progress {
     fn drop(&mut self) {
         #[cfg(feature = "progress")]
-        bar::end(&self.bar, self.total, self.done());
+        self.bar.end(self.total, self.done(), self.failed());
     }
 }
 
@@ -200,6 +202,7 @@ pub(crate) struct Tally<'a> {
     pending: u64,
     every: u64,
     since: Instant,
+    unwinding_failed: bool,
 }
 
 impl Tally<'_> {
@@ -229,7 +232,8 @@ impl Tally<'_> {
 
 impl Drop for Tally<'_> {
     fn drop(&mut self) {
-        self.progress.add(self.pending, 0);
+        let failed = u64::from(self.unwinding_failed && std::thread::panicking());
+        self.progress.add(self.pending + failed, failed);
     }
 }
 
@@ -237,11 +241,14 @@ impl Drop for Tally<'_> {
 mod bar {
     //! The bars on the terminal.
 
-    use std::borrow::Cow;
+    use std::fmt::Write as _;
     use std::sync::Mutex;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
-    use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+    use indicatif::{
+        HumanCount, HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState,
+        ProgressStyle,
+    };
 
     /// How often a bar is drawn at most, per second.
     const HZ: u8 = 15;
@@ -265,41 +272,89 @@ mod bar {
             Some(MultiProgress::with_draw_target(target));
     }
 
-    pub(super) fn start(multi: &MultiProgress, total: Option<u64>) -> ProgressBar {
-        let (bar, template) = match total {
-            Some(total) => (
-                ProgressBar::new(total),
-                "{bar:30} {pos}/{len} items  {per_sec:.dim}  ETA {eta}{msg}",
+    /// The bar of one call, a line of `multi`.
+    pub(super) struct Bar {
+        pub(super) bar: ProgressBar,
+        multi: MultiProgress,
+        started: Instant,
+    }
+
+    /// Items per second, as a whole number with separators: `41,873,802/s`.
+    fn rate(state: &ProgressState, out: &mut dyn std::fmt::Write) {
+        let _ = write!(out, "{}/s", HumanCount(state.per_sec() as u64));
+    }
+
+    impl Bar {
+        pub(super) fn start(multi: &MultiProgress, total: Option<u64>) -> Bar {
+            let (bar, template) = match total {
+                Some(total) => (
+                    ProgressBar::new(total),
+                    "{bar:30} {human_pos}/{human_len} items  {rate:.dim}  ETA {eta}{msg}",
+                ),
+                None => (
+                    ProgressBar::no_length(),
+                    "{spinner} {human_pos} items  {rate:.dim}  {elapsed}{msg}",
+                ),
+            };
+            let style = ProgressStyle::with_template(template)
+                .expect("the progress templates are valid")
+                .with_key("rate", rate)
+                .progress_chars("=> ");
+            let bar = multi.add(bar.with_style(style));
+            if !bar.is_hidden() {
+                // Rate, ETA and spinner move on while items take long.
+                bar.enable_steady_tick(Duration::from_millis(1000 / u64::from(HZ)));
+            }
+            Bar {
+                bar,
+                multi: multi.clone(),
+                started: Instant::now(),
+            }
+        }
+
+        pub(super) fn inc(&self, finished: u64) {
+            self.bar.inc(finished);
+        }
+
+        pub(super) fn failures(&self, failed: u64) {
+            self.bar.set_message(format!("  {failed} failed"));
+        }
+
+        /// Replaces the bar with a line that stays: what the call did, in how long.
+        pub(super) fn end(&self, total: Option<u64>, done: u64, failed: u64) {
+            let _ = self.multi.println(summary(
+                total,
+                done,
+                failed,
+                self.started.elapsed(),
+            ));
+            self.bar.finish_and_clear();
+            self.multi.remove(&self.bar);
+        }
+    }
+
+    /// `2,000,000 items in 2 seconds (41,873,802/s), 2 failed`; `stopped at 437/600 items
+    /// ...` when the call ended before its last item.
+    pub(super) fn summary(total: Option<u64>, done: u64, failed: u64, took: Duration) -> String {
+        let mut line = match total {
+            Some(total) if done < total => format!(
+                "stopped at {}/{} items",
+                HumanCount(done),
+                HumanCount(total)
             ),
-            None => (
-                ProgressBar::no_length(),
-                "{spinner} {pos} items  {per_sec:.dim}  {elapsed}{msg}",
-            ),
+            _ => format!("{} items", HumanCount(done)),
         };
-        let style = ProgressStyle::with_template(template)
-            .expect("the progress templates are valid")
-            .progress_chars("=> ");
-        let bar = multi.add(bar.with_style(style));
-        if !bar.is_hidden() {
-            // Rate, ETA and spinner move on while items take long.
-            bar.enable_steady_tick(Duration::from_millis(1000 / u64::from(HZ)));
+        let rate = done as f64 / took.as_secs_f64().max(1e-9);
+        let _ = write!(
+            line,
+            " in {} ({}/s)",
+            HumanDuration(took),
+            HumanCount(rate as u64)
+        );
+        if failed > 0 {
+            let _ = write!(line, ", {failed} failed");
         }
-        bar
-    }
-
-    pub(super) fn failures(failed: u64) -> Cow<'static, str> {
-        Cow::Owned(format!("  {failed} failed"))
-    }
-
-    /// Draws the bar one last time and leaves it: finished when every item of a known
-    /// total was done, else as far as it got. The `MultiProgress` removes it from its
-    /// lines once it is dropped and no longer the last one drawn.
-    pub(super) fn end(bar: &ProgressBar, total: Option<u64>, done: u64) {
-        if total.is_none_or(|total| done == total) {
-            bar.finish();
-        } else {
-            bar.abandon();
-        }
+        line
     }
 }
 
@@ -314,7 +369,7 @@ mod tests {
             failed: AtomicU64::new(0),
             total,
             #[cfg(feature = "progress")]
-            bar: bar::start(
+            bar: bar::Bar::start(
                 &indicatif::MultiProgress::with_draw_target(
                     indicatif::ProgressDrawTarget::hidden(),
                 ),
@@ -357,7 +412,7 @@ mod tests {
     #[test]
     fn a_tally_hands_over_in_batches_and_the_rest_when_dropped() {
         let progress = quiet(None);
-        let mut tally = progress.tally();
+        let mut tally = progress.tally(true);
         for _ in 0..100_000 {
             tally.tick();
         }
@@ -372,7 +427,7 @@ mod tests {
     #[test]
     fn a_tally_of_slow_items_hands_each_over() {
         let progress = quiet(None);
-        let mut tally = progress.tally();
+        let mut tally = progress.tally(false);
         tally.every = 8;
         for _ in 0..3 {
             tally.since = Instant::now() - 2 * BATCH_MAX;
@@ -384,6 +439,22 @@ mod tests {
         tally.since = Instant::now() - 2 * BATCH_MAX;
         tally.tick();
         assert_eq!(progress.done(), before + 1, "handed over at once");
+    }
+
+    #[test]
+    fn a_tally_left_by_unwinding_counts_its_item_as_failed() {
+        for unwinding_failed in [true, false] {
+            let progress = quiet(Some(10));
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut tally = progress.tally(unwinding_failed);
+                tally.tick();
+                tally.tick();
+                std::panic::resume_unwind(Box::new("the third item failed"));
+            }));
+            assert!(unwound.is_err());
+            let failed = u64::from(unwinding_failed);
+            assert_eq!((progress.done(), progress.failed()), (2 + failed, failed));
+        }
     }
 
     #[test]
@@ -402,49 +473,102 @@ mod tests {
         assert_eq!((progress.done(), progress.failed()), (2, 2));
     }
 
+    /// A terminal in memory, and the bars drawn into it.
     #[cfg(feature = "progress")]
-    #[test]
-    fn the_bar_shows_done_of_total_and_failures() {
-        use indicatif::{InMemoryTerm, ProgressDrawTarget};
+    fn terminal() -> (indicatif::InMemoryTerm, indicatif::MultiProgress) {
+        let term = indicatif::InMemoryTerm::new(6, 120);
+        let target = indicatif::ProgressDrawTarget::term_like(Box::new(term.clone()));
+        (term, indicatif::MultiProgress::with_draw_target(target))
+    }
 
-        let term = InMemoryTerm::new(4, 100);
-        let multi = indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::term_like(
-            Box::new(term.clone()),
-        ));
-        let progress = Progress {
+    /// What `term` shows once `progress` is drawn again and shows `expected` (draws are
+    /// rate-limited: a tick draws only once the limiter allows it again).
+    #[cfg(feature = "progress")]
+    fn redrawn(term: &indicatif::InMemoryTerm, progress: &Progress, expected: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            progress.bar.bar.tick();
+            let shown = term.contents();
+            if shown.contains(expected) || Instant::now() > deadline {
+                return shown;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[cfg(feature = "progress")]
+    fn drawn(total: Option<u64>, multi: &indicatif::MultiProgress) -> Progress {
+        Progress {
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-            total: Some(10),
-            bar: bar::start(&multi, Some(10)),
-        };
+            total,
+            bar: bar::Bar::start(multi, total),
+        }
+    }
+
+    #[cfg(feature = "progress")]
+    #[test]
+    fn the_bar_shows_done_of_total_and_failures_then_a_summary() {
+        let (term, multi) = terminal();
+        let progress = drawn(Some(10), &multi);
         progress.add(7, 0);
         progress.item(false);
+        let shown = redrawn(&term, &progress, "8/10 items");
+        assert!(shown.contains("8/10 items"), "{shown}");
+        assert!(shown.contains("1 failed"), "{shown}");
+        assert!(shown.contains("ETA"), "{shown}");
         progress.add(2, 0);
         drop(progress);
         let shown = term.contents();
-        assert!(shown.contains("10/10 items"), "{shown}");
-        assert!(shown.contains("1 failed"), "{shown}");
+        assert!(shown.starts_with("10 items in "), "{shown}");
+        assert!(shown.contains("/s), 1 failed"), "{shown}");
+        assert!(!shown.contains("10/10"), "the bar is gone: {shown}");
+    }
+
+    #[cfg(feature = "progress")]
+    #[test]
+    fn a_call_that_stops_early_says_how_far_it_got() {
+        let (term, multi) = terminal();
+        let progress = drawn(Some(2_000_000), &multi);
+        progress.add(1_400_000, 2);
+        drop(progress);
+        let shown = term.contents();
+        assert!(
+            shown.starts_with("stopped at 1,400,000/2,000,000 items in "),
+            "{shown}"
+        );
+        assert!(shown.trim_end().ends_with(", 2 failed"), "{shown}");
     }
 
     #[cfg(feature = "progress")]
     #[test]
     fn without_a_length_the_bar_is_a_count() {
-        use indicatif::{InMemoryTerm, ProgressDrawTarget};
-
-        let term = InMemoryTerm::new(4, 100);
-        let multi = indicatif::MultiProgress::with_draw_target(ProgressDrawTarget::term_like(
-            Box::new(term.clone()),
-        ));
-        let bar = bar::start(&multi, None);
-        bar.inc(42);
-        bar::end(&bar, None, 42);
-        let shown = term.contents();
+        let (term, multi) = terminal();
+        let progress = drawn(None, &multi);
+        progress.add(42, 0);
+        let shown = redrawn(&term, &progress, "42 items");
         assert!(shown.contains("42 items"), "{shown}");
         assert!(!shown.contains("42/"), "no total: {shown}");
+        drop(progress);
+        assert!(term.contents().starts_with("42 items in "));
     }
 
-    /// Through a pool: the bar of `try_map` reaches the items done and counts the
-    /// failure; that of an `imap` over an input of unknown length counts every item.
+    #[cfg(feature = "progress")]
+    #[test]
+    fn the_summary_reads_as_one_line() {
+        let second = Duration::from_secs(2);
+        assert_eq!(
+            bar::summary(Some(4), 4, 0, second),
+            "4 items in 2 seconds (2/s)"
+        );
+        assert_eq!(
+            bar::summary(None, 3_000, 1, second),
+            "3,000 items in 2 seconds (1,500/s), 1 failed"
+        );
+    }
+
+    /// Through a pool: the line a call leaves counts every item and the failure, for
+    /// `map`, `try_map` and a `uimap` over an input of unknown length.
     #[cfg(feature = "progress")]
     #[test]
     fn a_pool_call_draws_its_bar_to_the_end() {
@@ -460,15 +584,15 @@ mod tests {
         let all = pool.map(|x: u64| x + 1, 0..50_000).unwrap();
         assert_eq!(all.len(), 50_000);
         let shown = term.contents();
-        assert!(shown.contains("50000/50000 items"), "{shown}");
+        assert!(shown.contains("50,000 items in "), "{shown}");
         // The failing item is the last one: every other item runs.
         let err = pool
             .try_map(|x: u64| if x == 999 { Err("no") } else { Ok(x) }, 0..1_000)
             .unwrap_err();
         assert_eq!(err.index(), 999);
         let shown = term.contents();
-        assert!(shown.contains("1000/1000 items"), "{shown}");
-        assert!(shown.contains("1 failed"), "{shown}");
+        assert!(shown.contains("\n1,000 items in "), "{shown}");
+        assert!(shown.contains("/s), 1 failed"), "{shown}");
         let mut n = 0;
         let unknown = std::iter::from_fn(move || {
             n += 1;
@@ -477,6 +601,6 @@ mod tests {
         let lazy = pool.uimap(|x: u64| x, unknown).count();
         assert_eq!(lazy, 300);
         let shown = term.contents();
-        assert!(shown.contains("300 items"), "{shown}");
+        assert!(shown.contains("\n300 items in "), "{shown}");
     }
 }
