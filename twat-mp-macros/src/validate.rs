@@ -973,8 +973,11 @@ mod tests {
         ]
         .into_iter()
         // Without twat-mp's `progress` feature, the option is refused on its name.
-        .chain((!cfg!(feature = "progress")).then_some(("progress", "fn f(x: u8) {}", "progress")))
-        {
+        .chain((!cfg!(feature = "progress")).then_some((
+            "progress",
+            "fn f(x: u8) {}",
+            "progress",
+        ))) {
             let attr: TokenStream = attr.parse().unwrap();
             let item: TokenStream = item.parse().unwrap();
             let options = checked(Kind::Pmap, attr.clone()).unwrap();

@@ -30,7 +30,11 @@ fn squares(n: u64) -> Vec<u64> {
 }
 
 fn thread_pool() -> ThreadPool {
-    ThreadPool::builder().nodes(2).progress(true).build().unwrap()
+    ThreadPool::builder()
+        .nodes(2)
+        .progress(true)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -144,7 +148,11 @@ mod process {
     use twat_mp::ProcessPool;
 
     fn pool() -> ProcessPool {
-        ProcessPool::builder().nodes(2).progress(true).build().unwrap()
+        ProcessPool::builder()
+            .nodes(2)
+            .progress(true)
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -237,7 +245,10 @@ mod aio {
             .await;
         assert_eq!(first, [0, 2, 4]);
         assert_eq!(pool.apply(double, 4).await.unwrap(), 8);
-        assert_eq!(doubled(0..10).await, (0..10).map(|x| 2 * x).collect::<Vec<_>>());
+        assert_eq!(
+            doubled(0..10).await,
+            (0..10).map(|x| 2 * x).collect::<Vec<_>>()
+        );
     }
 
     #[test]

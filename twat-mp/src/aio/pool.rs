@@ -231,9 +231,10 @@ impl AsyncMultiPoolBuilder {
         /// `try_map`, `starmap`, `imap`, `uimap`): items done of the total when the
         /// input's length is known (else a spinner with a count), the rate, the ETA and
         /// the failures so far. Needs the `progress` feature. Nothing is drawn when stderr
-        /// is not a terminal; calls at once each get their own line; the bar is drawn a
-        /// last time and left when the call ends (also on a failure, or when its future
-        /// or stream is dropped).
+        /// is not a terminal; calls at once each get their own line. When the call
+        /// ends (also on a failure, or when its future or stream is dropped), its bar gives
+        /// way to one line that stays: `1,000 items in 2 seconds (500/s)`, or `stopped at
+        /// 437/600 items ...`, with the failures.
         ///
         /// The caller's task counts the replies as it takes them (the workers draw
         /// nothing); `imap` and `uimap` count each result as it is handed over. `apply`

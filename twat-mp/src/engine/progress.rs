@@ -6,14 +6,17 @@
 //! the input's length is known (a spinner with a count otherwise), the rate, the ETA and
 //! the failures so far. Every bar of the program is a line of one
 //! [`indicatif::MultiProgress`] on stderr, drawn at most 15 times a second and not at all
-//! when stderr is not a terminal; several calls at once each get their own line. The bar
-//! ends (drawn one last time, left on the screen) when the call ends: returns, fails, or
-//! its lazy iterator is dropped.
+//! when stderr is not a terminal; several calls at once each get their own line. When the
+//! call ends (returns, fails, or its lazy iterator is dropped) its bar gives way to a line
+//! that stays, printed above the bars still running: what the call did, in how long.
 //!
 //! The counting costs nothing per item where items are trivial: `ThreadPool::map` counts
 //! each rayon leaf's items in a plain local [`Tally`], handed to the shared counters in
-//! batches that grow while they take less than a few milliseconds (and on the leaf's end);
-//! the other calls count where their outcomes already arrive one by one or in chunks.
+//! batches that grow while they take less than a few milliseconds (and on the leaf's end,
+//! where a leaf left by unwinding counts its failed item); the other calls count where
+//! their outcomes already arrive one by one or in chunks: the lazy maps and the async
+//! pools as each result is handed over, the process pools as each batch of results
+//! arrives in the parent.
 //! Without the feature, [`Progress::start`] gives `None` and nothing is counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +63,10 @@ pub(crate) struct Progress {
     done: AtomicU64,
     failed: AtomicU64,
     total: Option<u64>,
+    /// The batch the last [`Tally`] of the call ended with: the next one starts there
+    /// (rayon may run a call in hundreds of leaves, and each would otherwise start again
+    /// from one item, taking the time twice per batch doubling).
+    batch: AtomicU64,
     #[cfg(feature = "progress")]
     bar: bar::Bar,
 }
@@ -83,6 +90,7 @@ impl Progress {
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             total,
+            batch: AtomicU64::new(1),
             #[cfg(feature = "progress")]
             bar: bar::Bar::start(&bar::multi(), total),
         }
@@ -137,7 +145,7 @@ impl Progress {
         Tally {
             progress: self,
             pending: 0,
-            every: 1,
+            every: self.batch.load(Ordering::Relaxed),
             since: Instant::now(),
             unwinding_failed,
         }
@@ -234,6 +242,7 @@ impl Drop for Tally<'_> {
     fn drop(&mut self) {
         let failed = u64::from(self.unwinding_failed && std::thread::panicking());
         self.progress.add(self.pending + failed, failed);
+        self.progress.batch.store(self.every, Ordering::Relaxed);
     }
 }
 
@@ -322,12 +331,9 @@ mod bar {
 
         /// Replaces the bar with a line that stays: what the call did, in how long.
         pub(super) fn end(&self, total: Option<u64>, done: u64, failed: u64) {
-            let _ = self.multi.println(summary(
-                total,
-                done,
-                failed,
-                self.started.elapsed(),
-            ));
+            let _ = self
+                .multi
+                .println(summary(total, done, failed, self.started.elapsed()));
             self.bar.finish_and_clear();
             self.multi.remove(&self.bar);
         }
@@ -368,11 +374,10 @@ mod tests {
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             total,
+            batch: AtomicU64::new(1),
             #[cfg(feature = "progress")]
             bar: bar::Bar::start(
-                &indicatif::MultiProgress::with_draw_target(
-                    indicatif::ProgressDrawTarget::hidden(),
-                ),
+                &indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden()),
                 total,
             ),
         }
@@ -420,8 +425,11 @@ mod tests {
         assert!(tally.every > 1, "{}", tally.every);
         assert!(progress.done() < 100_000);
         assert_eq!(progress.done() + tally.pending, 100_000);
+        let every = tally.every;
         drop(tally);
         assert_eq!(progress.done(), 100_000);
+        // The next tally of the call starts with the batch this one reached.
+        assert_eq!(progress.tally(true).every, every);
     }
 
     #[test]
@@ -502,6 +510,7 @@ mod tests {
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             total,
+            batch: AtomicU64::new(1),
             bar: bar::Bar::start(multi, total),
         }
     }

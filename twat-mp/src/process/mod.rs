@@ -242,9 +242,10 @@ impl ProcessPoolBuilder {
         /// `try_map`, `starmap`, `imap`, `uimap`, `amap`): items done of the total when
         /// the input's length is known (else a spinner with a count), the rate, the ETA
         /// and the failures so far. Needs the `progress` feature. Nothing is drawn when
-        /// stderr is not a terminal; calls at once each get their own line; the bar is
-        /// drawn a last time and left when the call ends (also on a failure, or when a
-        /// lazy iterator is dropped).
+        /// stderr is not a terminal; calls at once each get their own line. When the
+        /// call ends (also on a failure, or when a lazy iterator is dropped), its bar
+        /// gives way to one line that stays: `1,000 items in 2 seconds (500/s)`, or
+        /// `stopped at 437/600 items ...`, with the failures.
         ///
         /// The parent counts the results as each batch of them comes back from a worker
         /// (the worker processes draw nothing), so the bar moves a batch at a time

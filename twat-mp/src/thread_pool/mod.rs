@@ -115,9 +115,10 @@ impl ThreadPoolBuilder {
         /// `try_map`, `starmap`, `imap`, `uimap`, `amap`): items done of the total when
         /// the input's length is known (else a spinner with a count), the rate, the ETA
         /// and the failures so far. Needs the `progress` feature. Nothing is drawn when
-        /// stderr is not a terminal; calls at once each get their own line; the bar is
-        /// drawn a last time and left when the call ends (also on a failure, or when a
-        /// lazy iterator is dropped).
+        /// stderr is not a terminal; calls at once each get their own line. When the
+        /// call ends (also on a failure, or when a lazy iterator is dropped), its bar
+        /// gives way to one line that stays: `1,000 items in 2 seconds (500/s)`, or
+        /// `stopped at 437/600 items ...`, with the failures.
         ///
         /// The pool's threads count their items (`map` counts in batches, so that
         /// trivial items cost no more); `imap` and `uimap` count each result as it is
@@ -492,9 +493,8 @@ impl ThreadPool {
         let runner = ItemRunner::new(self.debug, render);
         let chunksize = self.chunksize;
         let progress = Progress::start(self.progress, (items.len(), Some(items.len())));
-        self.rayon().install(|| {
-            par_map(items, &f, &runner, chunksize, None, progress.as_ref())
-        })
+        self.rayon()
+            .install(|| par_map(items, &f, &runner, chunksize, None, progress.as_ref()))
     }
 
     /// The job of `amap`: a closure that runs the whole map on the pool thread that calls
@@ -519,7 +519,14 @@ impl ThreadPool {
         let progress = Progress::start(self.progress, (items.len(), Some(items.len())));
         move || {
             let runner = ItemRunner::new(debug, render);
-            par_map(items, &f, &runner, chunksize, Some(&shutdown), progress.as_ref())
+            par_map(
+                items,
+                &f,
+                &runner,
+                chunksize,
+                Some(&shutdown),
+                progress.as_ref(),
+            )
         }
     }
 
