@@ -11,16 +11,20 @@
 //! that stays, printed above the bars still running: what the call did, in how long.
 //!
 //! The counting costs nothing per item where items are trivial: `ThreadPool::map` counts
-//! each rayon leaf's items in a plain local [`Tally`], handed to the shared counters in
-//! batches that grow while they take less than a few milliseconds (and on the leaf's end,
-//! where a leaf left by unwinding counts its failed item); the other calls count where
+//! each rayon leaf's items when the leaf ends ([`Counted`], a parallel iterator adaptor
+//! whose leaves hold at most a sixteenth of each thread's share; a leaf left by unwinding
+//! counts its failed item); the other calls count where
 //! their outcomes already arrive one by one or in chunks: the lazy maps and the async
 //! pools as each result is handed over, the process pools as each batch of results
 //! arrives in the parent.
 //! Without the feature, [`Progress::start`] gives `None` and nothing is counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+
+use rayon::iter::plumbing::{
+    Consumer, Folder, Producer, ProducerCallback, UnindexedConsumer, bridge,
+};
+use rayon::iter::{IndexedParallelIterator, ParallelIterator};
 
 /// What a builder's `.progress(..)` asks of its argument without the `progress` feature:
 /// nothing implements it, so that the call is an error that names the feature.
@@ -63,10 +67,6 @@ pub(crate) struct Progress {
     done: AtomicU64,
     failed: AtomicU64,
     total: Option<u64>,
-    /// The batch the last [`Tally`] of the call ended with: the next one starts there
-    /// (rayon may run a call in hundreds of leaves, and each would otherwise start again
-    /// from one item, taking the time twice per batch doubling).
-    batch: AtomicU64,
     #[cfg(feature = "progress")]
     bar: bar::Bar,
 }
@@ -90,7 +90,6 @@ impl Progress {
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             total,
-            batch: AtomicU64::new(1),
             #[cfg(feature = "progress")]
             bar: bar::Bar::start(&bar::multi(), total),
         }
@@ -137,23 +136,32 @@ impl Progress {
         self.total
     }
 
-    /// A counter for one thread's run of items (a rayon leaf): counts in a local
-    /// variable and hands the count over in batches, and the rest when dropped. With
-    /// `unwinding_failed`, a run left by unwinding (dropped while panicking) was left
-    /// because its current item failed: that item is counted, as failed.
-    pub(crate) fn tally(&self, unwinding_failed: bool) -> Tally<'_> {
-        Tally {
-            progress: self,
-            pending: 0,
-            every: self.batch.load(Ordering::Relaxed),
-            since: Instant::now(),
-            unwinding_failed,
+    /// `items` (of `ThreadPool::map`), counting each rayon leaf's items when it ends:
+    /// nothing is done per item. The leaves hold at most about a sixteenth of each
+    /// thread's share, so that the bar moves while the call runs. With
+    /// `unwinding_failed`, a leaf left by unwinding was left because its current item
+    /// failed: that item is counted, as failed (the items it ran before are not).
+    pub(crate) fn counted<I: IndexedParallelIterator>(
+        &self,
+        items: I,
+        unwinding_failed: bool,
+    ) -> Counted<'_, I> {
+        let threads = rayon::current_num_threads().max(1);
+        let max_len = items.len().div_ceil(threads * LEAVES_PER_THREAD).max(1);
+        Counted {
+            base: items,
+            leaf: Leaf {
+                progress: self,
+                max_len,
+                unwinding_failed,
+            },
         }
     }
 
     /// `f`, counting each item that fails (returns `Err` or panics) as done and failed
-    /// (it leaves its rayon leaf by unwinding, before its [`Tally`] sees it). The other
-    /// items are counted by a `Tally`: nothing is added here per item that succeeds.
+    /// (it leaves its rayon leaf by unwinding, so its leaf is not counted). The other
+    /// items are counted by their leaf ([`Progress::counted`]): nothing is added here
+    /// per item that succeeds.
     pub(crate) fn watch<T, R, E>(
         &self,
         f: impl Fn(T) -> Result<R, E>,
@@ -193,56 +201,132 @@ fn exact((lower, upper): (usize, Option<usize>)) -> Option<u64> {
     (upper == Some(lower)).then_some(lower as u64)
 }
 
-/// The least time between two hand-overs of a [`Tally`]: its batch doubles while a batch
-/// takes less.
-const BATCH_MIN: Duration = Duration::from_millis(4);
-/// The most time between two hand-overs: its batch halves while a batch takes more.
-const BATCH_MAX: Duration = Duration::from_millis(32);
-/// The largest batch.
-const BATCH_CAP: u64 = 1 << 20;
+/// How many leaves (at least) each thread's share of `ThreadPool::map` is split into.
+const LEAVES_PER_THREAD: usize = 16;
 
-/// The count of one thread's run of items, handed to the call's [`Progress`] in
-/// batches: a batch starts at one item, doubles while it takes less than 4 ms and halves
-/// while it takes more than 32 ms, so that a trivial item costs one increment and one
-/// comparison, and a slow one is shown as soon as it is done.
-pub(crate) struct Tally<'a> {
-    progress: &'a Progress,
-    pending: u64,
-    every: u64,
-    since: Instant,
+/// A parallel iterator whose leaves are counted when they end (see
+/// [`Progress::counted`]).
+pub(crate) struct Counted<'p, I> {
+    base: I,
+    leaf: Leaf<'p>,
+}
+
+/// What each leaf of a [`Counted`] needs.
+#[derive(Clone, Copy)]
+struct Leaf<'p> {
+    progress: &'p Progress,
+    max_len: usize,
     unwinding_failed: bool,
 }
 
-impl Tally<'_> {
-    /// One more item done.
-    #[inline(always)]
-    pub(crate) fn tick(&mut self) {
-        self.pending += 1;
-        if self.pending >= self.every {
-            self.hand_over();
-        }
+impl<I: IndexedParallelIterator> ParallelIterator for Counted<'_, I> {
+    type Item = I::Item;
+
+    fn drive_unindexed<C: UnindexedConsumer<I::Item>>(self, consumer: C) -> C::Result {
+        bridge(self, consumer)
     }
 
-    #[cold]
-    #[inline(never)]
-    fn hand_over(&mut self) {
-        let now = Instant::now();
-        let took = now.saturating_duration_since(self.since);
-        if took < BATCH_MIN {
-            self.every = (self.every * 2).min(BATCH_CAP);
-        } else if took > BATCH_MAX {
-            self.every = (self.every / 2).max(1);
-        }
-        self.since = now;
-        self.progress.add(std::mem::take(&mut self.pending), 0);
+    fn opt_len(&self) -> Option<usize> {
+        Some(self.base.len())
     }
 }
 
-impl Drop for Tally<'_> {
+impl<I: IndexedParallelIterator> IndexedParallelIterator for Counted<'_, I> {
+    fn len(&self) -> usize {
+        self.base.len()
+    }
+
+    fn drive<C: Consumer<I::Item>>(self, consumer: C) -> C::Result {
+        bridge(self, consumer)
+    }
+
+    fn with_producer<CB: ProducerCallback<I::Item>>(self, callback: CB) -> CB::Output {
+        let len = self.base.len();
+        return self.base.with_producer(Callback {
+            callback,
+            leaf: self.leaf,
+            len,
+        });
+
+        struct Callback<'p, CB> {
+            callback: CB,
+            leaf: Leaf<'p>,
+            len: usize,
+        }
+
+        impl<T, CB: ProducerCallback<T>> ProducerCallback<T> for Callback<'_, CB> {
+            type Output = CB::Output;
+
+            fn callback<P: Producer<Item = T>>(self, base: P) -> CB::Output {
+                self.callback.callback(CountedProducer {
+                    base,
+                    leaf: self.leaf,
+                    len: self.len,
+                })
+            }
+        }
+    }
+}
+
+struct CountedProducer<'p, P> {
+    base: P,
+    leaf: Leaf<'p>,
+    /// The items of this part.
+    len: usize,
+}
+
+impl<P: Producer> Producer for CountedProducer<'_, P> {
+    type Item = P::Item;
+    type IntoIter = P::IntoIter;
+
+    fn into_iter(self) -> P::IntoIter {
+        // Consumers that iterate (rather than fold) count the part as it starts.
+        self.leaf.progress.add(self.len as u64, 0);
+        self.base.into_iter()
+    }
+
+    fn min_len(&self) -> usize {
+        self.base.min_len()
+    }
+
+    fn max_len(&self) -> usize {
+        self.base.max_len().min(self.leaf.max_len)
+    }
+
+    fn split_at(self, index: usize) -> (Self, Self) {
+        let (left, right) = self.base.split_at(index);
+        (
+            CountedProducer {
+                base: left,
+                leaf: self.leaf,
+                len: index,
+            },
+            CountedProducer {
+                base: right,
+                leaf: self.leaf,
+                len: self.len - index,
+            },
+        )
+    }
+
+    fn fold_with<F: Folder<P::Item>>(self, folder: F) -> F {
+        let unwinding = LeafUnwinding(self.leaf);
+        let folder = self.base.fold_with(folder);
+        std::mem::forget(unwinding);
+        self.leaf.progress.add(self.len as u64, 0);
+        folder
+    }
+}
+
+/// Counts the item that ended a leaf by unwinding, when that means it failed.
+struct LeafUnwinding<'p>(Leaf<'p>);
+
+impl Drop for LeafUnwinding<'_> {
     fn drop(&mut self) {
-        let failed = u64::from(self.unwinding_failed && std::thread::panicking());
-        self.progress.add(self.pending + failed, failed);
-        self.progress.batch.store(self.every, Ordering::Relaxed);
+        // Only reached while unwinding: a leaf that ends forgets this guard.
+        if self.0.unwinding_failed {
+            self.0.progress.add(1, 1);
+        }
     }
 }
 
@@ -367,6 +451,8 @@ mod bar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rayon::iter::IntoParallelIterator;
+    use std::time::{Duration, Instant};
 
     /// Counts without drawing anywhere (other tests may draw the program's bars).
     fn quiet(total: Option<u64>) -> Progress {
@@ -374,7 +460,6 @@ mod tests {
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             total,
-            batch: AtomicU64::new(1),
             #[cfg(feature = "progress")]
             bar: bar::Bar::start(
                 &indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden()),
@@ -414,54 +499,68 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_tally_hands_over_in_batches_and_the_rest_when_dropped() {
-        let progress = quiet(None);
-        let mut tally = progress.tally(true);
-        for _ in 0..100_000 {
-            tally.tick();
-        }
-        // Trivial items: the batch has grown, so some are still pending here.
-        assert!(tally.every > 1, "{}", tally.every);
-        assert!(progress.done() < 100_000);
-        assert_eq!(progress.done() + tally.pending, 100_000);
-        let every = tally.every;
-        drop(tally);
-        assert_eq!(progress.done(), 100_000);
-        // The next tally of the call starts with the batch this one reached.
-        assert_eq!(progress.tally(true).every, every);
+    /// A map over `counted` items on a pool of `threads`.
+    fn counted_map(progress: &Progress, threads: usize, len: u64) -> Vec<u64> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let items: Vec<u64> = (0..len).collect();
+            progress
+                .counted(items.into_par_iter(), true)
+                .map(|x| x + 1)
+                .collect()
+        })
     }
 
     #[test]
-    fn a_tally_of_slow_items_hands_each_over() {
-        let progress = quiet(None);
-        let mut tally = progress.tally(false);
-        tally.every = 8;
-        for _ in 0..3 {
-            tally.since = Instant::now() - 2 * BATCH_MAX;
-            tally.pending = tally.every - 1;
-            tally.tick();
+    fn every_leaf_is_counted_when_it_ends() {
+        for (threads, len) in [(1, 1), (2, 10), (2, 100_000), (3, 12_345)] {
+            let progress = quiet(Some(len));
+            let out = counted_map(&progress, threads, len);
+            assert_eq!(out, (1..=len).collect::<Vec<_>>());
+            assert_eq!((progress.done(), progress.failed()), (len, 0));
         }
-        assert_eq!(tally.every, 1);
-        let before = progress.done();
-        tally.since = Instant::now() - 2 * BATCH_MAX;
-        tally.tick();
-        assert_eq!(progress.done(), before + 1, "handed over at once");
     }
 
     #[test]
-    fn a_tally_left_by_unwinding_counts_its_item_as_failed() {
+    fn the_leaves_are_small_enough_for_the_bar_to_move() {
+        let progress = quiet(Some(100_000));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let leaves = std::sync::Mutex::new(Vec::new());
+        pool.install(|| {
+            let items: Vec<u64> = (0..100_000).collect();
+            progress
+                .counted(items.into_par_iter(), true)
+                .map_init(|| leaves.lock().unwrap().push(()), |_, x| x)
+                .collect::<Vec<u64>>()
+        });
+        // At least 16 leaves per thread.
+        assert!(leaves.lock().unwrap().len() >= 32);
+    }
+
+    #[test]
+    fn a_leaf_left_by_unwinding_counts_its_item_as_failed() {
         for unwinding_failed in [true, false] {
             let progress = quiet(Some(10));
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
             let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut tally = progress.tally(unwinding_failed);
-                tally.tick();
-                tally.tick();
-                std::panic::resume_unwind(Box::new("the third item failed"));
+                pool.install(|| {
+                    progress
+                        .counted((0..10u32).into_par_iter(), unwinding_failed)
+                        .with_max_len(10)
+                        .for_each(|x| assert!(x != 9, "the last item fails"));
+                })
             }));
             assert!(unwound.is_err());
-            let failed = u64::from(unwinding_failed);
-            assert_eq!((progress.done(), progress.failed()), (2 + failed, failed));
+            assert_eq!(progress.failed(), u64::from(unwinding_failed));
         }
     }
 
@@ -477,7 +576,7 @@ mod tests {
         assert_eq!(f(1), Err("one"));
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(2)));
         assert!(unwound.is_err());
-        // The failures are done too; the item that succeeded is its tally's to count.
+        // The failures are done too; the item that succeeded is its leaf's to count.
         assert_eq!((progress.done(), progress.failed()), (2, 2));
     }
 
@@ -510,7 +609,6 @@ mod tests {
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             total,
-            batch: AtomicU64::new(1),
             bar: bar::Bar::start(multi, total),
         }
     }
@@ -576,7 +674,7 @@ mod tests {
         );
     }
 
-    /// Through a pool: the line a call leaves counts every item and the failure, for
+    /// Through a pool: the line a call leaves counts the items and the failure, for
     /// `map`, `try_map` and a `uimap` over an input of unknown length.
     #[cfg(feature = "progress")]
     #[test]
@@ -599,8 +697,10 @@ mod tests {
             .try_map(|x: u64| if x == 999 { Err("no") } else { Ok(x) }, 0..1_000)
             .unwrap_err();
         assert_eq!(err.index(), 999);
+        // The items its leaf ran before it are not counted (see `counted`).
         let shown = term.contents();
-        assert!(shown.contains("\n1,000 items in "), "{shown}");
+        assert!(shown.contains("\nstopped at "), "{shown}");
+        assert!(shown.contains("/1,000 items in "), "{shown}");
         assert!(shown.contains("/s), 1 failed"), "{shown}");
         let mut n = 0;
         let unknown = std::iter::from_fn(move || {

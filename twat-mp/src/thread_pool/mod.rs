@@ -581,35 +581,22 @@ where
     let collected = panic::catch_unwind(panic::AssertUnwindSafe(|| {
         let items = items.into_par_iter().with_min_len(min_len).enumerate();
         if let Some(progress) = progress {
-            // Each rayon leaf counts its items in a local tally, handed over in batches
-            // and when the leaf ends.
+            // Each rayon leaf counts its items when it ends: nothing is done per item.
             if shutdown.is_none() && !runner.is_debug() {
                 // The hot path: a leaf is left by unwinding only when its item failed,
-                // and its tally counts that item as failed. (Counting each failure in
-                // `f` instead, with a guard, made trivial items 3-4 times slower.)
-                return items
-                    .map_init(
-                        || progress.tally(true),
-                        |tally, (index, item)| {
-                            let value = runner.run_or_abort_leaf(index, item, f);
-                            tally.tick();
-                            value
-                        },
-                    )
+                // and that item is then counted as failed. (Counting each item, even in a
+                // local variable, made trivial items up to 1.7 times slower.)
+                return progress
+                    .counted(items, true)
+                    .map(|(index, item)| runner.run_or_abort_leaf(index, item, f))
                     .collect::<Vec<R>>();
             }
             // Here a leaf is also left when its items are skipped: each failure is
             // counted where it happens.
             let f = progress.watch(f);
-            return items
-                .map_init(
-                    || progress.tally(false),
-                    |tally, (index, item)| {
-                        let value = run_checked(runner, index, item, &f, shutdown);
-                        tally.tick();
-                        value
-                    },
-                )
+            return progress
+                .counted(items, false)
+                .map(|(index, item)| run_checked(runner, index, item, &f, shutdown))
                 .collect::<Vec<R>>();
         }
         if shutdown.is_none() && !runner.renders() && !runner.is_debug() {
