@@ -452,6 +452,7 @@ mod bar {
 mod tests {
     use super::*;
     use rayon::iter::IntoParallelIterator;
+    #[cfg(feature = "progress")]
     use std::time::{Duration, Instant};
 
     /// Counts without drawing anywhere (other tests may draw the program's bars).
