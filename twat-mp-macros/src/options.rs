@@ -177,14 +177,10 @@ pub(crate) const RULES: &[Rule] = &[
     Rule {
         // Every pool's builder takes `progress` with twat-mp's `progress` feature, which
         // turns on this crate's feature of the same name; without it the option says how
-        // to enable it.
+        // to enable it (see `FEATURE_OFF`).
         name: "progress",
         usage: "`progress`",
-        effect: if cfg!(feature = "progress") {
-            [ANY, ANY, ANY, ANY]
-        } else {
-            [NONE, NONE, NONE, NONE]
-        },
+        effect: [ANY, ANY, ANY, ANY],
         refusal: if cfg!(feature = "progress") {
             ""
         } else {
@@ -195,6 +191,15 @@ pub(crate) const RULES: &[Rule] = &[
     },
 ];
 
+/// The options whose twat-mp feature is off in this build: each is still listed where it
+/// is taken, so that the error messages read the same with and without the feature, but
+/// refused wherever it is written, with its `refusal` naming the feature.
+const FEATURE_OFF: &[&str] = if cfg!(feature = "progress") {
+    &[]
+} else {
+    &["progress"]
+};
+
 /// Why `progress` is refused without twat-mp's `progress` feature.
 const PROGRESS_NEEDS_FEATURE: &str = "`progress` needs twat-mp's `progress` feature: add \
     `features = [\"progress\"]` to the `twat-mp` dependency in Cargo.toml";
@@ -202,7 +207,7 @@ const PROGRESS_NEEDS_FEATURE: &str = "`progress` needs twat-mp's `progress` feat
 impl Rule {
     /// Whether the option changes what `#[kind]` does in `mode`.
     pub(crate) fn honoured(&self, kind: Kind, mode: Mode) -> bool {
-        self.modes(kind).contains(mode)
+        self.modes(kind).contains(mode) && !FEATURE_OFF.contains(&self.name)
     }
 
     fn modes(&self, kind: Kind) -> Modes {
@@ -362,12 +367,8 @@ mod tests {
     #[test]
     fn what_each_attribute_takes() {
         let takes: Vec<String> = Kind::ALL.into_iter().map(takes).collect();
-        // `progress` with twat-mp's `progress` feature.
-        let progress = if cfg!(feature = "progress") {
-            ", `progress`"
-        } else {
-            ""
-        };
+        // With twat-mp's `progress` feature or without (then it is refused, naming it).
+        let progress = ", `progress`";
         assert_eq!(
             takes,
             [
