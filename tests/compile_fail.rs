@@ -11,6 +11,10 @@ fn misuse_is_a_compile_error_on_the_offending_token() {
     // `apmap_without_aio` snapshot).
     #[cfg(feature = "aio")]
     cases.compile_fail("tests/ui/aio/*.rs");
+    // Without `progress`, the attributes' option and the builders' setter each say which
+    // feature to enable (`cargo test --test compile_fail`, default features, runs them).
+    #[cfg(not(feature = "progress"))]
+    cases.compile_fail("tests/ui/without_progress/*.rs");
     // `process` is built on Linux only.
     #[cfg(target_os = "linux")]
     cases.compile_fail("tests/ui/linux/*.rs");

@@ -458,6 +458,9 @@ fn config(options: &Options) -> TokenStream {
         let retries = proc_macro2::Literal::u32_unsuffixed(retries.value);
         fields.push(("retries", quote!(#retries)));
     }
+    if options.progress.is_some() {
+        fields.push(("progress", quote!(true)));
+    }
     if fields.is_empty() {
         return quote!(&::twat_mp::__private::Config::DEFAULT);
     }

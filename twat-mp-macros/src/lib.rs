@@ -95,6 +95,7 @@ use parse::{Errors, Kind};
 /// | `process` | run the items in worker processes (a `ProcessPool`) instead of threads |
 /// | `timeout = "5s"` | with `process`: kill an item's worker after this long (`ms`, `s`, `m`, `h`) |
 /// | `result` | the return type is a `Result` behind an alias of another name (see above) |
+/// | `progress` | a progress bar on stderr per call (twat-mp's `progress` feature; without it, a compile error that says how to enable it) |
 /// | `init = make_state` | a state per worker thread, the function's first parameter (see below; not with `process` yet) |
 ///
 /// Mappers with the same options share one pool, built on first use.
@@ -252,6 +253,7 @@ pub fn amap(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// | `debug` | report the pool's events and each failure with its item through `tracing` |
 /// | `process` | run the tasks in worker processes, each with its own runtime |
 /// | `result` | the return type is a `Result` behind an alias of another name |
+/// | `progress` | a progress bar on stderr per call (twat-mp's `progress` feature) |
 #[proc_macro_attribute]
 pub fn apmap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Apmap, attr.into(), item.into(), cfg!(feature = "aio")).into()

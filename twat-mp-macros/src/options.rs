@@ -193,12 +193,17 @@ pub(crate) const RULES: &[Rule] = &[
         given: |o| o.result.as_ref().map(|s| &s.name),
     },
     Rule {
-        // Known, so that it is explained rather than called unknown; no runtime yet.
+        // Every pool's builder takes `progress` with twat-mp's `progress` feature, which
+        // turns on this crate's feature of the same name; without it the option says how
+        // to enable it (see `FEATURE_OFF`).
         name: "progress",
         usage: "`progress`",
-        effect: [NONE, NONE, NONE, NONE],
-        refusal: "`progress` is not available yet: progress bars are planned behind twat-mp's \
-                  `progress` feature",
+        effect: [ANY, ANY, ANY, ANY],
+        refusal: if cfg!(feature = "progress") {
+            ""
+        } else {
+            PROGRESS_NEEDS_FEATURE
+        },
         read: |o, name, value| parse::set(&mut o.progress, name, parse::flag(name, value)?),
         given: |o| o.progress.as_ref().map(|s| &s.name),
     },
@@ -228,10 +233,23 @@ const APMAP_REFUSALS: &[(&str, &str)] = &[(
      state (a cloned client handle, say) before the task starts",
 )];
 
+/// The options whose twat-mp feature is off in this build: each is still listed where it
+/// is taken, so that the error messages read the same with and without the feature, but
+/// refused wherever it is written, with its `refusal` naming the feature.
+const FEATURE_OFF: &[&str] = if cfg!(feature = "progress") {
+    &[]
+} else {
+    &["progress"]
+};
+
+/// Why `progress` is refused without twat-mp's `progress` feature.
+const PROGRESS_NEEDS_FEATURE: &str = "`progress` needs twat-mp's `progress` feature: add \
+    `features = [\"progress\"]` to the `twat-mp` dependency in Cargo.toml";
+
 impl Rule {
     /// Whether the option changes what `#[kind]` does in `mode`.
     pub(crate) fn honoured(&self, kind: Kind, mode: Mode) -> bool {
-        self.modes(kind).contains(mode)
+        self.modes(kind).contains(mode) && !FEATURE_OFF.contains(&self.name)
     }
 
     fn modes(&self, kind: Kind) -> Modes {
@@ -403,18 +421,21 @@ mod tests {
     #[test]
     fn what_each_attribute_takes() {
         let takes: Vec<String> = Kind::ALL.into_iter().map(takes).collect();
+        // With twat-mp's `progress` feature or without (then it is refused, naming it).
         assert_eq!(
             takes,
             [
                 "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `retries = 2` (with `process`), `debug`, `result`, `init = make_state` (without `process`)",
-                "`#[imap]` takes `nodes = 4`, `chunksize = 64`, `ordered = false`, `process`, \
-                 `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`, \
+                 (with `process`), `retries = 2` (with `process`), `debug`, `result`, `progress`, \
                  `init = make_state` (without `process`)",
+                "`#[imap]` takes `nodes = 4`, `chunksize = 64`, `ordered = false`, `process`, \
+                 `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, \
+                 `result`, `progress`, `init = make_state` (without `process`)",
                 "`#[amap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `retries = 2` (with `process`), `debug`, `result`, `init = make_state` (without `process`)",
+                 (with `process`), `retries = 2` (with `process`), `debug`, `result`, `progress`, \
+                 `init = make_state` (without `process`)",
                 "`#[apmap]` takes `nodes = 4`, `concurrency = 100`, `process`, \
-                 `timeout = \"5s\"`, `retries = 2` (with `process`), `debug`, `result`",
+                 `timeout = \"5s\"`, `retries = 2` (with `process`), `debug`, `result`, `progress`",
             ]
         );
     }

@@ -87,6 +87,8 @@ pub mod __private {
     pub use crate::aio::{apmap, apmap_result};
     #[cfg(all(feature = "aio", target_os = "linux"))]
     pub use crate::aio::{apmap_process, apmap_result_process};
+    #[cfg(not(feature = "progress"))]
+    pub use crate::engine::progress::ProgressFeature;
     pub use crate::engine::registry::Config;
     pub use crate::engine::render::{RenderDebug, RenderNothing, RenderProbe};
     pub use crate::mapped::{Fallible, MappedError};

@@ -20,6 +20,7 @@ use crate::engine::gather::Gather;
 use crate::engine::insights::Recorder;
 use crate::engine::item::{ItemFailure, Outcome};
 use crate::engine::order::Window;
+use crate::engine::progress::Progress;
 use crate::engine::render::Render;
 use crate::error::{ErrorKind, WorkerError};
 use crate::panic_capture::{self, CaughtPanic};
@@ -349,6 +350,8 @@ pub(crate) struct AsyncCall<R, E> {
     /// Answers taken from `replies`, not yet in the window.
     arrived: Vec<(usize, Outcome<R, E>)>,
     window: Window<Outcome<R, E>>,
+    /// The call's progress bar, fed each reply as it is handed over.
+    progress: Option<Progress>,
 }
 
 impl<R: Send + 'static, E: Send + 'static> AsyncCall<R, E> {
@@ -378,7 +381,14 @@ impl<R: Send + 'static, E: Send + 'static> AsyncCall<R, E> {
             replies,
             arrived: Vec::new(),
             window: Window::new(window, ordered),
+            progress: None,
         }
+    }
+
+    /// Shows the call's progress when `on`.
+    pub(crate) fn with_progress(mut self, on: bool) -> Self {
+        self.progress = Progress::start(on, self.jobs.size_hint());
+        self
     }
 
     /// Dispatches jobs while the window has room, in batches: one lock and at most one
@@ -412,6 +422,9 @@ impl<R: Send + 'static, E: Send + 'static> AsyncCall<R, E> {
         loop {
             self.fill();
             if let Some(next) = self.window.pop() {
+                if let Some(progress) = &self.progress {
+                    progress.item(next.1.is_ok());
+                }
                 return Poll::Ready(Some(next));
             }
             if self.window.running() == 0 {

@@ -16,6 +16,7 @@ use super::watchdog::Watchdog;
 use crate::debug::event;
 use crate::engine::insights::{Insights, Recorder};
 use crate::engine::item::ItemFailure;
+use crate::engine::progress::progress_setter;
 use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
 use crate::engine::settings::Settings;
@@ -122,6 +123,8 @@ pub struct AsyncMultiPool {
     debug: bool,
     /// Only with `.insights(true)`.
     insights: Option<Arc<Recorder>>,
+    /// A progress bar per call (feature `progress`).
+    progress: bool,
 }
 
 /// Settings for an [`AsyncMultiPool`]; made by [`AsyncMultiPool::builder`].
@@ -253,6 +256,31 @@ impl AsyncMultiPoolBuilder {
         self
     }
 
+    progress_setter! {
+        /// Draws a progress bar on stderr for each call that maps several items (`map`,
+        /// `try_map`, `starmap`, `imap`, `uimap`): items done of the total when the
+        /// input's length is known (else a spinner with a count), the rate, the ETA and
+        /// the failures so far. Needs the `progress` feature. Nothing is drawn when stderr
+        /// is not a terminal; calls at once each get their own line. When the call
+        /// ends (also on a failure, or when its future or stream is dropped), its bar gives
+        /// way to one line that stays: `1,000 items in 2 seconds (500/s)`, or `stopped at
+        /// 437/600 items ...`, with the failures.
+        ///
+        /// The caller's task counts the replies as it takes them (the workers draw
+        /// nothing); `imap` and `uimap` count each result as it is handed over. `apply`
+        /// draws no bar. Carries over to [`processes`](Self::processes).
+        ///
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).progress(true).build()?;
+        /// let lengths = pool.map(|s: String| async move { s.len() }, ["a", "bb"].map(String::from)).await?;
+        /// assert_eq!(lengths, [1, 2]);
+        /// # Ok(())
+        /// # }
+        /// ```
+    }
+
     /// Process mode: each worker is a process of this same executable running its own
     /// tokio runtime, for isolation from crashes, aborts, leaks and blocking code, with
     /// [`maxtasksperchild`](super::AsyncProcessPoolBuilder::maxtasksperchild) to recycle
@@ -310,6 +338,7 @@ impl AsyncMultiPoolBuilder {
             insights: checked
                 .insights
                 .then(|| Arc::new(Recorder::new(nodes, false))),
+            progress: checked.progress,
         };
         if let Some(after) = checked.timeout {
             let (watchdog, thread) = Watchdog::start(after)?;
@@ -1077,7 +1106,8 @@ impl AsyncMultiPool {
             },
             usize::MAX,
             false,
-        );
+        )
+        .with_progress(self.progress);
         collect_in_order(call)
     }
 
@@ -1140,6 +1170,7 @@ impl AsyncMultiPool {
             self.nodes.saturating_mul(self.concurrency),
             ordered,
         )
+        .with_progress(self.progress)
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Config {
     pub concurrency: Option<usize>,
     /// `retries = N`: process pools only.
     pub retries: u32,
+    /// `progress`: a progress bar per call (feature `progress`).
+    pub progress: bool,
 }
 
 impl Config {
@@ -35,6 +37,7 @@ impl Config {
         timeout: None,
         concurrency: None,
         retries: 0,
+        progress: false,
     };
 
     /// The pool settings these options stand for. The macro crate has already refused
@@ -50,6 +53,7 @@ impl Config {
             // Attribute pools are shared and nobody can ask them: no insights.
             insights: false,
             retries: self.retries,
+            progress: self.progress,
         }
     }
 }

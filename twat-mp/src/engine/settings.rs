@@ -24,6 +24,8 @@ pub(crate) struct Settings {
     pub(crate) insights: bool,
     /// Process pools: how many more times an item whose worker was lost runs.
     pub(crate) retries: u32,
+    /// A progress bar per call (feature `progress`).
+    pub(crate) progress: bool,
 }
 
 /// The most nodes a pool may have: each is an OS thread (a process pool's also starts a
@@ -53,6 +55,8 @@ pub(crate) struct Checked {
     pub(crate) insights: bool,
     /// Read only by the process pools.
     pub(crate) retries: u32,
+    /// A progress bar per call (feature `progress`).
+    pub(crate) progress: bool,
 }
 
 impl Settings {
@@ -91,6 +95,7 @@ impl Settings {
             debug: debug::enabled(self.debug),
             insights: self.insights,
             retries: self.retries,
+            progress: self.progress,
         })
     }
 }

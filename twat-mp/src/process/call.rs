@@ -19,6 +19,7 @@ use crate::engine::feed::{Feed, Pull, Pulled, READ_AHEAD};
 use crate::engine::gather::Gather;
 use crate::engine::item::ItemFailure;
 use crate::engine::order::Reorder;
+use crate::engine::progress::Progress;
 use crate::engine::render::Render;
 use crate::engine::retry::Attempts;
 use crate::error::{ErrorKind, WorkerError};
@@ -63,6 +64,8 @@ pub(crate) struct Call<A: RemoteFn, I> {
     cost_key: u64,
     /// The call's span in debug mode.
     span: tracing::Span,
+    /// The call's progress bar, fed each chunk of outcomes as it arrives.
+    progress: Option<Progress>,
     _f: PhantomData<A>,
 }
 
@@ -170,8 +173,15 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
             max_batch,
             window: 2 * nodes,
             cost_key,
+            progress: None,
             _f: PhantomData,
         }
+    }
+
+    /// Shows the call's progress if the pool was built with it, for an input with this
+    /// `size_hint` (taken before the input went to a feeder).
+    pub(crate) fn show_progress(&mut self, size_hint: (usize, Option<usize>)) {
+        self.progress = Progress::start(self.shared.progress, size_hint);
     }
 
     /// Pulls no more input.
@@ -276,6 +286,9 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
         let chunk = self.receive_chunk()?;
         for (_, failure) in &chunk.failures {
             failure.log_in(&self.span, self.shared.debug);
+        }
+        if let Some(progress) = &self.progress {
+            progress.add(chunk.count as u64, chunk.failures.len() as u64);
         }
         Some(chunk)
     }
@@ -464,8 +477,11 @@ pub(crate) fn run_map<A: RemoteFn>(
     render: Option<Render<A::In>>,
     state: StateSetup,
 ) -> Result<Vec<A::Out>, Failure<A>> {
-    let state = make_state(state, &shared);
-    run_map_stoppable(shared, function, items, render, Arc::default(), state)
+    let items = items.into_iter();
+    let size_hint = items.size_hint();
+    let mut call = Call::<A, _>::new(shared, function, items, render, state);
+    call.show_progress(size_hint);
+    gather(call)
 }
 
 /// [`run_map`], stopped from another thread by [`Slots::stop_call`] with `cancel`: its
@@ -478,8 +494,20 @@ pub(crate) fn run_map_stoppable<A: RemoteFn>(
     cancel: Arc<Cancel>,
     state: MadeState,
 ) -> Result<Vec<A::Out>, Failure<A>> {
-    let mut call =
-        Call::<A, _>::stoppable(shared, function, items.into_iter(), render, cancel, state);
+    gather(Call::<A, _>::stoppable(
+        shared,
+        function,
+        items.into_iter(),
+        render,
+        cancel,
+        state,
+    ))
+}
+
+/// Every result of `call` in input order, or the failure with the lowest index.
+fn gather<A: RemoteFn, I: Pull<Item = A::In>>(
+    mut call: Call<A, I>,
+) -> Result<Vec<A::Out>, Failure<A>> {
     let mut gather = Gather::default();
     while let Some(chunk) = call.next_chunk() {
         if chunk.failures.is_empty() {
@@ -523,13 +551,15 @@ impl<A: RemoteFn> LazyCall<A> {
     where
         I: Iterator<Item = A::In> + Send + 'static,
     {
-        let call = Call::new(
+        let size_hint = input.size_hint();
+        let mut call = Call::new(
             shared,
             function,
             Feed::spawn(input, READ_AHEAD),
             render,
             state,
         );
+        call.show_progress(size_hint);
         let mut lazy = LazyCall {
             call,
             ordered,

@@ -58,6 +58,8 @@ pub(crate) struct Slots {
     pub(crate) initializer: Option<Result<EntryOffset<RunInit>, String>>,
     /// Set for good once a worker's initializer failed: how it failed.
     broken: Mutex<Option<String>>,
+    /// A progress bar per call (feature `progress`).
+    pub(crate) progress: bool,
     key: Key,
     queue: Mutex<Queue>,
     work: Condvar,
@@ -131,6 +133,7 @@ impl Slots {
             retries: 0,
             initializer: None,
             broken: Mutex::new(None),
+            progress: false,
             key: Key::random(),
             queue: Mutex::new(Queue {
                 batches: VecDeque::new(),

@@ -12,6 +12,7 @@ use std::time::Instant;
 use crate::engine::feed::{Feed, READ_AHEAD, Take};
 use crate::engine::item::{CancelFlag, ItemFailure, Outcome};
 use crate::engine::order::Window;
+use crate::engine::progress::Progress;
 use crate::error::WorkerError;
 
 /// What reaches the consumer of a lazy map, on one channel: it waits in one place for
@@ -110,12 +111,15 @@ pub(crate) struct LazyMap<'pool, R, E> {
     nodes: usize,
     /// When to look at the feed again even if no message comes: a short chunk's patience.
     look_again: Option<Instant>,
+    /// The call's progress bar, fed each outcome handed over; ends with the map.
+    progress: Option<Progress>,
 }
 
 impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
     pub(crate) fn new<T, I, F>(
         pool: &'pool rayon::ThreadPool,
         input: I,
+        progress: Option<Progress>,
         run: F,
         chunk: usize,
         window: usize,
@@ -154,6 +158,7 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
             jobs: 0,
             nodes: pool.current_num_threads(),
             look_again: None,
+            progress,
         };
         // The feeder starts pulling at once; jobs start at the first `next`.
         let allowance = lazy.allowance();
@@ -235,6 +240,9 @@ impl<R: Send + 'static, E: Send + 'static> Iterator for LazyMap<'_, R, E> {
         loop {
             self.start_chunks();
             if let Some((_, outcome)) = self.window.pop() {
+                if let Some(progress) = &self.progress {
+                    progress.item(outcome.is_ok());
+                }
                 return Some(outcome);
             }
             if self.input_done && self.window.running() == 0 {

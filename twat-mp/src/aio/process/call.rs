@@ -34,6 +34,7 @@ use crate::engine::insights::Recorder;
 use crate::engine::item::{ItemFailure, Outcome};
 use crate::engine::order::Window;
 use crate::engine::retry::{Attempts, Verdict};
+use crate::engine::progress::Progress;
 use crate::error::{ErrorKind, WorkerError};
 use crate::process::Stopper;
 use crate::process::wire::{self, Key};
@@ -178,6 +179,8 @@ pub(crate) struct SessionCall<R, S> {
     insights: Option<(Arc<Recorder>, u64)>,
     /// The runs of items lost to a crash or a timeout.
     attempts: Attempts,
+    /// The call's progress bar, fed each outcome as it is handed over.
+    progress: Option<Progress>,
 }
 
 impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
@@ -202,6 +205,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             window: Window::new(window, ordered),
             insights: None,
             attempts: Attempts::new(limits.retries),
+            progress: None,
         }
     }
 
@@ -209,6 +213,21 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
     pub(super) fn with_insights(mut self, recorder: Option<&Arc<Recorder>>) -> Self {
         self.insights = recorder.map(|recorder| (Arc::clone(recorder), recorder.begin_call()));
         self
+    }
+
+    /// Shows the call's progress when `on`.
+    pub(super) fn with_progress(mut self, on: bool) -> Self {
+        self.progress = Progress::start(on, self.transport.input.size_hint());
+        self
+    }
+
+    /// The next outcome in the window, counted.
+    fn pop(&mut self) -> Option<(usize, Outcome<R, S>)> {
+        let next = self.window.pop()?;
+        if let Some(progress) = &self.progress {
+            progress.item(next.1.is_ok());
+        }
+        Some(next)
     }
 
     /// Pulls no more input: the items pulled so far still answer.
@@ -670,7 +689,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<(usize, Outcome<R, S>)>> {
         loop {
-            if let Some(next) = self.window.pop() {
+            if let Some(next) = self.pop() {
                 return Poll::Ready(Some(next));
             }
             let mut changed = false;
@@ -693,7 +712,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             }
             changed |= self.end_sessions();
             changed |= self.fill();
-            if let Some(next) = self.window.pop() {
+            if let Some(next) = self.pop() {
                 return Poll::Ready(Some(next));
             }
             if self.input_done

@@ -32,6 +32,7 @@ use crate::debug::event;
 use crate::engine::gather::Gather;
 use crate::engine::insights::Insights;
 use crate::engine::item::ItemFailure;
+use crate::engine::progress::progress_setter;
 use crate::engine::registry::FromSettings;
 use crate::engine::render::Render;
 use crate::engine::settings::Settings;
@@ -163,6 +164,8 @@ pub struct AsyncProcessPool {
     maxtasksperchild: Option<usize>,
     debug: bool,
     retries: u32,
+    /// A progress bar per call (feature `progress`).
+    progress: bool,
 }
 
 /// Settings for an [`AsyncProcessPool`]; made by
@@ -315,6 +318,34 @@ impl AsyncProcessPoolBuilder {
         self
     }
 
+    progress_setter! {
+        /// Draws a progress bar on stderr for each call that maps several items (`map`,
+        /// `try_map`, `starmap`, `imap`, `uimap`): items done of the total when the
+        /// input's length is known (else a spinner with a count), the rate, the ETA and
+        /// the failures so far. Needs the `progress` feature. Nothing is drawn when stderr
+        /// is not a terminal; calls at once each get their own line. When the call
+        /// ends (also on a failure, or when its future or stream is dropped), its bar gives
+        /// way to one line that stays: `1,000 items in 2 seconds (500/s)`, or `stopped at
+        /// 437/600 items ...`, with the failures.
+        ///
+        /// The caller's task counts each answer as it takes it from a worker's session
+        /// (the worker processes draw nothing). A call of one item (`apply`) draws no bar.
+        ///
+        /// ```
+        /// async fn length(s: String) -> usize {
+        ///     s.len()
+        /// }
+        ///
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().progress(true).build()?;
+        /// let lengths = pool.map(length, ["a", "bb"].map(String::from)).await?;
+        /// assert_eq!(lengths, [1, 2]);
+        /// # Ok(())
+        /// # }
+        /// ```
+    }
+
     /// Makes the pool; its worker processes start when work first needs them.
     ///
     /// # Errors
@@ -359,6 +390,7 @@ impl AsyncProcessPoolBuilder {
             timeout,
             maxtasksperchild,
             debug,
+            progress: checked.progress,
         };
         event!(debug, nodes, concurrency, "async process pool started");
         Ok(pool)
@@ -982,7 +1014,9 @@ impl AsyncProcessPool {
             debug: self.debug,
             retries: self.retries,
         };
-        SessionCall::new(transport, limits, ordered).with_insights(self.workers.recorder())
+        SessionCall::new(transport, limits, ordered)
+            .with_insights(self.workers.recorder())
+            .with_progress(self.progress)
     }
 }
 
