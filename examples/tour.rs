@@ -10,6 +10,8 @@
 //! 6. `ProcessPool` and `#[pmap(process)]`: a crashing or hanging item costs only itself.
 //! 7. `AsyncMultiPool` and `#[apmap]`: async file I/O, many tasks in flight.
 //! 8. Debug mode: pool, worker and failure events through `tracing`.
+//! 9. A state per worker (`map_init`, `init = ...`) and data shared by all (`map_with`).
+//! 10. Progress bars and insights: what each worker did, and the slowest items.
 
 use std::collections::HashSet;
 use std::io;
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 use twat_mp::{
     AsyncMultiPool, ErrorKind, ProcessPool, ThreadPool, amap, apmap, imap, pmap, set_debug_mode,
 };
+use twat_mp_workspace::factors::{FactorTable, largest_prime_factor, primes_below};
 use twat_mp_workspace::image::Image;
 use twat_mp_workspace::numbers::{collatz_steps, count_primes, is_prime};
 
@@ -108,6 +111,23 @@ async fn word_count(path: PathBuf) -> io::Result<usize> {
     Ok(text.split_whitespace().count())
 }
 
+// 9 ------------------------------------------------------------------------------------
+
+/// The table each worker makes once per call: the smallest prime factor of every number
+/// below 2,000,000 (a sieve, some milliseconds of work).
+fn factor_table() -> FactorTable {
+    INITS.fetch_add(1, Ordering::Relaxed);
+    FactorTable::below(2_000_000)
+}
+
+static INITS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many prime factors `n` has, counted with multiplicity, from the worker's table.
+#[pmap(init = factor_table)]
+fn prime_factor_count(table: &mut FactorTable, n: u64) -> u32 {
+    table.factors(n).len() as u32
+}
+
 async fn line_count(path: PathBuf) -> usize {
     tokio::fs::read_to_string(&path)
         .await
@@ -117,10 +137,10 @@ async fn line_count(path: PathBuf) -> usize {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     section("1. #[pmap]: primes in 12 blocks of 250,000 numbers");
     let start = Instant::now();
-    let primes = primes_in_block(0..12);
+    let primes_per_block = primes_in_block(0..12);
     println!(
-        "   {primes:?}\n   {} primes below 3,000,000 in {:.0?}",
-        primes.iter().sum::<usize>(),
+        "   {primes_per_block:?}\n   {} primes below 3,000,000 in {:.0?}",
+        primes_per_block.iter().sum::<usize>(),
         start.elapsed()
     );
 
@@ -221,6 +241,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let sums = isolated.map(decode_record, vec![vec![2, 7, 8], vec![1, 9]])?;
     println!("   and the pool is still usable: {sums:?}");
+    let retrying = ProcessPool::builder().nodes(2).retries(2).build()?;
+    let err = retrying
+        .apply(decode_record, vec![9, 1])
+        .expect_err("it crashes on every run");
+    println!(
+        "   with retries(2) a crash runs again on a fresh worker: {} attempts, then {}",
+        err.attempts(),
+        err.kind()
+    );
     println!(
         "   #[pmap(process)] thumbnail means: {:?}",
         thumbnail_mean(0..6)
@@ -267,7 +296,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(small);
     set_debug_mode(false);
 
-    let distinct: HashSet<usize> = primes.into_iter().collect();
+    section("9. A state per worker (map_init, init = ...) and data shared by all (map_with)");
+    let numbers: Vec<u64> = (1_000_000..1_400_000).collect();
+    let counts = prime_factor_count(numbers.clone());
+    println!(
+        "   #[pmap(init = factor_table)]  {} numbers, {} prime factors in all; the 2,000,000-entry \
+         table was made {} times (once per worker), not {}",
+        counts.len(),
+        counts.iter().map(|&c| u64::from(c)).sum::<u64>(),
+        INITS.load(Ordering::Relaxed),
+        counts.len()
+    );
+    let primes = primes_below(1_100_000);
+    let processes = ProcessPool::with_nodes(2)?;
+    let big: Vec<u64> = (0..10_000)
+        .map(|i| 1_000_000_007 * 1_009 + i * 7_919)
+        .collect();
+    let largest = processes.map_with(primes.clone(), largest_prime_factor, big.clone())?;
+    println!(
+        "   ProcessPool::map_with  largest prime factors of {} numbers, e.g. {} of {}: the \
+         table of {} primes crossed once to each of 2 worker processes, not with each item",
+        largest.len(),
+        largest[0],
+        big[0],
+        primes.len()
+    );
+
+    section("10. Progress bars and insights (a bar shows when stderr is a terminal)");
+    let observed = ThreadPool::builder()
+        .nodes(2)
+        .progress(true)
+        .insights(true)
+        .build()?;
+    let limits: Vec<u64> = (1..=64).map(|i| i * i * 500).collect();
+    let counted = observed.map(|limit: u64| count_primes(0, limit), limits)?;
+    println!(
+        "   counted the primes below 64 limits (the last: {})",
+        counted.last().copied().unwrap_or(0)
+    );
+    let insights = observed.insights().expect("built with insights(true)");
+    for line in insights.to_string().lines() {
+        println!("   {line}");
+    }
+
+    let distinct: HashSet<usize> = primes_per_block.into_iter().collect();
     println!("\ndone ({} distinct block counts)", distinct.len());
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! at the workspace root measure and show the same honest work: number crunching, image
 //! scaling and HTTP fetching over real sockets, never `sleep` standing in for work.
 
+pub mod factors;
 pub mod image;
 pub mod numbers;
 pub mod site;

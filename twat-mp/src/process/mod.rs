@@ -36,8 +36,8 @@ use crate::engine::render::Render;
 use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 
-pub(crate) use call::{MadeState, StateSetup};
 use call::{LazyCall, run_map, run_map_stoppable};
+pub(crate) use call::{MadeState, StateSetup};
 use remote::{
     AsValue, Fallible, Plain, RemoteFn, Spread, Starred, StateSpec, WithShared, WithState,
     WithStateFallible,
