@@ -19,6 +19,7 @@
 //! arrives in the parent.
 //! Without the feature, [`Progress::start`] gives `None` and nothing is counted.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::iter::plumbing::{
@@ -64,11 +65,18 @@ pub(crate) use progress_setter;
 /// ever made.
 #[cfg_attr(not(feature = "progress"), allow(dead_code))]
 pub(crate) struct Progress {
-    done: AtomicU64,
-    failed: AtomicU64,
+    counts: Arc<Counts>,
     total: Option<u64>,
     #[cfg(feature = "progress")]
     bar: bar::Bar,
+}
+
+/// What a call counted: atomics only, so that counting never waits on the bar. The bar is
+/// told by the program's one drawing thread, at most 15 times a second.
+#[derive(Default)]
+pub(crate) struct Counts {
+    done: AtomicU64,
+    failed: AtomicU64,
 }
 
 #[cfg_attr(not(feature = "progress"), allow(dead_code))]
@@ -86,12 +94,12 @@ impl Progress {
 
     /// Counts without a bar (and, with the feature, draws one on the program's bars).
     fn counting(total: Option<u64>) -> Progress {
+        let counts = Arc::<Counts>::default();
         Progress {
-            done: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            total,
             #[cfg(feature = "progress")]
-            bar: bar::Bar::start(&bar::multi(), total),
+            bar: bar::Bar::start(&bar::multi(), total, &counts),
+            counts,
+            total,
         }
     }
 
@@ -100,12 +108,10 @@ impl Progress {
         if finished == 0 {
             return;
         }
-        self.done.fetch_add(finished, Ordering::Relaxed);
+        self.counts.done.fetch_add(finished, Ordering::Relaxed);
         if failed > 0 {
-            self.failed_more(failed);
+            self.counts.failed.fetch_add(failed, Ordering::Relaxed);
         }
-        #[cfg(feature = "progress")]
-        self.bar.inc(finished);
     }
 
     /// One item has finished, successfully or not.
@@ -113,21 +119,14 @@ impl Progress {
         self.add(1, u64::from(!ok));
     }
 
-    #[cold]
-    fn failed_more(&self, failed: u64) {
-        let _failed = self.failed.fetch_add(failed, Ordering::Relaxed) + failed;
-        #[cfg(feature = "progress")]
-        self.bar.failures(_failed);
-    }
-
     /// Items finished so far.
     pub(crate) fn done(&self) -> u64 {
-        self.done.load(Ordering::Relaxed)
+        self.counts.done.load(Ordering::Relaxed)
     }
 
     /// Items failed so far.
     pub(crate) fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
+        self.counts.failed.load(Ordering::Relaxed)
     }
 
     /// The number of items of the call, when the input said it exactly.
@@ -335,8 +334,11 @@ mod bar {
     //! The bars on the terminal.
 
     use std::fmt::Write as _;
-    use std::sync::Mutex;
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
     use std::time::{Duration, Instant};
+
+    use super::Counts;
 
     use indicatif::{
         HumanCount, HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState,
@@ -370,6 +372,42 @@ mod bar {
         pub(super) bar: ProgressBar,
         multi: MultiProgress,
         started: Instant,
+        counts: Weak<Counts>,
+    }
+
+    /// The bars on show: their counts, the bar, and the failures it shows.
+    static SHOWN: Mutex<Vec<(Weak<Counts>, ProgressBar, u64)>> = Mutex::new(Vec::new());
+    /// Wakes the drawing thread when a bar is shown.
+    static SHOWING: Condvar = Condvar::new();
+    static DRAWER: OnceLock<()> = OnceLock::new();
+
+    /// The drawing thread: while bars are on show, tells each its counts and redraws it
+    /// (rate, ETA and spinner move on while items take long), `HZ` times a second; it
+    /// sleeps while there is none.
+    fn draw_shown_bars() {
+        let mut shown = SHOWN.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            shown.retain(|(counts, _, _)| counts.strong_count() > 0);
+            if shown.is_empty() {
+                shown = SHOWING.wait(shown).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            for (counts, bar, failures) in shown.iter_mut() {
+                let Some(counts) = counts.upgrade() else {
+                    continue;
+                };
+                bar.set_position(counts.done.load(Ordering::Relaxed));
+                let failed = counts.failed.load(Ordering::Relaxed);
+                if failed != *failures {
+                    *failures = failed;
+                    bar.set_message(format!("  {failed} failed"));
+                }
+                bar.tick();
+            }
+            drop(shown);
+            std::thread::sleep(Duration::from_millis(1000 / u64::from(HZ)));
+            shown = SHOWN.lock().unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Items per second, as a whole number with separators: `41,873,802/s`.
@@ -378,7 +416,11 @@ mod bar {
     }
 
     impl Bar {
-        pub(super) fn start(multi: &MultiProgress, total: Option<u64>) -> Bar {
+        pub(super) fn start(
+            multi: &MultiProgress,
+            total: Option<u64>,
+            counts: &Arc<Counts>,
+        ) -> Bar {
             let (bar, template) = match total {
                 Some(total) => (
                     ProgressBar::new(total),
@@ -395,26 +437,32 @@ mod bar {
                 .progress_chars("=> ");
             let bar = multi.add(bar.with_style(style));
             if !bar.is_hidden() {
-                // Rate, ETA and spinner move on while items take long.
-                bar.enable_steady_tick(Duration::from_millis(1000 / u64::from(HZ)));
+                DRAWER.get_or_init(|| {
+                    // Without its thread a bar stays still; the counts and the result are
+                    // the same.
+                    let _ = std::thread::Builder::new()
+                        .name("twat-mp-progress".into())
+                        .spawn(draw_shown_bars);
+                });
+                let mut shown = SHOWN.lock().unwrap_or_else(|p| p.into_inner());
+                shown.push((Arc::downgrade(counts), bar.clone(), 0));
+                SHOWING.notify_all();
             }
             Bar {
                 bar,
                 multi: multi.clone(),
                 started: Instant::now(),
+                counts: Arc::downgrade(counts),
             }
-        }
-
-        pub(super) fn inc(&self, finished: u64) {
-            self.bar.inc(finished);
-        }
-
-        pub(super) fn failures(&self, failed: u64) {
-            self.bar.set_message(format!("  {failed} failed"));
         }
 
         /// Replaces the bar with a line that stays: what the call did, in how long.
         pub(super) fn end(&self, total: Option<u64>, done: u64, failed: u64) {
+            // Off the drawing thread's list first, so that it draws this bar no more.
+            SHOWN
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|(counts, _, _)| !counts.ptr_eq(&self.counts));
             let _ = self
                 .multi
                 .println(summary(total, done, failed, self.started.elapsed()));
@@ -457,15 +505,16 @@ mod tests {
 
     /// Counts without drawing anywhere (other tests may draw the program's bars).
     fn quiet(total: Option<u64>) -> Progress {
+        let counts = Arc::<Counts>::default();
         Progress {
-            done: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            total,
             #[cfg(feature = "progress")]
             bar: bar::Bar::start(
                 &indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden()),
                 total,
+                &counts,
             ),
+            counts,
+            total,
         }
     }
 
@@ -607,11 +656,11 @@ mod tests {
 
     #[cfg(feature = "progress")]
     fn drawn(total: Option<u64>, multi: &indicatif::MultiProgress) -> Progress {
+        let counts = Arc::<Counts>::default();
         Progress {
-            done: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
+            bar: bar::Bar::start(multi, total, &counts),
+            counts,
             total,
-            bar: bar::Bar::start(multi, total),
         }
     }
 

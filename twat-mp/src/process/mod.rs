@@ -974,6 +974,7 @@ impl ProcessPool {
 
     /// A call's per-call state with its id in the workers, for calls that share it (the
     /// sessions of one async process call).
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
     pub(crate) fn make_state(&self, state: StateSetup) -> MadeState {
         call::make_state(state, &self.shared)
     }
