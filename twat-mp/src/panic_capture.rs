@@ -89,6 +89,23 @@ impl RemotePanic {
         self
     }
 
+    /// The failure of the item at `index` whose worker's `init` panicked so, as the
+    /// parent reports it: [`ErrorKind::InitPanicked`](crate::ErrorKind::InitPanicked), as
+    /// on every pool. It keeps no payload (the panic was in another process): an
+    /// attribute resumes it as a panic whose payload is the `WorkerError`.
+    pub(crate) fn into_init_worker_error(self, index: usize) -> WorkerError {
+        let origin = self.location.map(|location| PanicOrigin {
+            thread: "a worker process".to_owned(),
+            location,
+        });
+        let kind = crate::ErrorKind::InitPanicked {
+            message: self.message,
+        };
+        WorkerError::new(index, kind)
+            .with_traceback_text(self.backtrace)
+            .with_origin(origin)
+    }
+
     /// The failure of the item at `index`, as the parent reports it.
     pub(crate) fn into_worker_error(self, index: usize) -> WorkerError {
         let origin = self.location.map(|location| PanicOrigin {

@@ -726,9 +726,10 @@ impl ProcessPool {
     ///
     /// `init` and `f` are functions that capture nothing, as for [`map`](Self::map). A
     /// panic in `init` fails each item of the call in that worker with
-    /// [`ErrorKind::Panicked`], whose message says that `init` panicked; `init` does not run
-    /// again for that call in that worker (it is not a crash loop), so with several
-    /// workers some items may still succeed. A panic in `f` fails that item only.
+    /// [`ErrorKind::InitPanicked`] (as on every pool), carrying `init`'s panic message
+    /// from the worker; `init` does not run again for that call in that worker (it is not
+    /// a crash loop), so with several workers some items may still succeed. A panic in
+    /// `f` fails that item only.
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item.
