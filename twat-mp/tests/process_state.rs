@@ -230,8 +230,9 @@ fn a_panicking_init_fails_the_items_clearly_and_the_pool_goes_on() {
     // The same kind, and the same words, as on the thread pools.
     assert_eq!(message, "no connection to the database");
     assert!(
-        err.to_string()
-            .ends_with("could not run: its worker's `init` panicked: no connection to the database"),
+        err.to_string().ends_with(
+            "could not run: its worker's `init` panicked: no connection to the database"
+        ),
         "{err}"
     );
     assert!(err.traceback().is_some(), "{err}");

@@ -611,8 +611,7 @@ pub(crate) type Fallible<T, R, E, W> = Remote<fn(T) -> Result<R, E>, T, Partial,
 pub(crate) type Starred<Args, R> = Remote<Spread<Args, R>, Args, Total, NoError>;
 /// `map_init`: `fn(&mut S, T) -> R`, `S` made in the worker by the call's `init`.
 pub(crate) type WithState<S, T, R> = Remote<StateFn<S, T, R>, T, Total, NoError>;
-/// The attributes' `init` (after merging): `fn(&mut S, T) -> Result<R, E>`.
-#[allow(dead_code)]
+/// The attributes' `init` on a `Result`: `fn(&mut S, T) -> Result<R, E>`.
 pub(crate) type WithStateFallible<S, T, R, E, W> =
     Remote<StateFn<S, T, Result<R, E>>, T, Partial, W>;
 /// `map_with`: `fn(&S, T) -> R`, `S` the call's shared value.

@@ -382,7 +382,12 @@ impl AsyncProcessPoolBuilder {
         let concurrency = checked.concurrency.unwrap_or(super::DEFAULT_CONCURRENCY);
         let maxtasksperchild = checked.maxtasksperchild;
         let pool = AsyncProcessPool {
-            workers: Arc::new(worker_processes(nodes, debug, checked.insights, self.initializer)?),
+            workers: Arc::new(worker_processes(
+                nodes,
+                debug,
+                checked.insights,
+                self.initializer,
+            )?),
             retries: checked.retries,
             closed: Arc::new(AtomicBool::new(false)),
             nodes,
