@@ -151,8 +151,16 @@ pub(crate) fn install_hook() {
                     .call_site()
                     .or(info.location())
                     .map_or_else(|| "an unknown location".to_owned(), ToString::to_string);
-                let report = format!("thread '{}' panicked at {at}:\n{err}", thread_name());
-                print_panic(&report, None);
+                let mut report = format!("thread '{}' panicked at {at}:\n{err}", thread_name());
+                // A panic whose payload stayed in a worker process (its `init`'s): where it
+                // was, and its own backtrace rather than this thread's.
+                if let Some(origin) = err.origin() {
+                    report.push_str(&format!(
+                        "\nnote: the panic was at {}, in {}",
+                        origin.location, origin.thread
+                    ));
+                }
+                print_panic(&report, err.traceback());
             } else {
                 previous(info);
             }
