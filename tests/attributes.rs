@@ -804,4 +804,133 @@ mod worker_state {
             Some(&"the model file is missing")
         );
     }
+
+    /// `init` with `process`: the state is made in each worker process, at most once per
+    /// worker per call, and never crosses.
+    #[cfg(target_os = "linux")]
+    mod in_worker_processes {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+
+        use twat_mp::{ErrorKind, WorkerError, amap, imap, pmap};
+
+        use super::super::{PATIENCE, support};
+
+        /// What each worker process makes: its own id, and a count of the items it ran
+        /// with this state.
+        fn worker_id() -> (u32, u32) {
+            (std::process::id(), 0)
+        }
+
+        #[pmap(process, nodes = 2, init = worker_id)]
+        fn tag(state: &mut (u32, u32), n: u64) -> (u32, u32, u64) {
+            state.1 += 1;
+            (state.0, state.1, n)
+        }
+
+        #[test]
+        fn pmap_process_init_makes_at_most_one_state_per_worker_process_and_call() {
+            for _call in 0..2 {
+                let tagged = support::within(PATIENCE, "#[pmap(process, init)]", || tag(0..2_000));
+                assert_eq!(
+                    tagged.iter().map(|t| t.2).collect::<Vec<_>>(),
+                    (0..2_000).collect::<Vec<_>>()
+                );
+                let mut pids: Vec<u32> = tagged.iter().map(|t| t.0).collect();
+                pids.sort_unstable();
+                pids.dedup();
+                assert!((1..=2).contains(&pids.len()), "{pids:?}");
+                assert!(!pids.contains(&std::process::id()), "ran in the caller");
+                // One state per worker for the whole call: each worker's counts go
+                // 1, 2, 3, ... across its batches, and together they cover every item;
+                // a second call starts again from 1.
+                for pid in &pids {
+                    let mut counts: Vec<u32> =
+                        tagged.iter().filter(|t| t.0 == *pid).map(|t| t.1).collect();
+                    counts.sort_unstable();
+                    let expected: Vec<u32> = (1..=u32::try_from(counts.len()).unwrap()).collect();
+                    assert_eq!(counts, expected, "worker {pid}");
+                }
+            }
+        }
+
+        #[imap(process, nodes = 2, init = worker_id)]
+        fn numbered(state: &mut (u32, u32), n: u64) -> (u32, u64) {
+            state.1 += 1;
+            (state.0, n)
+        }
+
+        #[test]
+        fn imap_process_init_runs_over_an_endless_input() {
+            let first: Vec<(u32, u64)> =
+                support::within(PATIENCE, "#[imap(process, init)] over 0..", || {
+                    numbered(0..).take(50).collect()
+                });
+            assert_eq!(
+                first.iter().map(|t| t.1).collect::<Vec<_>>(),
+                (0..50).collect::<Vec<_>>()
+            );
+            assert!(first.iter().all(|t| t.0 != std::process::id()));
+        }
+
+        fn separator() -> String {
+            ", ".to_owned()
+        }
+
+        #[amap(process, init = separator)]
+        fn joined(separator: &mut String, words: Vec<String>) -> String {
+            words.join(separator)
+        }
+
+        #[test]
+        fn amap_process_init_gives_what_pmap_would() {
+            let words = vec![vec!["a".to_owned(), "b".to_owned()], vec!["c".to_owned()]];
+            let pending = joined(words);
+            let joined = support::within(PATIENCE, "#[amap(process, init)]", move || pending.get());
+            assert_eq!(joined, ["a, b", "c"]);
+        }
+
+        fn radix() -> u32 {
+            16
+        }
+
+        /// The `Result` form: the lowest failing item's own error comes back.
+        #[pmap(process, init = radix)]
+        fn parse_hex(radix: &mut u32, text: String) -> Result<u32, String> {
+            u32::from_str_radix(&text, *radix).map_err(|err| format!("{text}: {err}"))
+        }
+
+        #[test]
+        fn pmap_process_init_result_returns_the_first_error() {
+            let texts = |list: &[&str]| list.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>();
+            assert_eq!(parse_hex(texts(&["ff", "10"])), Ok(vec![255, 16]));
+            assert_eq!(
+                parse_hex(texts(&["1", "xyz", "g", "2"])),
+                Err("xyz: invalid digit found in string".to_owned())
+            );
+        }
+
+        fn no_database() -> Vec<u8> {
+            panic!("no database here")
+        }
+
+        #[pmap(process, nodes = 2, init = no_database)]
+        fn query(db: &mut Vec<u8>, n: u64) -> usize {
+            db.len() + usize::try_from(n).unwrap()
+        }
+
+        #[test]
+        fn a_panicking_init_resumes_as_a_worker_error_of_kind_init_panicked() {
+            let payload = support::within(PATIENCE, "#[pmap(process, init)] panicking", || {
+                catch_unwind(AssertUnwindSafe(|| query(0..10))).unwrap_err()
+            });
+            let err = payload
+                .downcast::<WorkerError>()
+                .expect("the payload is the WorkerError");
+            assert_eq!(err.index(), 0);
+            assert!(
+                matches!(err.kind(), ErrorKind::InitPanicked { message } if message == "no database here"),
+                "{err}"
+            );
+        }
+    }
 }

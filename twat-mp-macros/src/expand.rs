@@ -131,7 +131,8 @@ fn mapper(model: &Model, body: Body) -> TokenStream {
                 quote!(#ordered,)
             });
             // `init`, checked against the state the function takes, so that a mismatch is
-            // reported on `init` itself.
+            // reported on `init` itself; with `process`, as a function pointer that a
+            // worker process can find, as the function of one item is.
             let init = model.options.init.as_ref().map(|init| {
                 let init = &init.value;
                 let state = match model.state.as_ref().map(|state| &state.ty) {
@@ -146,7 +147,11 @@ fn mapper(model: &Model, body: Body) -> TokenStream {
                     .into_iter()
                     .next()
                     .map_or_else(Span::call_site, |t| t.span());
-                quote_spanned!(span=> ::twat_mp::__private::state_init::<#state, _>(#init),)
+                if model.options.process.is_some() {
+                    quote_spanned!(span=> ::twat_mp::__private::state_init_process::<#state>(#init),)
+                } else {
+                    quote_spanned!(span=> ::twat_mp::__private::state_init::<#state, _>(#init),)
+                }
             });
             let mut call = quote! {
                 ::twat_mp::__private::#runtime(#config, #ordered ::twat_mp::__render!(#item_ty), #init #closure, #items)

@@ -96,7 +96,7 @@ use parse::{Errors, Kind};
 /// | `timeout = "5s"` | with `process`: kill an item's worker after this long (`ms`, `s`, `m`, `h`) |
 /// | `result` | the return type is a `Result` behind an alias of another name (see above) |
 /// | `progress` | a progress bar on stderr per call (twat-mp's `progress` feature; without it, a compile error that says how to enable it) |
-/// | `init = make_state` | a state per worker thread, the function's first parameter (see below; not with `process` yet) |
+/// | `init = make_state` | a state per worker (thread, or process with `process`), the function's first parameter (see below) |
 ///
 /// Mappers with the same options share one pool, built on first use.
 ///
@@ -128,8 +128,40 @@ use parse::{Errors, Kind};
 /// assert_eq!(digits([7, 42, 1000]), [1, 2, 4]);
 /// ```
 ///
-/// `#[imap]` and `#[amap]` take `init` too; `#[apmap]` does not (a worker's tasks run at
-/// once and cannot share one `&mut S` across `.await`: use `AsyncMultiPool::map_init`).
+/// With `process`, the state is made and kept **in each worker process**, as
+/// `ProcessPool::map_init` does it: `make_state()` runs there at most once per worker
+/// process per call, before that worker's first item of the call, and the state stays
+/// there (it never crosses, so it needs no serde) until the call ends; a worker that
+/// replaces one that died makes its own. `make_state` is a function, as the mapped
+/// function itself is. A panic in `make_state` fails that worker's items of the call with
+/// `ErrorKind::InitPanicked`, resumed in the caller as a panic whose payload is that
+/// `WorkerError` (the original payload stayed in the worker process).
+///
+/// ```
+/// use twat_mp::pmap;
+///
+/// /// Runs in each worker process, once per call.
+/// fn worker_pid() -> u32 {
+///     std::process::id()
+/// }
+///
+/// /// Which worker process ran each item.
+/// #[pmap(process, nodes = 2, init = worker_pid)]
+/// fn ran_by(pid: &mut u32, _item: u64) -> u32 {
+///     *pid
+/// }
+///
+/// let pids = ran_by(0..100);
+/// assert!(pids.iter().all(|&pid| pid != std::process::id()));
+/// let mut distinct = pids.clone();
+/// distinct.sort();
+/// distinct.dedup();
+/// assert!(distinct.len() <= 2);
+/// ```
+///
+/// `#[imap]` and `#[amap]` take `init` too, with or without `process`; `#[apmap]` does not
+/// (a worker's tasks run at once and cannot share one `&mut S` across `.await`: use
+/// `AsyncMultiPool::map_init`).
 ///
 /// # Errors at compile time
 ///

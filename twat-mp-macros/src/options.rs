@@ -57,11 +57,6 @@ const PROCESS: Modes = Modes {
     threads: false,
     process: true,
 };
-/// Honoured on threads only.
-const THREADS: Modes = Modes {
-    threads: true,
-    process: false,
-};
 /// Never honoured.
 const NONE: Modes = Modes {
     threads: false,
@@ -209,29 +204,22 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         // The ThreadPool's `run_map_init`, `lazy_map_init` and `background_map_init` keep
-        // a state per worker thread; no process runtime yet (it will take `init: fn() -> S`
-        // and `f: fn(&mut S, T) -> R`). The async pool's tasks run concurrently on one
-        // worker: an `async fn` holding `&mut S` across `.await` cannot share its state.
+        // a state per worker thread, the ProcessPool's `run_map_init` and `lazy_call` (with
+        // a state) one per worker process (`init` and `f` as function pointers). The async
+        // pool's tasks run concurrently on one worker: an `async fn` holding `&mut S`
+        // across `.await` cannot share its state.
         name: "init",
         usage: "`init = make_state`",
-        effect: [THREADS, THREADS, THREADS, NONE],
-        // `#[apmap]` has its own reason: see `APMAP_REFUSALS`.
-        refusal: "`init` is not supported with `process` yet: a worker process cannot keep a \
-                  state for now; remove `process` to keep a state per thread, or remove `init`",
+        effect: [ANY, ANY, ANY, NONE],
+        refusal: "`init` is not an option of `#[apmap]`: a worker runs many tasks at once, and \
+                  an `async fn` holding `&mut S` across `.await` cannot share one state among \
+                  them; call `AsyncMultiPool::map_init` instead, whose function takes what \
+                  each task needs from the state (a cloned client handle, say) before the \
+                  task starts",
         read: parse::init,
         given: |o| o.init.as_ref().map(|s| &s.name),
     },
 ];
-
-/// Why an option is refused on `#[apmap]`, where that differs from its `refusal` (which is
-/// about `process`).
-const APMAP_REFUSALS: &[(&str, &str)] = &[(
-    "init",
-    "`init` is not an option of `#[apmap]`: a worker runs many tasks at once, and an `async \
-     fn` holding `&mut S` across `.await` cannot share one state among them; call \
-     `AsyncMultiPool::map_init` instead, whose function takes what each task needs from the \
-     state (a cloned client handle, say) before the task starts",
-)];
 
 /// The options whose twat-mp feature is off in this build: each is still listed where it
 /// is taken, so that the error messages read the same with and without the feature, but
@@ -269,11 +257,8 @@ impl Rule {
 
     /// The error on the option's name where it would do nothing.
     pub(crate) fn refuse(&self, kind: Kind, name: &Ident) -> syn::Error {
-        let refusal = APMAP_REFUSALS
-            .iter()
-            .find(|(option, _)| kind == Kind::Apmap && *option == self.name)
-            .map_or(self.refusal, |(_, why)| why);
-        let message = refusal
+        let message = self
+            .refusal
             .replace("{attr}", &format!("`#[{}]`", kind.name()))
             .replace("{kind}", kind.name());
         syn::Error::new(name.span(), message)
@@ -427,13 +412,13 @@ mod tests {
             [
                 "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
                  (with `process`), `retries = 2` (with `process`), `debug`, `result`, `progress`, \
-                 `init = make_state` (without `process`)",
+                 `init = make_state`",
                 "`#[imap]` takes `nodes = 4`, `chunksize = 64`, `ordered = false`, `process`, \
                  `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, \
-                 `result`, `progress`, `init = make_state` (without `process`)",
+                 `result`, `progress`, `init = make_state`",
                 "`#[amap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
                  (with `process`), `retries = 2` (with `process`), `debug`, `result`, `progress`, \
-                 `init = make_state` (without `process`)",
+                 `init = make_state`",
                 "`#[apmap]` takes `nodes = 4`, `concurrency = 100`, `process`, \
                  `timeout = \"5s\"`, `retries = 2` (with `process`), `debug`, `result`, `progress`",
             ]
@@ -441,18 +426,21 @@ mod tests {
     }
 
     #[test]
-    fn init_is_refused_with_process_and_on_apmap_saying_why() {
-        for (kind, attr) in [
-            (Kind::Pmap, "process, init = make_state"),
-            (Kind::Apmap, "init = make_state"),
-        ] {
-            let (verdict, _) = judge(kind, attr);
+    fn init_is_taken_with_process_and_refused_on_apmap_saying_why() {
+        for kind in [Kind::Pmap, Kind::Imap, Kind::Amap] {
+            let (verdict, expanded) = judge(kind, "process, init = make_state");
+            assert!(verdict.is_ok(), "{kind:?}: {}", verdict.unwrap_err());
+            let runtime = format!("{}_init_process", kind.name());
+            assert!(expanded.contains(&runtime), "{expanded}");
+        }
+        for attr in ["init = make_state", "process, init = make_state"] {
+            let (verdict, _) = judge(Kind::Apmap, attr);
             let message = verdict.unwrap_err().to_string();
-            let expected = match kind {
-                Kind::Apmap => "`AsyncMultiPool::map_init`",
-                _ => "is not supported with `process` yet",
-            };
-            assert!(message.contains(expected), "{message}");
+            assert!(
+                message.starts_with("`init` is not an option of `#[apmap]`")
+                    && message.contains("`AsyncMultiPool::map_init`"),
+                "{message}"
+            );
         }
     }
 

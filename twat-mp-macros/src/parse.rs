@@ -589,7 +589,7 @@ pub(crate) mod tests {
             err,
             "unknown option `colour`; `#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, \
              `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`, \
-             `progress`, `init = make_state` (without `process`)"
+             `progress`, `init = make_state`"
         );
         let err = options(Kind::Pmap, quote!(node = 4)).unwrap_err();
         assert!(

@@ -214,6 +214,12 @@ const CASES: &[Case] = &[
         "fn render(buffer: &mut String, n: u64) -> usize { buffer.clear(); buffer.push_str(&n.to_string()); buffer.len() }",
     ),
     case(
+        "pmap_process_init",
+        Kind::Pmap,
+        "process, init = connect",
+        "fn lookup(db: &mut Db, key: String) -> Option<String> { db.get(&key) }",
+    ),
+    case(
         "imap_init_result_several_args",
         Kind::Imap,
         "init = Client::connect",

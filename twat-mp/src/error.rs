@@ -118,6 +118,10 @@ pub enum ErrorKind {
     /// The `init` of a `map_init` (or of an attribute's `init = ...`) panicked on the
     /// worker that was to run the item, so the item never ran. `init` runs at most once
     /// per worker per call: the worker's later items of that call fail with this too.
+    /// Every pool reports it so: for a worker process (`ProcessPool`, the async pool's
+    /// process mode) the message and backtrace come from that process, and an attribute
+    /// resumes it as a panic whose payload is this [`WorkerError`] (the original payload
+    /// stayed in the worker); on threads an attribute resumes `init`'s own payload.
     #[error("could not run: its worker's `init` panicked: {message}")]
     InitPanicked {
         /// The panic message of `init`.

@@ -89,6 +89,23 @@ impl RemotePanic {
         self
     }
 
+    /// The failure of the item at `index` whose worker's `init` panicked so, as the
+    /// parent reports it: [`ErrorKind::InitPanicked`](crate::ErrorKind::InitPanicked), as
+    /// on every pool. It keeps no payload (the panic was in another process): an
+    /// attribute resumes it as a panic whose payload is the `WorkerError`.
+    pub(crate) fn into_init_worker_error(self, index: usize) -> WorkerError {
+        let origin = self.location.map(|location| PanicOrigin {
+            thread: "a worker process".to_owned(),
+            location,
+        });
+        let kind = crate::ErrorKind::InitPanicked {
+            message: self.message,
+        };
+        WorkerError::new(index, kind)
+            .with_traceback_text(self.backtrace)
+            .with_origin(origin)
+    }
+
     /// The failure of the item at `index`, as the parent reports it.
     pub(crate) fn into_worker_error(self, index: usize) -> WorkerError {
         let origin = self.location.map(|location| PanicOrigin {
@@ -134,8 +151,16 @@ pub(crate) fn install_hook() {
                     .call_site()
                     .or(info.location())
                     .map_or_else(|| "an unknown location".to_owned(), ToString::to_string);
-                let report = format!("thread '{}' panicked at {at}:\n{err}", thread_name());
-                print_panic(&report, None);
+                let mut report = format!("thread '{}' panicked at {at}:\n{err}", thread_name());
+                // A panic whose payload stayed in a worker process (its `init`'s): where it
+                // was, and its own backtrace rather than this thread's.
+                if let Some(origin) = err.origin() {
+                    report.push_str(&format!(
+                        "\nnote: the panic was at {}, in {}",
+                        origin.location, origin.thread
+                    ));
+                }
+                print_panic(&report, err.traceback());
             } else {
                 previous(info);
             }

@@ -181,8 +181,7 @@ async fn a_panicking_init_fails_the_items_clearly() {
     .unwrap_err();
     assert_eq!(err.index(), 0);
     assert!(
-        matches!(err.kind(), ErrorKind::Panicked { message }
-            if message == "the call's `init` panicked in this worker: no client today"),
+        matches!(err.kind(), ErrorKind::InitPanicked { message } if message == "no client today"),
         "{err}"
     );
     // The pool goes on.

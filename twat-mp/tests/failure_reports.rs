@@ -138,6 +138,51 @@ fn a_process_item_panic_prints_once_at_its_line() {
     );
 }
 
+fn no_connection() -> u32 {
+    panic!("no connection in this worker"); // the panic: in init
+}
+
+#[pmap(process, init = no_connection)]
+fn with_connection(connection: &mut u32, x: u32) -> u32 {
+    *connection + x
+}
+
+#[test]
+#[ignore = "run in a child process by a_process_init_panic_prints_once_where_init_panicked"]
+fn scenario_process_init_panic() {
+    with_connection(0..6); // the call: scenario_process_init_panic
+}
+
+#[test]
+fn a_process_init_panic_prints_once_where_init_panicked() {
+    let stderr = stderr_of("scenario_process_init_panic");
+    assert_eq!(
+        stderr.matches("no connection in this worker").count(),
+        1,
+        "{stderr}"
+    );
+    let call = line_of("the call: scenario_process_init_panic");
+    assert!(
+        stderr.contains(&format!(
+            "panicked at twat-mp/tests/failure_reports.rs:{call}:"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("could not run: its worker's `init` panicked: no connection in this worker"),
+        "{stderr}"
+    );
+    let init = line_of("the panic: in init");
+    assert!(
+        stderr.contains(&format!(
+            "note: the panic was at twat-mp/tests/failure_reports.rs:{init}:5, in a worker process"
+        )),
+        "{stderr}"
+    );
+    assert_no_library_location(&stderr);
+}
+
 #[test]
 fn a_resumed_panic_keeps_the_item_payload() {
     let payload = std::panic::catch_unwind(|| panic_on_three(0..6)).unwrap_err();

@@ -224,13 +224,18 @@ fn a_panicking_init_fails_the_items_clearly_and_the_pool_goes_on() {
         .map_init(no_connection, |_: &mut u32, x: u64| x, 0..20)
         .unwrap_err();
     assert_eq!(err.index(), 0);
-    let ErrorKind::Panicked { message } = err.kind() else {
+    let ErrorKind::InitPanicked { message } = err.kind() else {
         panic!("{err}");
     };
-    assert_eq!(
-        message,
-        "the call's `init` panicked in this worker: no connection to the database"
+    // The same kind, and the same words, as on the thread pools.
+    assert_eq!(message, "no connection to the database");
+    assert!(
+        err.to_string().ends_with(
+            "could not run: its worker's `init` panicked: no connection to the database"
+        ),
+        "{err}"
     );
+    assert!(err.traceback().is_some(), "{err}");
     // Every item fails so, once per item, without a crash loop.
     let outcomes = within(LIMIT, "imap_init with a panicking init", move || {
         let outcomes: Vec<_> = pool
@@ -241,7 +246,7 @@ fn a_panicking_init_fails_the_items_clearly_and_the_pool_goes_on() {
     assert_eq!(outcomes.0.len(), 20);
     assert!(outcomes.0.iter().all(|outcome| matches!(
         outcome.as_ref().unwrap_err().kind(),
-        ErrorKind::Panicked { message } if message.contains("`init` panicked")
+        ErrorKind::InitPanicked { message } if message == "no connection to the database"
     )));
     assert_eq!(outcomes.1, [1, 2, 3]);
 }

@@ -40,7 +40,6 @@ use call::{LazyCall, run_map, run_map_stoppable};
 pub(crate) use call::{MadeState, StateSetup};
 use remote::{
     AsValue, Fallible, Plain, RemoteFn, Spread, Starred, StateSpec, WithShared, WithState,
-    WithStateFallible,
 };
 pub(crate) use slot::Stopper;
 use slot::{Cancel, Slots};
@@ -726,9 +725,10 @@ impl ProcessPool {
     ///
     /// `init` and `f` are functions that capture nothing, as for [`map`](Self::map). A
     /// panic in `init` fails each item of the call in that worker with
-    /// [`ErrorKind::Panicked`], whose message says that `init` panicked; `init` does not run
-    /// again for that call in that worker (it is not a crash loop), so with several
-    /// workers some items may still succeed. A panic in `f` fails that item only.
+    /// [`ErrorKind::InitPanicked`] (as on every pool), carrying `init`'s panic message
+    /// from the worker; `init` does not run again for that call in that worker (it is not
+    /// a crash loop), so with several workers some items may still succeed. A panic in
+    /// `f` fails that item only.
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item.
@@ -1113,37 +1113,30 @@ impl ProcessPool {
     }
 
     /// The engine of the attribute option `init` under `process`: `init` makes each
-    /// worker's state for the call, as in [`map_init`](Self::map_init), and `f` may fail
-    /// with its own error.
-    #[allow(dead_code)]
-    pub(crate) fn run_map_init<S, T, R, E, Via>(
+    /// worker's state for the call, as in [`map_init`](Self::map_init), for `function`
+    /// (the user's `fn(&mut S, T) -> R`, or `-> Result<R, E>` with its error typed).
+    pub(crate) fn run_map_init<S: 'static, A: RemoteFn<State = S>>(
         &self,
         init: fn() -> S,
-        f: fn(&mut S, T) -> Result<R, E>,
-        items: impl IntoIterator<Item = T>,
-        render: Option<Render<T>>,
-    ) -> Result<Vec<R>, ItemFailure<E>>
-    where
-        S: 'static,
-        T: CrossProcess,
-        R: CrossProcess,
-        E: CrossProcessError<Via>,
-        Via: 'static,
-    {
-        let function = WithStateFallible::<S, T, R, E, AsValue<Via>>::new(StateFn(f));
+        function: A,
+        items: impl IntoIterator<Item = A::In>,
+        render: Option<Render<A::In>>,
+    ) -> Result<Vec<A::Out>, remote::Failure<A>> {
         let state = Some(StateSpec::init(init));
         run_map(self.shared(), function, items, render, state)
     }
 
-    /// The engine of the lazy attributes.
+    /// The engine of the lazy attributes; `state` for the option `init` (see
+    /// [`StateSpec::init`]), `None` without it.
     pub(crate) fn lazy_call<A: RemoteFn, I: LazyInput<Item = A::In>>(
         &self,
         function: A,
         items: I,
         render: Option<Render<A::In>>,
         ordered: bool,
+        state: StateSetup,
     ) -> LazyCall<A> {
-        LazyCall::new(self.shared(), function, items, render, ordered, None)
+        LazyCall::new(self.shared(), function, items, render, ordered, state)
     }
 
     /// Runs `job` on a thread of its own; `Drop` waits for it.

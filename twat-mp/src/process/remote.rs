@@ -11,6 +11,7 @@
 //! | `ERR` | the item's bytes (u32 length + bytes), then its error as the [`ErrorWire`] writes it |
 //! | `PANIC` | the item's bytes, then the `RemotePanic` (message, backtrace, location), postcard |
 //! | `BROKEN` | the item's bytes, then why it could not cross (`String`), postcard |
+//! | `INIT_PANIC` | the item's bytes, then the `RemotePanic` of the call's `init` in this worker, postcard |
 
 use std::any::{Any, type_name};
 use std::convert::Infallible;
@@ -610,8 +611,7 @@ pub(crate) type Fallible<T, R, E, W> = Remote<fn(T) -> Result<R, E>, T, Partial,
 pub(crate) type Starred<Args, R> = Remote<Spread<Args, R>, Args, Total, NoError>;
 /// `map_init`: `fn(&mut S, T) -> R`, `S` made in the worker by the call's `init`.
 pub(crate) type WithState<S, T, R> = Remote<StateFn<S, T, R>, T, Total, NoError>;
-/// The attributes' `init` (after merging): `fn(&mut S, T) -> Result<R, E>`.
-#[allow(dead_code)]
+/// The attributes' `init` on a `Result`: `fn(&mut S, T) -> Result<R, E>`.
 pub(crate) type WithStateFallible<S, T, R, E, W> =
     Remote<StateFn<S, T, Result<R, E>>, T, Partial, W>;
 /// `map_with`: `fn(&S, T) -> R`, `S` the call's shared value.
@@ -717,6 +717,9 @@ pub(crate) const OK: u8 = 0;
 pub(crate) const ERR: u8 = 1;
 pub(crate) const PANIC: u8 = 2;
 pub(crate) const BROKEN: u8 = 3;
+/// The item never ran: the call's `init` panicked in its worker (`map_init`, the
+/// attributes' `init`), reported as [`ErrorKind::InitPanicked`] as on every pool.
+pub(crate) const INIT_PANIC: u8 = 4;
 
 /// Runs the items of one job with `f`, in the worker: what the job's entry point runs.
 pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Stop> {
@@ -901,9 +904,7 @@ impl<S: 'static> EntryPoint<SetUp> for MakeState<S> {
         }
         match panic_capture::catch(self.0) {
             Ok(state) => StateSlot::Ready(Box::new(state)),
-            Err(caught) => {
-                StateSlot::panicked(RemotePanic::new(caught).in_set_up("the call's `init`"))
-            }
+            Err(caught) => StateSlot::panicked(INIT_PANIC, RemotePanic::new(caught)),
         }
     }
 }
@@ -937,9 +938,10 @@ impl<S: CrossProcess, C: CodePointer> EntryPoint<SetUp> for DecodeShared<S, C> {
             Ok(Err(err)) => StateSlot::broken(&format!(
                 "the shared value could not be decoded in the worker: {err}"
             )),
-            Err(caught) => {
-                StateSlot::panicked(RemotePanic::new(caught).in_set_up("decoding the shared value"))
-            }
+            Err(caught) => StateSlot::panicked(
+                PANIC,
+                RemotePanic::new(caught).in_set_up("decoding the shared value"),
+            ),
         }
     }
 }
@@ -1066,6 +1068,14 @@ fn decode_record<A: RemoteFn>(
             let (panic, rest) = postcard::take_from_bytes::<RemotePanic>(bytes)?;
             let err = panic
                 .into_worker_error(index)
+                .with_worker(worker)
+                .with_input(input);
+            Ok((Err(ItemFailure::Worker(err)), rest))
+        }
+        INIT_PANIC => {
+            let (panic, rest) = postcard::take_from_bytes::<RemotePanic>(bytes)?;
+            let err = panic
+                .into_init_worker_error(index)
                 .with_worker(worker)
                 .with_input(input);
             Ok((Err(ItemFailure::Worker(err)), rest))

@@ -44,7 +44,7 @@ use super::unsafe_code::{
 };
 
 pub(crate) const MAGIC: [u8; 4] = *b"TWMP";
-pub(crate) const VERSION: u16 = 5;
+pub(crate) const VERSION: u16 = 6;
 /// The most bytes one item or one result may take once serialized
 /// ([`ProcessPool::MAX_ITEM_BYTES`](crate::ProcessPool::MAX_ITEM_BYTES)): its encoding
 /// stops there, before anything is sent, and that item alone fails.

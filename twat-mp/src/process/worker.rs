@@ -121,14 +121,12 @@ pub(crate) enum StateSlot {
 }
 
 impl StateSlot {
-    /// Its maker panicked.
-    pub(crate) fn panicked(panic: RemotePanic) -> Self {
+    /// Its maker panicked: each item records `tag` (`INIT_PANIC` for `init`, `PANIC`
+    /// otherwise), then the panic.
+    pub(crate) fn panicked(tag: u8, panic: RemotePanic) -> Self {
         let mut why = Vec::new();
         match write(&panic, &mut why) {
-            Ok(()) => StateSlot::Failed {
-                tag: remote::PANIC,
-                why,
-            },
+            Ok(()) => StateSlot::Failed { tag, why },
             Err(err) => Self::broken(&format!("its panic could not be serialized: {err}")),
         }
     }

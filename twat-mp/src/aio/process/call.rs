@@ -846,6 +846,9 @@ fn same_kind(kind: &ErrorKind) -> ErrorKind {
         ErrorKind::InitializerFailed { reason } => ErrorKind::InitializerFailed {
             reason: reason.clone(),
         },
+        ErrorKind::InitPanicked { message } => ErrorKind::InitPanicked {
+            message: message.clone(),
+        },
         other => ErrorKind::Transport(other.to_string()),
     }
 }

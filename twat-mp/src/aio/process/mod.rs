@@ -734,9 +734,10 @@ impl AsyncProcessPool {
     /// call ends. A worker that dies (or is replaced after its
     /// [`maxtasksperchild`](AsyncProcessPoolBuilder::maxtasksperchild)) takes its state
     /// with it; the worker that replaces it runs `init` again. A panic in `init` fails,
-    /// in each session on that worker, one waiting item with a message saying that
-    /// `init` panicked, and `init` does not run again there for the call: an `init` that
-    /// always panics fails every item, and no worker dies.
+    /// in each session on that worker, one waiting item with
+    /// [`ErrorKind::InitPanicked`](crate::ErrorKind::InitPanicked) (as on every pool), and
+    /// `init` does not run again there for the call: an `init` that always panics fails
+    /// every item, and no worker dies.
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item.
