@@ -172,6 +172,14 @@ impl Recorder {
         }
     }
 
+    /// `worker` (a slot) has started a process `pid`: what [`worker_of_pid`](Self::worker_of_pid)
+    /// finds from now on, before its start-up is known ([`worker_started`](Self::worker_started)).
+    pub(crate) fn worker_spawned(&self, worker: usize, pid: u32) {
+        if let Some(mut tally) = self.worker(worker) {
+            tally.pid = pid;
+        }
+    }
+
     /// The slot whose current worker process is `pid`.
     #[cfg_attr(not(feature = "aio"), allow(dead_code))]
     pub(crate) fn worker_of_pid(&self, pid: u32) -> Option<usize> {

@@ -967,6 +967,11 @@ impl Slot {
             pid,
             "worker process started"
         );
+        if let Some(recorder) = self.shared.insights.as_deref() {
+            // Known before the job goes out: an async session in the worker may say hello
+            // on its own socket before this slot reads the worker's `READY`.
+            recorder.worker_spawned(self.index, pid);
+        }
         Ok(WorkerProcess {
             child,
             pid,
