@@ -853,7 +853,11 @@ impl StateSpec {
         shared: &S,
         code: C,
     ) -> Result<Self, String> {
-        let mut payload = Vec::new();
+        // Measured first, so that a large value (a table of many megabytes) is written
+        // once into a buffer of its size instead of being copied as the buffer grows.
+        let size = postcard::serialize_with_flavor(shared, postcard::ser_flavors::Size::default())
+            .unwrap_or(0);
+        let mut payload = Vec::with_capacity(size.min(wire::MAX_ITEM));
         wire::write_bounded(shared, &mut payload)
             .map_err(|err| err.describe("the shared value"))?;
         let function = setup_id(DecodeShared::<S, C>(code, PhantomData))
