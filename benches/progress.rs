@@ -16,7 +16,6 @@ use std::hint::black_box;
 mod report;
 
 use criterion::{BatchSize, Criterion, criterion_group};
-use report::mean_ns;
 use twat_mp::ThreadPool;
 
 const ITEMS: u64 = 2_000_000;
@@ -113,15 +112,7 @@ fn report_ratios() {
             "(informative)",
         ),
     ] {
-        match (mean_ns(group, ours), mean_ns(group, peer)) {
-            (Some(a), Some(b)) => println!(
-                "  {group}: {ours} / {peer} = {:.3} (goal {goal}); {:.2} ms vs {:.2} ms per {CALLS} calls",
-                a / b,
-                a / 1e6,
-                b / 1e6
-            ),
-            _ => println!("  {group}: {ours} or {peer} was not run"),
-        }
+        report::print_ratio(group, ours, peer, goal, &format!(" per {CALLS} calls"));
     }
 }
 

@@ -184,30 +184,22 @@ fn per_worker_state(c: &mut Criterion) {
 
 criterion_group!(benches, shared_table, per_worker_state);
 
-fn ratio(group: &str, ours: &str, base: &str, target: f64) {
-    match (report::mean_ns(group, ours), report::mean_ns(group, base)) {
-        (Some(ours_ns), Some(base_ns)) => {
-            let ratio = ours_ns / base_ns;
-            let verdict = if ratio <= target { "within" } else { "OVER" };
-            println!(
-                "  {group}: {ours} {:.1} ms vs {base} {:.1} ms: {ratio:.2}x ({verdict} the {target}x target)",
-                ours_ns / 1e6,
-                base_ns / 1e6,
-            );
-        }
-        _ => println!("  {group}: not measured"),
-    }
-}
-
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     println!("\nshared data and per-worker state against their plain peers:");
-    ratio(
+    report::print_ratio(
         "shared_data",
         "map_with_64MiB_table",
         "map_with_empty_table",
-        1.5,
+        "<= 1.5",
+        "",
     );
-    ratio("process_map_init", "map_init_1ms_init", "map", 1.05);
+    report::print_ratio(
+        "process_map_init",
+        "map_init_1ms_init",
+        "map",
+        "<= 1.05",
+        "",
+    );
 }

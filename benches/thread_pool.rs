@@ -17,7 +17,6 @@ mod report;
 
 use criterion::{BatchSize, Criterion, criterion_group};
 use rayon::prelude::*;
-use report::mean_ns;
 use twat_mp::{ThreadPool, pmap};
 use twat_mp_workspace::numbers::mix_rounds;
 
@@ -180,15 +179,7 @@ fn report_ratios() {
             "<= 0.54 (>= 1.85x faster)",
         ),
     ] {
-        match (mean_ns(group, ours), mean_ns(group, peer)) {
-            (Some(a), Some(b)) => println!(
-                "  {group}: {ours} / {peer} = {:.3} (goal {goal}); {:.2} ms vs {:.2} ms",
-                a / b,
-                a / 1e6,
-                b / 1e6
-            ),
-            _ => println!("  {group}: {ours} or {peer} was not run"),
-        }
+        report::print_ratio(group, ours, peer, goal, "");
     }
 }
 

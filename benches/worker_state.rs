@@ -17,7 +17,6 @@ mod report;
 
 use criterion::{BatchSize, Criterion, criterion_group};
 use rayon::prelude::*;
-use report::mean_ns;
 use twat_mp::ThreadPool;
 use twat_mp_workspace::numbers::mix_rounds;
 
@@ -149,15 +148,7 @@ fn report_ratios() {
         "thread_pool_map",
         "<= 1.05",
     );
-    match (mean_ns(group, ours), mean_ns(group, peer)) {
-        (Some(a), Some(b)) => println!(
-            "  {group}: {ours} / {peer} = {:.3} (goal {goal}); {:.2} ms vs {:.2} ms",
-            a / b,
-            a / 1e6,
-            b / 1e6
-        ),
-        _ => println!("  {group}: {ours} or {peer} was not run"),
-    }
+    report::print_ratio(group, ours, peer, goal, "");
     if let Some(median) = *PAIRED.lock().unwrap() {
         println!("  {group}, {PAIRS} runs of each in turn: median ratio {median:.3} (goal {goal})");
     }

@@ -23,6 +23,20 @@ pub fn mean_ns(group: &str, function: &str) -> Option<f64> {
     point.split([',', '}']).next()?.trim().parse().ok()
 }
 
+/// Prints `ours / peer`, the ratio of two benchmarks of `group` from criterion's mean
+/// estimates, with the goal it is held to and both times (`per` says what one run was).
+pub fn print_ratio(group: &str, ours: &str, peer: &str, goal: &str, per: &str) {
+    match (mean_ns(group, ours), mean_ns(group, peer)) {
+        (Some(a), Some(b)) => println!(
+            "  {group}: {ours} / {peer} = {:.3} (goal {goal}); {:.2} ms vs {:.2} ms{per}",
+            a / b,
+            a / 1e6,
+            b / 1e6
+        ),
+        _ => println!("  {group}: {ours} or {peer} was not run"),
+    }
+}
+
 /// Runs `benches/python/<script>` with `python3` (or `TWAT_MP_PYTHON`): its standard
 /// output, or why it could not run (Python twat-mp not installed, say).
 pub fn run_python(script: &str) -> Result<String, String> {
