@@ -237,15 +237,17 @@ fn usage(name: &Ident) -> &'static str {
     options::rule(&name.to_string()).map_or("", |rule| rule.usage)
 }
 
-/// `nodes = 4`: a whole number of at least 1.
-pub(crate) fn count(name: &Ident, value: Option<&Expr>) -> syn::Result<usize> {
+/// The whole number an option is set to, with where it is written; else an error on the
+/// value saying what the option `takes`.
+fn whole_number<N>(name: &Ident, value: Option<&Expr>, takes: &str) -> syn::Result<(N, Span)>
+where
+    N: std::str::FromStr,
+    N::Err: std::fmt::Display,
+{
     let wrong = |span: Span| {
         syn::Error::new(
             span,
-            format!(
-                "`{name}` takes a whole number of at least 1, e.g. {}",
-                usage(name)
-            ),
+            format!("`{name}` takes {takes}, e.g. {}", usage(name)),
         )
     };
     let Some(value) = value else {
@@ -257,13 +259,19 @@ pub(crate) fn count(name: &Ident, value: Option<&Expr>) -> syn::Result<usize> {
     else {
         return Err(wrong(value.span()));
     };
-    match int.base10_parse::<usize>() {
-        Ok(0) => Err(syn::Error::new(
-            int.span(),
+    int.base10_parse::<N>()
+        .map(|n| (n, int.span()))
+        .map_err(|_| wrong(int.span()))
+}
+
+/// `nodes = 4`: a whole number of at least 1.
+pub(crate) fn count(name: &Ident, value: Option<&Expr>) -> syn::Result<usize> {
+    match whole_number::<usize>(name, value, "a whole number of at least 1")? {
+        (0, span) => Err(syn::Error::new(
+            span,
             format!("`{name} = 0` would leave nothing to run the items: use 1 or more"),
         )),
-        Ok(n) => Ok(n),
-        Err(_) => Err(wrong(int.span())),
+        (n, _) => Ok(n),
     }
 }
 
@@ -297,25 +305,12 @@ pub(crate) fn flag(name: &Ident, value: Option<&Expr>) -> syn::Result<()> {
 
 /// `retries = 2`: a whole number, 0 included.
 pub(crate) fn retries(name: &Ident, value: Option<&Expr>) -> syn::Result<u32> {
-    let wrong = |span: Span| {
-        syn::Error::new(
-            span,
-            format!(
-                "`{name}` takes how many more times an item may run, a whole number, e.g. {}",
-                usage(name)
-            ),
-        )
-    };
-    let Some(value) = value else {
-        return Err(wrong(name.span()));
-    };
-    let Expr::Lit(syn::ExprLit {
-        lit: Lit::Int(int), ..
-    }) = value
-    else {
-        return Err(wrong(value.span()));
-    };
-    int.base10_parse::<u32>().map_err(|_| wrong(int.span()))
+    whole_number(
+        name,
+        value,
+        "how many more times an item may run, a whole number",
+    )
+    .map(|(n, _)| n)
 }
 
 /// `init = make_state`. A malformed value is an error on it, and the option is kept with a
