@@ -11,7 +11,7 @@
 //! | `order` | the lazy maps' window ([`Window`](order::Window)): how far ahead of the consumer to pull input, and input order restored ([`Reorder`](order::Reorder)) |
 //! | `feed` | the lazy maps' input, pulled on a thread of its own within the window ([`Feed`](feed::Feed)), so that a live input never holds back a result that is ready |
 //! | `gather` | the eager maps' end ([`Gather`](gather::Gather)): input order, the lowest failure, and the moment the outcome is decided |
-//! | `progress` | the progress bar of a call (feature `progress`): items done of the total, failures, counted in batches ([`Progress`](progress::Progress)) |
+//! | `progress` | the progress bar of a call (feature `progress`): items done of the total and failures, counted in atomics (per rayon leaf in `ThreadPool::map`) and drawn by one thread for the program ([`Progress`](progress::Progress)) |
 //! | `settings` | builder settings and their checks ([`Settings`](settings::Settings)) |
 //! | `registry` | the attribute pools, one per pool type and configuration ([`Registry`](registry::Registry)) |
 //! | `insights` | what `pool.insights()` reports: the [`Recorder`](insights::Recorder) each pool built with `.insights(true)` feeds, and [`Insights`](insights::Insights) |
