@@ -821,7 +821,10 @@ mod worker_state {
             (std::process::id(), 0)
         }
 
-        #[pmap(process, nodes = 2, init = worker_id)]
+        // A configuration of its own, so that its pool is not shared with tests whose calls
+        // stop early (a stopped call's running workers are killed and replaced, which would
+        // give this call a third process and a fresh state mid-call).
+        #[pmap(process, nodes = 2, chunksize = 50, init = worker_id)]
         fn tag(state: &mut (u32, u32), n: u64) -> (u32, u32, u64) {
             state.1 += 1;
             (state.0, state.1, n)
@@ -913,7 +916,7 @@ mod worker_state {
             panic!("no database here")
         }
 
-        #[pmap(process, nodes = 2, init = no_database)]
+        #[pmap(process, nodes = 1, init = no_database)]
         fn query(db: &mut Vec<u8>, n: u64) -> usize {
             db.len() + usize::try_from(n).unwrap()
         }
