@@ -137,7 +137,14 @@ async fn a_recycled_or_crashed_worker_inits_again() {
     assert!(workers.values().all(|nths| nths == &[1]), "{workers:?}");
 
     // A worker that dies costs its item; the one that replaces it makes its own state.
-    let pool = self::pool();
+    // One node, so that the items after the crash can only run on the replacement (with
+    // two, the other worker may take them all).
+    let pool = AsyncMultiPool::builder()
+        .nodes(1)
+        .concurrency(8)
+        .processes()
+        .build()
+        .unwrap();
     let outcomes: Vec<_> = within("imap_init over a crash", async {
         let mut stream = pool.imap_init(made_here, report_or_abort, 0..100);
         let mut outcomes = Vec::new();
@@ -160,7 +167,7 @@ async fn a_recycled_or_crashed_worker_inits_again() {
     }
     let workers = inits_by_worker(&seen);
     assert!(
-        workers.len() >= 3,
+        workers.len() >= 2,
         "the crashed worker was not replaced: {workers:?}"
     );
     assert!(workers.values().all(|nths| nths.len() == 1), "{workers:?}");
