@@ -8,7 +8,7 @@
 //! timeout 120 mpirun --oversubscribe --allow-run-as-root -n 4 target/debug/examples/mpi_check
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use twat_mp::{ErrorKind, MpiPool};
@@ -55,8 +55,8 @@ fn count(seen: &mut u64, x: u64) -> (u64, u64) {
     (x, *seen)
 }
 
-fn lookup(table: &Vec<u64>, at: usize) -> u64 {
-    table[at]
+fn lookup(table: &BTreeMap<usize, u64>, at: usize) -> u64 {
+    table[&at]
 }
 
 fn main() {
@@ -142,7 +142,7 @@ fn main() {
     let states = counted.iter().filter(|&&(_, seen)| seen == 1).count();
     assert!(states >= 1 && states <= pool.nodes(), "{states} states");
     // map_with: the shared value reaches every rank.
-    let table: Vec<u64> = (0..100).map(|x| x * 7).collect();
+    let table: BTreeMap<usize, u64> = (0..100).map(|x| (x, x as u64 * 7)).collect();
     let looked = pool
         .map_with(table, lookup, (0..100).rev())
         .expect("map_with");
