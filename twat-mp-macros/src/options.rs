@@ -469,9 +469,9 @@ mod tests {
     #[test]
     fn every_refused_option_says_why() {
         for rule in RULES {
-            let refused_somewhere = Kind::ALL.iter().any(|&kind| {
-                modes().iter().any(|&mode| !rule.honoured(kind, mode))
-            });
+            let refused_somewhere = Kind::ALL
+                .iter()
+                .any(|&kind| modes().iter().any(|&mode| !rule.honoured(kind, mode)));
             assert_eq!(refused_somewhere, !rule.refusal.is_empty(), "{}", rule.name);
             assert_eq!(
                 rule.usage.trim_matches('`').split([' ', '=']).next(),

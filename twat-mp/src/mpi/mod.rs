@@ -9,12 +9,13 @@
 //! processes of its own: the calls (`process/call.rs`), the frames (`process/wire.rs`)
 //! and the worker's code (`process/worker.rs`) are the process pool's, unchanged.
 
+pub(crate) mod attribute;
 mod local;
 mod ranks;
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::async_result::AsyncResult;
@@ -91,6 +92,8 @@ use ranks::{Place, Task};
 pub struct MpiPool {
     inner: ProcessPool,
     place: Place,
+    /// The thread that talks MPI, joined (MPI finalised) by [`finish`](Self::finish).
+    mpi_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Settings for an [`MpiPool`]; made by [`MpiPool::builder`].
@@ -195,11 +198,11 @@ impl MpiPoolBuilder {
                 }
             }
         }
-        // Joined last by the pool's drop: MPI is finalised once the rest has stopped.
-        threads.push(mpi_thread);
+        // Joined by `finish`: MPI is finalised once the local threads (if any) ended.
         Ok(MpiPool {
             inner: ProcessPool::on_transport(shared, threads),
             place,
+            mpi_thread: Mutex::new(Some(mpi_thread)),
         })
     }
 }
@@ -448,6 +451,30 @@ impl MpiPool {
         R: CrossProcess,
     {
         self.inner.map_with(shared, f, items)
+    }
+}
+
+impl MpiPool {
+    /// Ends the pool without dropping it: waits for the calls in flight, tells the
+    /// serving ranks to stop (they exit) and finalises MPI. What `Drop` does; also run
+    /// at exit for the `mpi` attributes' pool, which is never dropped. A second call
+    /// does nothing.
+    pub(crate) fn finish(&self) {
+        self.inner.close();
+        let thread = self
+            .mpi_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for MpiPool {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

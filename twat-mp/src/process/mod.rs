@@ -1151,6 +1151,19 @@ impl ProcessPool {
         }
     }
 
+    /// Waits for the background calls, then closes the queue: the threads that take
+    /// batches end once the calls in flight are done. What `Drop` does before joining
+    /// them, for a pool that is never dropped (the `mpi` attributes' one `MpiPool`).
+    #[cfg(feature = "mpi")]
+    pub(crate) fn close(&self) {
+        let background =
+            std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));
+        for thread in background {
+            let _ = thread.join();
+        }
+        self.shared.close();
+    }
+
     /// Runs `job` on a thread of its own; `Drop` waits for it.
     pub(crate) fn background(&self, job: impl FnOnce() + Send + 'static) {
         let mut threads = self.background.lock().unwrap_or_else(|p| p.into_inner());
