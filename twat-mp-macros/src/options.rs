@@ -522,6 +522,66 @@ mod tests {
         }
     }
 
+    /// `mpi` maps on the program's one `MpiPool`: honoured on `#[pmap]` and `#[imap]`
+    /// (with `init` too), refused with `process`, with the options only a process pool
+    /// honours, on `#[amap]` and `#[apmap]`, and without twat-mp's feature, saying why.
+    #[test]
+    fn mpi_is_honoured_or_refused_saying_why() {
+        let refused = |kind: Kind, attr: &str| judge(kind, attr).0.unwrap_err().to_string();
+        if !cfg!(feature = "mpi") {
+            for kind in [Kind::Pmap, Kind::Imap] {
+                let message = refused(kind, "mpi");
+                assert!(
+                    message.starts_with("`mpi` needs twat-mp's `mpi` feature")
+                        && message.contains("features = [\"mpi\"]"),
+                    "{message}"
+                );
+            }
+            return;
+        }
+        for (kind, runtime) in [(Kind::Pmap, "pmap_mpi"), (Kind::Imap, "imap_mpi")] {
+            let (verdict, expanded) = judge(kind, "mpi, nodes = 2, chunksize = 8, debug");
+            assert!(verdict.is_ok(), "{kind:?}: {}", verdict.unwrap_err());
+            assert!(expanded.contains(runtime), "{expanded}");
+            let (verdict, expanded) = judge(kind, "mpi, init = make_state");
+            assert!(verdict.is_ok(), "{kind:?}: {}", verdict.unwrap_err());
+            assert!(expanded.contains(&format!("{}_init_mpi", kind.name())));
+            assert!(expanded.contains("state_init_process"), "{expanded}");
+        }
+        // Items cross to another rank as under `process`: they must own their data.
+        let options = checked(Kind::Pmap, "mpi".parse().unwrap()).unwrap();
+        let item = "fn f(x: &'static str) -> u8 { 0 }".parse().unwrap();
+        let model = parse_function(Kind::Pmap, options, item).unwrap();
+        let message = crate::validate::types(&model).unwrap_err().to_string();
+        assert!(
+            message.starts_with(
+                "items must own their data under `mpi`: each one is copied \
+                                 into an MPI rank"
+            ),
+            "{message}"
+        );
+        let message = refused(Kind::Pmap, "process, mpi");
+        assert!(
+            message.starts_with("`mpi` cannot go with `process`"),
+            "{message}"
+        );
+        for option in ["timeout = \"5s\"", "retries = 2"] {
+            let message = refused(Kind::Imap, &format!("mpi, {option}"));
+            let name = option.split(' ').next().unwrap_or_default();
+            assert!(
+                message.starts_with(&format!("`{name}` cannot go with `mpi`: an MPI rank")),
+                "{message}"
+            );
+        }
+        for kind in [Kind::Amap, Kind::Apmap] {
+            let message = refused(kind, "mpi");
+            assert!(
+                message.starts_with("`mpi` is an option of `#[pmap]` and `#[imap]` only"),
+                "{message}"
+            );
+        }
+    }
+
     #[test]
     fn the_async_pool_has_no_chunks() {
         for attr in ["chunksize = 8", "process, chunksize = 8"] {
