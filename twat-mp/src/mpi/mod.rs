@@ -77,6 +77,35 @@ use ranks::{Place, Task};
 /// ([`map`](Self::map), [`imap`](Self::imap)) or completion order
 /// ([`uimap`](Self::uimap)); the lazy maps pull their input a bounded window ahead.
 ///
+/// # The attribute option `mpi`
+///
+/// `#[pmap(mpi)]` and `#[imap(mpi)]` map on the program's one `MpiPool`, built by the
+/// first call of any `mpi` attribute (with its options): that call is where the serving
+/// ranks stay, so **code before the first `mpi` call runs on every rank, nothing after it
+/// on ranks other than 0**. The pool is never dropped: when rank 0's program exits
+/// (`main` returns, or `std::process::exit`), a hook registered with `atexit` stops the
+/// serving ranks and finalises MPI. A program that uses the attributes builds no
+/// `MpiPool` of its own (MPI starts once per run).
+///
+/// ```
+/// use twat_mp::{imap, pmap};
+///
+/// #[pmap(mpi)]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// #[imap(mpi)]
+/// fn parse(text: String) -> Result<u32, String> {
+///     text.parse().map_err(|_| format!("not a number: {text}"))
+/// }
+///
+/// // Every rank runs up to here; only rank 0 goes past the first call.
+/// assert_eq!(square(0..5), [0, 1, 4, 9, 16]);
+/// let parsed: Vec<_> = parse(["7".to_owned(), "x".to_owned()]).collect();
+/// assert_eq!(parsed, [Ok(7), Err("not a number: x".to_owned())]);
+/// ```
+///
 /// # Limits
 ///
 /// - One `MpiPool` per program run: MPI is initialised when the first pool is built and
