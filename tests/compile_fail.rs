@@ -15,6 +15,9 @@ fn misuse_is_a_compile_error_on_the_offending_token() {
     // feature to enable (`cargo test --test compile_fail`, default features, runs them).
     #[cfg(not(feature = "progress"))]
     cases.compile_fail("tests/ui/without_progress/*.rs");
+    // Without `mpi`, the attributes' option says which feature to enable.
+    #[cfg(not(feature = "mpi"))]
+    cases.compile_fail("tests/ui/without_mpi/*.rs");
     // `process` is built on Linux only.
     #[cfg(target_os = "linux")]
     cases.compile_fail("tests/ui/linux/*.rs");

@@ -147,7 +147,7 @@ fn mapper(model: &Model, body: Body) -> TokenStream {
                     .into_iter()
                     .next()
                     .map_or_else(Span::call_site, |t| t.span());
-                if model.options.process.is_some() {
+                if crate::options::Mode::of(&model.options).remote() {
                     quote_spanned!(span=> ::twat_mp::__private::state_init_process::<#state>(#init),)
                 } else {
                     quote_spanned!(span=> ::twat_mp::__private::state_init::<#state, _>(#init),)
@@ -409,7 +409,8 @@ fn replace_first_type_argument(ty: &mut Type, with: Type) {
     }
 }
 
-/// `pmap`, `imap_result`, `amap_result_process`, `pmap_init`, `imap_result_init`, ...
+/// `pmap`, `imap_result`, `amap_result_process`, `pmap_init`, `imap_result_init`,
+/// `pmap_mpi`, ...
 fn runtime_function(model: &Model) -> Ident {
     let fallible = model.fallible();
     format_ident!(
@@ -421,10 +422,10 @@ fn runtime_function(model: &Model) -> Ident {
         } else {
             ""
         },
-        if model.options.process.is_some() {
-            "_process"
-        } else {
-            ""
+        match crate::options::Mode::of(&model.options) {
+            crate::options::Mode::Threads => "",
+            crate::options::Mode::Process => "_process",
+            crate::options::Mode::Mpi => "_mpi",
         },
     )
 }

@@ -93,12 +93,29 @@ use parse::{Errors, Kind};
 /// | `chunksize = 64` | items handed to a worker at a time (default: chosen per call) |
 /// | `debug` | report the pool's events and each failure with its item through `tracing` |
 /// | `process` | run the items in worker processes (a `ProcessPool`) instead of threads |
+/// | `mpi` | run the items on the ranks of an MPI job (the program's one `MpiPool`; twat-mp's `mpi` feature, else a compile error that says how to enable it): not with `process`, `timeout` or `retries`; see "Over the ranks of an MPI job" below |
 /// | `timeout = "5s"` | with `process`: kill an item's worker after this long (`ms`, `s`, `m`, `h`) |
 /// | `result` | the return type is a `Result` behind an alias of another name (see above) |
 /// | `progress` | a progress bar on stderr per call (twat-mp's `progress` feature; without it, a compile error that says how to enable it) |
 /// | `init = make_state` | a state per worker (thread, or process with `process`), the function's first parameter (see below) |
 ///
 /// Mappers with the same options share one pool, built on first use.
+///
+/// # Over the ranks of an MPI job: `mpi`
+///
+/// `#[pmap(mpi)]` and `#[imap(mpi)]` send the items to the ranks of the MPI job the
+/// program runs in (`mpirun -n 4 prog`; alone, or under `mpirun -n 1`, rank 0's threads
+/// map them), as `MpiPool` does, with `process`'s rules for the function and the types.
+/// Every `mpi` attribute shares the program's one `MpiPool`, built by the **first call**
+/// of any of them, with that call's `nodes` (rank 0's threads in a job of one rank),
+/// `chunksize`, `debug` and `progress`; a later call with other values of these panics,
+/// saying so. That first call is where the ranks part: on rank 0 it returns; on every
+/// other rank it never returns, the rank serves until rank 0's program exits, then exits
+/// with status 0. So **code before the first `mpi` call runs on every rank, and nothing
+/// after it runs on ranks other than 0**: make that call before any side effect that
+/// only rank 0 should have. When rank 0's program exits (`main` returns, or
+/// `std::process::exit`), a hook stops the serving ranks and finalises MPI, so the job
+/// ends cleanly. `#[amap]` and `#[apmap]` do not take `mpi`.
 ///
 /// # A state per worker: `init`
 ///
@@ -240,7 +257,8 @@ pub fn imap(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// With `Result<R, E>` (by the rule of [`pmap`]), `get()` gives `Result<Vec<R>, E>`; a
 /// panic in an item resumes in the caller of `get()`. The items and results must be
 /// `Send + 'static`: they own their data (`String`, not `&str`). Options: those of
-/// [`pmap`].
+/// [`pmap`] but `mpi` (a call in the background of the program's one `MpiPool` is
+/// `MpiPool::amap`).
 #[proc_macro_attribute]
 pub fn amap(attr: TokenStream, item: TokenStream) -> TokenStream {
     mapper(Kind::Amap, attr.into(), item.into(), cfg!(feature = "aio")).into()

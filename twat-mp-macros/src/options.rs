@@ -12,22 +12,34 @@ use syn::{Expr, Ident};
 
 use crate::parse::{self, Kind, Options};
 
-/// Whether the mapper runs its items on threads or, with `process`, in worker processes:
-/// the two build different pools, which honour different options.
+/// Whether the mapper runs its items on threads, with `process` in worker processes, or
+/// with `mpi` on the ranks of an MPI job: each builds a different pool, which honours
+/// different options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     Threads,
     Process,
+    Mpi,
 }
 
 impl Mode {
-    /// The mode the options ask for.
+    /// The mode the options ask for. `process` wins over `mpi`, which is then refused
+    /// (the two cannot go together); without twat-mp's `mpi` feature `mpi` is refused,
+    /// naming the feature, and the mode is the one without it.
     pub(crate) fn of(options: &Options) -> Mode {
         if options.process.is_some() {
             Mode::Process
+        } else if options.mpi.is_some() && cfg!(feature = "mpi") {
+            Mode::Mpi
         } else {
             Mode::Threads
         }
+    }
+
+    /// Whether items and the function cross to another process (`process` or `mpi`):
+    /// then they must own their data, and the function must be concrete.
+    pub(crate) fn remote(self) -> bool {
+        self != Mode::Threads
     }
 }
 
@@ -36,6 +48,7 @@ impl Mode {
 pub(crate) struct Modes {
     threads: bool,
     process: bool,
+    mpi: bool,
 }
 
 impl Modes {
@@ -43,24 +56,34 @@ impl Modes {
         match mode {
             Mode::Threads => self.threads,
             Mode::Process => self.process,
+            Mode::Mpi => self.mpi,
         }
     }
 }
 
-/// Honoured with threads and with `process`.
+/// Honoured with threads, with `process` and with `mpi`.
 const ANY: Modes = Modes {
     threads: true,
     process: true,
+    mpi: true,
 };
 /// Honoured with `process` only.
 const PROCESS: Modes = Modes {
     threads: false,
     process: true,
+    mpi: false,
+};
+/// Honoured without `process` (`mpi` itself).
+const NOT_PROCESS: Modes = Modes {
+    threads: true,
+    process: false,
+    mpi: true,
 };
 /// Never honoured.
 const NONE: Modes = Modes {
     threads: false,
     process: false,
+    mpi: false,
 };
 
 /// One option.
@@ -138,6 +161,21 @@ pub(crate) const RULES: &[Rule] = &[
         refusal: "",
         read: |o, name, value| parse::set(&mut o.process, name, parse::flag(name, value)?),
         given: |o| o.process.as_ref().map(|s| &s.name),
+    },
+    Rule {
+        // `MpiPool` (twat-mp's `mpi` feature) has `map`, `imap` and `map_init`; the
+        // attribute runtime `mpi/attribute.rs` serves `#[pmap]` and `#[imap]`. An
+        // `MpiPool` is not a process pool of this machine: never with `process`.
+        name: "mpi",
+        usage: "`mpi`",
+        //       pmap         imap         amap  apmap
+        effect: [NOT_PROCESS, NOT_PROCESS, NONE, NONE],
+        refusal: "`mpi` is an option of `#[pmap]` and `#[imap]` only: {attr} returns at \
+                  once and maps in the background, which the program's one `MpiPool` does \
+                  not do from an attribute; use `#[pmap(mpi)]` in a thread of your own, or \
+                  `MpiPool::amap`",
+        read: |o, name, value| parse::set(&mut o.mpi, name, parse::flag(name, value)?),
+        given: |o| o.mpi.as_ref().map(|s| &s.name),
     },
     Rule {
         // A ProcessPool kills a worker that runs past it, whatever the call; the async
@@ -224,11 +262,27 @@ pub(crate) const RULES: &[Rule] = &[
 /// The options whose twat-mp feature is off in this build: each is still listed where it
 /// is taken, so that the error messages read the same with and without the feature, but
 /// refused wherever it is written, with its `refusal` naming the feature.
-const FEATURE_OFF: &[&str] = if cfg!(feature = "progress") {
-    &[]
-} else {
-    &["progress"]
+const FEATURE_OFF: &[&str] = match (cfg!(feature = "progress"), cfg!(feature = "mpi")) {
+    (true, true) => &[],
+    (false, true) => &["progress"],
+    (true, false) => &["mpi"],
+    (false, false) => &["progress", "mpi"],
 };
+
+/// Why `mpi` is refused without twat-mp's `mpi` feature.
+const MPI_NEEDS_FEATURE: &str = "`mpi` needs twat-mp's `mpi` feature (and Open MPI's \
+    `libopenmpi-dev` and `libclang-dev` to build it): add `features = [\"mpi\"]` to the \
+    `twat-mp` dependency in Cargo.toml";
+
+/// Why `mpi` is refused with `process`.
+const MPI_WITH_PROCESS: &str = "`mpi` cannot go with `process`: `mpi` runs the items on \
+    the ranks of the MPI job, `process` in worker processes of this machine; keep one of \
+    the two";
+
+/// Why an option of process pools is refused with `mpi`: `{name}` stands for it.
+const NOT_WITH_MPI: &str = "`{name}` cannot go with `mpi`: an MPI rank cannot be stopped or \
+    replaced in the middle of a job (a rank that dies ends the whole job); remove \
+    `{name}`, or map with `process` on one machine instead of `mpi`";
 
 /// Why `progress` is refused without twat-mp's `progress` feature.
 const PROGRESS_NEEDS_FEATURE: &str = "`progress` needs twat-mp's `progress` feature: add \
@@ -255,12 +309,22 @@ impl Rule {
         self.modes(kind) != NONE
     }
 
-    /// The error on the option's name where it would do nothing.
-    pub(crate) fn refuse(&self, kind: Kind, name: &Ident) -> syn::Error {
-        let message = self
-            .refusal
+    /// The error on the option's name where it would do nothing in `mode`.
+    pub(crate) fn refuse(&self, kind: Kind, mode: Mode, name: &Ident) -> syn::Error {
+        let refusal = if self.name == "mpi" && !cfg!(feature = "mpi") {
+            MPI_NEEDS_FEATURE
+        } else if self.name == "mpi" && self.modes(kind).mpi {
+            // Taken by `#[kind]`, refused in this mode: with `process`.
+            MPI_WITH_PROCESS
+        } else if mode == Mode::Mpi && self.modes(kind).process {
+            NOT_WITH_MPI
+        } else {
+            self.refusal
+        };
+        let message = refusal
             .replace("{attr}", &format!("`#[{}]`", kind.name()))
-            .replace("{kind}", kind.name());
+            .replace("{kind}", kind.name())
+            .replace("{name}", self.name);
         syn::Error::new(name.span(), message)
     }
 }
@@ -280,9 +344,9 @@ pub(crate) fn takes(kind: Kind) -> String {
     let list: Vec<String> = taken_by(kind)
         .map(|rule| {
             let modes = rule.modes(kind);
-            let condition = match (modes.threads, modes.process) {
-                (false, true) => " (with `process`)",
-                (true, false) => " (without `process`)",
+            let condition = match (modes.threads, modes.process, modes.mpi) {
+                (false, true, _) => " (with `process`)",
+                (true, false, _) => " (without `process`)",
                 _ => "",
             };
             format!("{}{condition}", rule.usage)
@@ -296,7 +360,7 @@ pub(crate) fn refuse_ineffective(kind: Kind, options: &Options, errors: &mut par
     let mode = Mode::of(options);
     for rule in RULES.iter().filter(|rule| !rule.honoured(kind, mode)) {
         if let Some(name) = (rule.given)(options) {
-            errors.push(rule.refuse(kind, name));
+            errors.push(rule.refuse(kind, mode, name));
         }
     }
 }
@@ -349,14 +413,17 @@ mod tests {
     fn every_option_is_honoured_or_refused_on_its_span() {
         for rule in RULES {
             for kind in Kind::ALL {
-                for mode in [Mode::Threads, Mode::Process] {
+                // `mpi` itself is judged on every attribute in the threads' column.
+                let mpi_taken = rule_named("mpi").taken_by(kind);
+                for mode in modes().into_iter().filter(|&m| m != Mode::Mpi || mpi_taken) {
                     let (base, attr) = match (mode, rule.name) {
-                        (Mode::Threads, _) | (Mode::Process, "process") => {
-                            (String::new(), example(rule))
-                        }
+                        (Mode::Threads, _)
+                        | (Mode::Process, "process")
+                        | (Mode::Mpi, "mpi" | "process") => (String::new(), example(rule)),
                         (Mode::Process, _) => {
                             ("process".to_owned(), format!("process, {}", example(rule)))
                         }
+                        (Mode::Mpi, _) => ("mpi".to_owned(), format!("mpi, {}", example(rule))),
                     };
                     let case = format!("#[{}({attr})]", kind.name());
                     let (verdict, expanded) = judge(kind, &attr);
@@ -385,15 +452,26 @@ mod tests {
         }
     }
 
+    fn rule_named(name: &str) -> &'static Rule {
+        rule(name).unwrap()
+    }
+
+    /// The modes this build has: `mpi` with twat-mp's `mpi` feature only.
+    fn modes() -> Vec<Mode> {
+        let mut modes = vec![Mode::Threads, Mode::Process];
+        if cfg!(feature = "mpi") {
+            modes.push(Mode::Mpi);
+        }
+        modes
+    }
+
     /// A refusal sentence exactly where an option is refused somewhere.
     #[test]
     fn every_refused_option_says_why() {
         for rule in RULES {
-            let refused_somewhere = Kind::ALL.iter().any(|&kind| {
-                [Mode::Threads, Mode::Process]
-                    .iter()
-                    .any(|&mode| !rule.honoured(kind, mode))
-            });
+            let refused_somewhere = Kind::ALL
+                .iter()
+                .any(|&kind| modes().iter().any(|&mode| !rule.honoured(kind, mode)));
             assert_eq!(refused_somewhere, !rule.refusal.is_empty(), "{}", rule.name);
             assert_eq!(
                 rule.usage.trim_matches('`').split([' ', '=']).next(),
@@ -410,11 +488,11 @@ mod tests {
         assert_eq!(
             takes,
             [
-                "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
-                 (with `process`), `retries = 2` (with `process`), `debug`, `result`, `progress`, \
+                "`#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, `mpi` (without \
+                 `process`), `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`, `progress`, \
                  `init = make_state`",
                 "`#[imap]` takes `nodes = 4`, `chunksize = 64`, `ordered = false`, `process`, \
-                 `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, \
+                 `mpi` (without `process`), `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, \
                  `result`, `progress`, `init = make_state`",
                 "`#[amap]` takes `nodes = 4`, `chunksize = 64`, `process`, `timeout = \"5s\"` \
                  (with `process`), `retries = 2` (with `process`), `debug`, `result`, `progress`, \
@@ -439,6 +517,66 @@ mod tests {
             assert!(
                 message.starts_with("`init` is not an option of `#[apmap]`")
                     && message.contains("`AsyncMultiPool::map_init`"),
+                "{message}"
+            );
+        }
+    }
+
+    /// `mpi` maps on the program's one `MpiPool`: honoured on `#[pmap]` and `#[imap]`
+    /// (with `init` too), refused with `process`, with the options only a process pool
+    /// honours, on `#[amap]` and `#[apmap]`, and without twat-mp's feature, saying why.
+    #[test]
+    fn mpi_is_honoured_or_refused_saying_why() {
+        let refused = |kind: Kind, attr: &str| judge(kind, attr).0.unwrap_err().to_string();
+        if !cfg!(feature = "mpi") {
+            for kind in [Kind::Pmap, Kind::Imap] {
+                let message = refused(kind, "mpi");
+                assert!(
+                    message.starts_with("`mpi` needs twat-mp's `mpi` feature")
+                        && message.contains("features = [\"mpi\"]"),
+                    "{message}"
+                );
+            }
+            return;
+        }
+        for (kind, runtime) in [(Kind::Pmap, "pmap_mpi"), (Kind::Imap, "imap_mpi")] {
+            let (verdict, expanded) = judge(kind, "mpi, nodes = 2, chunksize = 8, debug");
+            assert!(verdict.is_ok(), "{kind:?}: {}", verdict.unwrap_err());
+            assert!(expanded.contains(runtime), "{expanded}");
+            let (verdict, expanded) = judge(kind, "mpi, init = make_state");
+            assert!(verdict.is_ok(), "{kind:?}: {}", verdict.unwrap_err());
+            assert!(expanded.contains(&format!("{}_init_mpi", kind.name())));
+            assert!(expanded.contains("state_init_process"), "{expanded}");
+        }
+        // Items cross to another rank as under `process`: they must own their data.
+        let options = checked(Kind::Pmap, "mpi".parse().unwrap()).unwrap();
+        let item = "fn f(x: &'static str) -> u8 { 0 }".parse().unwrap();
+        let model = parse_function(Kind::Pmap, options, item).unwrap();
+        let message = crate::validate::types(&model).unwrap_err().to_string();
+        assert!(
+            message.starts_with(
+                "items must own their data under `mpi`: each one is copied \
+                                 into an MPI rank"
+            ),
+            "{message}"
+        );
+        let message = refused(Kind::Pmap, "process, mpi");
+        assert!(
+            message.starts_with("`mpi` cannot go with `process`"),
+            "{message}"
+        );
+        for option in ["timeout = \"5s\"", "retries = 2"] {
+            let message = refused(Kind::Imap, &format!("mpi, {option}"));
+            let name = option.split(' ').next().unwrap_or_default();
+            assert!(
+                message.starts_with(&format!("`{name}` cannot go with `mpi`: an MPI rank")),
+                "{message}"
+            );
+        }
+        for kind in [Kind::Amap, Kind::Apmap] {
+            let message = refused(kind, "mpi");
+            assert!(
+                message.starts_with("`mpi` is an option of `#[pmap]` and `#[imap]` only"),
                 "{message}"
             );
         }

@@ -54,6 +54,8 @@ pub(crate) struct Options {
     pub retries: Option<Setting<u32>>,
     pub ordered: Option<Setting<bool>>,
     pub process: Option<Setting<()>>,
+    /// `mpi`: the program's one `MpiPool` (twat-mp's `mpi` feature).
+    pub mpi: Option<Setting<()>>,
     pub debug: Option<Setting<()>>,
     pub progress: Option<Setting<()>>,
     /// The function returns a `Result` behind a type alias the attribute cannot see
@@ -583,7 +585,7 @@ pub(crate) mod tests {
         assert_eq!(
             err,
             "unknown option `colour`; `#[pmap]` takes `nodes = 4`, `chunksize = 64`, `process`, \
-             `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`, \
+             `mpi` (without `process`), `timeout = \"5s\"` (with `process`), `retries = 2` (with `process`), `debug`, `result`, \
              `progress`, `init = make_state`"
         );
         let err = options(Kind::Pmap, quote!(node = 4)).unwrap_err();

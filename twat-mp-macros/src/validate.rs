@@ -30,8 +30,9 @@ pub(crate) fn signature(model: &Model) -> syn::Result<()> {
 pub(crate) fn options(model: &Model) -> syn::Result<()> {
     let mut errors = Errors::default();
     options::refuse_ineffective(model.kind, &model.options, &mut errors);
-    if model.options.process.is_some() {
-        check_process(&model.func.sig, &mut errors);
+    let mode = options::Mode::of(&model.options);
+    if mode.remote() {
+        check_process(&model.func.sig, mode, &mut errors);
     }
     if let Err(err) = result_option(model) {
         errors.push(err);
@@ -254,7 +255,12 @@ fn check_signature(kind: Kind, sig: &Signature, errors: &mut Errors) {
 
 /// A worker process finds the function by a name fixed at compile time: a generic one
 /// has no single instance to find.
-fn check_process(sig: &Signature, errors: &mut Errors) {
+fn check_process(sig: &Signature, mode: Mode, errors: &mut Errors) {
+    let (option, worker) = if mode == Mode::Mpi {
+        ("mpi", "an MPI rank")
+    } else {
+        ("process", "a worker process")
+    };
     let generic = sig.generics.params.iter().find_map(|param| match param {
         GenericParam::Type(param) => Some(param.ident.span()),
         GenericParam::Const(param) => Some(param.ident.span()),
@@ -263,9 +269,11 @@ fn check_process(sig: &Signature, errors: &mut Errors) {
     if let Some(span) = generic {
         errors.push(syn::Error::new(
             span,
-            "`process` needs a concrete function: a worker process can only resolve a \
-             non-generic function; remove the type parameters, or map a non-generic wrapper \
-             that calls this one with concrete types",
+            format!(
+                "`{option}` needs a concrete function: {worker} can only resolve a \
+                 non-generic function; remove the type parameters, or map a non-generic \
+                 wrapper that calls this one with concrete types"
+            ),
         ));
     }
 }
@@ -368,7 +376,8 @@ pub(crate) fn without_never(func: &mut ItemFn) {
 /// a `'static` one). `#[pmap]` on threads blocks until every item is done: its items and
 /// results may borrow.
 fn check_borrowed(model: &Model, errors: &mut Errors) {
-    let process = model.options.process.is_some();
+    let mode = options::Mode::of(&model.options);
+    let process = mode.remote();
     if model.kind == Kind::Pmap && !process {
         return;
     }
@@ -385,9 +394,14 @@ fn check_borrowed(model: &Model, errors: &mut Errors) {
             } else {
                 "copied into"
             };
+            let (option, worker) = if mode == Mode::Mpi {
+                ("mpi", "an MPI rank")
+            } else {
+                ("process", "a worker process")
+            };
             return format!(
-                "{what} must own their data under `process`: each one is {copied} a worker \
-                 process, which cannot borrow from another"
+                "{what} must own their data under `{option}`: each one is {copied} \
+                 {worker}, which cannot borrow from another"
             );
         }
         let when = match model.kind {

@@ -541,6 +541,11 @@ pub enum BuildError {
     /// Settings that this kind of pool cannot honour together.
     #[error("these settings cannot be used together: {0}")]
     Unsupported(&'static str),
+    /// An `MpiPool` could not start MPI (feature `mpi`): a second pool in one program
+    /// run, or MPI initialised by other code.
+    #[cfg(feature = "mpi")]
+    #[error("the MPI pool cannot start: {0}")]
+    Mpi(String),
 }
 
 #[cfg(test)]

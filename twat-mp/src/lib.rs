@@ -46,6 +46,8 @@ mod debug;
 mod engine;
 mod error;
 mod mapped;
+#[cfg(all(feature = "mpi", target_os = "linux"))]
+mod mpi;
 mod panic_capture;
 #[cfg(target_os = "linux")]
 mod process;
@@ -64,6 +66,8 @@ pub use engine::feed::LazyInput;
 pub use engine::insights::{Insights, SlowItem, WorkerInsights};
 pub use engine::settings::{MAX_CONCURRENCY, MAX_NODES};
 pub use error::{BoxError, BuildError, ErrorKind, WorkerError};
+#[cfg(all(feature = "mpi", target_os = "linux"))]
+pub use mpi::{MpiPool, MpiPoolBuilder};
 #[cfg(target_os = "linux")]
 pub use process::{
     CrossProcess, CrossProcessError, ProcessImap, ProcessPool, ProcessPoolBuilder, ProcessUimap,
@@ -92,6 +96,8 @@ pub mod __private {
     pub use crate::engine::registry::Config;
     pub use crate::engine::render::{RenderDebug, RenderNothing, RenderProbe};
     pub use crate::mapped::{Fallible, MappedError};
+    #[cfg(all(feature = "mpi", target_os = "linux"))]
+    pub use crate::mpi::attribute::*;
     #[cfg(target_os = "linux")]
     pub use crate::process::attribute::*;
     pub use crate::thread_pool::attribute::*;

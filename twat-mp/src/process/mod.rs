@@ -13,7 +13,7 @@
 pub(crate) mod attribute;
 mod call;
 pub(crate) mod remote;
-mod slot;
+pub(crate) mod slot;
 pub(crate) mod unsafe_code;
 pub(crate) mod wire;
 pub(crate) mod worker;
@@ -1137,6 +1137,31 @@ impl ProcessPool {
         state: StateSetup,
     ) -> LazyCall<A> {
         LazyCall::new(self.shared(), function, items, render, ordered, state)
+    }
+
+    /// A pool whose batches reach their workers some other way than worker processes
+    /// of its own: `threads` take them from `shared`'s queue (an `MpiPool`'s ranks or
+    /// local threads), and `Drop` closes the queue and joins them.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn on_transport(shared: Arc<Slots>, threads: Vec<JoinHandle<()>>) -> Self {
+        ProcessPool {
+            shared,
+            slots: threads,
+            background: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Waits for the background calls, then closes the queue: the threads that take
+    /// batches end once the calls in flight are done. What `Drop` does before joining
+    /// them, for a pool that is never dropped (the `mpi` attributes' one `MpiPool`).
+    #[cfg(feature = "mpi")]
+    pub(crate) fn close(&self) {
+        let background =
+            std::mem::take(&mut *self.background.lock().unwrap_or_else(|p| p.into_inner()));
+        for thread in background {
+            let _ = thread.join();
+        }
+        self.shared.close();
     }
 
     /// Runs `job` on a thread of its own; `Drop` waits for it.

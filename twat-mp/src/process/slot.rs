@@ -85,11 +85,21 @@ struct Queue {
 }
 
 /// What a slot thread does next.
-enum Next {
+pub(crate) enum Next {
     Batch(Batch),
     /// A call with a per-call state ended: tell the worker to drop the states it holds
     /// for calls that ended.
     Forget,
+}
+
+/// What [`Slots::poll_batch`] found.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) enum Polled {
+    Next(Next),
+    /// Nothing within the time given.
+    Nothing,
+    /// The pool is closing with nothing queued, or terminating.
+    Over,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,23 +186,57 @@ impl Slots {
     /// The next batch, or [`Next::Forget`] when `holding` (the worker holds states of
     /// calls) and a call with a state ended since `seen`.
     fn next_batch(&self, seen: &mut u64, holding: bool) -> Option<Next> {
+        match self.poll_batch(seen, holding, None) {
+            Polled::Next(next) => Some(next),
+            Polled::Nothing | Polled::Over => None,
+        }
+    }
+
+    /// [`next_batch`](Self::next_batch), waiting at most `wait` for it (`None`: until
+    /// there is one or the pool stops): for a transport whose one thread also waits for
+    /// answers (an `MpiPool`'s ranks).
+    pub(crate) fn poll_batch(
+        &self,
+        seen: &mut u64,
+        holding: bool,
+        wait: Option<Duration>,
+    ) -> Polled {
+        let deadline = wait.map(|wait| Instant::now() + wait);
         let mut queue = lock(&self.queue);
         loop {
             if queue.state == State::Terminating {
-                return None;
+                return Polled::Over;
             }
             if let Some(batch) = queue.batches.pop_front() {
-                return Some(Next::Batch(batch));
+                return Polled::Next(Next::Batch(batch));
             }
             if holding && queue.ended != *seen {
                 *seen = queue.ended;
-                return Some(Next::Forget);
+                return Polled::Next(Next::Forget);
             }
             if queue.state == State::Closing {
-                return None;
+                return Polled::Over;
             }
-            queue = self.work.wait(queue).unwrap_or_else(|p| p.into_inner());
+            queue = match deadline {
+                None => self.work.wait(queue).unwrap_or_else(|p| p.into_inner()),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Polled::Nothing;
+                    }
+                    self.work
+                        .wait_timeout(queue, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
         }
+    }
+
+    /// The key this pool's jobs are tagged with (sent to its workers in `HELLO`).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn key(&self) -> Key {
+        self.key
     }
 
     fn terminating(&self) -> bool {
@@ -763,7 +807,7 @@ impl Slot {
         };
         let payload = &batch.bytes[batch.offsets[from] as usize..];
         let head = wire::encode_job_header(wire::JOB, key, function.entry, &header, payload.len());
-        let set_up = set_up_state(&mut self.holding, &batch.link, worker, key);
+        let set_up = set_up_state(&mut self.holding, &batch.link, &mut worker.writer, key);
         if set_up
             .map(|sent| self.set_up_sent = sent)
             .and_then(|()| worker.writer.write_all(&head))
@@ -992,7 +1036,7 @@ impl Slot {
             self.holding.clear();
             return;
         };
-        if forget_ended(&mut self.holding, worker).is_err() {
+        if forget_ended(&mut self.holding, &mut worker.writer).is_err() {
             // It is gone: it is replaced when work next needs one.
             self.discard_worker();
         }
@@ -1045,17 +1089,135 @@ impl Slot {
     }
 }
 
+/// A worker reached by whole messages rather than a stream: a rank of an `MpiPool`, or
+/// one of its local threads. Each job is one message (the `FORGET` and `SETUP` frames it
+/// needs, then the `JOB`), and its answer one message (the `RESULTS` frames, then `DONE`,
+/// or `REFUSED`), made by [`worker::serve_message`](super::worker::serve_message): the
+/// same frames, and the same code on the worker's side, as a worker process's.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) struct MessageWorker {
+    /// What the items' failures name as their worker (an MPI rank).
+    pub(crate) index: usize,
+    /// The per-call states the worker holds: their ids, and the calls they are for.
+    holding: Vec<(u64, Weak<CallLife>)>,
+}
+
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+impl MessageWorker {
+    pub(crate) fn new(index: usize) -> Self {
+        MessageWorker {
+            index,
+            holding: Vec::new(),
+        }
+    }
+
+    /// Whether the worker holds states of calls (and may need a `FORGET`).
+    pub(crate) fn holds_states(&self) -> bool {
+        !self.holding.is_empty()
+    }
+
+    /// A message telling the worker to drop the states of calls that ended, if any did.
+    pub(crate) fn forget_message(&mut self) -> Option<Vec<u8>> {
+        let mut message = Vec::new();
+        // Writing into a `Vec` cannot fail.
+        let _ = forget_ended(&mut self.holding, &mut message);
+        (!message.is_empty()).then_some(message)
+    }
+
+    /// The message that runs `batch` on the worker, and whether it sets up the call's
+    /// state first (then the job's time says nothing of its items' cost); `None` when the
+    /// batch's call no longer wants it (dropping it reports its items as cancelled).
+    pub(crate) fn job_message(&mut self, key: Key, batch: &Batch) -> Option<(Vec<u8>, bool)> {
+        if batch.link.cancel.is_set() {
+            return None;
+        }
+        let function = batch
+            .link
+            .function
+            .expect("a call whose function cannot be sent queues no batch");
+        let header = JobHeader {
+            fingerprint: function.fingerprint,
+            flags: 0,
+            count: u32::try_from(batch.count()).expect("batches hold under 4 billion items"),
+            state: batch.link.state.as_ref().map_or(0, |state| state.id),
+        };
+        let mut message = Vec::new();
+        // Writing into a `Vec` cannot fail.
+        let set_up =
+            set_up_state(&mut self.holding, &batch.link, &mut message, key).unwrap_or_default();
+        let payload = &batch.bytes[..];
+        let head = wire::encode_job_header(wire::JOB, key, function.entry, &header, payload.len());
+        message.extend_from_slice(&head);
+        message.extend_from_slice(payload);
+        Some((message, set_up))
+    }
+
+    /// Hands the worker's `answer` to a job of all of `batch` on to its call, as a
+    /// worker process's slot does; `elapsed`: from sending the job to its answer.
+    pub(crate) fn answered(
+        &mut self,
+        batch: &mut Batch,
+        answer: &[u8],
+        elapsed: Duration,
+        set_up: bool,
+    ) {
+        let worker = self.index;
+        let mut reader = answer;
+        let mut body = Vec::new();
+        let problem = loop {
+            match wire::read_frame(&mut reader, &mut body) {
+                Ok(true) => {}
+                Ok(false) => break Some("it ended its answer without DONE".to_owned()),
+                Err(err) => break Some(format!("it answered with a {err}")),
+            }
+            match body[0] {
+                wire::RESULTS => {
+                    let count = wire::Cursor::new(&body[1..]).u32().unwrap_or(u32::MAX) as usize;
+                    if count > batch.count() - batch.delivered {
+                        break Some("it answered more items than it was sent".into());
+                    }
+                    batch.deliver(Delivery::Results {
+                        first: batch.first + batch.delivered,
+                        count,
+                        body: std::mem::take(&mut body),
+                        worker,
+                    });
+                    batch.delivered += count;
+                }
+                wire::DONE => {
+                    if !set_up {
+                        batch.measured = Some((batch.count(), elapsed));
+                    }
+                    break (batch.delivered < batch.count())
+                        .then(|| "the worker ended the job without answering".to_owned());
+                }
+                wire::REFUSED => {
+                    let (_, reason) = wire::decode_refused(&body)
+                        .unwrap_or((true, "it sent a malformed refusal".into()));
+                    break Some(format!("the worker refused the job: {reason}"));
+                }
+                kind => break Some(format!("it sent an unexpected frame of kind {kind}")),
+            }
+        };
+        if let Some(why) = problem {
+            // The worker's state is unknown: it sets every state up again.
+            self.holding.clear();
+            batch.fail_rest(Some(worker), || ErrorKind::Transport(why.clone()), 0);
+        }
+    }
+}
+
 /// Sends `worker` what it needs before a job of `link`'s call: `FORGET` for the states of
 /// calls that ended (whatever the job), and `SETUP` for the call's own state if it does
 /// not hold it yet; whether it sent a `SETUP`.
 fn set_up_state(
     holding: &mut Vec<(u64, Weak<CallLife>)>,
     link: &Arc<CallLink>,
-    worker: &mut WorkerProcess,
+    writer: &mut dyn Write,
     key: Key,
 ) -> io::Result<bool> {
     if !holding.is_empty() {
-        forget_ended(holding, worker)?;
+        forget_ended(holding, writer)?;
     }
     let Some(state) = &link.state else {
         return Ok(false);
@@ -1077,8 +1239,8 @@ fn set_up_state(
         &header,
         spec.payload.len(),
     );
-    worker.writer.write_all(&head)?;
-    worker.writer.write_all(&spec.payload)?;
+    writer.write_all(&head)?;
+    writer.write_all(&spec.payload)?;
     holding.push((state.id, state.life.clone()));
     Ok(true)
 }
@@ -1086,7 +1248,7 @@ fn set_up_state(
 /// Sends `worker` a `FORGET` for the states it holds of calls that ended, if any.
 fn forget_ended(
     holding: &mut Vec<(u64, Weak<CallLife>)>,
-    worker: &mut WorkerProcess,
+    writer: &mut dyn Write,
 ) -> io::Result<()> {
     let mut ended = Vec::new();
     holding.retain(|(id, call)| {
@@ -1101,7 +1263,7 @@ fn forget_ended(
     }
     let mut frame = Vec::new();
     wire::encode_forget(&mut frame, &ended);
-    worker.writer.write_all(&frame)
+    writer.write_all(&frame)
 }
 
 /// Takes the item times off the end of a `RESULTS` body of `count` records (see

@@ -15,6 +15,7 @@
 //! | [`BEFORE_MAIN`] | turns a re-started copy of the program into a worker before `main` | an `.init_array` entry of the right ABI |
 //! | [`EntryPoint`], [`CodePointer`], [`EntryOffset`], [`Key`], [`Resolved`] | run in a worker a function the parent named by its place in the code | the worker calls only addresses the parent computed from function values, under a key |
 //! | [`die_with_parent`], [`replace_stdin`] | two system calls | integers only; no memory of ours |
+//! | `at_exit` (feature `mpi`) | a hook when the program exits | a function pointer of the ABI `atexit` calls |
 //! | [`ignore_sigpipe`], [`report_stack_overflow`] | what std sets up before `main`, done in a worker that never reaches it | std's own steps; the fault handler only reads what was set before it was installed, and calls async-signal-safe functions only |
 //!
 //! # Functions by their place in the code
@@ -440,6 +441,21 @@ fn find_mapping(maps: &str, address: usize) -> Option<Range<usize>> {
 // ---------------------------------------------------------------------------------------
 // System calls
 // ---------------------------------------------------------------------------------------
+
+/// Has the C library call `hook` when the program exits: `main` returns, or
+/// `std::process::exit` is called (not on a signal, an abort or `_exit`). `false` when the
+/// library has no room for another hook. Used by the `mpi` attributes, whose one
+/// `MpiPool` is never dropped, to stop the serving ranks and finalise MPI at exit.
+#[cfg(feature = "mpi")]
+pub(crate) fn at_exit(hook: extern "C" fn()) -> bool {
+    // SAFETY: `atexit` stores a pointer to a function of exactly the ABI it calls
+    // (`extern "C" fn()`, no arguments), and calls it once, on the exiting thread, while
+    // the process and Rust's runtime are still whole (before the C library's own
+    // teardown). Its only other condition, that the hook not unwind into C, is on the
+    // hook, whose type cannot express it: the one hook passed (`mpi::attribute`) catches
+    // every panic.
+    unsafe { libc::atexit(hook) == 0 }
+}
 
 /// Asks the kernel to kill this process when its parent (the thread of the parent that
 /// started it) ends: a worker whose parent was killed does not outlive it.

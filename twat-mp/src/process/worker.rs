@@ -296,19 +296,53 @@ fn serve() -> io::Result<()> {
             }
             Err(err) => return Err(err),
         }
-        match body[0] {
-            wire::SETUP => {
-                states.set_up(key, &body);
-                if body.capacity() > 1 << 20 {
-                    // A large shared value: its bytes are not kept twice.
-                    body = Vec::new();
-                }
+        serve_frame(key, &body, &mut writer, &mut states)?;
+        if body[0] == wire::SETUP && body.capacity() > 1 << 20 {
+            // A large shared value: its bytes are not kept twice.
+            body = Vec::new();
+        }
+    }
+}
+
+/// Serves one frame from the parent: `SETUP` and `FORGET` (no answer), or a job (its
+/// answer written to `writer`).
+fn serve_frame(
+    key: Key,
+    body: &[u8],
+    writer: &mut dyn Write,
+    states: &mut States,
+) -> io::Result<()> {
+    match body[0] {
+        wire::SETUP => states.set_up(key, body),
+        wire::FORGET => match wire::decode_forget(body) {
+            Ok(ids) => states.forget(&ids),
+            Err(err) => return refuse(writer, true, &err),
+        },
+        _ => run_job(key, body, writer, states)?,
+    }
+    Ok(())
+}
+
+/// Serves one message of a worker reached by messages (an `MpiPool`'s rank or local
+/// thread, see `slot::MessageWorker`): its frames one after the other, as a worker
+/// process serves its stream, the answers (to a job) appended to `answer`. A malformed
+/// message is answered with a `REFUSED` frame.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) fn serve_message(key: Key, message: &[u8], states: &mut States, answer: &mut Vec<u8>) {
+    let mut reader = message;
+    let mut body = Vec::new();
+    loop {
+        match wire::read_frame(&mut reader, &mut body) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => {
+                let _ = refuse(answer, true, &err);
+                return;
             }
-            wire::FORGET => match wire::decode_forget(&body) {
-                Ok(ids) => states.forget(&ids),
-                Err(err) => return refuse(&mut writer, true, &err),
-            },
-            _ => run_job(key, &body, &mut writer, &mut states)?,
+        }
+        // Writing into a `Vec` cannot fail; a refused frame is answered as `REFUSED`.
+        if serve_frame(key, &body, answer, states).is_err() {
+            return;
         }
     }
 }

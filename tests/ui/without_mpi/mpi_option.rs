@@ -1,0 +1,10 @@
+use twat_mp::pmap;
+
+#[pmap(mpi)]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn main() {
+    let _: Vec<u64> = square(1..4);
+}
