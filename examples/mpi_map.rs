@@ -5,6 +5,7 @@
 //! cargo build --release --features mpi --example mpi_map
 //! mpirun -n 4 target/release/examples/mpi_map      # rank 0 drives, ranks 1..=3 count
 //! target/release/examples/mpi_map                  # alone: a job of one rank, on its threads
+//! target/debug/examples/mpi_map 16                 # the first 16 blocks only (as CI runs it)
 //! ```
 //!
 //! It prints how many blocks each rank counted, and the speedup against one rank: the
@@ -20,7 +21,8 @@ use twat_mp_workspace::numbers::count_primes;
 
 /// Numbers per block.
 const BLOCK: u64 = 50_000;
-/// Blocks: the primes below `BLOCKS * BLOCK`.
+/// Blocks by default (the first argument sets another count): the primes below
+/// `BLOCKS * BLOCK`.
 const BLOCKS: u64 = 96;
 
 /// The rank this process is, as the MPI launcher tells it (0 when run alone).
@@ -39,6 +41,12 @@ fn primes_in_block(n: u64) -> (usize, usize) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Everything before this line runs on every rank; only rank 0 gets past it.
     let pool = MpiPool::new()?;
+    let blocks = match std::env::args().nth(1) {
+        None => BLOCKS,
+        Some(arg) => arg
+            .parse()
+            .map_err(|_| format!("the block count must be a whole number, not {arg:?}"))?,
+    };
     let ranks = pool.ranks();
     let who = if ranks == 1 {
         format!(
@@ -54,12 +62,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
     };
     println!(
-        "mpi_map: the primes below {} in {BLOCKS} blocks of {BLOCK} numbers, on {who}",
-        BLOCKS * BLOCK
+        "mpi_map: the primes below {} in {blocks} blocks of {BLOCK} numbers, on {who}",
+        blocks * BLOCK
     );
 
     let started = Instant::now();
-    let counted = pool.map(primes_in_block, 0..BLOCKS)?;
+    let counted = pool.map(primes_in_block, 0..blocks)?;
     let parallel = started.elapsed();
 
     let mut per_rank: BTreeMap<usize, usize> = BTreeMap::new();
@@ -73,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The baseline: one rank's way, the blocks one after another, here on rank 0 while
     // the serving ranks wait.
     let started = Instant::now();
-    let alone: Vec<usize> = (0..BLOCKS)
+    let alone: Vec<usize> = (0..blocks)
         .map(|n| count_primes(n * BLOCK, (n + 1) * BLOCK))
         .collect();
     let serial = started.elapsed();
@@ -93,7 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         serial.as_secs_f64(),
         serial.as_secs_f64() / parallel.as_secs_f64()
     );
-    println!("  {total} primes below {}", BLOCKS * BLOCK);
+    println!("  {total} primes below {}", blocks * BLOCK);
     // The serving ranks stop when the pool is dropped; then rank 0 says OK.
     drop(pool);
     println!("OK mpi_map ({ranks} ranks)");
