@@ -49,10 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let ranks = pool.ranks();
     let who = if ranks == 1 {
-        format!(
-            "a job of one rank: rank 0 counts on {} threads",
-            pool.nodes()
-        )
+        let threads = pool.nodes();
+        let plural = if threads == 1 { "" } else { "s" };
+        format!("a job of one rank: rank 0 counts on {threads} thread{plural}")
     } else if ranks == 2 {
         "a job of 2 ranks: rank 0 drives, rank 1 counts".to_owned()
     } else {
