@@ -409,8 +409,8 @@ fn replace_first_type_argument(ty: &mut Type, with: Type) {
     }
 }
 
-/// `pmap`, `imap_result`, `amap_result_process`, `pmap_init`, `imap_result_init`,
-/// `pmap_mpi`, ...
+/// `pmap`, `imap_result`, `amap_result_process`, `pmap_init`, `imap_result_init`, ...
+/// (`mpi` calls the `process` ones: its `Config` says which pool they take).
 fn runtime_function(model: &Model) -> Ident {
     let fallible = model.fallible();
     format_ident!(
@@ -424,8 +424,7 @@ fn runtime_function(model: &Model) -> Ident {
         },
         match crate::options::Mode::of(&model.options) {
             crate::options::Mode::Threads => "",
-            crate::options::Mode::Process => "_process",
-            crate::options::Mode::Mpi => "_mpi",
+            crate::options::Mode::Process | crate::options::Mode::Mpi => "_process",
         },
     )
 }
@@ -466,6 +465,9 @@ fn config(options: &Options) -> TokenStream {
     }
     if options.progress.is_some() {
         fields.push(("progress", quote!(true)));
+    }
+    if options.mpi.is_some() {
+        fields.push(("mpi", quote!(true)));
     }
     if fields.is_empty() {
         return quote!(&::twat_mp::__private::Config::DEFAULT);

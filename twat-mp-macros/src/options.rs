@@ -539,13 +539,15 @@ mod tests {
             }
             return;
         }
-        for (kind, runtime) in [(Kind::Pmap, "pmap_mpi"), (Kind::Imap, "imap_mpi")] {
+        // The `process` entry points, with `mpi` in the `Config`: they take the MpiPool.
+        for (kind, runtime) in [(Kind::Pmap, "pmap_process"), (Kind::Imap, "imap_process")] {
             let (verdict, expanded) = judge(kind, "mpi, nodes = 2, chunksize = 8, debug");
             assert!(verdict.is_ok(), "{kind:?}: {}", verdict.unwrap_err());
             assert!(expanded.contains(runtime), "{expanded}");
+            assert!(expanded.contains("mpi : true"), "{expanded}");
             let (verdict, expanded) = judge(kind, "mpi, init = make_state");
             assert!(verdict.is_ok(), "{kind:?}: {}", verdict.unwrap_err());
-            assert!(expanded.contains(&format!("{}_init_mpi", kind.name())));
+            assert!(expanded.contains(&format!("{}_init_process", kind.name())));
             assert!(expanded.contains("state_init_process"), "{expanded}");
         }
         // Items cross to another rank as under `process`: they must own their data.

@@ -96,8 +96,6 @@ pub mod __private {
     pub use crate::engine::registry::Config;
     pub use crate::engine::render::{RenderDebug, RenderNothing, RenderProbe};
     pub use crate::mapped::{Fallible, MappedError};
-    #[cfg(all(feature = "mpi", target_os = "linux"))]
-    pub use crate::mpi::attribute::*;
     #[cfg(target_os = "linux")]
     pub use crate::process::attribute::*;
     pub use crate::thread_pool::attribute::*;

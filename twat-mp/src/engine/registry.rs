@@ -25,6 +25,9 @@ pub struct Config {
     pub retries: u32,
     /// `progress`: a progress bar per call (feature `progress`).
     pub progress: bool,
+    /// `mpi`: the items go to the ranks of the MPI job (feature `mpi`), through the same
+    /// entry points as `process`.
+    pub mpi: bool,
 }
 
 impl Config {
@@ -38,6 +41,7 @@ impl Config {
         concurrency: None,
         retries: 0,
         progress: false,
+        mpi: false,
     };
 
     /// The pool settings these options stand for. The macro crate has already refused

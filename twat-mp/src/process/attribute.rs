@@ -23,6 +23,12 @@ use std::panic::Location;
 /// The process pool every attribute with this configuration shares, built on first use
 /// and kept for the life of the program. Its workers die with the program.
 fn process_pool(config: &Config) -> &'static ProcessPool {
+    #[cfg(feature = "mpi")]
+    if config.mpi {
+        // `#[pmap(mpi)]`, `#[imap(mpi)]`: the program's one `MpiPool`, whose batches go to
+        // the job's ranks instead of worker processes.
+        return crate::mpi::attribute::mpi_pool(config);
+    }
     static POOLS: Registry<ProcessPool> = Registry::new();
     POOLS.get(config)
 }
