@@ -315,6 +315,18 @@ impl ThreadPool {
             .map(|recorder| (Arc::clone(recorder), recorder.begin_call()))
     }
 
+    /// What an eager map (`map`, `amap` and their `init` forms) takes from the pool when
+    /// it starts, in the caller: the bar's rate counts from there. `background` maps (on a
+    /// pool thread, after the call returned) stop when the pool shuts down.
+    fn eager_call(&self, len: usize, background: bool) -> EagerCall {
+        EagerCall {
+            chunksize: self.chunksize,
+            shutdown: background.then(|| Arc::clone(&self.shutdown)),
+            insights: self.insights_call(),
+            progress: Progress::start(self.progress, (len, Some(len))),
+        }
+    }
+
     fn rayon(&self) -> &rayon::ThreadPool {
         self.rayon
             .as_ref()
@@ -741,24 +753,9 @@ impl ThreadPool {
     {
         let items: Vec<T> = items.into_iter().collect();
         let runner = ItemRunner::new(self.debug, render);
-        let chunksize = self.chunksize;
-        let insights = self.insights_call();
-        let insights = insights
-            .as_ref()
-            .map(|(recorder, call)| (&**recorder, *call));
-        let progress = Progress::start(self.progress, (items.len(), Some(items.len())));
-        self.rayon().install(|| {
-            par_map(
-                items,
-                || (),
-                &|(): &mut (), x| f(x),
-                &runner,
-                chunksize,
-                None,
-                insights,
-                progress.as_ref(),
-            )
-        })
+        let call = self.eager_call(items.len(), false);
+        self.rayon()
+            .install(|| par_map(items, || (), &|(): &mut (), x| f(x), &runner, &call))
     }
 
     /// The job of `amap`: a closure that runs the whole map on the pool thread that calls
@@ -777,27 +774,11 @@ impl ThreadPool {
         E: Send + 'static,
     {
         let items: Vec<T> = items.into_iter().collect();
-        let (debug, chunksize) = (self.debug, self.chunksize);
-        let shutdown = Arc::clone(&self.shutdown);
-        let insights = self.insights_call();
-        // Started with the call, so that the bar's rate counts from there.
-        let progress = Progress::start(self.progress, (items.len(), Some(items.len())));
+        let debug = self.debug;
+        let call = self.eager_call(items.len(), true);
         move || {
             let runner = ItemRunner::new(debug, render);
-            let insights = insights
-                .as_ref()
-                .map(|(recorder, call)| (&**recorder, *call));
-            let f = |(): &mut (), x| f(x);
-            par_map(
-                items,
-                || (),
-                &f,
-                &runner,
-                chunksize,
-                Some(&shutdown),
-                insights,
-                progress.as_ref(),
-            )
+            par_map(items, || (), &|(): &mut (), x| f(x), &runner, &call)
         }
     }
 
@@ -904,27 +885,12 @@ impl ThreadPool {
     {
         let items: Vec<T> = items.into_iter().collect();
         let runner = ItemRunner::new(self.debug, render);
-        let chunksize = self.chunksize;
+        let call = self.eager_call(items.len(), false);
         let states = WorkerStates::new(init, self.nodes);
         let enter = || states.take(rayon::current_thread_index());
         let f = |state: &mut StateGuard<'_, S, N>, x| f(state.get(), x);
-        let insights = self.insights_call();
-        let insights = insights
-            .as_ref()
-            .map(|(recorder, call)| (&**recorder, *call));
-        let progress = Progress::start(self.progress, (items.len(), Some(items.len())));
-        self.rayon().install(|| {
-            par_map(
-                items,
-                enter,
-                &f,
-                &runner,
-                chunksize,
-                None,
-                insights,
-                progress.as_ref(),
-            )
-        })
+        self.rayon()
+            .install(|| par_map(items, enter, &f, &runner, &call))
     }
 
     /// The job of `#[amap(init = ...)]`, as [`background_map`](Self::background_map).
@@ -945,30 +911,27 @@ impl ThreadPool {
         E: Send + 'static,
     {
         let items: Vec<T> = items.into_iter().collect();
-        let (debug, chunksize, nodes) = (self.debug, self.chunksize, self.nodes);
-        let shutdown = Arc::clone(&self.shutdown);
-        let insights = self.insights_call();
-        let progress = Progress::start(self.progress, (items.len(), Some(items.len())));
+        let (debug, nodes) = (self.debug, self.nodes);
+        let call = self.eager_call(items.len(), true);
         move || {
             let runner = ItemRunner::new(debug, render);
             let states = WorkerStates::new(init, nodes);
             let enter = || states.take(rayon::current_thread_index());
             let f = |state: &mut StateGuard<'_, S, N>, x| f(state.get(), x);
-            let insights = insights
-                .as_ref()
-                .map(|(recorder, call)| (&**recorder, *call));
-            par_map(
-                items,
-                enter,
-                &f,
-                &runner,
-                chunksize,
-                Some(&shutdown),
-                insights,
-                progress.as_ref(),
-            )
+            par_map(items, enter, &f, &runner, &call)
         }
     }
+}
+
+/// What an eager map carries from its start to its pool thread (see
+/// [`ThreadPool::eager_call`]).
+struct EagerCall {
+    chunksize: Option<usize>,
+    /// The pool's shutdown flag, for a map that runs after its call returned.
+    shutdown: Option<Arc<CancelFlag>>,
+    /// The pool's recorder and this call's number on it, with insights.
+    insights: Option<(Arc<Recorder>, u64)>,
+    progress: Option<Progress>,
 }
 
 /// Runs one item of call `insights.1` at `index` on a pool thread, timed into the
@@ -989,18 +952,15 @@ fn timed<O>(insights: Option<&(Arc<Recorder>, u64)>, index: usize, run: impl FnO
 /// rayon leaf (a stretch of items one thread runs in a row) first calls `enter` and hands
 /// what it gives to `f` with each of its items: `()` for a plain map, the worker's state
 /// (a [`StateGuard`]) for `map_init`, taken once per leaf and not per item. With
-/// `insights`, each item is counted in its leaf's [`Tally`](crate::engine::insights::Tally);
-/// with `progress`, each leaf is counted when it ends ([`Progress::counted`]).
-#[allow(clippy::too_many_arguments)]
+/// the call's insights, each item is counted in its leaf's
+/// [`Tally`](crate::engine::insights::Tally); with its progress, each leaf is counted when
+/// it ends ([`Progress::counted`]).
 fn par_map<T, R, E, L, F>(
     items: Vec<T>,
     enter: impl Fn() -> L + Send + Sync,
     f: &F,
     runner: &ItemRunner<T, E>,
-    chunksize: Option<usize>,
-    shutdown: Option<&CancelFlag>,
-    insights: Option<(&Recorder, u64)>,
-    progress: Option<&Progress>,
+    call: &EagerCall,
 ) -> Result<Vec<R>, ItemFailure<E>>
 where
     F: Fn(&mut L, T) -> Result<R, E> + Sync,
@@ -1008,7 +968,13 @@ where
     R: Send,
     E: Send,
 {
-    let min_len = chunksize.unwrap_or(1);
+    let min_len = call.chunksize.unwrap_or(1);
+    let shutdown = call.shutdown.as_deref();
+    let insights = call
+        .insights
+        .as_ref()
+        .map(|(recorder, number)| (&**recorder, *number));
+    let progress = call.progress.as_ref();
     // The hot path. Even a relaxed atomic load per item, to skip work after a failure,
     // cost 20-30% against a bare rayon map of 2 M trivial items, so there is none: a
     // failing item aborts only the rest of its own leaf.
