@@ -81,7 +81,7 @@ pub use twat_mp_macros::apmap;
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
 /// What the attributes' expansions call; not a public API, no stability promised.
