@@ -836,7 +836,10 @@ mod tests {
                 let mut lines = report.lines();
                 assert_eq!(lines.next(), Some(err.to_string().as_str()));
                 let details: Vec<&str> = lines.collect();
-                assert!(details.iter().all(|line| line.starts_with(INDENT)), "{report}");
+                assert!(
+                    details.iter().all(|line| line.starts_with(INDENT)),
+                    "{report}"
+                );
                 assert_eq!(details[0], "    input: \"a.json\"");
                 assert_eq!(details[1], "    worker: 1");
                 match attempts {

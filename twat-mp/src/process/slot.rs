@@ -1227,7 +1227,11 @@ impl MessageWorker {
         if let Some(why) = problem {
             // The worker's state is unknown: it sets every state up again.
             self.holding.clear();
-            batch.fail_rest((Some(worker), None), || ErrorKind::Transport(why.clone()), 0);
+            batch.fail_rest(
+                (Some(worker), None),
+                || ErrorKind::Transport(why.clone()),
+                0,
+            );
         }
     }
 }

@@ -739,7 +739,8 @@ mod tests {
         let mut out = Vec::new();
         run_job(key, &frame[4..], &mut out, &mut States::default()).unwrap();
         let frames = answers(&out);
-        let decoded = decode_records::<Plain<String, usize>>(&frames[0].1[5..], 0, 2, (0, None), None);
+        let decoded =
+            decode_records::<Plain<String, usize>>(&frames[0].1[5..], 0, 2, (0, None), None);
         assert_eq!(decoded.failures.len(), 2);
     }
 }
