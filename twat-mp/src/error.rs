@@ -35,15 +35,15 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 /// process id), the attempts, each error of the chain and the traceback, one to a line:
 ///
 /// ```text
-/// item 3 (input "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[…") on worker 1 crashed: the worker process overflowed its stack and was killed by signal 6 (SIGABRT)
-///     input: "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[…"
-///     worker: 1 (pid 48213)
+/// item 5 (input "{\"id\":5,\"lines\":[{\"s") on worker 1 failed
+///     input: "{\"id\":5,\"lines\":[{\"s"
+///     worker: 1 (pid 25411)
 ///     attempts: 1
+///     caused by: not a valid order document (20 bytes)
+///     caused by: EOF while parsing a string at line 1 column 20
 /// ```
 ///
-/// When the function returned an error of its own, [`source`](Error::source) borrows it
-/// and [`downcast_ref`](Self::downcast_ref), [`downcast`](Self::downcast) and
-/// [`into_source`](Self::into_source) give it back typed, through an `anyhow::Error` too.
+/// (`examples/isolation.rs` prints these for a parser's errors and crashes.)
 ///
 /// ```
 /// use twat_mp::{ErrorKind, ThreadPool};
