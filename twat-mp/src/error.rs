@@ -484,13 +484,21 @@ impl WorkerError {
         if let Some(traceback) = self.traceback() {
             write!(f, "\n{INDENT}traceback:")?;
             let lines = || traceback.lines().filter(|line| !line.trim().is_empty());
-            // Its frames go where a value's further lines go, whatever its own margin.
+            // Its frames go where a value's further lines go, whatever their own margin
+            // (std's closing `note:` has none).
             let margin = lines()
+                .filter(|line| line.starts_with(' '))
                 .map(|line| line.len() - line.trim_start_matches(' ').len())
                 .min()
                 .unwrap_or(0);
             for line in lines() {
-                write!(f, "\n{INDENT}{INDENT}{}", line[margin..].trim_end())?;
+                // Every line that starts with a space has `margin` of them at least.
+                let line = if line.starts_with(' ') {
+                    &line[margin..]
+                } else {
+                    line
+                };
+                write!(f, "\n{INDENT}{INDENT}{}", line.trim_end())?;
             }
         }
         Ok(())
@@ -870,7 +878,9 @@ mod tests {
 
         let panicked = WorkerError::from_panic(2, Box::new("boom"), None)
             .with_traceback_text(Some(
-                "   0: app::parse\n             at ./src/main.rs:9:5\n   1: app::main\n".into(),
+                "   0: app::parse\n             at ./src/main.rs:9:5\n   1: app::main\n\
+                 note: Some details are omitted\n"
+                    .into(),
             ))
             .with_origin(Some(PanicOrigin {
                 thread: "twat-mp-worker-0".into(),
@@ -886,7 +896,8 @@ mod tests {
              \x20   traceback:\n\
              \x20       0: app::parse\n\
              \x20                 at ./src/main.rs:9:5\n\
-             \x20       1: app::main"
+             \x20       1: app::main\n\
+             \x20       note: Some details are omitted"
         );
 
         let async_process = WorkerError::new(0, ErrorKind::Cancelled).with_pid(Some(17));
