@@ -29,9 +29,21 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 /// When several items of one call fail, the pool reports the one with the lowest index,
 /// the same one on every run.
 ///
-/// When the function returned an error of its own, [`source`](Error::source) borrows it
-/// and [`downcast_ref`](Self::downcast_ref), [`downcast`](Self::downcast) and
-/// [`into_source`](Self::into_source) give it back typed, through an `anyhow::Error` too.
+/// In a terminal, `{}` is one sentence naming the item and what went wrong (an error
+/// chain adds the function's own error after it, as `anyhow`'s `{:#}` does); `{:#}` (or
+/// [`report`](Self::report)) prints that sentence, then the input, the worker (and its
+/// process id), the attempts, each error of the chain and the traceback, one to a line:
+///
+/// ```text
+/// item 5 (input "{\"id\":5,\"lines\":[{\"s") on worker 1 failed
+///     input: "{\"id\":5,\"lines\":[{\"s"
+///     worker: 1 (pid 25411)
+///     attempts: 1
+///     caused by: not a valid order document (20 bytes)
+///     caused by: EOF while parsing a string at line 1 column 20
+/// ```
+///
+/// (`examples/isolation.rs` prints these for a parser's errors and crashes.)
 ///
 /// ```
 /// use twat_mp::{ErrorKind, ThreadPool};
@@ -67,6 +79,8 @@ struct Details {
     call_site: Option<CallSite>,
     /// How many times the item ran (see [`WorkerError::attempts`]).
     attempts: u32,
+    /// The process id of the worker process that ran the item (see [`WorkerError::pid`]).
+    pid: Option<u32>,
 }
 
 /// What went wrong with one item: the cause inside a [`WorkerError`].
@@ -153,6 +167,7 @@ impl WorkerError {
                 origin: None,
                 call_site: None,
                 attempts,
+                pid: None,
             }),
         }
     }
@@ -219,6 +234,17 @@ impl WorkerError {
         self
     }
 
+    /// The worker process that ran the item, where one did.
+    pub(crate) fn with_pid(mut self, pid: Option<u32>) -> Self {
+        self.set_pid(pid);
+        self
+    }
+
+    #[cfg_attr(not(feature = "aio"), allow(dead_code))]
+    pub(crate) fn set_pid(&mut self, pid: Option<u32>) {
+        self.inner.pid = pid;
+    }
+
     pub(crate) fn with_input(mut self, input: Option<String>) -> Self {
         self.inner.input = input;
         self
@@ -239,6 +265,32 @@ impl WorkerError {
     /// slot. `None` when no worker ran it (for example a cancelled item).
     pub fn worker(&self) -> Option<usize> {
         self.inner.worker
+    }
+
+    /// The process id of the worker process that ran the item: known for the items of a
+    /// [`ProcessPool`](crate::ProcessPool) (and of the attributes' `process` mode) that a
+    /// worker process ran, or crashed. `None` for threads (they run in the caller's
+    /// process) and for items that no worker process ran.
+    ///
+    /// ```
+    /// use twat_mp::ProcessPool;
+    ///
+    /// fn abort_on_two(x: u32) -> u32 {
+    ///     if x == 2 {
+    ///         std::process::abort();
+    ///     }
+    ///     x
+    /// }
+    ///
+    /// let pool = ProcessPool::with_nodes(1)?;
+    /// let err = pool.map(abort_on_two, 0..4).unwrap_err();
+    /// let pid = err.pid().expect("a worker process ran it");
+    /// assert_ne!(pid, std::process::id());
+    /// assert!(format!("{err:#}").contains(&format!("worker: 0 (pid {pid})")));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
+    pub fn pid(&self) -> Option<u32> {
+        self.inner.pid
     }
 
     /// The failed item, rendered (cut to 200 characters), where it could be shown:
@@ -363,8 +415,24 @@ impl WorkerError {
     }
 }
 
+/// `{}` is one sentence naming the item and what went wrong; `{:#}` adds the details, one
+/// to a line (see [`WorkerError::report`]).
 impl fmt::Display for WorkerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_sentence(f)?;
+        if f.alternate() {
+            self.write_details(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// The indentation of the report's lines under its first one.
+const INDENT: &str = "    ";
+
+impl WorkerError {
+    /// The one sentence of `{}`.
+    fn write_sentence(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let details = &self.inner;
         let item = ItemLabel {
             index: details.index,
@@ -384,6 +452,121 @@ impl fmt::Display for WorkerError {
             (kind, attempts) => write!(f, "{item}, on its attempt {attempts}, {kind}"),
         }
     }
+
+    /// The lines that `{:#}` adds under the sentence: each detail once, on a line of its
+    /// own, indented; a value of several lines goes on with a deeper indentation.
+    fn write_details(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let details = &self.inner;
+        if let Some(input) = &details.input {
+            write_field(f, "input", input)?;
+        }
+        match (details.worker, details.pid) {
+            (Some(worker), Some(pid)) => write!(f, "\n{INDENT}worker: {worker} (pid {pid})")?,
+            (Some(worker), None) => write!(f, "\n{INDENT}worker: {worker}")?,
+            // The async pool's process mode knows the process, not a worker number.
+            (None, Some(pid)) => write!(f, "\n{INDENT}worker: the process with pid {pid}")?,
+            (None, None) => {}
+        }
+        match details.attempts {
+            0 => write!(f, "\n{INDENT}attempts: 0 (it never ran)")?,
+            attempts => write!(f, "\n{INDENT}attempts: {attempts}")?,
+        }
+        if let Some(origin) = &details.origin {
+            let location = format!("{} (thread '{}')", origin.location, origin.thread);
+            write_field(f, "panicked at", &location)?;
+        }
+        let mut source = self.source();
+        while let Some(cause) = source {
+            // `{}` of each: the chain is walked here, so each message is printed once.
+            write_field(f, "caused by", &cause.to_string())?;
+            source = cause.source();
+        }
+        if let Some(traceback) = self.traceback() {
+            write!(f, "\n{INDENT}traceback:")?;
+            let lines = || traceback.lines().filter(|line| !line.trim().is_empty());
+            // Its frames go where a value's further lines go, whatever their own margin
+            // (std's closing `note:` has none).
+            let margin = lines()
+                .filter(|line| line.starts_with(' '))
+                .map(|line| line.len() - line.trim_start_matches(' ').len())
+                .min()
+                .unwrap_or(0);
+            for line in lines() {
+                // Every line that starts with a space has `margin` of them at least.
+                let line = if line.starts_with(' ') {
+                    &line[margin..]
+                } else {
+                    line
+                };
+                write!(f, "\n{INDENT}{INDENT}{}", line.trim_end())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole report, as `{:#}` prints it: the sentence of `{}`, then each detail that
+    /// is known on an indented line of its own: the input, the worker (with its process
+    /// id for a worker process), the number of attempts, where a panic happened, each
+    /// error in the chain of [`source`](Error::source)s once, and the
+    /// [`traceback`](Self::traceback).
+    ///
+    /// It is the same text as `format!("{err:#}")`, for where the alternate flag cannot
+    /// be given: a `tracing` field (`error = %err.report()`), a logger's `{}`.
+    ///
+    /// ```
+    /// use twat_mp::ThreadPool;
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("{text:?} is not a port number")]
+    /// struct PortError {
+    ///     text: String,
+    ///     source: std::num::ParseIntError,
+    /// }
+    ///
+    /// fn port(text: &str) -> Result<u16, PortError> {
+    ///     text.parse().map_err(|source| PortError { text: text.into(), source })
+    /// }
+    ///
+    /// let pool = ThreadPool::with_nodes(1)?;
+    /// let err = pool.try_map(port, ["80", "http"]).unwrap_err();
+    /// // The one sentence stays one sentence:
+    /// assert_eq!(err.to_string(), "item 1 on worker 0 failed");
+    /// // The report adds the details, each once:
+    /// let report = err.report().to_string();
+    /// assert_eq!(report, format!("{err:#}"));
+    /// assert_eq!(
+    ///     report,
+    ///     "item 1 on worker 0 failed\n    \
+    ///      worker: 0\n    \
+    ///      attempts: 1\n    \
+    ///      caused by: \"http\" is not a port number\n    \
+    ///      caused by: invalid digit found in string"
+    /// );
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
+    pub fn report(&self) -> impl fmt::Display + '_ {
+        Report(self)
+    }
+}
+
+/// What [`WorkerError::report`] returns: `{:#}` of the error, whatever the flags.
+struct Report<'a>(&'a WorkerError);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+/// One detail of the report: `label: value`, indented; a value's further lines one level
+/// deeper, so that they cannot be read as details of their own.
+fn write_field(f: &mut fmt::Formatter<'_>, label: &str, value: &str) -> fmt::Result {
+    let mut lines = value.lines();
+    write!(f, "\n{INDENT}{label}: {}", lines.next().unwrap_or(""))?;
+    for line in lines {
+        write!(f, "\n{INDENT}{INDENT}{line}")?;
+    }
+    Ok(())
 }
 
 /// Whether an error of this kind means that the item never ran (or did not finish).
@@ -435,6 +618,7 @@ impl fmt::Debug for WorkerError {
             .field("input", &details.input)
             .field("kind", &details.kind)
             .field("attempts", &details.attempts)
+            .field("pid", &details.pid)
             .field("traceback", &details.traceback.is_some())
             .finish()
     }
@@ -574,6 +758,184 @@ mod tests {
         assert_eq!(
             format!("{:#}", anyhow::Error::from(panicked)),
             "item 2 panicked: boom"
+        );
+    }
+
+    /// One of each kind, as the pools make them, with `attempts` runs.
+    fn every_kind(attempts: u32) -> Vec<WorkerError> {
+        let kinds = [
+            ErrorKind::Panicked {
+                message: "boom".into(),
+            },
+            ErrorKind::Failed("disk full".into()),
+            ErrorKind::Crashed {
+                status: "overflowed its stack and was killed by signal 6 (SIGABRT)".into(),
+            },
+            ErrorKind::TimedOut {
+                after: Duration::from_millis(1500),
+            },
+            ErrorKind::Transport("the worker's result could not be decoded: bad frame".into()),
+            ErrorKind::Cancelled,
+            ErrorKind::InitializerFailed {
+                reason: "panicked at src/main.rs:9:5: no config file".into(),
+            },
+            ErrorKind::InitPanicked {
+                message: "no connection".into(),
+            },
+        ];
+        kinds
+            .into_iter()
+            .map(|kind| {
+                WorkerError::new(7, kind)
+                    .with_worker(Some(1))
+                    .with_input(Some("\"a.json\"".into()))
+                    .with_attempts(attempts)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn display_is_one_sentence_for_every_kind_and_attempt_count() {
+        for attempts in [0, 1, 3] {
+            for err in every_kind(attempts) {
+                let sentence = err.to_string();
+                assert!(!sentence.contains('\n'), "{sentence}");
+                assert!(
+                    sentence.starts_with("item 7 (input \"a.json\") on worker 1"),
+                    "{sentence}"
+                );
+                // One sentence: no full stop inside, none at its end.
+                assert!(!sentence.contains(". "), "{sentence}");
+                assert!(!sentence.ends_with('.'), "{sentence}");
+                assert_eq!(format!("{err}"), format!("{}", ItemSentence(&err)));
+            }
+        }
+        let retried: Vec<String> = every_kind(3).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            retried[2],
+            "item 7 (input \"a.json\") on worker 1 crashed after 3 attempts: the worker \
+             process overflowed its stack and was killed by signal 6 (SIGABRT)"
+        );
+        assert_eq!(
+            retried[3],
+            "item 7 (input \"a.json\") on worker 1 timed out after 1.5s on the last of its \
+             3 attempts"
+        );
+        assert_eq!(
+            retried[0],
+            "item 7 (input \"a.json\") on worker 1, on its attempt 3, panicked: boom"
+        );
+    }
+
+    /// `{}` of an error, whatever flags the caller's formatter has.
+    struct ItemSentence<'a>(&'a WorkerError);
+
+    impl fmt::Display for ItemSentence<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.write_sentence(f)
+        }
+    }
+
+    #[test]
+    fn the_alternate_form_is_the_sentence_then_one_detail_a_line() {
+        for attempts in [0, 1, 3] {
+            for err in every_kind(attempts) {
+                let report = format!("{err:#}");
+                let mut lines = report.lines();
+                assert_eq!(lines.next(), Some(err.to_string().as_str()));
+                let details: Vec<&str> = lines.collect();
+                assert!(
+                    details.iter().all(|line| line.starts_with(INDENT)),
+                    "{report}"
+                );
+                assert_eq!(details[0], "    input: \"a.json\"");
+                assert_eq!(details[1], "    worker: 1");
+                match attempts {
+                    0 => assert_eq!(details[2], "    attempts: 0 (it never ran)"),
+                    n => assert_eq!(details[2], format!("    attempts: {n}")),
+                }
+                assert_eq!(err.report().to_string(), report);
+            }
+        }
+    }
+
+    #[test]
+    fn the_report_shows_pid_origin_each_cause_once_and_the_traceback() {
+        let returned = anyhow::anyhow!("disk full").context("could not save \"a.json\"");
+        let err = WorkerError::new(4, ErrorKind::Failed(box_returned(returned)))
+            .with_worker(Some(1))
+            .with_pid(Some(4242))
+            .with_input(Some("\"a.json\"".into()));
+        assert_eq!(
+            format!("{err:#}"),
+            "item 4 (input \"a.json\") on worker 1 failed\n\
+             \x20   input: \"a.json\"\n\
+             \x20   worker: 1 (pid 4242)\n\
+             \x20   attempts: 1\n\
+             \x20   caused by: could not save \"a.json\"\n\
+             \x20   caused by: disk full"
+        );
+
+        let panicked = WorkerError::from_panic(2, Box::new("boom"), None)
+            .with_traceback_text(Some(
+                "   0: app::parse\n             at ./src/main.rs:9:5\n   1: app::main\n\
+                 note: Some details are omitted\n"
+                    .into(),
+            ))
+            .with_origin(Some(PanicOrigin {
+                thread: "twat-mp-worker-0".into(),
+                location: "src/main.rs:9:5".into(),
+            }))
+            .with_worker(Some(0));
+        assert_eq!(
+            format!("{panicked:#}"),
+            "item 2 on worker 0 panicked: boom\n\
+             \x20   worker: 0\n\
+             \x20   attempts: 1\n\
+             \x20   panicked at: src/main.rs:9:5 (thread 'twat-mp-worker-0')\n\
+             \x20   traceback:\n\
+             \x20       0: app::parse\n\
+             \x20                 at ./src/main.rs:9:5\n\
+             \x20       1: app::main\n\
+             \x20       note: Some details are omitted"
+        );
+
+        let async_process = WorkerError::new(0, ErrorKind::Cancelled).with_pid(Some(17));
+        assert!(
+            format!("{async_process:#}").contains("\n    worker: the process with pid 17\n"),
+            "{async_process:#}"
+        );
+    }
+
+    #[test]
+    fn a_cause_of_several_lines_goes_on_deeper() {
+        let err = WorkerError::new(0, ErrorKind::Failed("line one\nline two".into()));
+        assert_eq!(
+            format!("{err:#}"),
+            "item 0 failed\n    attempts: 1\n    caused by: line one\n        line two"
+        );
+    }
+
+    #[test]
+    fn anyhow_prints_each_message_of_the_chain_once() {
+        let returned = anyhow::anyhow!("disk full").context("could not save");
+        let err = WorkerError::new(4, ErrorKind::Failed(box_returned(returned)))
+            .with_worker(Some(1))
+            .with_pid(Some(4242));
+        let chain = anyhow::Error::from(err).context("the batch failed");
+        assert_eq!(
+            format!("{chain:#}"),
+            "the batch failed: item 4 on worker 1 failed: could not save: disk full"
+        );
+        // anyhow adds its own backtrace under RUST_BACKTRACE: not what is checked here.
+        let debug = format!("{chain:?}");
+        assert_eq!(
+            debug.split("\n\nStack backtrace:").next().unwrap(),
+            "the batch failed\n\n\
+             Caused by:\n    \
+             0: item 4 on worker 1 failed\n    \
+             1: could not save\n    \
+             2: disk full"
         );
     }
 

@@ -308,6 +308,7 @@ async fn run_job<T, O, R, E, G, Fut>(
         Ok(Ok(Err(error))) => ItemFailure::Returned {
             index,
             worker: Some(worker),
+            pid: None,
             input,
             error,
             attempts: 1,

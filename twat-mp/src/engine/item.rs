@@ -23,6 +23,8 @@ pub(crate) enum ItemFailure<E> {
     Returned {
         index: usize,
         worker: Option<usize>,
+        /// The worker process that ran it ([`WorkerError::pid`]), where one did.
+        pid: Option<u32>,
         input: Option<String>,
         error: E,
         /// How many times the item ran ([`WorkerError::attempts`]): 1, unless a process
@@ -109,11 +111,13 @@ impl<E> ItemFailure<E> {
             ItemFailure::Returned {
                 index,
                 worker,
+                pid,
                 input,
                 error,
                 attempts,
             } => WorkerError::new(index, ErrorKind::Failed(box_returned(error)))
                 .with_worker(worker)
+                .with_pid(pid)
                 .with_input(input)
                 .with_attempts(attempts),
             ItemFailure::Worker(err) => err,
@@ -271,6 +275,7 @@ impl<T, E> ItemRunner<T, E> {
         let failure = ItemFailure::Returned {
             index,
             worker,
+            pid: None,
             input,
             error,
             attempts: 1,

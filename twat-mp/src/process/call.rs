@@ -329,9 +329,11 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                     count,
                     body,
                     worker,
+                    pid,
                 } => {
                     let records = body.get(5..).unwrap_or_default();
-                    let mut chunk = decode_records::<A>(records, first, count, worker, self.render);
+                    let by = (worker, pid);
+                    let mut chunk = decode_records::<A>(records, first, count, by, self.render);
                     // An item that panicked or returned an error on a retry ran more than
                     // once.
                     for (index, failure) in &mut chunk.failures {
@@ -342,6 +344,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 Delivery::Failed {
                     index,
                     worker,
+                    pid,
                     input,
                     kind,
                     attempts,
@@ -349,6 +352,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                     let input = render_input::<A::In>(&input, self.render);
                     let err = WorkerError::new(index, kind)
                         .with_worker(worker)
+                        .with_pid(pid)
                         .with_input(input)
                         .with_attempts(attempts);
                     return Some(Decoded {

@@ -987,12 +987,13 @@ pub(crate) struct Decoded<A: RemoteFn> {
     pub(crate) failures: Vec<(usize, Failure<A>)>,
 }
 
-/// Decodes `count` records for the items from `first` on, run by worker `worker`.
+/// Decodes `count` records for the items from `first` on, run by worker `worker` (its
+/// process `pid`, where it is a process).
 pub(crate) fn decode_records<A: RemoteFn>(
     mut bytes: &[u8],
     first: usize,
     count: usize,
-    worker: usize,
+    (worker, pid): (usize, Option<u32>),
     render: Option<Render<A::In>>,
 ) -> Decoded<A> {
     let mut decoded = Decoded {
@@ -1002,7 +1003,7 @@ pub(crate) fn decode_records<A: RemoteFn>(
         failures: Vec::new(),
     };
     for index in first..first + count {
-        match decode_record::<A>(bytes, index, worker, render) {
+        match decode_record::<A>(bytes, index, (worker, pid), render) {
             Ok((Ok(value), rest)) => {
                 decoded.values.push(value);
                 bytes = rest;
@@ -1020,7 +1021,9 @@ pub(crate) fn decode_records<A: RemoteFn>(
                     decoded.failures.push((
                         index,
                         ItemFailure::Worker(
-                            WorkerError::new(index, kind).with_worker(Some(worker)),
+                            WorkerError::new(index, kind)
+                                .with_worker(Some(worker))
+                                .with_pid(pid),
                         ),
                     ));
                 }
@@ -1036,7 +1039,7 @@ type Record<'a, A> = (Result<<A as RemoteFn>::Out, Failure<A>>, &'a [u8]);
 fn decode_record<A: RemoteFn>(
     bytes: &[u8],
     index: usize,
-    worker: usize,
+    (worker, pid): (usize, Option<u32>),
     render: Option<Render<A::In>>,
 ) -> postcard::Result<Record<'_, A>> {
     let (&tag, bytes) = bytes
@@ -1062,6 +1065,7 @@ fn decode_record<A: RemoteFn>(
             let failure = ItemFailure::Returned {
                 index,
                 worker,
+                pid,
                 input,
                 error,
                 attempts: 1,
@@ -1073,6 +1077,7 @@ fn decode_record<A: RemoteFn>(
             let err = panic
                 .into_worker_error(index)
                 .with_worker(worker)
+                .with_pid(pid)
                 .with_input(input);
             Ok((Err(ItemFailure::Worker(err)), rest))
         }
@@ -1081,6 +1086,7 @@ fn decode_record<A: RemoteFn>(
             let err = panic
                 .into_init_worker_error(index)
                 .with_worker(worker)
+                .with_pid(pid)
                 .with_input(input);
             Ok((Err(ItemFailure::Worker(err)), rest))
         }
@@ -1088,6 +1094,7 @@ fn decode_record<A: RemoteFn>(
             let (why, rest) = postcard::take_from_bytes::<String>(bytes)?;
             let err = WorkerError::new(index, ErrorKind::Transport(why))
                 .with_worker(worker)
+                .with_pid(pid)
                 .with_input(input);
             Ok((Err(ItemFailure::Worker(err)), rest))
         }
@@ -1193,7 +1200,7 @@ mod tests {
         let mut bytes = vec![OK];
         write(&7_u64, &mut bytes).unwrap();
         bytes.push(9); // no such tag
-        let decoded = decode_records::<A>(&bytes, 10, 3, 1, None);
+        let decoded = decode_records::<A>(&bytes, 10, 3, (1, None), None);
         assert_eq!(decoded.values, [7]);
         let indices: Vec<usize> = decoded.failures.iter().map(|(i, _)| *i).collect();
         assert_eq!(indices, [11, 12]);
@@ -1220,7 +1227,7 @@ mod tests {
         .unwrap();
         write(&panic, &mut bytes).unwrap();
         let render: Render<u64> = |x| format!("{x:?}");
-        let decoded = decode_records::<A>(&bytes, 5, 1, 0, Some(render));
+        let decoded = decode_records::<A>(&bytes, 5, 1, (0, None), Some(render));
         let ItemFailure::Worker(err) = decoded.failures.into_iter().next().unwrap().1;
         assert_eq!(
             err.to_string(),

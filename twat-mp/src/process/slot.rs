@@ -416,11 +416,15 @@ pub(crate) enum Delivery {
         count: usize,
         body: Vec<u8>,
         worker: usize,
+        /// The worker process that ran them (`None` for an MPI rank).
+        pid: Option<u32>,
     },
     /// One item failed outside the function: a crash, a timeout, a transport error.
     Failed {
         index: usize,
         worker: Option<usize>,
+        /// The worker process that ran it, where one did.
+        pid: Option<u32>,
         input: Vec<u8>,
         kind: ErrorKind,
         /// How many times it ran ([`WorkerError::attempts`](crate::WorkerError::attempts)).
@@ -488,12 +492,19 @@ impl Batch {
         self.first + self.delivered
     }
 
-    /// The next undelivered item failed with `kind`, after `attempts` runs.
-    fn fail_next(&mut self, worker: Option<usize>, kind: ErrorKind, attempts: u32) {
+    /// The next undelivered item failed with `kind`, after `attempts` runs, on `worker`
+    /// (its process `pid`).
+    fn fail_next(
+        &mut self,
+        (worker, pid): (Option<usize>, Option<u32>),
+        kind: ErrorKind,
+        attempts: u32,
+    ) {
         let at = self.delivered;
         self.deliver(Delivery::Failed {
             index: self.first + at,
             worker,
+            pid,
             input: self.item_bytes(at).to_vec(),
             kind,
             attempts,
@@ -502,7 +513,12 @@ impl Batch {
     }
 
     /// Every undelivered item failed with `kind`, after `attempts` runs each.
-    fn fail_rest(&mut self, worker: Option<usize>, kind: impl Fn() -> ErrorKind, attempts: u32) {
+    fn fail_rest(
+        &mut self,
+        worker: (Option<usize>, Option<u32>),
+        kind: impl Fn() -> ErrorKind,
+        attempts: u32,
+    ) {
         while self.delivered < self.count() {
             self.fail_next(worker, kind(), attempts);
         }
@@ -627,6 +643,11 @@ impl Slot {
         lock(&self.shared.states[self.index])
     }
 
+    /// What a failure names as its worker: this slot, and its worker process if any.
+    fn ran_by(&self) -> (Option<usize>, Option<u32>) {
+        (Some(self.index), self.worker.as_ref().map(|w| w.pid))
+    }
+
     /// Marks the slot as running items of the call of `cancel` (`None`: of no call any
     /// more); returns whether its worker was stopped meanwhile.
     fn serve(&self, cancel: Option<&Arc<Cancel>>) -> bool {
@@ -645,7 +666,7 @@ impl Slot {
             if let Some(reason) = self.shared.broken() {
                 // An initializer failed: no worker starts again, nothing runs.
                 batch.fail_rest(
-                    Some(self.index),
+                    (Some(self.index), None),
                     || ErrorKind::InitializerFailed {
                         reason: reason.clone(),
                     },
@@ -658,7 +679,7 @@ impl Slot {
                     Ok(worker) => self.worker = Some(worker),
                     Err(err) => {
                         let why = format!("could not start a worker process: {err}");
-                        batch.fail_rest(None, || ErrorKind::Transport(why.clone()), 0);
+                        batch.fail_rest((None, None), || ErrorKind::Transport(why.clone()), 0);
                         return;
                     }
                 }
@@ -677,7 +698,7 @@ impl Slot {
                     }
                     if batch.delivered < batch.count() {
                         batch.fail_rest(
-                            Some(self.index),
+                            self.ran_by(),
                             || {
                                 ErrorKind::Transport(
                                     "the worker ended the job without answering".into(),
@@ -689,11 +710,12 @@ impl Slot {
                     return;
                 }
                 Exchange::Refused { reason, fatal } => {
+                    let ran_by = self.ran_by();
                     if fatal {
                         self.discard_worker();
                     }
                     let why = format!("the worker refused the job: {reason}");
-                    batch.fail_rest(Some(self.index), || ErrorKind::Transport(why.clone()), 0);
+                    batch.fail_rest(ran_by, || ErrorKind::Transport(why.clone()), 0);
                     return;
                 }
                 Exchange::InitFailed { reason } => {
@@ -703,6 +725,7 @@ impl Slot {
                 Exchange::Died { timed_out } => {
                     // The worker that just ended: its pid is known (0 would mean none ran).
                     let pid = self.worker.as_ref().map_or(0, |w| w.pid);
+                    let ran_by = (Some(self.index), Some(pid).filter(|&pid| pid != 0));
                     let became_ready = self.worker.as_ref().is_some_and(|w| w.ready);
                     let initializing = self
                         .worker
@@ -715,7 +738,7 @@ impl Slot {
                     }
                     if !was_ready && !became_ready {
                         let why = format!("the worker process failed to start: it {status}");
-                        batch.fail_rest(Some(self.index), || ErrorKind::Transport(why.clone()), 0);
+                        batch.fail_rest(ran_by, || ErrorKind::Transport(why.clone()), 0);
                         return;
                     }
                     if initializing {
@@ -757,7 +780,7 @@ impl Slot {
                                 careful = true;
                             }
                             Verdict::Fail { attempts } => {
-                                batch.fail_next(Some(self.index), kind, attempts);
+                                batch.fail_next(ran_by, kind, attempts);
                                 careful = timeout.is_some();
                             }
                         }
@@ -927,6 +950,7 @@ impl Slot {
                         count,
                         body: std::mem::take(&mut worker.body),
                         worker: slot,
+                        pid: Some(worker.pid),
                     });
                     batch.delivered += count;
                     last_progress = now;
@@ -1181,6 +1205,7 @@ impl MessageWorker {
                         count,
                         body: std::mem::take(&mut body),
                         worker,
+                        pid: None,
                     });
                     batch.delivered += count;
                 }
@@ -1202,7 +1227,11 @@ impl MessageWorker {
         if let Some(why) = problem {
             // The worker's state is unknown: it sets every state up again.
             self.holding.clear();
-            batch.fail_rest(Some(worker), || ErrorKind::Transport(why.clone()), 0);
+            batch.fail_rest(
+                (Some(worker), None),
+                || ErrorKind::Transport(why.clone()),
+                0,
+            );
         }
     }
 }

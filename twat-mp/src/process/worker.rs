@@ -666,7 +666,7 @@ mod tests {
     }
 
     fn decode_with<A: RemoteFn>(_: A, records: &[u8], count: usize) -> Vec<A::Out> {
-        let decoded = decode_records::<A>(records, 0, count, 0, None);
+        let decoded = decode_records::<A>(records, 0, count, (0, None), None);
         assert!(decoded.failures.is_empty());
         decoded.values
     }
@@ -739,7 +739,8 @@ mod tests {
         let mut out = Vec::new();
         run_job(key, &frame[4..], &mut out, &mut States::default()).unwrap();
         let frames = answers(&out);
-        let decoded = decode_records::<Plain<String, usize>>(&frames[0].1[5..], 0, 2, 0, None);
+        let decoded =
+            decode_records::<Plain<String, usize>>(&frames[0].1[5..], 0, 2, (0, None), None);
         assert_eq!(decoded.failures.len(), 2);
     }
 }

@@ -245,10 +245,16 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
         self.window.finish(index, Err(failure));
     }
 
-    /// The item at `index` failed so (`kind`: its worker died under it, or it timed out):
-    /// it runs again (`alone` on its worker, when it may have killed the last one), or
-    /// fails after its runs.
-    fn lost(&mut self, index: usize, kind: ErrorKind, bytes: Vec<u8>, alone: bool) {
+    /// The item at `index` failed so (`kind`: its worker process `pid` died under it, or
+    /// it timed out): it runs again (`alone` on its worker, when it may have killed the
+    /// last one), or fails after its runs.
+    fn lost(
+        &mut self,
+        index: usize,
+        (kind, pid): (ErrorKind, Option<u32>),
+        bytes: Vec<u8>,
+        alone: bool,
+    ) {
         match self.attempts.lost(index, &kind) {
             Verdict::Again { runs } => {
                 event!(
@@ -266,6 +272,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             }
             Verdict::Fail { attempts } => {
                 let err = WorkerError::new(index, kind)
+                    .with_pid(pid)
                     .with_input((self.transport.render)(&bytes))
                     .with_attempts(attempts);
                 self.failed(index, ItemFailure::Worker(err));
@@ -273,7 +280,8 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
         }
     }
 
-    fn answered(&mut self, index: usize, bytes: Vec<u8>, body: &[u8]) {
+    /// The worker process `pid` answered the item at `index`.
+    fn answered(&mut self, index: usize, bytes: Vec<u8>, body: &[u8], pid: Option<u32>) {
         let input = || (self.transport.render)(&bytes);
         let answer = match (self.transport.decode_answer)(body) {
             Ok(answer) => answer,
@@ -288,6 +296,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 Ok((error, _)) => ItemFailure::Returned {
                     index,
                     worker: None,
+                    pid,
                     input: input(),
                     error,
                     attempts: 1,
@@ -319,11 +328,14 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             }
             Answer::TimedOut(after) => {
                 // Its worker goes on: it may run again on any of them.
-                return self.lost(index, ErrorKind::TimedOut { after }, bytes, false);
+                return self.lost(index, (ErrorKind::TimedOut { after }, pid), bytes, false);
             }
         };
         let mut failure = failure;
         failure.set_attempts(self.attempts.runs(index));
+        if let ItemFailure::Worker(err) = &mut failure {
+            err.set_pid(pid);
+        }
         self.failed(index, failure);
     }
 
@@ -371,12 +383,12 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                     return;
                 };
                 session.alone = false;
-                let slot = session.slot;
+                let (slot, pid) = (session.slot, session.pid);
                 if let (Some((recorder, call)), Some(slot)) = (&self.insights, slot) {
                     recorder.task_done(slot, *call, index, took, busy);
                 }
                 self.in_flight -= 1;
-                self.answered(index, bytes, &body);
+                self.answered(index, bytes, &body, pid);
             }
             Event::Stuck {
                 session,
@@ -401,8 +413,9 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 session.alone = false;
                 session.stopper.stop();
                 session.shut();
+                let pid = session.pid;
                 self.in_flight -= 1;
-                self.lost(index, ErrorKind::TimedOut { after }, bytes, true);
+                self.lost(index, (ErrorKind::TimedOut { after }, pid), bytes, true);
             }
             Event::Closed { session } => {
                 if let Some(session) = self.session(session) {
@@ -459,7 +472,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 1 => {
                     let (index, bytes) = items.pop().expect("one item");
                     event!(self.limits.debug, index, pid = session.pid.unwrap_or_default(), cause = %kind, "worker process died on an item");
-                    self.lost(index, kind, bytes, true);
+                    self.lost(index, (kind, session.pid), bytes, true);
                 }
                 n => {
                     event!(self.limits.debug, items = n, pid = session.pid.unwrap_or_default(), cause = %kind, "a worker process died running several items; each runs again alone");
