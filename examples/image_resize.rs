@@ -236,13 +236,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let made = outcomes.len() - failed;
     println!(
-        "\n#[pmap]: {made} thumbnails ({} from {} of PNG) and {failed} failed file, in {:.2?}: \
-         {:.1} pictures/s; the items' own times add up to {:.2?} ({:.2} threads busy on average)",
+        "\n#[pmap]: {made} thumbnails ({}) from {} of PNG in {parallel:.2?}, {:.1} pictures/s; \
+         {failed} file{} failed",
         Bytes(written),
         Bytes(read),
-        parallel,
         made as f64 / parallel.as_secs_f64(),
-        busy,
+        if failed == 1 { "" } else { "s" }
+    );
+    println!(
+        "the items' own times add up to {busy:.2?}: {:.2} threads busy on average",
         busy.as_secs_f64() / parallel.as_secs_f64()
     );
 
