@@ -24,7 +24,6 @@ use twat_mp::{
     AsyncMultiPool, ErrorKind, ProcessPool, ThreadPool, amap, apmap, imap, pmap, set_debug_mode,
 };
 use twat_mp_workspace::factors::{FactorTable, largest_prime_factor, primes_below};
-use twat_mp_workspace::image::Image;
 use twat_mp_workspace::numbers::{collatz_steps, count_primes, is_prime};
 
 fn section(title: &str) {
@@ -94,12 +93,17 @@ fn decode_record(record: Vec<u8>) -> u64 {
     }
 }
 
-/// Halves an image, in a worker process.
+/// Halves a generated picture with the `image` crate, in a worker process, and gives the
+/// mean brightness of the result.
 #[pmap(process, nodes = 2)]
 fn thumbnail_mean(seed: u64) -> u64 {
-    Image::pattern("tour.png", 512, 512, seed)
-        .half_size()
-        .mean() as u64
+    let rings = 1.0 + (seed % 5) as f64 / 4.0;
+    let picture = image::GrayImage::from_fn(512, 512, |x, y| {
+        let r = f64::from(x).hypot(f64::from(y)) * rings;
+        image::Luma([(127.5 + 127.5 * (r / 3.0).sin()) as u8])
+    });
+    let half = image::imageops::resize(&picture, 256, 256, image::imageops::FilterType::Triangle);
+    half.pixels().map(|p| u64::from(p.0[0])).sum::<u64>() / (256 * 256)
 }
 
 // 7 ------------------------------------------------------------------------------------
