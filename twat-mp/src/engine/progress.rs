@@ -474,7 +474,7 @@ mod bar {
         }
     }
 
-    /// `2,000,000 items in 2 seconds (41,873,802/s), 2 failed`; `stopped at 437/600 items
+    /// `2,000,000 items in 2.00s (1,000,000/s), 2 failed`; `stopped at 437/600 items
     /// ...` when the call ended before its last item.
     pub(super) fn summary(total: Option<u64>, done: u64, failed: u64, took: Duration) -> String {
         let mut line = match total {
@@ -486,12 +486,18 @@ mod bar {
             _ => format!("{} items", HumanCount(done)),
         };
         let rate = done as f64 / took.as_secs_f64().max(1e-9);
-        let _ = write!(
-            line,
-            " in {} ({}/s)",
-            HumanDuration(took),
-            HumanCount(rate as u64)
-        );
+        // Under a minute to two decimals (`44.23ms`, `3.42s`): whole seconds would say
+        // "0 seconds" of a short call.
+        let _ = if took < Duration::from_secs(60) {
+            write!(line, " in {took:.2?} ({}/s)", HumanCount(rate as u64))
+        } else {
+            write!(
+                line,
+                " in {} ({}/s)",
+                HumanDuration(took),
+                HumanCount(rate as u64)
+            )
+        };
         if failed > 0 {
             let _ = write!(line, ", {failed} failed");
         }
@@ -720,11 +726,19 @@ mod tests {
         let second = Duration::from_secs(2);
         assert_eq!(
             bar::summary(Some(4), 4, 0, second),
-            "4 items in 2 seconds (2/s)"
+            "4 items in 2.00s (2/s)"
         );
         assert_eq!(
             bar::summary(None, 3_000, 1, second),
-            "3,000 items in 2 seconds (1,500/s), 1 failed"
+            "3,000 items in 2.00s (1,500/s), 1 failed"
+        );
+        assert_eq!(
+            bar::summary(Some(261), 261, 0, Duration::from_micros(44_230)),
+            "261 items in 44.23ms (5,900/s)"
+        );
+        assert_eq!(
+            bar::summary(Some(10), 10, 0, Duration::from_secs(125)),
+            "10 items in 2 minutes (0/s)"
         );
     }
 

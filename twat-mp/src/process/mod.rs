@@ -387,7 +387,7 @@ impl ProcessPoolBuilder {
         /// and the failures so far. Needs the `progress` feature. Nothing is drawn when
         /// stderr is not a terminal; calls at once each get their own line. When the
         /// call ends (also on a failure, or when a lazy iterator is dropped), its bar
-        /// gives way to one line that stays: `1,000 items in 2 seconds (500/s)`, or
+        /// gives way to one line that stays: `1,000 items in 2.00s (500/s)`, or
         /// `stopped at 437/600 items ...`, with the failures.
         ///
         /// The parent counts the results as each batch of them comes back from a worker

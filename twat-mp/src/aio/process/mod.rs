@@ -325,7 +325,7 @@ impl AsyncProcessPoolBuilder {
         /// the failures so far. Needs the `progress` feature. Nothing is drawn when stderr
         /// is not a terminal; calls at once each get their own line. When the call
         /// ends (also on a failure, or when its future or stream is dropped), its bar gives
-        /// way to one line that stays: `1,000 items in 2 seconds (500/s)`, or `stopped at
+        /// way to one line that stays: `1,000 items in 2.00s (500/s)`, or `stopped at
         /// 437/600 items ...`, with the failures.
         ///
         /// The caller's task counts each answer as it takes it from a worker's session
