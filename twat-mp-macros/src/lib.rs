@@ -2,13 +2,60 @@
 //! [twat-mp](https://docs.rs/twat-mp). Depend on `twat-mp` and use them from there
 //! (`use twat_mp::pmap;`): the code they write calls twat-mp's runtime.
 //!
-//! Each attribute turns a function of one item into a function over many: `parse` reads
-//! the options and the signature, `validate` refuses misuse with an error on the offending
-//! token, and `expand` writes the mapper; both of the first two read `options`, the one
-//! table of every option and where it has an effect. The examples below run in this
-//! crate's doctests.
+//! ```
+//! use twat_mp::pmap;
+//!
+//! /// The number of divisors of `n`, for many `n` at once, on a thread pool.
+//! #[pmap]
+//! fn divisors(n: u64) -> usize {
+//!     (1..=n).filter(|d| n % d == 0).count()
+//! }
+//!
+//! assert_eq!(divisors(1..=6), [1, 2, 2, 3, 2, 4]);
+//! ```
+//!
+//! | attribute | turns `fn f(x: T) -> R` into |
+//! |---|---|
+//! | [`#[pmap]`](macro@pmap) | `fn f(items: impl IntoIterator<Item = T>) -> Vec<R>`: eager, input order |
+//! | [`#[imap]`](macro@imap) | `fn f(items) -> impl Iterator<Item = R>`: lazy, bounded memory |
+//! | [`#[amap]`](macro@amap) | `fn f(items) -> AsyncResult<Vec<R>>`: returns at once |
+//! | [`#[apmap]`](macro@apmap) | `async fn f(x: T) -> R` into `async fn f(items) -> Vec<R>` (twat-mp's `aio` feature) |
+//!
+//! A function returning `Result<R, E>` gives `Result<Vec<R>, E>`, the lowest failing
+//! item's own error; a panic resumes in the caller with its payload.
+//!
+//! **Threads, processes or async?** By default the items run on a thread pool: any
+//! function, `Send` items, and a panic costs its item (a segfault or abort, the program).
+//! With `process` they run in worker processes: the items must be serde types, and a
+//! crash, abort or `timeout` costs only its item. `#[apmap]` runs async functions, many
+//! tasks per worker, for I/O. With `mpi` (twat-mp's `mpi` feature), `#[pmap]` and
+//! `#[imap]` run the items on the ranks of an MPI job. twat-mp's
+//! [front page](https://docs.rs/twat-mp/latest/twat_mp/#threads-processes-or-async)
+//! compares them in full, and
+//! [`twat_mp::expansion`](https://docs.rs/twat-mp/latest/twat_mp/expansion/index.html)
+//! shows what each attribute writes (what `cargo expand` shows).
+//!
+//! | option | taken by | meaning |
+//! |---|---|---|
+//! | `nodes = 4` | all | workers in the pool (default: the usable CPUs) |
+//! | `chunksize = 64` | `pmap`, `imap`, `amap` | items handed to a worker at a time |
+//! | `debug` | all | the pool's events and each failure, through `tracing` |
+//! | `process` | all | run the items in worker processes |
+//! | `timeout = "5s"` | all, with `process`; `apmap` alone too | an item running longer fails as timed out |
+//! | `retries = 2` | all, with `process` | run an item whose worker crashed or timed out again |
+//! | `init = make_state` | `pmap`, `imap`, `amap` | a state per worker, the first parameter `&mut S` |
+//! | `ordered = false` | `imap` | results in completion order |
+//! | `concurrency = 100` | `apmap` | tasks in flight per worker |
+//! | `result` | all | the return type is a `Result` behind an alias |
+//! | `progress` | all (feature `progress`) | a progress bar per call on stderr |
+//! | `mpi` | `pmap`, `imap` (feature `mpi`) | run the items on the ranks of the MPI job |
+//!
+//! Inside, each attribute goes through `parse` (the options and the signature),
+//! `validate` (misuse refused with an error on the offending token, from `options`, the
+//! one table of every option and where it has an effect) and `expand` (the mapper).
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -95,6 +142,7 @@ use parse::{Errors, Kind};
 /// | `process` | run the items in worker processes (a `ProcessPool`) instead of threads |
 /// | `mpi` | run the items on the ranks of an MPI job (the program's one `MpiPool`; twat-mp's `mpi` feature, else a compile error that says how to enable it): not with `process`, `timeout` or `retries`; see "Over the ranks of an MPI job" below |
 /// | `timeout = "5s"` | with `process`: kill an item's worker after this long (`ms`, `s`, `m`, `h`) |
+/// | `retries = 2` | with `process`: run an item whose worker crashed or timed out again, on a fresh worker, up to this many more times |
 /// | `result` | the return type is a `Result` behind an alias of another name (see above) |
 /// | `progress` | a progress bar on stderr per call (twat-mp's `progress` feature; without it, a compile error that says how to enable it) |
 /// | `init = make_state` | a state per worker (thread, or process with `process`), the function's first parameter (see below) |
@@ -302,6 +350,7 @@ pub fn amap(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// | `timeout = "5s"` | a task that runs past it fails as timed out (`ms`, `s`, `m`, `h`) |
 /// | `debug` | report the pool's events and each failure with its item through `tracing` |
 /// | `process` | run the tasks in worker processes, each with its own runtime |
+/// | `retries = 2` | with `process`: run a task whose worker process died under it, or that timed out, again (up to this many more times) |
 /// | `result` | the return type is a `Result` behind an alias of another name |
 /// | `progress` | a progress bar on stderr per call (twat-mp's `progress` feature) |
 #[proc_macro_attribute]

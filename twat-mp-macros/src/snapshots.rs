@@ -3,6 +3,13 @@
 //!
 //! A changed expansion fails the test with both texts; after checking the new one, write
 //! it with `UPDATE_SNAPSHOTS=1 cargo test -p twat-mp-macros snapshots`.
+//!
+//! twat-mp's page on what the attributes expand to (`twat-mp/src/expansion.md`, the docs
+//! of `twat_mp::expansion`) shows some of these snapshots: each code block after a line
+//! `<!-- snapshot: NAME -->` holds the snapshot `NAME` between hidden doctest lines (`# `)
+//! that set it up and call it. A block that differs from its snapshot fails
+//! `the_expansion_page_shows_the_snapshots`; `UPDATE_SNAPSHOTS=1` rewrites those blocks too,
+//! keeping their hidden lines.
 
 use std::path::PathBuf;
 
@@ -323,5 +330,149 @@ fn every_snapshot_file_has_a_case() {
     assert!(
         stale.is_empty(),
         "snapshots without a case (delete them): {stale:?}"
+    );
+}
+
+/// The page of twat-mp that shows the expansions, in this workspace.
+fn expansion_page() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../twat-mp/src/expansion.md")
+}
+
+/// The attributes the expansion page must show, by snapshot: one of each attribute, and
+/// `process` and `init`.
+const ON_THE_PAGE: &[&str] = &["pmap", "imap", "amap", "apmap", "pmap_process", "pmap_init"];
+
+/// One code block of the expansion page that shows a snapshot.
+struct PageBlock {
+    name: String,
+    /// Where the block's lines start and end in the page's lines (without the fences).
+    lines: std::ops::Range<usize>,
+}
+
+/// The page's blocks marked `<!-- snapshot: NAME -->`, each the code block that follows
+/// its marker.
+fn page_blocks(page: &str) -> Vec<PageBlock> {
+    let lines: Vec<&str> = page.lines().collect();
+    let mut blocks = Vec::new();
+    let mut at = 0;
+    while at < lines.len() {
+        let marker = lines[at]
+            .trim()
+            .strip_prefix("<!-- snapshot:")
+            .and_then(|rest| rest.strip_suffix("-->"));
+        at += 1;
+        let Some(name) = marker else { continue };
+        let open = lines[at..]
+            .iter()
+            .position(|line| line.starts_with("```"))
+            .map(|offset| at + offset)
+            .unwrap_or_else(|| panic!("no code block after the marker of {name}"));
+        let close = lines[open + 1..]
+            .iter()
+            .position(|line| line.starts_with("```"))
+            .map(|offset| open + 1 + offset)
+            .unwrap_or_else(|| panic!("the code block of {name} is not closed"));
+        blocks.push(PageBlock {
+            name: name.trim().to_owned(),
+            lines: open + 1..close,
+        });
+        at = close + 1;
+    }
+    blocks
+}
+
+/// Whether a line of a doctest is hidden from the rendered page.
+fn hidden(line: &str) -> bool {
+    line == "#" || line.starts_with("# ")
+}
+
+/// The block's visible lines (between its hidden set-up and its hidden calls).
+fn visible(lines: &[&str], block: &PageBlock) -> std::ops::Range<usize> {
+    let body = &lines[block.lines.clone()];
+    let start = body
+        .iter()
+        .position(|line| !hidden(line))
+        .unwrap_or(body.len());
+    let end = body
+        .iter()
+        .rposition(|line| !hidden(line))
+        .map_or(start, |at| at + 1);
+    block.lines.start + start..block.lines.start + end
+}
+
+#[test]
+fn the_expansion_page_shows_the_snapshots() {
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v != "0");
+    let path = expansion_page();
+    let page = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+    let lines: Vec<&str> = page.lines().collect();
+    let blocks = page_blocks(&page);
+    let mut wrong = Vec::new();
+    // The page with each block's visible lines replaced by its snapshot.
+    let mut updated: Vec<String> = Vec::new();
+    let mut copied = 0;
+    for block in &blocks {
+        let Some(case) = CASES.iter().find(|case| case.name == block.name) else {
+            wrong.push(format!("`{}` is not a snapshot", block.name));
+            continue;
+        };
+        let shown = visible(&lines, block);
+        let expected = render(case);
+        let actual = lines[shown.clone()].join("\n");
+        if actual.trim_end() != expected.trim_end() {
+            wrong.push(format!(
+                "the block of `{}` differs from its snapshot:\n--- page\n{actual}\n+++ snapshot\n{expected}",
+                block.name
+            ));
+        }
+        updated.extend(
+            lines[copied..shown.start]
+                .iter()
+                .map(|line| line.to_string()),
+        );
+        updated.extend(expected.trim_end().lines().map(str::to_owned));
+        copied = shown.end;
+    }
+    updated.extend(lines[copied..].iter().map(|line| line.to_string()));
+    let missing: Vec<&str> = ON_THE_PAGE
+        .iter()
+        .copied()
+        .filter(|name| !blocks.iter().any(|block| block.name == *name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} shows no block of {missing:?}",
+        path.display()
+    );
+    // A block naming no snapshot stays an error: there is nothing to write into it.
+    let unknown = blocks
+        .iter()
+        .any(|block| !CASES.iter().any(|case| case.name == block.name));
+    if update && !unknown {
+        if !wrong.is_empty() {
+            std::fs::write(&path, updated.join("\n") + "\n").unwrap();
+        }
+        return;
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} is out of date; write it with `UPDATE_SNAPSHOTS=1 cargo test -p twat-mp-macros \
+         snapshots`:\n\n{}",
+        path.display(),
+        wrong.join("\n\n")
+    );
+}
+
+#[test]
+fn page_blocks_are_found_between_their_hidden_lines() {
+    let page = "text\n<!-- snapshot: pmap -->\n```rust\n# fn setup() {}\n// shown\nfn f() {}\n# f();\n```\nafter\n";
+    let blocks = page_blocks(page);
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].name, "pmap");
+    let lines: Vec<&str> = page.lines().collect();
+    assert_eq!(
+        lines[visible(&lines, &blocks[0])],
+        ["// shown", "fn f() {}"]
     );
 }

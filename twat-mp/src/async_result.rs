@@ -103,6 +103,19 @@ pub(crate) fn async_result<T>(lost: fn() -> T) -> (Completer<T>, AsyncResult<T>)
 
 impl<T> AsyncResult<T> {
     /// Whether the work is done, so that [`get`](Self::get) will not block.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let mut pending = pool.amap(|x: u64| x * 2, [1, 2, 3]);
+    /// while !pending.ready() {
+    ///     // ... other work meanwhile ...
+    ///     pending.wait(Duration::from_millis(1));
+    /// }
+    /// assert_eq!(pending.get()?, [2, 4, 6]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ready(&self) -> bool {
         self.received.is_some()
             || self
@@ -116,6 +129,19 @@ impl<T> AsyncResult<T> {
     /// Called on one of a [`ThreadPool`](crate::ThreadPool)'s own threads (inside its
     /// `map`, say), it runs the pool's pending jobs while it waits, so that work it waits
     /// for can run even when every thread of the pool is waiting.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let mut pending = pool.amap(|x: u64| x + 1, 0..100);
+    /// // At most 10 s: `false` if the work is still running then.
+    /// if pending.wait(Duration::from_secs(10)) {
+    ///     assert!(pending.ready());
+    ///     assert_eq!(pending.get()?.len(), 100);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait(&mut self, timeout: Duration) -> bool {
         if self.received.is_some() {
             return true;

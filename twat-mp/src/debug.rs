@@ -41,6 +41,16 @@ pub fn set_debug_mode(enabled: bool) {
 }
 
 /// Whether debug mode is on for the whole program (see [`set_debug_mode`]).
+///
+/// ```
+/// // Off unless set, or unless the program started with TWAT_MP_DEBUG=1.
+/// if std::env::var_os("TWAT_MP_DEBUG").is_none() {
+///     assert!(!twat_mp::debug_mode());
+/// }
+/// twat_mp::set_debug_mode(true);
+/// assert!(twat_mp::debug_mode());
+/// # twat_mp::set_debug_mode(false);
+/// ```
 pub fn debug_mode() -> bool {
     match MODE.load(Ordering::Relaxed) {
         0 => {

@@ -16,6 +16,20 @@ mod source;
 pub(crate) use source::box_returned;
 
 /// The boxed error a function returned, as kept in [`ErrorKind::Failed`].
+///
+/// ```
+/// use twat_mp::{BoxError, ErrorKind, ThreadPool};
+///
+/// fn parse(text: &str) -> Result<u32, BoxError> {
+///     Ok(text.trim().parse()?)
+/// }
+///
+/// let pool = ThreadPool::with_nodes(2)?;
+/// let err = pool.try_map(parse, ["1", "x"]).unwrap_err();
+/// let ErrorKind::Failed(source) = err.kind() else { panic!("{err}") };
+/// assert_eq!(source.to_string(), "invalid digit found in string");
+/// # Ok::<(), twat_mp::BuildError>(())
+/// ```
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 
 /// One item of a parallel map failed.
@@ -84,6 +98,18 @@ struct Details {
 }
 
 /// What went wrong with one item: the cause inside a [`WorkerError`].
+///
+/// ```
+/// use twat_mp::{ErrorKind, ThreadPool};
+///
+/// let pool = ThreadPool::with_nodes(2)?;
+/// let err = pool.map(|x: u32| 100 / x, [5, 0]).unwrap_err();
+/// match err.kind() {
+///     ErrorKind::Panicked { message } => assert_eq!(message, "attempt to divide by zero"),
+///     other => panic!("another failure: {other}"),
+/// }
+/// # Ok::<(), twat_mp::BuildError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -257,12 +283,26 @@ impl WorkerError {
     }
 
     /// The failing item's position in the input, counting from 0.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let err = pool.map(|x: u32| 100 / x, [5, 4, 0, 2]).unwrap_err();
+    /// assert_eq!(err.index(), 2);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn index(&self) -> usize {
         self.inner.index
     }
 
     /// The worker that ran the item: a thread's index in its pool, or a worker process's
     /// slot. `None` when no worker ran it (for example a cancelled item).
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let err = pool.map(|x: u32| 100 / x, [5, 0]).unwrap_err();
+    /// assert!(err.worker().is_some_and(|worker| worker < 2));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn worker(&self) -> Option<usize> {
         self.inner.worker
     }
@@ -322,6 +362,15 @@ impl WorkerError {
     }
 
     /// What went wrong.
+    ///
+    /// ```
+    /// use twat_mp::{ErrorKind, ThreadPool};
+    ///
+    /// let pool = ThreadPool::with_nodes(2)?;
+    /// let err = pool.map(|x: u32| 100 / x, [0]).unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::Panicked { .. }));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn kind(&self) -> &ErrorKind {
         &self.inner.kind
     }
@@ -366,6 +415,15 @@ impl WorkerError {
 
     /// The backtrace of a panic, when one was captured (see [`Backtrace`] for when
     /// frames have symbols).
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(1)?;
+    /// let err = pool.map(|x: u32| 100 / x, [0]).unwrap_err();
+    /// // The worker thread's backtrace, captured when the item panicked.
+    /// let traceback = err.traceback().expect("a panic on a pool thread has one");
+    /// println!("{traceback}");
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn traceback(&self) -> Option<&str> {
         match self.inner.traceback.as_ref()? {
             Traceback::Captured { backtrace, text } => Some(
@@ -378,6 +436,15 @@ impl WorkerError {
     /// Takes the original panic payload, if this error is a panic in this process that
     /// has not been taken yet. [`std::panic::resume_unwind`] with it re-raises the panic
     /// exactly as the worker saw it.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(1)?;
+    /// let err = pool.map(|_: u8| std::panic::panic_any(42_u32), [0]).unwrap_err();
+    /// let payload = err.take_panic().expect("the panic happened in this process");
+    /// assert_eq!(payload.downcast_ref::<u32>(), Some(&42));
+    /// assert!(err.take_panic().is_none()); // taken once
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn take_panic(&self) -> Option<Box<dyn Any + Send + 'static>> {
         self.inner
             .payload

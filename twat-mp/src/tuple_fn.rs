@@ -18,6 +18,13 @@ pub trait TupleFn<Args> {
     /// What the function returns.
     type Output;
     /// Calls the function with the tuple's fields as its arguments.
+    ///
+    /// ```
+    /// use twat_mp::TupleFn;
+    ///
+    /// let area = |width: u32, height: u32| width * height;
+    /// assert_eq!(area.call_tuple((3, 4)), 12);
+    /// ```
     fn call_tuple(&self, args: Args) -> Self::Output;
 }
 

@@ -34,6 +34,14 @@ use crate::tuple_fn::TupleFn;
 /// aiomultiprocess's default of 16 caps it at 160. The limit that matters is usually
 /// outside the pool (each open socket counts against the process's open-file limit, often
 /// 1,024), so lower it when every task holds such a resource.
+///
+/// ```
+/// use twat_mp::{AsyncMultiPool, DEFAULT_CONCURRENCY};
+///
+/// assert_eq!(DEFAULT_CONCURRENCY, 512);
+/// assert_eq!(AsyncMultiPool::with_nodes(1)?.concurrency(), DEFAULT_CONCURRENCY);
+/// # Ok::<(), twat_mp::BuildError>(())
+/// ```
 pub const DEFAULT_CONCURRENCY: usize = 512;
 
 /// The function every worker runs once before its first task.
@@ -151,6 +159,12 @@ pub struct AsyncMultiPoolBuilder {
 impl AsyncMultiPoolBuilder {
     /// The number of workers; the default is the number of CPUs this process may use
     /// (cgroup quotas and affinity included). At most [`MAX_NODES`](crate::MAX_NODES).
+    ///
+    /// ```
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).build()?;
+    /// assert_eq!(pool.nodes(), 2);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.settings.nodes = Some(nodes);
         self
@@ -159,6 +173,13 @@ impl AsyncMultiPoolBuilder {
     /// The most tasks one worker runs at once; further items wait in the pool's queue.
     /// The default, [`DEFAULT_CONCURRENCY`] (512), suits I/O-bound work; at most
     /// [`MAX_CONCURRENCY`](crate::MAX_CONCURRENCY).
+    ///
+    /// ```
+    /// // At most 8 requests in flight per worker, for a server that allows no more.
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).concurrency(8).build()?;
+    /// assert_eq!(pool.concurrency(), 8);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.settings.concurrency = Some(concurrency);
         self
@@ -233,6 +254,13 @@ impl AsyncMultiPoolBuilder {
 
     /// Reports this pool's events even when the global debug mode is off
     /// (see [`set_debug_mode`](crate::set_debug_mode)).
+    ///
+    /// ```
+    /// // Reports the workers' starts and stops and each failed task through `tracing`.
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(1).debug(true).build()?;
+    /// assert_eq!(pool.nodes(), 1);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn debug(mut self, debug: bool) -> Self {
         self.settings.debug = debug;
         self
@@ -296,6 +324,7 @@ impl AsyncMultiPoolBuilder {
     /// # Ok::<(), twat_mp::BuildError>(())
     /// ```
     #[cfg(target_os = "linux")]
+    #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
     pub fn processes(self) -> super::AsyncProcessPoolBuilder {
         super::AsyncProcessPoolBuilder {
             settings: self.settings,
@@ -479,6 +508,17 @@ impl AsyncMultiPool {
     ///
     /// # Errors
     /// [`BuildError::Spawn`] when the system refuses a thread.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::new()?;
+    /// assert_eq!(pool.concurrency(), twat_mp::DEFAULT_CONCURRENCY);
+    /// let lengths = pool.map(|s: &'static str| async move { s.len() }, ["a", "bcd"]).await?;
+    /// assert_eq!(lengths, [1, 3]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Result<Self, BuildError> {
         Self::builder().build()
     }
@@ -502,21 +542,54 @@ impl AsyncMultiPool {
     }
 
     /// Settings beyond the number of workers: `concurrency`, `timeout`, `initializer`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = twat_mp::AsyncMultiPool::builder()
+    ///     .nodes(2)
+    ///     .concurrency(100)
+    ///     .timeout(Duration::from_secs(30))
+    ///     .build()?;
+    /// assert_eq!((pool.nodes(), pool.concurrency()), (2, 100));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn builder() -> AsyncMultiPoolBuilder {
         AsyncMultiPoolBuilder::default()
     }
 
     /// The number of workers.
+    ///
+    /// ```
+    /// assert_eq!(twat_mp::AsyncMultiPool::with_nodes(3)?.nodes(), 3);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn nodes(&self) -> usize {
         self.nodes
     }
 
     /// The most tasks one worker runs at once.
+    ///
+    /// ```
+    /// let pool = twat_mp::AsyncMultiPool::with_nodes(1)?;
+    /// assert_eq!(pool.concurrency(), twat_mp::DEFAULT_CONCURRENCY);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn concurrency(&self) -> usize {
         self.concurrency
     }
 
     /// The per-task timeout, if any.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twat_mp::AsyncMultiPool;
+    ///
+    /// assert_eq!(AsyncMultiPool::with_nodes(1)?.timeout(), None);
+    /// let pool = AsyncMultiPool::builder().nodes(1).timeout(Duration::from_secs(5)).build()?;
+    /// assert_eq!(pool.timeout(), Some(Duration::from_secs(5)));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
     }
@@ -552,6 +625,18 @@ impl AsyncMultiPool {
     /// Starts the [`insights`](Self::insights) afresh: counts, times and the slowest items
     /// go back to zero; calls keep their numbers. Does nothing without
     /// [`insights(true)`](AsyncMultiPoolBuilder::insights).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(1).insights(true).build()?;
+    /// pool.map(|x: u8| async move { x }, [1, 2, 3]).await?;
+    /// pool.reset_insights();
+    /// pool.map(|x: u8| async move { x }, [4]).await?;
+    /// assert_eq!(pool.insights().map(|i| i.items()), Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reset_insights(&self) {
         if let Some(recorder) = &self.insights {
             recorder.reset();

@@ -31,9 +31,10 @@ impl<R: Send + 'static> ResultSource<R> for AsyncCall<R, Infallible> {
     }
 }
 
-/// A public stream type `$name<R>` over a [`ResultSource`] of type `$source`.
+/// A public stream type `$name<R>` over a [`ResultSource`] of type `$source`; the block
+/// holds the example of its `next`.
 macro_rules! result_stream {
-    ($(#[$doc:meta])* $name:ident($source:ty)) => {
+    ($(#[$doc:meta])* $name:ident($source:ty) { $(#[$next_doc:meta])* }) => {
         $(#[$doc])*
         #[must_use = "streams are lazy: the items run only as it is polled"]
         pub struct $name<R> {
@@ -48,6 +49,8 @@ macro_rules! result_stream {
 
             /// The next result, or `None` once every item has been yielded — the same as
             /// `StreamExt::next`, without importing it.
+            ///
+            $(#[$next_doc])*
             #[allow(clippy::should_implement_trait)]
             pub async fn next(&mut self) -> Option<Result<R, WorkerError>> {
                 std::future::poll_fn(|cx| {
@@ -99,11 +102,62 @@ result_stream! {
     /// The stream of [`AsyncMultiPool::imap`](super::AsyncMultiPool::imap): results in
     /// input order, computed a bounded window ahead of the consumer. Dropping it cancels
     /// the items still queued or running.
-    ImapStream(AsyncCall<R, Infallible>)
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::with_nodes(2)?;
+    /// let mut squares = pool.imap(|x: u64| async move { x * x }, 1..=3);
+    /// let mut all = Vec::new();
+    /// while let Some(result) = squares.next().await {
+    ///     all.push(result?);
+    /// }
+    /// assert_eq!(all, [1, 4, 9]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ImapStream(AsyncCall<R, Infallible>) {
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// let pool = twat_mp::AsyncMultiPool::with_nodes(2)?;
+        /// let mut squares = pool.imap(|x: u64| async move { x * x }, 1..=3);
+        /// assert_eq!(squares.next().await.transpose()?, Some(1));
+        /// assert_eq!(squares.next().await.transpose()?, Some(4));
+        /// # Ok(())
+        /// # }
+        /// ```
+    }
 }
 
 result_stream! {
     /// The stream of [`AsyncMultiPool::uimap`](super::AsyncMultiPool::uimap): results in
     /// the order they finish. Dropping it cancels the items still queued or running.
-    UimapStream(AsyncCall<R, Infallible>)
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::with_nodes(2)?;
+    /// let mut squares = pool.uimap(|x: u64| async move { x * x }, 1..=3);
+    /// let mut all = Vec::new();
+    /// while let Some(result) = squares.next().await {
+    ///     all.push(result?);
+    /// }
+    /// all.sort();
+    /// assert_eq!(all, [1, 4, 9]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    UimapStream(AsyncCall<R, Infallible>) {
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// let pool = twat_mp::AsyncMultiPool::with_nodes(2)?;
+        /// let mut squares = pool.uimap(|x: u64| async move { x * x }, 1..=3);
+        /// let first = squares.next().await.transpose()?;
+        /// assert!(matches!(first, Some(1 | 4 | 9)));
+        /// # Ok(())
+        /// # }
+        /// ```
+    }
 }

@@ -438,46 +438,129 @@ pub struct Insights {
 
 impl Insights {
     /// How many of the slowest items are kept: 5.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// pool.map(|x: u32| x + 1, 0..100)?;
+    /// let insights = pool.insights().unwrap();
+    /// assert_eq!(insights.slowest().len(), twat_mp::Insights::SLOWEST);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub const SLOWEST: usize = SLOWEST;
 
     /// The wall-clock time since the pool was built, or since its insights were reset.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// assert!(!insights.wall().is_zero());
+    /// println!("{:?} since the pool was built", insights.wall());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wall(&self) -> Duration {
         self.wall
     }
 
     /// The calls (`map`, `imap`, `apply`, …) begun in that time.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// pool.apply(|x: u8| x, 1)?;
+    /// assert_eq!(pool.insights().unwrap().calls(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn calls(&self) -> u64 {
         self.calls
     }
 
     /// Each worker's numbers, in worker order (the `worker()` of a
     /// [`WorkerError`](crate::WorkerError)).
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// assert_eq!(insights.workers().len(), 2);
+    /// for worker in insights.workers() {
+    ///     println!("worker {}: {} items", worker.worker(), worker.items());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn workers(&self) -> &[WorkerInsights] {
         &self.workers
     }
 
     /// The slowest items (at most [`SLOWEST`](Insights::SLOWEST)), slowest first.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// // Three items, all among the slowest five; the first is likely the one summing two
+    /// // million numbers.
+    /// assert_eq!(insights.slowest().len(), 3);
+    /// println!("slowest: item {}", insights.slowest()[0].index());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn slowest(&self) -> &[SlowItem] {
         &self.slowest
     }
 
     /// The items every worker ran.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// assert_eq!(insights.items(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn items(&self) -> u64 {
         self.workers.iter().map(|w| w.items).sum()
     }
 
     /// The busy time of every worker, added up.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// let per_worker: std::time::Duration = insights.workers().iter().map(|w| w.busy()).sum();
+    /// assert_eq!(insights.busy(), per_worker);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn busy(&self) -> Duration {
         self.workers.iter().map(|w| w.busy).sum()
     }
 
     /// The idle time of every worker, added up.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// let per_worker: std::time::Duration = insights.workers().iter().map(|w| w.idle()).sum();
+    /// assert_eq!(insights.idle(), per_worker);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn idle(&self) -> Duration {
         self.workers.iter().map(|w| w.idle).sum()
     }
 
     /// The share of the workers' time spent busy: [`busy`](Self::busy) over
     /// [`wall`](Self::wall) times the number of workers, from 0 to 1.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// assert!((0.0..=1.0).contains(&insights.utilization()));
+    /// println!("{:.0}% busy", insights.utilization() * 100.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn utilization(&self) -> f64 {
         let available = self.wall.as_secs_f64() * self.workers.len() as f64;
         if available > 0.0 {
@@ -494,6 +577,16 @@ impl Insights {
 }
 
 /// What one worker (a thread, a process slot, an async worker) did; see [`Insights`].
+///
+/// ```
+/// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+/// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+/// let insights = pool.insights().expect("built with .insights(true)");
+/// for worker in insights.workers() {
+///     println!("worker {}: {} items, busy {:?}, idle {:?}", worker.worker(), worker.items(), worker.busy(), worker.idle());
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerInsights {
     worker: usize,
@@ -506,6 +599,15 @@ pub struct WorkerInsights {
 
 impl WorkerInsights {
     /// The worker's number, from 0.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// let numbers: Vec<usize> = insights.workers().iter().map(|w| w.worker()).collect();
+    /// assert_eq!(numbers, [0, 1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn worker(&self) -> usize {
         self.worker
     }
@@ -514,24 +616,64 @@ impl WorkerInsights {
     /// whose worker process crashed or timed out on it, and in
     /// [`ThreadPool::map`](crate::ThreadPool::map) the item whose failure ended its
     /// thread's share of the items.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// assert_eq!(insights.workers().iter().map(|w| w.items()).sum::<u64>(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn items(&self) -> u64 {
         self.items
     }
 
     /// The time it spent running items. For the async pools, whose tasks overlap on a
     /// worker, the time during which at least one task ran on it.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// let busiest = insights.workers().iter().map(|w| w.busy()).max().unwrap();
+    /// println!("the busiest thread ran items for {busiest:?}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn busy(&self) -> Duration {
         self.busy
     }
 
     /// The rest of the time since build or reset: neither busy nor starting a worker
     /// process.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// for worker in insights.workers() {
+    ///     println!("worker {} waited {:?}", worker.worker(), worker.idle());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn idle(&self) -> Duration {
         self.idle
     }
 
     /// Worker processes only: the time from starting each of its processes to its first
     /// answer, added up; `None` for threads.
+    ///
+    /// ```
+    /// use twat_mp::{ProcessPool, ThreadPool};
+    ///
+    /// let processes = ProcessPool::builder().nodes(1).insights(true).build()?;
+    /// processes.map(|x: u8| x, [1])?;
+    /// assert!(processes.insights().unwrap().workers()[0].startup().is_some());
+    ///
+    /// let threads = ThreadPool::builder().nodes(1).insights(true).build()?;
+    /// threads.map(|x: u8| x, [1])?;
+    /// assert_eq!(threads.insights().unwrap().workers()[0].startup(), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn startup(&self) -> Option<Duration> {
         self.startup
     }
@@ -539,12 +681,43 @@ impl WorkerInsights {
     /// Worker processes only: how many processes replaced an earlier one in this slot
     /// (after a crash, a timeout, `maxtasksperchild`, or a call that stopped its items);
     /// `None` for threads.
+    ///
+    /// ```
+    /// /// Aborts its worker process on `0`.
+    /// fn abort_on_zero(x: u8) -> u8 {
+    ///     if x == 0 {
+    ///         std::process::abort();
+    ///     }
+    ///     x
+    /// }
+    ///
+    /// let pool = twat_mp::ProcessPool::builder().nodes(1).insights(true).build()?;
+    /// assert!(pool.map(abort_on_zero, [0]).is_err());
+    /// pool.map(abort_on_zero, [1])?; // on a new worker process
+    /// assert!(matches!(pool.insights().unwrap().workers()[0].restarts(), Some(n) if n >= 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn restarts(&self) -> Option<u64> {
         self.restarts
     }
 }
 
 /// One of the slowest items; see [`Insights::slowest`].
+///
+/// ```
+/// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+/// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+/// let insights = pool.insights().expect("built with .insights(true)");
+/// let slowest = &insights.slowest()[0];
+/// println!(
+///     "call {}, item {}, on worker {}: {:?}",
+///     slowest.call(),
+///     slowest.index(),
+///     slowest.worker(),
+///     slowest.duration()
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlowItem {
     call: u64,
@@ -556,21 +729,60 @@ pub struct SlowItem {
 impl SlowItem {
     /// Which call of the pool it belonged to: 1 for the pool's first call (`map`, `imap`,
     /// `apply`, …), counted from the pool's build; a reset does not renumber.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// assert_eq!(insights.slowest()[0].call(), 1);
+    /// pool.reset_insights();
+    /// pool.map(|n: u64| n + 1, [7])?;
+    /// // A reset does not renumber the calls.
+    /// assert_eq!(pool.insights().unwrap().slowest()[0].call(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn call(&self) -> u64 {
         self.call
     }
 
     /// Its position in that call's input, as [`WorkerError::index`](crate::WorkerError::index).
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// let mut indices: Vec<usize> = insights.slowest().iter().map(|s| s.index()).collect();
+    /// indices.sort();
+    /// assert_eq!(indices, [0, 1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn index(&self) -> usize {
         self.index
     }
 
     /// The worker that ran it.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// assert!(insights.slowest()[0].worker() < 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn worker(&self) -> usize {
         self.worker
     }
 
     /// How long it ran.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).insights(true).build()?;
+    /// pool.map(|n: u64| (0..n).sum::<u64>(), [10, 20, 2_000_000])?;
+    /// let insights = pool.insights().expect("built with .insights(true)");
+    /// let durations: Vec<_> = insights.slowest().iter().map(|s| s.duration()).collect();
+    /// assert!(durations.windows(2).all(|pair| pair[0] >= pair[1])); // slowest first
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn duration(&self) -> Duration {
         self.duration
     }

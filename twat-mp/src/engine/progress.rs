@@ -47,6 +47,7 @@ macro_rules! progress_setter {
     ($(#[$doc:meta])*) => {
         $(#[$doc])*
         #[cfg(feature = "progress")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
         pub fn progress(mut self, progress: bool) -> Self {
             self.settings.progress = progress;
             self
@@ -54,7 +55,12 @@ macro_rules! progress_setter {
 
         /// A progress bar per call: needs twat-mp's `progress` feature
         /// (`features = ["progress"]` in Cargo.toml); without it, calling this is a
-        /// compile error that says so.
+        /// compile error that says so:
+        ///
+        /// ```compile_fail
+        /// // Without the `progress` feature:
+        /// let builder = twat_mp::ThreadPool::builder().progress(true);
+        /// ```
         #[cfg(not(feature = "progress"))]
         pub fn progress<B: crate::engine::progress::ProgressFeature>(self, progress: B) -> Self {
             let _ = progress;

@@ -32,11 +32,27 @@ pub(crate) struct Settings {
 /// process), and a few thousand threads already cost gigabytes of address space and
 /// exhaust Linux's default limit on memory mappings (`vm.max_map_count`) long before
 /// 100 000 of them.
+///
+/// ```
+/// use twat_mp::{BuildError, MAX_NODES, ThreadPool};
+///
+/// let refused = ThreadPool::with_nodes(MAX_NODES + 1);
+/// assert!(matches!(refused, Err(BuildError::TooLarge { .. })));
+/// ```
 pub const MAX_NODES: usize = 4096;
 
 /// The most tasks one async worker may run at once (`concurrency`): tokio's semaphores
 /// refuse more permits than about `usize::MAX / 8`, and no worker has use for more than
 /// about a million tasks in flight.
+///
+/// ```
+/// # #[cfg(feature = "aio")] {
+/// use twat_mp::{AsyncMultiPool, BuildError, MAX_CONCURRENCY};
+///
+/// let refused = AsyncMultiPool::builder().concurrency(MAX_CONCURRENCY + 1).build();
+/// assert!(matches!(refused, Err(BuildError::TooLarge { name: "concurrency", .. })));
+/// # }
+/// ```
 pub const MAX_CONCURRENCY: usize = 1 << 20;
 
 /// Settings that passed [`Settings::check`]: what a pool is built from.

@@ -141,6 +141,13 @@ pub struct MpiPoolBuilder {
 impl MpiPoolBuilder {
     /// A fixed number of items per message to a rank. By default the size follows the
     /// measured cost of an item (about 2 ms of work per message).
+    ///
+    /// ```
+    /// // Items of real work: one per message, so that every rank takes its share.
+    /// let pool = twat_mp::MpiPool::builder().chunksize(1).build()?;
+    /// assert_eq!(pool.map(|x: u64| x * 3, [1, 2])?, [3, 6]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn chunksize(mut self, chunksize: usize) -> Self {
         self.settings.chunksize = Some(chunksize);
         self
@@ -148,6 +155,14 @@ impl MpiPoolBuilder {
 
     /// The threads of rank 0 that run the items when the job has one rank; by default
     /// one per CPU this process may use. Unused when the job has several ranks.
+    ///
+    /// ```
+    /// let pool = twat_mp::MpiPool::builder().local_threads(2).build()?;
+    /// if pool.ranks() == 1 {
+    ///     assert_eq!(pool.nodes(), 2); // alone, rank 0's two threads run the items
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn local_threads(mut self, threads: usize) -> Self {
         self.settings.nodes = Some(threads);
         self
@@ -155,6 +170,13 @@ impl MpiPoolBuilder {
 
     /// Reports this pool's events even when the global debug mode is off (see
     /// [`set_debug_mode`](crate::set_debug_mode)).
+    ///
+    /// ```
+    /// // Reports the pool's events (ranks, failed items) through `tracing`.
+    /// let pool = twat_mp::MpiPool::builder().debug(true).build()?;
+    /// assert_eq!(pool.map(|x: u8| x, [1])?, [1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn debug(mut self, debug: bool) -> Self {
         self.settings.debug = debug;
         self
@@ -168,6 +190,17 @@ impl MpiPoolBuilder {
     /// [`BuildError::Zero`] for `chunksize(0)`, [`BuildError::NoNodes`] for
     /// `local_threads(0)`, [`BuildError::Mpi`] when MPI cannot start (a second pool in
     /// one program run), [`BuildError::Spawn`] when the system refuses a thread.
+    ///
+    /// ```
+    /// use twat_mp::{BuildError, MpiPool};
+    ///
+    /// // Everything before `build()` runs on every rank; only rank 0 gets past it.
+    /// let pool = MpiPool::builder().local_threads(2).build()?;
+    /// assert_eq!(pool.map(|x: u32| x + 1, [1, 2])?, [2, 3]);
+    /// // MPI starts once per program run: a second pool is refused.
+    /// assert!(matches!(MpiPool::new(), Err(BuildError::Mpi(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn build(self) -> Result<MpiPool, BuildError> {
         let checked = self.settings.check()?;
         ranks::claim().map_err(|why| BuildError::Mpi(why.into()))?;
@@ -249,11 +282,24 @@ impl MpiPool {
     /// # Errors
     /// [`BuildError::Mpi`] when MPI cannot start, [`BuildError::Spawn`] when the system
     /// refuses a thread.
+    ///
+    /// ```
+    /// // Build it early in `main`: on ranks other than 0, `new()` never returns.
+    /// let pool = twat_mp::MpiPool::new()?;
+    /// assert_eq!(pool.map(|x: u64| x * x, 0..4)?, [0, 1, 4, 9]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Result<Self, BuildError> {
         Self::builder().build()
     }
 
     /// Settings: `chunksize`, `local_threads`, `debug`.
+    ///
+    /// ```
+    /// let pool = twat_mp::MpiPool::builder().chunksize(8).local_threads(2).build()?;
+    /// assert_eq!(pool.map(|x: u8| x * 2, [1, 2])?, [2, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> MpiPoolBuilder {
         MpiPoolBuilder::default()
     }
@@ -271,6 +317,14 @@ impl MpiPool {
 
     /// Where the items run: the serving ranks (all but rank 0), or rank 0's local
     /// threads in a job of one rank.
+    ///
+    /// ```
+    /// let pool = twat_mp::MpiPool::builder().local_threads(3).build()?;
+    /// // The serving ranks under `mpirun -n N` (N - 1), or alone, rank 0's threads.
+    /// let expected = if pool.ranks() > 1 { pool.ranks() - 1 } else { 3 };
+    /// assert_eq!(pool.nodes(), expected);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn nodes(&self) -> usize {
         self.inner.nodes()
     }

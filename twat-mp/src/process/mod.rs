@@ -229,6 +229,12 @@ pub struct ProcessPoolBuilder {
 impl ProcessPoolBuilder {
     /// The number of worker processes; the default is the number of CPUs this process may
     /// use (cgroup quotas and affinity included). At most [`MAX_NODES`](crate::MAX_NODES).
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::builder().nodes(2).build()?;
+    /// assert_eq!(pool.nodes(), 2);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.settings.nodes = Some(nodes);
         self
@@ -237,6 +243,13 @@ impl ProcessPoolBuilder {
     /// A fixed number of items per message to a worker. By default the size follows the
     /// measured cost of an item: single items for slow functions, tens of thousands for
     /// trivial ones.
+    ///
+    /// ```
+    /// // One item per message: each result comes back as soon as it is ready.
+    /// let pool = twat_mp::ProcessPool::builder().nodes(2).chunksize(1).build()?;
+    /// assert_eq!(pool.map(|x: u64| x + 1, [1, 2, 3])?, [2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn chunksize(mut self, chunksize: usize) -> Self {
         self.settings.chunksize = Some(chunksize);
         self
@@ -246,6 +259,28 @@ impl ProcessPoolBuilder {
     /// item fails with [`ErrorKind::TimedOut`]. With a timeout each result is sent as soon
     /// as it is ready, so that the clock runs per item; that costs about a microsecond per
     /// item.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twat_mp::{ErrorKind, ProcessPool};
+    ///
+    /// /// Spins forever on `0`: a hang that only a killed process can stop.
+    /// fn spin_on_zero(x: u64) -> u64 {
+    ///     let mut spins = 0_u64;
+    ///     while x == 0 {
+    ///         spins = std::hint::black_box(spins.wrapping_add(1));
+    ///     }
+    ///     x
+    /// }
+    ///
+    /// let pool = ProcessPool::builder().nodes(1).timeout(Duration::from_millis(200)).build()?;
+    /// let err = pool.map(spin_on_zero, [1, 0, 2]).unwrap_err();
+    /// assert_eq!(err.index(), 1);
+    /// assert!(matches!(err.kind(), ErrorKind::TimedOut { .. }));
+    /// // The worker was replaced: the pool goes on.
+    /// assert_eq!(pool.map(spin_on_zero, [3])?, [3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = Some(timeout);
         self
@@ -271,6 +306,13 @@ impl ProcessPoolBuilder {
 
     /// Reports this pool's events (worker start, exit, replacement, timeouts) even when
     /// the global debug mode is off (see [`set_debug_mode`](crate::set_debug_mode)).
+    ///
+    /// ```
+    /// // Reports the workers' starts and exits and each failed item through `tracing`.
+    /// let pool = twat_mp::ProcessPool::builder().nodes(1).debug(true).build()?;
+    /// assert_eq!(pool.map(|x: u32| x * 2, [1, 2])?, [2, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn debug(mut self, debug: bool) -> Self {
         self.settings.debug = debug;
         self
@@ -412,6 +454,15 @@ impl ProcessPoolBuilder {
     /// nodes, [`BuildError::Nested`] in a worker of a worker (see
     /// [Nesting](ProcessPool#nesting)), [`BuildError::Spawn`] when the system refuses a
     /// thread.
+    ///
+    /// ```
+    /// use twat_mp::{BuildError, ProcessPool};
+    ///
+    /// let pool = ProcessPool::builder().nodes(2).build()?;
+    /// assert_eq!(pool.nodes(), 2);
+    /// assert!(matches!(ProcessPool::builder().nodes(0).build(), Err(BuildError::NoNodes)));
+    /// # Ok::<(), BuildError>(())
+    /// ```
     pub fn build(self) -> Result<ProcessPool, BuildError> {
         self.build_timing(true)
     }
@@ -489,6 +540,13 @@ impl ProcessPool {
     ///
     /// # Errors
     /// [`BuildError::Spawn`] when the system refuses a thread.
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::new()?;
+    /// assert!(pool.nodes() >= 1);
+    /// assert_eq!(pool.map(|x: u8| x + 1, [1, 2])?, [2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Result<Self, BuildError> {
         Self::builder().build()
     }
@@ -512,11 +570,28 @@ impl ProcessPool {
 
     /// Settings beyond the number of processes: `chunksize`, `timeout`, `debug`,
     /// `initializer`, `retries`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = twat_mp::ProcessPool::builder()
+    ///     .nodes(2)
+    ///     .timeout(Duration::from_secs(10))
+    ///     .retries(1)
+    ///     .build()?;
+    /// assert_eq!(pool.nodes(), 2);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn builder() -> ProcessPoolBuilder {
         ProcessPoolBuilder::default()
     }
 
     /// The number of worker processes (started as work needs them).
+    ///
+    /// ```
+    /// assert_eq!(twat_mp::ProcessPool::with_nodes(3)?.nodes(), 3);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn nodes(&self) -> usize {
         self.shared.nodes
     }
@@ -1061,6 +1136,15 @@ impl ProcessPool {
     /// Starts the [`insights`](Self::insights) afresh: counts, times, restarts and the
     /// slowest items go back to zero; calls keep their numbers. Does nothing without
     /// [`insights(true)`](ProcessPoolBuilder::insights).
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::builder().nodes(1).insights(true).build()?;
+    /// pool.map(|x: u8| x, [1, 2, 3])?;
+    /// pool.reset_insights();
+    /// pool.map(|x: u8| x, [4])?;
+    /// assert_eq!(pool.insights().map(|i| i.items()), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn reset_insights(&self) {
         if let Some(recorder) = &self.shared.insights {
             recorder.reset();
@@ -1245,10 +1329,26 @@ macro_rules! lazy_iterator {
 lazy_iterator! {
     /// The iterator of [`ProcessPool::imap`]: results in input order, computed a bounded
     /// window ahead of the consumer.
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
+    /// let mut squares = pool.imap(|x: u64| x * x, 1..);
+    /// assert_eq!(squares.next().transpose()?, Some(1));
+    /// assert_eq!(squares.next().transpose()?, Some(4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ProcessImap
 }
 
 lazy_iterator! {
     /// The iterator of [`ProcessPool::uimap`]: results in the order they finish.
+    ///
+    /// ```
+    /// let pool = twat_mp::ProcessPool::with_nodes(2)?;
+    /// let mut squares = pool.uimap(|x: u64| x * x, 1..=4).collect::<Result<Vec<_>, _>>()?;
+    /// squares.sort();
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ProcessUimap
 }

@@ -132,24 +132,98 @@ pub trait CrossProcessError<Via>: Sized + Send + 'static {
     /// What crosses in its place: a serde form of the error.
     type Wire: Serialize + DeserializeOwned;
     /// The error's serde form, made in the worker.
+    ///
+    /// ```
+    /// use std::io;
+    /// use twat_mp::{CrossProcessError, via};
+    ///
+    /// // An `io::Error` crosses as its kind, its message and its OS error code.
+    /// let wire = <io::Error as CrossProcessError<via::Io>>::into_wire(io::Error::other("disk full"));
+    /// let again = <io::Error as CrossProcessError<via::Io>>::from_wire(wire);
+    /// assert_eq!((again.kind(), again.to_string()), (io::ErrorKind::Other, "disk full".to_owned()));
+    /// ```
     fn into_wire(self) -> Self::Wire;
     /// The error again, made in the caller from its serde form.
+    ///
+    /// ```
+    /// use twat_mp::{CrossProcessError, via};
+    ///
+    /// // A serde type crosses as itself.
+    /// let wire = <String as CrossProcessError<via::Serde>>::into_wire("not found".to_owned());
+    /// assert_eq!(<String as CrossProcessError<via::Serde>>::from_wire(wire), "not found");
+    /// ```
     fn from_wire(wire: Self::Wire) -> Self;
 }
 
 /// How an error type crosses back from a worker process: the marker types of
-/// [`CrossProcessError`], inferred from the error type.
+/// [`CrossProcessError`], inferred from the error type, so that calls never name them.
+///
+/// ```
+/// use twat_mp::{CrossProcessError, via};
+///
+/// fn crosses<E: CrossProcessError<Via>, Via>() {}
+/// crosses::<String, via::Serde>();
+/// crosses::<std::io::Error, via::Io>();
+/// crosses::<anyhow::Error, via::Messages>();
+/// ```
 pub mod via {
     /// Serde types cross as themselves.
+    ///
+    /// ```
+    /// use twat_mp::ProcessPool;
+    ///
+    /// #[derive(Debug, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+    /// #[error("{0} is too large")]
+    /// struct TooLarge(u64);
+    ///
+    /// let pool = ProcessPool::with_nodes(1)?;
+    /// let err = pool
+    ///     .try_map(|x: u64| if x > 9 { Err(TooLarge(x)) } else { Ok(x) }, [3, 12])
+    ///     .unwrap_err();
+    /// assert_eq!(err.downcast::<TooLarge>().ok(), Some(TooLarge(12)));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     #[derive(Debug)]
     pub enum Serde {}
 
     /// [`std::io::Error`] crosses as its kind, its message and its OS error code.
+    ///
+    /// ```
+    /// use std::io;
+    /// use twat_mp::ProcessPool;
+    ///
+    /// fn read(path: String) -> io::Result<String> {
+    ///     std::fs::read_to_string(path)
+    /// }
+    ///
+    /// let pool = ProcessPool::with_nodes(1)?;
+    /// let err = pool.try_map(read, ["/no/such/file".to_owned()]).unwrap_err();
+    /// let io = err.downcast::<io::Error>().unwrap();
+    /// assert_eq!((io.kind(), io.raw_os_error()), (io::ErrorKind::NotFound, Some(2)));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     #[derive(Debug)]
     pub enum Io {}
 
     /// `Box<dyn Error + Send + Sync>` and [`anyhow::Error`] cross as the messages of their
     /// chains of sources.
+    ///
+    /// ```
+    /// use anyhow::Context;
+    /// use twat_mp::{ProcessPool, RemoteError};
+    ///
+    /// fn load(path: String) -> anyhow::Result<String> {
+    ///     std::fs::read_to_string(&path).with_context(|| format!("cannot load {path}"))
+    /// }
+    ///
+    /// let pool = ProcessPool::with_nodes(1)?;
+    /// let err = pool.try_map(load, ["/no/such/file".to_owned()]).unwrap_err();
+    /// let remote = err.downcast_ref::<RemoteError>().unwrap();
+    /// assert_eq!(remote.to_string(), "cannot load /no/such/file");
+    /// let cause = std::error::Error::source(remote).unwrap();
+    /// assert!(cause.to_string().starts_with("No such file or directory"));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     #[derive(Debug)]
     pub enum Messages {}
 }
@@ -302,11 +376,39 @@ pub struct RemoteError {
 
 impl RemoteError {
     /// The error's `Display` text, as the worker rendered it.
+    ///
+    /// ```
+    /// use twat_mp::{ProcessPool, RemoteError};
+    ///
+    /// fn open(path: String) -> anyhow::Result<String> {
+    ///     anyhow::ensure!(!path.is_empty(), "an empty path");
+    ///     Ok(path)
+    /// }
+    ///
+    /// let pool = ProcessPool::with_nodes(1)?;
+    /// let err = pool.try_map(open, [String::new()]).unwrap_err();
+    /// assert_eq!(err.downcast_ref::<RemoteError>().unwrap().message(), "an empty path");
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// The error's `Debug` text, as the worker rendered it.
+    ///
+    /// ```
+    /// use twat_mp::{ProcessPool, RemoteError};
+    ///
+    /// fn parse(s: String) -> Result<u8, Box<dyn std::error::Error + Send + Sync>> {
+    ///     Ok(s.parse()?)
+    /// }
+    ///
+    /// let pool = ProcessPool::with_nodes(1)?;
+    /// let err = pool.try_map(parse, ["300".to_owned()]).unwrap_err();
+    /// let remote = err.downcast_ref::<RemoteError>().unwrap();
+    /// assert_eq!(remote.debug_text(), "ParseIntError { kind: PosOverflow }");
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn debug_text(&self) -> &str {
         &self.debug
     }
@@ -406,6 +508,13 @@ pub trait StarArgs<R>: Sized + 'static {
     /// The function pointer type of these arguments: `fn(A, B) -> R` for `(A, B)`.
     type Fn: CodePointer;
     /// Calls `f` with the tuple's fields as its arguments.
+    ///
+    /// ```
+    /// use twat_mp::StarArgs;
+    ///
+    /// let add: fn(u32, u32) -> u32 = |a, b| a + b;
+    /// assert_eq!(<(u32, u32)>::spread(add, (2, 3)), 5);
+    /// ```
     fn spread(f: Self::Fn, args: Self) -> R;
 }
 

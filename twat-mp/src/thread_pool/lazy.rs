@@ -346,11 +346,27 @@ macro_rules! lazy_iterator {
 lazy_iterator! {
     /// The iterator of [`ThreadPool::imap`](crate::ThreadPool::imap): results in input
     /// order, computed a bounded window ahead of the consumer.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let mut squares = pool.imap(|x: u64| x * x, 1..);
+    /// assert_eq!(squares.next().transpose()?, Some(1));
+    /// assert_eq!(squares.next().transpose()?, Some(4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     Imap
 }
 
 lazy_iterator! {
     /// The iterator of [`ThreadPool::uimap`](crate::ThreadPool::uimap): results in the
     /// order they finish.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let mut squares = pool.uimap(|x: u64| x * x, 1..=4).collect::<Result<Vec<_>, _>>()?;
+    /// squares.sort();
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     Uimap
 }

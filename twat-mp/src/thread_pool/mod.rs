@@ -95,6 +95,12 @@ pub struct ThreadPoolBuilder {
 impl ThreadPoolBuilder {
     /// The number of worker threads; the default is the number of CPUs this process may
     /// use (cgroup quotas and affinity included). At most [`MAX_NODES`](crate::MAX_NODES).
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).build()?;
+    /// assert_eq!(pool.nodes(), 2);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.settings.nodes = Some(nodes);
         self
@@ -107,6 +113,14 @@ impl ThreadPoolBuilder {
     /// cores, `imap` of a multiplication runs at about 2 M items/s with one item per job
     /// and 14 M/s with `chunksize(64)`), at the price of pulling that much more input
     /// ahead.
+    ///
+    /// ```
+    /// // Trivial items: 256 to a job, so that a job costs less than its items.
+    /// let pool = twat_mp::ThreadPool::builder().chunksize(256).build()?;
+    /// let doubled: Vec<u64> = pool.imap(|x: u64| x * 2, 0..10_000).map(Result::unwrap).collect();
+    /// assert_eq!(doubled[9_999], 19_998);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn chunksize(mut self, chunksize: usize) -> Self {
         self.settings.chunksize = Some(chunksize);
         self
@@ -114,6 +128,13 @@ impl ThreadPoolBuilder {
 
     /// Reports this pool's events even when the global debug mode is off
     /// (see [`set_debug_mode`](crate::set_debug_mode)).
+    ///
+    /// ```
+    /// // Reports the pool's start, its threads and each failed item through `tracing`.
+    /// let pool = twat_mp::ThreadPool::builder().nodes(1).debug(true).build()?;
+    /// assert!(pool.map(|x: u32| 10 / x, [1, 0]).is_err());
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn debug(mut self, debug: bool) -> Self {
         self.settings.debug = debug;
         self
@@ -166,6 +187,15 @@ impl ThreadPoolBuilder {
     /// [`BuildError::NoNodes`] for `nodes(0)`, [`BuildError::Zero`] for `chunksize(0)`,
     /// [`BuildError::TooLarge`] for more than [`MAX_NODES`](crate::MAX_NODES) nodes,
     /// [`BuildError::Spawn`] when the system refuses a thread.
+    ///
+    /// ```
+    /// use twat_mp::{BuildError, ThreadPool};
+    ///
+    /// let pool = ThreadPool::builder().nodes(2).build()?;
+    /// assert_eq!(pool.nodes(), 2);
+    /// assert!(matches!(ThreadPool::builder().nodes(0).build(), Err(BuildError::NoNodes)));
+    /// # Ok::<(), BuildError>(())
+    /// ```
     pub fn build(self) -> Result<ThreadPool, BuildError> {
         let checked = self.settings.check()?;
         let (nodes, debug) = (checked.nodes, checked.debug);
@@ -233,6 +263,13 @@ impl ThreadPool {
     ///
     /// # Errors
     /// [`BuildError::Spawn`] when the system refuses a thread.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::new()?;
+    /// assert!(pool.nodes() >= 1);
+    /// assert_eq!(pool.map(|x: u8| x + 1, [1, 2])?, [2, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new() -> Result<Self, BuildError> {
         Self::builder().build()
     }
@@ -255,11 +292,22 @@ impl ThreadPool {
     }
 
     /// Settings beyond the number of threads.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::builder().nodes(2).chunksize(16).build()?;
+    /// assert_eq!(pool.nodes(), 2);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn builder() -> ThreadPoolBuilder {
         ThreadPoolBuilder::default()
     }
 
     /// The number of worker threads.
+    ///
+    /// ```
+    /// assert_eq!(twat_mp::ThreadPool::with_nodes(3)?.nodes(), 3);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn nodes(&self) -> usize {
         self.nodes
     }
@@ -396,6 +444,13 @@ impl ThreadPool {
     ///
     /// # Errors
     /// A [`WorkerError`] for the lowest failing item.
+    ///
+    /// ```
+    /// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+    /// let powers = pool.starmap(|base: u64, exp: u32| base.pow(exp), [(2, 3), (10, 2)])?;
+    /// assert_eq!(powers, [8, 100]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn starmap<Args, F, I>(&self, f: F, tuples: I) -> Result<Vec<F::Output>, WorkerError>
     where
         F: TupleFn<Args> + Sync,

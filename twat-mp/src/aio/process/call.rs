@@ -883,11 +883,78 @@ impl<R: Send + 'static> ResultSource<R> for SessionCall<R, Infallible> {
 result_stream! {
     /// The stream of [`AsyncProcessPool::imap`](super::AsyncProcessPool::imap): results in
     /// input order.
-    ProcessImapStream(SessionCall<R, Infallible>)
+    ///
+    /// ```
+    /// async fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// let mut squares = pool.imap(square, 1..=3);
+    /// let mut all = Vec::new();
+    /// while let Some(result) = squares.next().await {
+    ///     all.push(result?);
+    /// }
+    /// assert_eq!(all, [1, 4, 9]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ProcessImapStream(SessionCall<R, Infallible>) {
+        /// ```
+        /// async fn square(x: u64) -> u64 {
+        ///     x * x
+        /// }
+        ///
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
+        /// let mut squares = pool.imap(square, 1..=3);
+        /// assert_eq!(squares.next().await.transpose()?, Some(1));
+        /// assert_eq!(squares.next().await.transpose()?, Some(4));
+        /// # Ok(())
+        /// # }
+        /// ```
+    }
 }
 
 result_stream! {
     /// The stream of [`AsyncProcessPool::uimap`](super::AsyncProcessPool::uimap): results
     /// as each task finishes.
-    ProcessUimapStream(SessionCall<R, Infallible>)
+    ///
+    /// ```
+    /// async fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
+    /// let mut squares = pool.uimap(square, 1..=3);
+    /// let mut all = Vec::new();
+    /// while let Some(result) = squares.next().await {
+    ///     all.push(result?);
+    /// }
+    /// all.sort();
+    /// assert_eq!(all, [1, 4, 9]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ProcessUimapStream(SessionCall<R, Infallible>) {
+        /// ```
+        /// async fn square(x: u64) -> u64 {
+        ///     x * x
+        /// }
+        ///
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// let pool = twat_mp::AsyncMultiPool::builder().nodes(2).processes().build()?;
+        /// let mut squares = pool.uimap(square, 1..=3);
+        /// let first = squares.next().await.transpose()?;
+        /// assert!(matches!(first, Some(1 | 4 | 9)));
+        /// # Ok(())
+        /// # }
+        /// ```
+    }
 }

@@ -195,6 +195,12 @@ pub struct AsyncProcessPoolBuilder {
 impl AsyncProcessPoolBuilder {
     /// The number of worker processes; the default is the number of usable CPUs. At most
     /// [`MAX_NODES`](crate::MAX_NODES).
+    ///
+    /// ```
+    /// let pool = twat_mp::AsyncMultiPool::builder().processes().nodes(2).build()?;
+    /// assert_eq!(pool.nodes(), 2);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.settings.nodes = Some(nodes);
         self
@@ -202,6 +208,12 @@ impl AsyncProcessPoolBuilder {
 
     /// The most tasks one worker process runs at once (default
     /// [`DEFAULT_CONCURRENCY`](super::DEFAULT_CONCURRENCY)).
+    ///
+    /// ```
+    /// let pool = twat_mp::AsyncMultiPool::builder().processes().concurrency(16).build()?;
+    /// assert_eq!(pool.concurrency(), 16);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.settings.concurrency = Some(concurrency);
         self
@@ -211,6 +223,29 @@ impl AsyncProcessPoolBuilder {
     /// [`ErrorKind::TimedOut`]. A task that cannot be stopped at an `.await` (it blocks its
     /// thread) is reported at its deadline and its worker process killed; the worker's
     /// other tasks run again elsewhere (see [`AsyncProcessPool`'s timeouts](AsyncProcessPool#timeouts)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use twat_mp::{AsyncMultiPool, ErrorKind};
+    ///
+    /// async fn wait_ms(ms: u64) -> u64 {
+    ///     tokio::time::sleep(Duration::from_millis(ms)).await;
+    ///     ms
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder()
+    ///     .nodes(1)
+    ///     .processes()
+    ///     .timeout(Duration::from_millis(200))
+    ///     .build()?;
+    /// let err = pool.map(wait_ms, [1, 10_000]).await.unwrap_err();
+    /// assert_eq!(err.index(), 1);
+    /// assert!(matches!(err.kind(), ErrorKind::TimedOut { .. }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.settings.timeout = Some(timeout);
         self
@@ -219,12 +254,37 @@ impl AsyncProcessPoolBuilder {
     /// The most tasks one worker process runs in its life, as Python's
     /// `maxtasksperchild`: a bound on what a leak can accumulate. Each worker counts its
     /// own tasks and is replaced once it has run that many. No limit by default.
+    ///
+    /// ```
+    /// use twat_mp::AsyncMultiPool;
+    ///
+    /// async fn pid(_: u32) -> u32 {
+    ///     std::process::id()
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = AsyncMultiPool::builder().nodes(1).processes().maxtasksperchild(1).build()?;
+    /// let mut pids = pool.map(pid, 0..3).await?;
+    /// pids.sort();
+    /// pids.dedup();
+    /// assert_eq!(pids.len(), 3); // a new worker process for each task
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn maxtasksperchild(mut self, tasks: usize) -> Self {
         self.settings.maxtasksperchild = Some(tasks);
         self
     }
 
     /// Reports this pool's events even when the global debug mode is off.
+    ///
+    /// ```
+    /// // Reports the worker processes' starts, exits and replacements, and each failed task.
+    /// let pool = twat_mp::AsyncMultiPool::builder().processes().nodes(1).debug(true).build()?;
+    /// assert_eq!(pool.nodes(), 1);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn debug(mut self, debug: bool) -> Self {
         self.settings.debug = debug;
         self
@@ -415,21 +475,50 @@ impl FromSettings for AsyncProcessPool {
 
 impl AsyncProcessPool {
     /// The number of worker processes.
+    ///
+    /// ```
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(3).processes().build()?;
+    /// assert_eq!(pool.nodes(), 3);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn nodes(&self) -> usize {
         self.nodes
     }
 
     /// The most tasks one worker process runs at once.
+    ///
+    /// ```
+    /// let pool = twat_mp::AsyncMultiPool::builder().processes().build()?;
+    /// assert_eq!(pool.concurrency(), twat_mp::DEFAULT_CONCURRENCY);
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn concurrency(&self) -> usize {
         self.concurrency
     }
 
     /// The per-task timeout, if any.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = twat_mp::AsyncMultiPool::builder()
+    ///     .processes()
+    ///     .timeout(Duration::from_secs(5))
+    ///     .build()?;
+    /// assert_eq!(pool.timeout(), Some(Duration::from_secs(5)));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
     }
 
     /// The most tasks one worker process runs in its life, if limited.
+    ///
+    /// ```
+    /// let pool = twat_mp::AsyncMultiPool::builder().processes().maxtasksperchild(100).build()?;
+    /// assert_eq!(pool.maxtasksperchild(), Some(100));
+    /// # Ok::<(), twat_mp::BuildError>(())
+    /// ```
     pub fn maxtasksperchild(&self) -> Option<usize> {
         self.maxtasksperchild
     }
@@ -469,6 +558,22 @@ impl AsyncProcessPool {
     /// Starts the [`insights`](Self::insights) afresh: counts, times, restarts and the
     /// slowest tasks go back to zero; calls keep their numbers. Does nothing without
     /// [`insights(true)`](AsyncProcessPoolBuilder::insights).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// async fn echo(x: u8) -> u8 {
+    ///     x
+    /// }
+    ///
+    /// let pool = twat_mp::AsyncMultiPool::builder().nodes(1).processes().insights(true).build()?;
+    /// pool.map(echo, [1, 2, 3]).await?;
+    /// pool.reset_insights();
+    /// pool.map(echo, [4]).await?;
+    /// assert_eq!(pool.insights().map(|i| i.items()), Some(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reset_insights(&self) {
         if let Some(recorder) = self.workers.recorder() {
             recorder.reset();
