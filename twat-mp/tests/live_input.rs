@@ -213,7 +213,7 @@ where
                 let most = most_pulled_over_a_while(&pulled);
                 assert!(
                     most <= taken + ahead,
-                    "pulled {most} items for {taken} results"
+                    "pulled {most} items for {taken} results (ordered: {ordered}, work {work})"
                 );
             }
             drop(results);
@@ -226,7 +226,9 @@ where
 
 #[test]
 fn thread_pool_lazy_maps_pull_an_endless_input_only_within_the_window() {
-    let pool = ThreadPool::with_nodes(2).unwrap();
+    // One item per job (the default chunks grow with fast items: see
+    // `adaptive_chunks.rs` for their bound).
+    let pool = ThreadPool::builder().nodes(2).chunksize(1).build().unwrap();
     // The window: two items per thread ahead of the consumer; an input that gives its
     // items at once may be read 128 items further.
     let cases = [(20_000, 2 * 2), (0, 2 * 2 + 128)];

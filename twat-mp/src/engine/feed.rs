@@ -101,6 +101,9 @@ pub(crate) struct Feed<T> {
     offered: usize,
     /// Since when the consumer, with a worker idle, has seen a chunk short of full.
     short_since: Option<Instant>,
+    /// How long a chunk short of full waits for the rest while a worker is idle
+    /// ([`CHUNK_PATIENCE`] unless [`set_patience`](Self::set_patience) said otherwise).
+    patience: Duration,
     /// Items moved from the feeder's buffer, not yet given out.
     local: VecDeque<T>,
     /// An empty buffer that changes place with the feeder's full one: taking what the
@@ -223,6 +226,7 @@ impl<T: Send + 'static> Feed<T> {
             granted: 0,
             offered: 0,
             short_since: None,
+            patience: CHUNK_PATIENCE,
             local: VecDeque::new(),
             spare: Vec::new(),
             deadline: None,
@@ -238,6 +242,13 @@ impl<T> Feed<T> {
     /// Set before the first `take`.
     pub(crate) fn wake_with(&mut self, wake: impl Fn() + Send + 'static) {
         self.shared.lock().wake = Some(Box::new(wake));
+    }
+
+    /// How long a chunk short of full waits for the rest of its items while a worker is
+    /// idle. Zero for a consumer whose chunk size is only an upper bound (the thread
+    /// pool's adaptive chunks): then an idle worker gets what is there at once.
+    pub(crate) fn set_patience(&mut self, patience: Duration) {
+        self.patience = patience;
     }
 
     /// Lets the feeder pull until it has pulled `total` items in all. The allowance only
@@ -296,9 +307,10 @@ impl<T> Feed<T> {
         let there = self.local.len() + self.spare.len();
         let overdue = idle
             && there > 0
-            && self
-                .short_since
-                .is_some_and(|since| since.elapsed() >= CHUNK_PATIENCE);
+            && (self.patience.is_zero()
+                || self
+                    .short_since
+                    .is_some_and(|since| since.elapsed() >= self.patience));
         let mut grant = false;
         let ready = if self.over || there >= max || overdue {
             state.wake_at = 0;
@@ -322,7 +334,7 @@ impl<T> Feed<T> {
             } else {
                 state.wake_at = max - there;
                 let since = *self.short_since.get_or_insert_with(Instant::now);
-                Ready::Later(Some(since + CHUNK_PATIENCE))
+                Ready::Later(Some(since + self.patience))
             }
         };
         drop(state);

@@ -1,128 +1,132 @@
 //! The lazy maps of [`ThreadPool`](crate::ThreadPool): [`Imap`] (input order) and
-//! [`Uimap`] (completion order), over the engine's [`Window`] of items in flight and its
+//! [`Uimap`] (completion order), over the engine's [`Counts`] of items in flight and its
 //! [`Feed`] of input.
+//!
+//! The consumer's thread starts *jobs* on the pool: a run of consecutive items (a chunk)
+//! that one pool thread works through. A job and the consumer share the job's items not
+//! started yet and its outcomes not yet taken ([`JobState`], behind a mutex that only
+//! they two take, almost never at once): the job's thread publishes each outcome there
+//! as the item ends, so a result is never held back behind the items after it, and the
+//! consumer takes the outcomes of many items at once. The job wakes the consumer only
+//! when the consumer said it waits for that job's next outcome, and when it ends.
+//!
+//! **Adaptive chunks.** Without a [`chunksize`](crate::ThreadPoolBuilder::chunksize), a
+//! map starts with one item per job; each job reports how long its items took, and the
+//! chunk doubles while jobs end well within [`JOB_TARGET`], up to [`MAX_CHUNK`], and
+//! falls at once to what fits in `JOB_TARGET` when a job was slow. The window (how far
+//! the map may run ahead of its consumer) is two chunks per thread, so it grows and
+//! shrinks with the chunk.
+//!
+//! **Stealing.** A thread that has nothing to do while another job still has items not
+//! started (a slow item holds up the rest of its chunk, or the input has ended) takes
+//! the later half of those items as a job of its own, as rayon's adaptive splitting
+//! does: the items behind a slow one run on the idle thread instead of waiting for it.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt;
 use std::iter::FusedIterator;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::engine::feed::{Feed, READ_AHEAD, Take};
 use crate::engine::item::{CancelFlag, ItemFailure, Outcome};
-use crate::engine::order::Window;
+use crate::engine::order::Counts;
 use crate::engine::progress::Progress;
 use crate::error::WorkerError;
 
+/// How long a job of the adaptive chunk size aims to take: long against the few
+/// microseconds a job costs to start and end (so trivial items pay next to nothing for
+/// it), short enough that the threads share the work evenly.
+pub(crate) const JOB_TARGET: Duration = Duration::from_micros(100);
+
+/// The most items the adaptive chunk size gives one job: it bounds the window, two chunks
+/// per thread, and so the input pulled ahead of the consumer.
+pub(crate) const MAX_CHUNK: usize = 1024;
+
 /// What reaches the consumer of a lazy map, on one channel: it waits in one place for
 /// results and for input.
-enum Message<R, E> {
+enum Message {
     /// The feed has the items the map asked for, or the input has ended; or the time to
     /// look at the feed again has come.
     Input,
-    /// The item at `index` has its outcome; `last` when it ends its job.
-    Done {
-        index: usize,
-        outcome: Outcome<R, E>,
-        last: bool,
-    },
+    /// A job published the outcome the consumer waits for.
+    Published,
+    /// A job ended: its thread ran `ran` items in `elapsed`.
+    Ended { ran: usize, elapsed: Duration },
 }
 
-/// What [`StartChunks::start`] did.
-enum Started {
-    /// A job of this many items was started.
-    Chunk(usize),
-    /// Not enough input now (see [`Feed::take`]): look again when a [`Message::Input`]
-    /// comes, or by the deadline.
-    Later(Option<Instant>),
-    /// The input has ended and every item was started.
-    Ended,
+/// What a job and the consumer share.
+struct JobShared<T, R, E> {
+    state: Mutex<JobState<T, R, E>>,
+    /// How many outcomes the job published in all: what the consumer looks at, without
+    /// the lock, for a moment before it asks to be woken.
+    published: AtomicUsize,
 }
 
-/// The part of a lazy map that knows the item type: takes chunks from the feed and starts
-/// them on the pool.
-trait StartChunks {
-    /// Starts up to `max` items as one job, their indices from `first`: a full chunk, or
-    /// fewer at the end of the input, or when `idle` (a thread waits for work) and the
-    /// input has stopped giving (see [`Feed::take`]).
-    fn start(&mut self, pool: &rayon::ThreadPool, first: usize, max: usize, idle: bool) -> Started;
-
-    /// See [`Feed::allow`].
-    fn allow(&mut self, total: usize, step: usize);
-
-    /// See [`Feed::finish`].
-    fn finish(&mut self);
+/// A job's items not started yet (the job takes from the front, a thief from the back)
+/// and its outcomes not yet taken, in input order.
+struct JobState<T, R, E> {
+    pending: VecDeque<T>,
+    outcomes: Vec<Outcome<R, E>>,
+    /// The consumer waits for this job's next outcome: publish it with a wake-up.
+    hungry: bool,
 }
 
-struct Chunks<T, F, R, E> {
-    feed: Feed<T>,
-    run: Arc<F>,
-    sender: Sender<Message<R, E>>,
-    cancel: Arc<CancelFlag>,
+type Shared<T, R, E> = Arc<JobShared<T, R, E>>;
+
+fn lock<T, R, E>(shared: &Shared<T, R, E>) -> MutexGuard<'_, JobState<T, R, E>> {
+    // Nothing panics while holding the lock; a poisoned lock still holds good data.
+    shared.state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl<T, F, R, E> StartChunks for Chunks<T, F, R, E>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-    E: Send + 'static,
-    F: Fn(usize, T) -> Outcome<R, E> + Send + Sync + 'static,
-{
-    fn start(&mut self, pool: &rayon::ThreadPool, first: usize, max: usize, idle: bool) -> Started {
-        match self.feed.take(max, idle) {
-            Take::Items(batch) => {
-                let count = batch.len();
-                spawn_chunk(pool, first, batch, &self.run, &self.sender, &self.cancel);
-                Started::Chunk(count)
-            }
-            Take::Later(deadline) => Started::Later(deadline),
-            Take::Ended => Started::Ended,
-        }
+/// How many times the consumer yields its core, looking for a published outcome, before
+/// it asks a job to wake it: with trivial items the next outcome is a moment away, and a
+/// wake-up for each would cost far more than the item.
+const SPINS: usize = 16;
+
+/// The consumer's record of a job: its items are `first..end` (a thief shortens `end`),
+/// and `taken` of their outcomes were moved to the consumer.
+struct Job<T, R, E> {
+    shared: Shared<T, R, E>,
+    first: usize,
+    end: usize,
+    taken: usize,
+}
+
+impl<T, R, E> Job<T, R, E> {
+    fn is_taken(&self) -> bool {
+        self.first + self.taken == self.end
     }
 
-    fn allow(&mut self, total: usize, step: usize) {
-        self.feed.allow(total, step);
-    }
-
-    fn finish(&mut self) {
-        self.feed.finish();
+    /// Whether the job published an outcome the consumer has not taken.
+    fn has_published(&self) -> bool {
+        self.shared.published.load(Ordering::Relaxed) > self.taken
     }
 }
 
-/// The lazy map shared by `imap`, `uimap` and the `#[imap]` attribute. Its input is
-/// pulled by a [`Feed`] only while fewer than `window` items run ahead of the consumer;
-/// the consumer starts what the feed has, a chunk at a time (or less, when a thread is
-/// idle and the input has stopped giving), whenever it is in `next`, and waits on one
-/// channel for results and input.
+/// The lazy map shared by `imap`, `uimap` and the `#[imap]` attribute (the item type is
+/// hidden behind [`Lazy`]).
 pub(crate) struct LazyMap<'pool, R, E> {
-    pool: &'pool rayon::ThreadPool,
-    input: Box<dyn StartChunks + 'pool>,
-    input_done: bool,
-    results: Receiver<Message<R, E>>,
-    cancel: Arc<CancelFlag>,
-    window: Window<Outcome<R, E>>,
-    chunk: usize,
-    /// The least allowance worth granting the feeder between waits: half the window, so
-    /// that it pulls in runs rather than an item at a time.
-    step: usize,
-    /// Jobs started and not finished.
-    jobs: usize,
-    nodes: usize,
-    /// When to look at the feed again even if no message comes: a short chunk's patience.
-    look_again: Option<Instant>,
-    /// The call's progress bar, fed each outcome handed over; ends with the map.
-    progress: Option<Progress>,
+    inner: Box<dyn NextOutcome<R, E> + 'pool>,
+}
+
+/// A lazy map whose item type is hidden.
+trait NextOutcome<R, E> {
+    fn next_outcome(&mut self) -> Option<Outcome<R, E>>;
+    fn window(&self) -> &Counts;
 }
 
 impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
+    /// A lazy map of `run` over `input`, `chunk` items per job (adaptive when `None`).
     pub(crate) fn new<T, I, F>(
         pool: &'pool rayon::ThreadPool,
         input: I,
         progress: Option<Progress>,
         run: F,
-        chunk: usize,
-        window: usize,
+        chunk: Option<usize>,
         ordered: bool,
     ) -> Self
     where
@@ -130,65 +134,212 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
         T: Send + 'static,
         F: Fn(usize, T) -> Outcome<R, E> + Send + Sync + 'static,
     {
-        let (sender, results) = mpsc::channel();
-        let cancel = Arc::new(CancelFlag::default());
-        let limit = window.max(chunk);
-        let window = Window::new(limit, ordered);
+        LazyMap {
+            inner: Box::new(Lazy::new(pool, input, progress, run, chunk, ordered)),
+        }
+    }
+}
+
+impl<R, E> LazyMap<'_, R, E> {
+    /// How far the map runs ahead of its consumer.
+    pub(crate) fn window(&self) -> &Counts {
+        self.inner.window()
+    }
+}
+
+impl<R, E> Iterator for LazyMap<'_, R, E> {
+    type Item = Outcome<R, E>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next_outcome()
+    }
+}
+
+impl<R, E> FusedIterator for LazyMap<'_, R, E> {}
+
+/// The lazy map itself. Its input is pulled by a [`Feed`] only while the window ([`Counts`]) has
+/// room; the consumer starts jobs of what the feed has whenever it is in `next`, takes
+/// the outcomes the jobs published, and waits on one channel for wake-ups and input.
+struct Lazy<'pool, T, F, R, E> {
+    pool: &'pool rayon::ThreadPool,
+    feed: Feed<T>,
+    run: Arc<F>,
+    sender: Sender<Message>,
+    messages: Receiver<Message>,
+    cancel: Arc<CancelFlag>,
+    window: Counts,
+    ordered: bool,
+    /// Items per job: fixed by the pool's `chunksize`, else adapted to the items' cost.
+    chunk: usize,
+    adaptive: bool,
+    /// The least allowance worth granting the feeder between waits: half the window, so
+    /// that it pulls in runs rather than an item at a time.
+    step: usize,
+    /// The jobs whose outcomes are not all taken, in input order.
+    jobs: VecDeque<Job<T, R, E>>,
+    /// Jobs started whose thread has not ended them.
+    working: usize,
+    /// A job ended since the last look for items to steal.
+    may_steal: bool,
+    nodes: usize,
+    input_done: bool,
+    /// Outcomes taken from the jobs, in the order they are handed over.
+    ready: VecDeque<Outcome<R, E>>,
+    /// An empty buffer that changes place with a job's outcomes.
+    spare: Vec<Outcome<R, E>>,
+    /// When to look at the feed again even if no message comes: a short chunk's patience.
+    look_again: Option<Instant>,
+    /// The call's progress bar, fed each outcome handed over; ends with the map.
+    progress: Option<Progress>,
+}
+
+impl<'pool, T, F, R, E> Lazy<'pool, T, F, R, E>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+    F: Fn(usize, T) -> Outcome<R, E> + Send + Sync + 'static,
+{
+    fn new<I>(
+        pool: &'pool rayon::ThreadPool,
+        input: I,
+        progress: Option<Progress>,
+        run: F,
+        chunk: Option<usize>,
+        ordered: bool,
+    ) -> Self
+    where
+        I: Iterator<Item = T> + Send + 'static,
+    {
+        let (sender, messages) = mpsc::channel();
+        let nodes = pool.current_num_threads();
+        let adaptive = chunk.is_none();
+        let chunk = chunk.unwrap_or(1).max(1);
+        let limit = 2 * nodes * chunk;
         // Two windows, if that is more than the least read-ahead.
         let mut feed = Feed::spawn(input, (2 * limit).max(READ_AHEAD));
+        if adaptive {
+            // The chunk is only an upper bound: an idle thread gets what is there.
+            feed.set_patience(Duration::ZERO);
+        }
         let wake = sender.clone();
         feed.wake_with(move || {
             let _ = wake.send(Message::Input);
         });
-        let input = Chunks {
+        let mut lazy = Lazy {
+            pool,
             feed,
             run: Arc::new(run),
             sender,
-            cancel: Arc::clone(&cancel),
-        };
-        let mut lazy = LazyMap {
-            pool,
-            input: Box::new(input),
-            input_done: false,
-            results,
-            cancel,
-            window,
+            messages,
+            cancel: Arc::default(),
+            window: Counts::new(limit, ordered),
+            ordered,
             chunk,
+            adaptive,
             step: (limit / 2).max(1),
-            jobs: 0,
-            nodes: pool.current_num_threads(),
+            jobs: VecDeque::new(),
+            working: 0,
+            may_steal: false,
+            nodes,
+            input_done: false,
+            ready: VecDeque::new(),
+            spare: Vec::new(),
             look_again: None,
             progress,
         };
         // The feeder starts pulling at once; jobs start at the first `next`.
         let allowance = lazy.allowance();
-        lazy.input.allow(allowance, 0);
+        lazy.feed.allow(allowance, 0);
         lazy
     }
 
-    /// Starts chunks of what the feed has while the window has room, and lets the feeder
-    /// pull what the window allows. A chunk stays whole: the last one may reach past the
-    /// window by less than a chunk, as it always could.
-    fn start_chunks(&mut self) {
+    /// Starts jobs of what the feed has while the window has room, lets an idle thread
+    /// steal from a job that still has items not started, and lets the feeder pull what
+    /// the window allows. A chunk stays whole: the last one may reach past the window by
+    /// less than a chunk, as it always could.
+    fn start_jobs(&mut self) {
         self.look_again = None;
         while !self.input_done && self.window.has_room() {
-            let idle = self.jobs < self.nodes;
-            match self
-                .input
-                .start(self.pool, self.window.started(), self.chunk, idle)
-            {
-                Started::Chunk(count) => {
-                    self.window.start(count);
-                    self.jobs += 1;
+            let idle = self.working < self.nodes;
+            match self.feed.take(self.chunk, idle) {
+                Take::Items(batch) => {
+                    let first = self.window.start(batch.len());
+                    let at = self.jobs.len();
+                    self.spawn(at, first, batch.into());
                 }
-                Started::Later(deadline) => {
+                Take::Later(deadline) => {
                     self.look_again = deadline;
                     break;
                 }
-                Started::Ended => self.input_done = true,
+                Take::Ended => self.input_done = true,
             }
         }
-        self.input.allow(self.allowance(), self.step);
+        // Looked at once after each job's end: the jobs' items are not counted for free.
+        if self.may_steal {
+            while self.working < self.nodes && self.steal() {}
+            self.may_steal = false;
+        }
+        self.feed.allow(self.allowance(), self.step);
+    }
+
+    /// Starts a job of `items`, the first at index `first`, recorded at `at` in `jobs`.
+    fn spawn(&mut self, at: usize, first: usize, items: VecDeque<T>) {
+        let end = first + items.len();
+        let shared = Arc::new(JobShared {
+            state: Mutex::new(JobState {
+                pending: items,
+                outcomes: Vec::new(),
+                hungry: false,
+            }),
+            published: AtomicUsize::new(0),
+        });
+        self.jobs.insert(
+            at,
+            Job {
+                shared: Arc::clone(&shared),
+                first,
+                end,
+                taken: 0,
+            },
+        );
+        self.working += 1;
+        let (run, sender, cancel) = (
+            Arc::clone(&self.run),
+            self.sender.clone(),
+            Arc::clone(&self.cancel),
+        );
+        self.pool
+            .spawn(move || run_job(&shared, first, &*run, &sender, &cancel));
+    }
+
+    /// Gives an idle thread the later half of the items not started of the job that has
+    /// the most; `false` when no job has any.
+    fn steal(&mut self) -> bool {
+        let mut victim = None;
+        let mut most = 0;
+        for (at, job) in self.jobs.iter().enumerate() {
+            let pending = lock(&job.shared).pending.len();
+            if pending > most {
+                (victim, most) = (Some(at), pending);
+            }
+        }
+        let Some(at) = victim else {
+            return false;
+        };
+        let stolen = {
+            let mut state = lock(&self.jobs[at].shared);
+            let pending = state.pending.len();
+            if pending == 0 {
+                return false;
+            }
+            state.pending.split_off(pending / 2)
+        };
+        let job = &mut self.jobs[at];
+        job.end -= stolen.len();
+        let first = job.end;
+        self.spawn(at + 1, first, stolen);
+        true
     }
 
     /// How many items the feeder may have pulled in all: what the window lets start, and
@@ -197,13 +348,106 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
         self.window.allowance() + self.chunk - 1
     }
 
-    /// Waits for the next message: an outcome, or input (or the time to look again).
-    fn receive(&mut self) -> Message<R, E> {
+    /// Moves the outcomes the jobs published to `ready`, in the order they are handed
+    /// over: in input order only the first jobs' outcomes, up to one still missing. When
+    /// there is none, marks the jobs whose next outcome would do as waited for, so that
+    /// their threads wake the consumer; `false` then.
+    fn collect(&mut self) -> bool {
+        if self.take_published(false) {
+            return true;
+        }
+        self.take_published(true)
+    }
+
+    /// One pass of [`collect`](Self::collect); `hungry`: mark what is empty as waited for.
+    fn take_published(&mut self, hungry: bool) -> bool {
+        let mut at = 0;
+        let mut found = false;
+        while at < self.jobs.len() {
+            let job = &mut self.jobs[at];
+            {
+                let mut state = lock(&job.shared);
+                state.hungry = hungry && state.outcomes.is_empty();
+                std::mem::swap(&mut state.outcomes, &mut self.spare);
+            }
+            let count = self.spare.len();
+            job.taken += count;
+            found |= count > 0;
+            self.ready.extend(self.spare.drain(..));
+            if job.is_taken() {
+                self.jobs.remove(at);
+                continue;
+            }
+            if self.ordered {
+                // Its next outcome is the one missing: nothing later may be handed over.
+                break;
+            }
+            at += 1;
+        }
+        found
+    }
+
+    /// Yields the core a few times while no outcome the consumer could hand over was
+    /// published and no message came; `true` once one is there (a message is handled).
+    fn spin(&mut self) -> bool {
+        for _ in 0..SPINS {
+            std::thread::yield_now();
+            let published = if self.ordered {
+                self.jobs.front().is_some_and(Job::has_published)
+            } else {
+                self.jobs.iter().any(Job::has_published)
+            };
+            if published {
+                return true;
+            }
+            if let Ok(message) = self.messages.try_recv() {
+                self.handle(message);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn handle(&mut self, message: Message) {
+        match message {
+            Message::Input | Message::Published => {}
+            Message::Ended { ran, elapsed } => {
+                self.working -= 1;
+                self.may_steal = true;
+                self.adapt(ran, elapsed);
+            }
+        }
+    }
+
+    /// Changes the chunk after a job ran `ran` items in `elapsed` (adaptive chunks only):
+    /// it doubles while a job ends well within [`JOB_TARGET`], and falls at once to what
+    /// fits in it after a slow one.
+    fn adapt(&mut self, ran: usize, elapsed: Duration) {
+        if !self.adaptive || ran == 0 {
+            return;
+        }
+        let per_item = (elapsed.as_nanos() / ran as u128).max(1);
+        let fits = usize::try_from(JOB_TARGET.as_nanos() / per_item)
+            .unwrap_or(MAX_CHUNK)
+            .clamp(1, MAX_CHUNK);
+        self.chunk = if fits > self.chunk {
+            (2 * self.chunk).min(fits)
+        } else {
+            fits
+        };
+        let limit = 2 * self.nodes * self.chunk;
+        self.window.set_limit(limit);
+        self.step = (limit / 2).max(1);
+    }
+
+    /// Waits for the next message: a wake-up, a job's end, or input (or the time to look
+    /// again).
+    fn receive(&mut self) -> Message {
         // On one of the pool's own threads a blocking wait could starve the very jobs it
         // waits for: help run them instead.
         if self.pool.current_thread_index().is_some() {
             loop {
-                match self.results.try_recv() {
+                match self.messages.try_recv() {
                     Ok(message) => return message,
                     Err(TryRecvError::Empty) => {
                         if self.look_again.is_some_and(|at| Instant::now() >= at) {
@@ -220,7 +464,7 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
         match self.look_again {
             Some(at) => {
                 match self
-                    .results
+                    .messages
                     .recv_timeout(at.saturating_duration_since(Instant::now()))
                 {
                     Ok(message) => message,
@@ -228,46 +472,50 @@ impl<'pool, R: Send + 'static, E: Send + 'static> LazyMap<'pool, R, E> {
                     Err(RecvTimeoutError::Disconnected) => unreachable!("the map holds a sender"),
                 }
             }
-            None => self.results.recv().expect("the map holds a sender"),
+            None => self.messages.recv().expect("the map holds a sender"),
         }
     }
 }
 
-impl<R: Send + 'static, E: Send + 'static> Iterator for LazyMap<'_, R, E> {
-    type Item = Outcome<R, E>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<T, F, R, E> NextOutcome<R, E> for Lazy<'_, T, F, R, E>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+    F: Fn(usize, T) -> Outcome<R, E> + Send + Sync + 'static,
+{
+    fn next_outcome(&mut self) -> Option<Outcome<R, E>> {
         loop {
-            self.start_chunks();
-            if let Some((_, outcome)) = self.window.pop() {
+            self.start_jobs();
+            if let Some(outcome) = self.ready.pop_front() {
+                // Counted as finished only now: in completion order the window bounds
+                // the items not handed over, as the outcomes taken early wait here.
+                self.window.finish(1);
+                self.window.hand_over();
                 if let Some(progress) = &self.progress {
                     progress.item(outcome.is_ok());
                 }
                 return Some(outcome);
             }
+            if self.collect() || self.spin() {
+                continue;
+            }
             if self.input_done && self.window.running() == 0 {
-                self.input.finish();
+                self.feed.finish();
                 return None;
             }
-            // Something runs (its outcome will come), or the feed was asked for input.
-            match self.receive() {
-                Message::Input => {}
-                Message::Done {
-                    index,
-                    outcome,
-                    last,
-                } => {
-                    self.jobs -= usize::from(last);
-                    self.window.finish(index, outcome);
-                }
-            }
+            // Something runs (a job will wake us), or the feed was asked for input.
+            let message = self.receive();
+            self.handle(message);
         }
+    }
+
+    fn window(&self) -> &Counts {
+        &self.window
     }
 }
 
-impl<R: Send + 'static, E: Send + 'static> FusedIterator for LazyMap<'_, R, E> {}
-
-impl<R, E> Drop for LazyMap<'_, R, E> {
+impl<T, F, R, E> Drop for Lazy<'_, T, F, R, E> {
     fn drop(&mut self) {
         // Items not started yet are skipped; the pool stays free for other work. The feed,
         // dropped with the map, stops its feeder.
@@ -275,36 +523,52 @@ impl<R, E> Drop for LazyMap<'_, R, E> {
     }
 }
 
-fn spawn_chunk<T, R, E, F>(
-    pool: &rayon::ThreadPool,
+/// A job on a pool thread: runs the items of `shared` from the front, the first at index
+/// `first`, publishing each outcome as it ends, until none is left (or the map was
+/// dropped); then says how long it took.
+fn run_job<T, R, E, F>(
+    shared: &Shared<T, R, E>,
     first: usize,
-    batch: Vec<T>,
-    run: &Arc<F>,
-    sender: &Sender<Message<R, E>>,
-    cancel: &Arc<CancelFlag>,
+    run: &F,
+    sender: &Sender<Message>,
+    cancel: &CancelFlag,
 ) where
-    T: Send + 'static,
-    R: Send + 'static,
-    E: Send + 'static,
-    F: Fn(usize, T) -> Outcome<R, E> + Send + Sync + 'static,
+    F: Fn(usize, T) -> Outcome<R, E>,
 {
-    let (run, sender, cancel) = (Arc::clone(run), sender.clone(), Arc::clone(cancel));
-    let last = first + batch.len() - 1;
-    pool.spawn(move || {
-        for (index, item) in (first..).zip(batch) {
-            if cancel.is_cancelled() {
-                return;
-            }
-            let outcome = run(index, item);
-            let done = Message::Done {
-                index,
-                outcome,
-                last: index == last,
+    let started = Instant::now();
+    let mut ran = 0;
+    let mut finished = None;
+    loop {
+        let (item, wake) = {
+            let mut state = lock(shared);
+            let wake = match finished.take() {
+                Some(outcome) => {
+                    state.outcomes.push(outcome);
+                    shared.published.store(ran, Ordering::Relaxed);
+                    std::mem::take(&mut state.hungry)
+                }
+                None => false,
             };
-            if sender.send(done).is_err() {
-                return;
-            }
+            let item = if cancel.is_cancelled() {
+                None
+            } else {
+                state.pending.pop_front()
+            };
+            (item, wake)
+        };
+        let Some(item) = item else {
+            // The job's end wakes the consumer anyway.
+            break;
+        };
+        if wake && sender.send(Message::Published).is_err() {
+            return;
         }
+        finished = Some(run(first + ran, item));
+        ran += 1;
+    }
+    let _ = sender.send(Message::Ended {
+        ran,
+        elapsed: started.elapsed(),
     });
 }
 
@@ -335,8 +599,8 @@ macro_rules! lazy_iterator {
         impl<R> fmt::Debug for $name<'_, R> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("yielded", &self.lazy.window.yielded())
-                    .field("in_flight", &self.lazy.window.running())
+                    .field("yielded", &self.lazy.window().yielded())
+                    .field("in_flight", &self.lazy.window().running())
                     .finish_non_exhaustive()
             }
         }

@@ -107,15 +107,17 @@ impl ThreadPoolBuilder {
     }
 
     /// The fewest items a thread takes at a time in `map`, and the number of items per
-    /// job in `imap`/`uimap`. By default `map` splits adaptively and the lazy maps send
-    /// one item per job: the laziest choice, and the right one for items that do real
-    /// work. For trivial items a job costs more than its item; a chunk amortizes it (on 2
-    /// cores, `imap` of a multiplication runs at about 2 M items/s with one item per job
-    /// and 14 M/s with `chunksize(64)`), at the price of pulling that much more input
-    /// ahead.
+    /// job in `imap`/`uimap`. By default both split adaptively: `map` as rayon does, and
+    /// the lazy maps start with one item per job and double the chunk while jobs take
+    /// well under 100 µs, up to 1,024 items, falling back at once after a slow job; a
+    /// thread left idle takes the later half of the items not started of another job,
+    /// so items behind a slow one do not wait for it. A fixed chunk gives up that
+    /// adaptation: it bounds how much input is pulled ahead more tightly (two chunks per
+    /// thread), and makes a chunk short of full wait up to a millisecond for a live
+    /// input's next items.
     ///
     /// ```
-    /// // Trivial items: 256 to a job, so that a job costs less than its items.
+    /// // A fixed chunk of 256: at most two chunks per thread are pulled ahead.
     /// let pool = twat_mp::ThreadPool::builder().chunksize(256).build()?;
     /// let doubled: Vec<u64> = pool.imap(|x: u64| x * 2, 0..10_000).map(Result::unwrap).collect();
     /// assert_eq!(doubled[9_999], 19_998);
@@ -465,7 +467,9 @@ impl ThreadPool {
     /// ready.
     ///
     /// The input is pulled on a thread of its own, and only while few enough items run
-    /// ahead of the consumer (about two jobs per thread; an input that gives its items at
+    /// ahead of the consumer (two jobs per thread: a job is one item at first and grows
+    /// to at most 1,024 while the items are fast, see
+    /// [`chunksize`](ThreadPoolBuilder::chunksize); an input that gives its items at
     /// once, such as a collection in memory or a range, may be read up to 128 items or
     /// two windows further, which costs nothing and spares waking that thread for every
     /// item), so an endless input runs in bounded memory, and a live input (a channel, a
@@ -905,7 +909,6 @@ impl ThreadPool {
         E: Send + 'static,
     {
         let runner = ItemRunner::new(self.debug, render);
-        let chunk = self.chunksize.unwrap_or(1);
         let insights = self.insights_call();
         let items = items.into_iter();
         let progress = Progress::start(self.progress, items.size_hint());
@@ -914,8 +917,7 @@ impl ThreadPool {
             items,
             progress,
             move |index, item| timed(insights.as_ref(), index, || run(&runner, index, item)),
-            chunk,
-            2 * self.nodes * chunk,
+            self.chunksize,
             ordered,
         )
     }
