@@ -2,9 +2,8 @@
 //!
 //! This package is not published; it exists so that `examples/`, `tests/` and `benches/`
 //! at the workspace root measure and show the same honest work: number crunching, image
-//! scaling and HTTP fetching over real sockets, never `sleep` standing in for work.
+//! scaling, never `sleep` standing in for work.
 
 pub mod factors;
 pub mod image;
 pub mod numbers;
-pub mod site;
