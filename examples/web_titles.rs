@@ -33,6 +33,7 @@ struct Fetched {
     time: Duration,
 }
 
+/// An answer of the server, whatever its status.
 #[derive(Debug)]
 struct Page {
     status: u16,
