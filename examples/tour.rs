@@ -265,7 +265,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let paths: Vec<PathBuf> = (0..200)
         .map(|n| {
             let path = dir.join(format!("page-{n}.html"));
-            std::fs::write(&path, twat_mp_workspace::site::page_html(n)).map(|()| path)
+            let html = format!(
+                "<html><title>Page {n}</title><p>{}</p></html>",
+                "word ".repeat(n % 7 + 1)
+            );
+            std::fs::write(&path, html).map(|()| path)
         })
         .collect::<io::Result<_>>()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
