@@ -106,12 +106,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .try_map(get, urls)
         .await
         .expect_err("nobody listens on the second URL");
+    // `{}` is one sentence; `{:#}` adds the worker, the attempts and each cause on its
+    // own line: the fetch's own error and the errors under it.
     println!("and with the pool API: {err}");
-    // The fetch's own error is the source of the pool's, and has sources of its own.
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        println!("  because: {cause}");
-        source = cause.source();
-    }
+    println!("in full:\n{err:#}");
     Ok(())
 }
