@@ -106,9 +106,12 @@ fn slow_items_after_many_fast_ones_spread_over_both_threads() {
             if n >= SLOW {
                 let now = r.fetch_add(1, Ordering::SeqCst) + 1;
                 m.fetch_max(now, Ordering::SeqCst);
-                // Waits for the other thread to be in a slow item too, a while at most.
+                // Waits for the other thread to be in a slow item too, a while at most:
+                // long enough for a loaded machine to schedule it (the waiting ends for
+                // good once two have overlapped; if they never can, the 200 slow items
+                // take 40 s, within the watchdog's limit, and the assertion fails).
                 let start = std::time::Instant::now();
-                while m.load(Ordering::SeqCst) < 2 && start.elapsed() < Duration::from_millis(5) {
+                while m.load(Ordering::SeqCst) < 2 && start.elapsed() < Duration::from_millis(200) {
                     std::thread::yield_now();
                 }
                 r.fetch_sub(1, Ordering::SeqCst);
