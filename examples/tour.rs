@@ -12,6 +12,7 @@
 //! 8. Debug mode: pool, worker and failure events through `tracing`.
 //! 9. A state per worker (`map_init`, `init = ...`) and data shared by all (`map_with`).
 //! 10. Progress bars and insights: what each worker did, and the slowest items.
+//! 11. Where to go next: the examples that show each part on real work.
 
 use std::collections::HashSet;
 use std::io;
@@ -213,6 +214,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         err.worker(),
         err.traceback().map_or(0, |t| t.lines().count())
     );
+    // `{:#}` (or `err.report()`) adds the details on lines of their own, as for a log.
+    println!("   in full, with {{:#}} (up to its traceback):");
+    for line in format!("{err:#}")
+        .lines()
+        .take_while(|line| line.trim() != "traceback:")
+    {
+        println!("     {line}");
+    }
 
     section("6. ProcessPool: a crash or a hang costs only its own item");
     let records: Vec<Vec<u8>> = vec![
@@ -345,6 +354,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let insights = observed.insights().expect("built with insights(true)");
     for line in insights.to_string().lines() {
         println!("   {line}");
+    }
+
+    section("11. Next: the examples that show each part on real work");
+    for (example, what) in [
+        (
+            "web_titles",
+            "page titles with ureq on a ThreadPool, against an axum site on 127.0.0.1",
+        ),
+        (
+            "thread_status",
+            "URL statuses on threads, a 404 and a refused connection among them",
+        ),
+        (
+            "async_fetch",
+            "#[apmap] and reqwest fetching 300 pages at once",
+        ),
+        (
+            "image_resize",
+            "Lanczos3 thumbnails of PNG files with the image crate and #[pmap]",
+        ),
+        (
+            "hash_files",
+            "a tree walked with walkdir and hashed with blake3, with a progress bar",
+        ),
+        (
+            "isolation",
+            "serde_json overflowing its stack in worker processes, item by item",
+        ),
+        ("decorators", "the four attributes side by side"),
+        ("process_squares", "ProcessPool in a few lines"),
+        (
+            "mpi_map",
+            "MpiPool over the ranks of an MPI job (--features mpi, under mpirun)",
+        ),
+    ] {
+        println!("   cargo run --release --example {example:<16} {what}");
     }
 
     let distinct: HashSet<usize> = primes_per_block.into_iter().collect();
