@@ -53,6 +53,21 @@ struct Receipt {
     total_cents: u64,
 }
 
+impl Receipt {
+    /// The receipt of `order`: its line count and total.
+    fn of(order: &Order) -> Receipt {
+        Receipt {
+            id: order.id,
+            lines: order.lines.len(),
+            total_cents: order
+                .lines
+                .iter()
+                .map(|line| u64::from(line.quantity) * line.unit_cents)
+                .sum(),
+        }
+    }
+}
+
 /// Parses one order document. The depth limit is off: nothing here bounds the recursion.
 fn parse_order(document: String) -> anyhow::Result<Receipt> {
     let mut json = serde_json::Deserializer::from_str(&document);
@@ -60,15 +75,7 @@ fn parse_order(document: String) -> anyhow::Result<Receipt> {
     let order = Order::deserialize(&mut json)
         .and_then(|order| json.end().map(|()| order))
         .with_context(|| format!("not a valid order document ({} bytes)", document.len()))?;
-    Ok(Receipt {
-        id: order.id,
-        lines: order.lines.len(),
-        total_cents: order
-            .lines
-            .iter()
-            .map(|line| u64::from(line.quantity) * line.unit_cents)
-            .sum(),
-    })
+    Ok(Receipt::of(&order))
 }
 
 /// `parse_order` for the per-item report: a malformed document's error as its chain of
@@ -146,15 +153,7 @@ fn documents() -> Vec<(String, Expect)> {
                     (document, Expect::TooDeep)
                 }
                 _ => {
-                    let receipt = Receipt {
-                        id,
-                        lines: order.lines.len(),
-                        total_cents: order
-                            .lines
-                            .iter()
-                            .map(|line| u64::from(line.quantity) * line.unit_cents)
-                            .sum(),
-                    };
+                    let receipt = Receipt::of(&order);
                     (valid, Expect::Parsed(receipt))
                 }
             }
