@@ -218,8 +218,10 @@ fn life() {
 }
 
 /// ~10 µs and ~1 ms of work per item.
-const SHORT: u64 = 4_000;
-const LONG: u64 = 400_000;
+const SHORT: u64 = 6_500;
+const LONG: u64 = 650_000;
+/// procspawn handles in flight at once.
+const OUTSTANDING: usize = 128;
 
 fn against_procspawn() {
     let calibrate = best(20, || {
@@ -239,10 +241,16 @@ fn against_procspawn() {
             black_box(pool.map(spin, input.iter().copied()).unwrap());
         });
         let them = best(runs, || {
-            let handles: Vec<_> = input
-                .iter()
-                .map(|&n| theirs.spawn(n, spin))
-                .collect::<Vec<_>>();
+            // Each handle holds its own channels (file descriptors): at most `OUTSTANDING`
+            // at once, the oldest joined first, as a program would bound them.
+            let mut handles = std::collections::VecDeque::new();
+            for &n in &input {
+                if handles.len() == OUTSTANDING {
+                    let handle: procspawn::JoinHandle<u64> = handles.pop_front().unwrap();
+                    black_box(handle.join().unwrap());
+                }
+                handles.push_back(theirs.spawn(n, spin));
+            }
             for handle in handles {
                 black_box(handle.join().unwrap());
             }
