@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::remote::{
     Decoded, Failure, RemoteFn, StateSpec, cost_key, decode_records, function_id, render_input,
 };
-use super::slot::{Batch, CallLife, CallLink, CallState, Cancel, Delivery, Slots};
+use super::slot::{Batch, CallLife, CallLink, CallState, Cancel, Delivery, PIPELINE_DEPTH, Slots};
 use super::wire;
 use crate::engine::feed::{Feed, Pull, Pulled, READ_AHEAD};
 use crate::engine::gather::Gather;
@@ -31,6 +31,9 @@ const TARGET: Duration = Duration::from_millis(2);
 const MAX_ITEMS: usize = 1 << 16;
 /// A batch is closed once its items take this many bytes.
 const MAX_BYTES: usize = 1 << 20;
+/// Batches of at most this many items may be many per worker at once: its slot sends
+/// them ahead (see `slot::PIPELINE_DEPTH`), so the call keeps enough of them queued.
+const SMALL_BATCH: usize = 64;
 // A batch under `MAX_BYTES` and one more item of the largest size fit in a frame.
 const _: () = assert!(MAX_BYTES + wire::MAX_ITEM + 64 <= wire::MAX_FRAME);
 
@@ -171,7 +174,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
             batch_size,
             fixed,
             max_batch,
-            window: 2 * nodes,
+            window: window_for(nodes, batch_size),
             cost_key,
             progress: None,
             _f: PhantomData,
@@ -402,7 +405,19 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
             self.batch_size = ideal
                 .clamp((size / 4).max(1), size.saturating_mul(8))
                 .clamp(1, self.max_batch);
+            self.window = window_for(self.shared.nodes, self.batch_size);
         }
+    }
+}
+
+/// How many batches of `batch_size` items a call keeps out on `nodes` workers: two per
+/// worker (one running, one waiting in the queue), and for small batches enough for each
+/// slot to send [`PIPELINE_DEPTH`] ahead.
+fn window_for(nodes: usize, batch_size: usize) -> usize {
+    if batch_size <= SMALL_BATCH {
+        nodes * (2 + PIPELINE_DEPTH)
+    } else {
+        2 * nodes
     }
 }
 

@@ -7,6 +7,15 @@
 //! rest of the batch goes to a fresh worker "carefully" (each result sent as soon as it is
 //! ready), so that the item that kills a worker is found exactly and is the only one lost.
 //!
+//! A slot whose jobs are short (under [`PIPELINE_WORK`] and [`PIPELINE_BYTES`]) keeps
+//! the worker fed: it sends the next batches of the same call while the worker still runs
+//! the current one, up to [`PIPELINE_DEPTH`] of them, so that the worker never waits for
+//! a round trip between two jobs. The worker runs its jobs in order, so the answers
+//! still belong to the first batch sent; only that one has begun. If the worker dies, the
+//! batches sent behind it go back to the front of the queue, untouched: a crash still costs
+//! only the item it happened on, and a timeout's clock still runs per item (from the
+//! previous answer, which is when the worker began the next item).
+//!
 //! With `retries`, an item whose worker crashed or timed out runs again on the fresh
 //! worker that replaces it, before the rest of its batch, as the engine's
 //! [`Attempts`](crate::engine::retry::Attempts) decides. With an `initializer`, each new
@@ -44,6 +53,16 @@ use crate::error::ErrorKind;
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a worker asked to exit (its socket closed) gets before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// The most batches a slot sends ahead of the one its worker runs.
+pub(crate) const PIPELINE_DEPTH: usize = 8;
+/// The most bytes of jobs a slot sends ahead: well under a socket's buffer, so that
+/// writing them never blocks while the worker, busy, does not read (and might itself be
+/// blocked writing answers that the slot, writing, would not read).
+const PIPELINE_BYTES: usize = 64 << 10;
+/// The most work (as measured on the call's last job in this slot) sent ahead: enough to
+/// hide a round trip, little enough that items do not wait behind a busy worker while
+/// another is idle.
+const PIPELINE_WORK: Duration = Duration::from_millis(2);
 
 /// The slots of one pool: its settings, the queue of batches its slot threads take from,
 /// and what they need to stop their workers.
@@ -82,6 +101,9 @@ struct Queue {
     /// Counts the calls with a per-call state that ended: a slot whose worker holds
     /// states looks at it to drop theirs at once, even when no other work comes.
     ended: u64,
+    /// Slot threads waiting for work: a batch queued while none waits wakes nobody (a
+    /// system call less per batch while the slots are busy).
+    waiting: usize,
 }
 
 /// What a slot thread does next.
@@ -149,6 +171,7 @@ impl Slots {
                 batches: VecDeque::new(),
                 state: State::Running,
                 ended: 0,
+                waiting: 0,
             }),
             work: Condvar::new(),
             states: (0..nodes).map(|_| Mutex::default()).collect(),
@@ -175,12 +198,44 @@ impl Slots {
         let mut queue = lock(&self.queue);
         if queue.state == State::Running {
             queue.batches.push_back(batch);
+            let waiting = queue.waiting > 0;
             drop(queue);
-            self.work.notify_one();
+            if waiting {
+                self.work.notify_one();
+            }
         } else {
             drop(queue);
             drop(batch);
         }
+    }
+
+    /// Puts batches back at the front of the queue, in their order: they were sent ahead to
+    /// a worker that is gone before it began them. A pool that is terminating cancels them.
+    fn requeue(&self, batches: impl DoubleEndedIterator<Item = Batch>) {
+        let mut queue = lock(&self.queue);
+        if queue.state == State::Terminating {
+            drop(queue);
+            batches.for_each(drop);
+            return;
+        }
+        for batch in batches.rev() {
+            queue.batches.push_front(batch);
+        }
+        drop(queue);
+        self.work.notify_all();
+    }
+
+    /// The batch at the front of the queue, if it is of the call of `link` and `fits`.
+    fn take_if(&self, link: &Arc<CallLink>, fits: impl FnOnce(&Batch) -> bool) -> Option<Batch> {
+        let mut queue = lock(&self.queue);
+        if queue.state == State::Terminating {
+            return None;
+        }
+        let front = queue.batches.front()?;
+        if !Arc::ptr_eq(&front.link, link) || !fits(front) {
+            return None;
+        }
+        queue.batches.pop_front()
     }
 
     /// The next batch, or [`Next::Forget`] when `holding` (the worker holds states of
@@ -217,19 +272,27 @@ impl Slots {
             if queue.state == State::Closing {
                 return Polled::Over;
             }
-            queue = match deadline {
-                None => self.work.wait(queue).unwrap_or_else(|p| p.into_inner()),
+            let left = match deadline {
+                None => None,
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Polled::Nothing;
                     }
+                    Some(left)
+                }
+            };
+            queue.waiting += 1;
+            queue = match left {
+                None => self.work.wait(queue).unwrap_or_else(|p| p.into_inner()),
+                Some(left) => {
                     self.work
                         .wait_timeout(queue, left)
                         .unwrap_or_else(|p| p.into_inner())
                         .0
                 }
             };
+            queue.waiting -= 1;
         }
     }
 
@@ -473,6 +536,11 @@ impl Batch {
         self.offsets.len()
     }
 
+    /// About the bytes of its whole job's frame.
+    fn frame_bytes(&self) -> usize {
+        self.bytes.len() + 64
+    }
+
     fn item_bytes(&self, at: usize) -> &[u8] {
         let start = self.offsets[at] as usize;
         let end = self
@@ -560,8 +628,19 @@ struct WorkerProcess {
 }
 
 impl WorkerProcess {
+    /// Bounds the next reads to `timeout`. A bound already set that is no more than a
+    /// little longer (a 64th, at most a millisecond) and not much shorter is kept: a
+    /// timeout per item asks for a new bound before every read, and a system call each
+    /// time would cost more than the item.
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        if self.read_timeout != timeout {
+        let close = match (self.read_timeout, timeout) {
+            (Some(set), Some(wanted)) => {
+                let slack = (wanted / 64).min(Duration::from_millis(1));
+                set <= wanted + slack && set >= wanted / 2
+            }
+            (set, wanted) => set == wanted,
+        };
+        if !close {
             self.reader
                 .get_ref()
                 .set_read_timeout(timeout.map(|t| t.max(Duration::from_micros(1))))?;
@@ -591,27 +670,42 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
         worker: None,
         holding: Vec::new(),
         set_up_sent: false,
+        ahead: Ahead::default(),
+        pace: None,
     };
     let mut seen = 0;
-    while let Some(next) = {
-        let holding = !slot.holding.is_empty();
-        slot.shared.next_batch(&mut seen, holding)
-    } {
-        let mut batch = match next {
-            Next::Batch(batch) => batch,
-            Next::Forget => {
-                slot.forget_ended();
-                continue;
+    loop {
+        // A batch already sent ahead to the worker comes first: the worker runs it next.
+        let (mut batch, sent) = match slot.ahead.pop() {
+            Some(batch) => (batch, true),
+            None => {
+                let holding = !slot.holding.is_empty();
+                match slot.shared.next_batch(&mut seen, holding) {
+                    None => break,
+                    Some(Next::Batch(batch)) => {
+                        slot.serve(Some(&batch.link.cancel));
+                        (batch, false)
+                    }
+                    Some(Next::Forget) => {
+                        slot.forget_ended();
+                        continue;
+                    }
+                }
             }
         };
-        slot.serve(Some(&batch.link.cancel));
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| slot.run(&mut batch)));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| slot.run(&mut batch, sent)));
         if outcome.is_err() {
             // A bug in this module: the worker's state is unknown, so start afresh. The
             // batch's drop still answers every item.
             slot.discard_worker();
         }
-        if slot.serve(None) {
+        drop(batch);
+        // Batches sent ahead are of the same call: the slot still serves it.
+        let next = slot
+            .ahead
+            .front()
+            .map(|batch| Arc::clone(&batch.link.cancel));
+        if slot.serve(next.as_ref()) {
             // Stopped for a call that no longer wanted the batch: the worker may still be
             // running one of its items, and its socket is shut.
             slot.discard_worker();
@@ -632,6 +726,48 @@ struct Slot {
     holding: Vec<(u64, Weak<CallLife>)>,
     /// The current job followed a `SETUP`.
     set_up_sent: bool,
+    /// Batches sent to the worker behind the one it runs (see [`PIPELINE_DEPTH`]).
+    ahead: Ahead,
+    /// The call whose last whole job this slot timed, and that job's time per item.
+    pace: Option<(Weak<CallLink>, Duration)>,
+}
+
+/// Batches sent to a worker ahead of the one it runs, all of that one's call, in order.
+#[derive(Default)]
+struct Ahead {
+    batches: VecDeque<Batch>,
+    /// Their frames' bytes, and their items.
+    bytes: usize,
+    items: usize,
+}
+
+impl Ahead {
+    fn push(&mut self, batch: Batch) {
+        self.bytes += batch.frame_bytes();
+        self.items += batch.count();
+        self.batches.push_back(batch);
+    }
+
+    fn pop(&mut self) -> Option<Batch> {
+        let batch = self.batches.pop_front()?;
+        self.bytes -= batch.frame_bytes();
+        self.items -= batch.count();
+        Some(batch)
+    }
+
+    fn front(&self) -> Option<&Batch> {
+        self.batches.front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    fn take(&mut self) -> VecDeque<Batch> {
+        self.bytes = 0;
+        self.items = 0;
+        std::mem::take(&mut self.batches)
+    }
 }
 
 impl Slot {
@@ -656,14 +792,22 @@ impl Slot {
         std::mem::take(&mut state.stopped)
     }
 
-    fn run(&mut self, batch: &mut Batch) {
+    /// Runs `batch` to its end, on this slot's worker (replaced as needed); `sent`: its job
+    /// was already sent ahead to the current worker, which runs it next.
+    fn run(&mut self, batch: &mut Batch, mut sent: bool) {
         let timeout = self.shared.timeout;
         let mut careful = timeout.is_some();
         while batch.delivered < batch.count() {
-            if batch.link.cancel.is_set() || self.shared.terminating() {
+            let stopped = batch.link.cancel.is_set() || self.shared.terminating();
+            let broken = if stopped { None } else { self.shared.broken() };
+            if sent && (stopped || broken.is_some()) {
+                // The worker would answer it as if it were the next batch's.
+                self.discard_worker();
+            }
+            if stopped {
                 return;
             }
-            if let Some(reason) = self.shared.broken() {
+            if let Some(reason) = broken {
                 // An initializer failed: no worker starts again, nothing runs.
                 batch.fail_rest(
                     (Some(self.index), None),
@@ -689,12 +833,14 @@ impl Slot {
             self.set_up_sent = false;
             // A job of one item: if its worker dies, that item killed it.
             let alone = batch.count() - batch.delivered == 1;
-            match self.exchange(batch, careful) {
+            match self.exchange(batch, careful, std::mem::take(&mut sent)) {
                 Exchange::Finished { elapsed } => {
                     // A job after a `SETUP` waited for the state to be made (`init`, the
                     // shared value decoded): its time says nothing of its items' cost.
                     if whole && !self.set_up_sent {
                         batch.measured = Some((batch.count(), elapsed));
+                        let per_item = elapsed / u32::try_from(batch.count()).unwrap_or(u32::MAX);
+                        self.pace = Some((Arc::downgrade(&batch.link), per_item));
                     }
                     if batch.delivered < batch.count() {
                         batch.fail_rest(
@@ -808,41 +954,51 @@ impl Slot {
         broken.get_or_insert(reason);
     }
 
-    /// Sends the undelivered rest of `batch` to the worker and passes its answers on.
-    fn exchange(&mut self, batch: &mut Batch, careful: bool) -> Exchange {
+    /// Sends the undelivered rest of `batch` to the worker (unless it was `sent` ahead)
+    /// and passes its answers on. While it waits for them, it sends the worker the next
+    /// batches of the call when they are short enough (see [`PIPELINE_DEPTH`]).
+    fn exchange(&mut self, batch: &mut Batch, careful: bool, sent: bool) -> Exchange {
         let key = self.shared.key;
         let timeout = self.shared.timeout;
         let slot = self.index;
         let worker = self.worker.as_mut().expect("a worker was started");
-        let from = batch.delivered;
-        let function = batch
-            .link
-            .function
-            .expect("a call whose function cannot be sent queues no batch");
         let recorder = self.shared.insights.as_deref();
         let call = batch.link.call;
         let timed = recorder.is_some() && call != 0;
-        let header = JobHeader {
-            fingerprint: function.fingerprint,
-            flags: if careful { FLUSH_EACH } else { 0 } | if timed { TIMED } else { 0 },
-            count: u32::try_from(batch.count() - from).expect("batches hold under 4 billion items"),
-            state: batch.link.state.as_ref().map_or(0, |state| state.id),
-        };
-        let payload = &batch.bytes[batch.offsets[from] as usize..];
-        let head = wire::encode_job_header(wire::JOB, key, function.entry, &header, payload.len());
-        let set_up = set_up_state(&mut self.holding, &batch.link, &mut worker.writer, key);
-        if set_up
-            .map(|sent| self.set_up_sent = sent)
-            .and_then(|()| worker.writer.write_all(&head))
-            .and_then(|()| worker.writer.write_all(payload))
-            .is_err()
-        {
-            return Exchange::Died { timed_out: false };
+        if !sent {
+            let head = job_head(key, batch, careful, timed);
+            let payload = &batch.bytes[batch.offsets[batch.delivered] as usize..];
+            let set_up = set_up_state(&mut self.holding, &batch.link, &mut worker.writer, key);
+            if set_up
+                .map(|sent| self.set_up_sent = sent)
+                .and_then(|()| worker.writer.write_all(&head))
+                .and_then(|()| worker.writer.write_all(payload))
+                .is_err()
+            {
+                return Exchange::Died { timed_out: false };
+            }
         }
+        // The time per item of this call's last job here, if any: whether to send ahead.
+        let pace = self
+            .pace
+            .as_ref()
+            .filter(|(link, _)| std::ptr::eq(link.as_ptr(), Arc::as_ptr(&batch.link)))
+            .map(|&(_, pace)| pace);
         let start_limit = self.shared.start_limit();
         let mut started = Instant::now();
         let mut last_progress = started;
         loop {
+            if let Some(pace) = pace {
+                let ahead = SendAhead {
+                    shared: &self.shared,
+                    holding: &self.holding,
+                    ahead: &mut self.ahead,
+                    pace,
+                    careful: timeout.is_some(),
+                    timed,
+                };
+                ahead.top_up(worker, &batch.link);
+            }
             let read_timeout = match timeout {
                 _ if !worker.ready || !worker.initialized => {
                     let left = start_limit.saturating_sub(worker.spawned.elapsed());
@@ -940,7 +1096,7 @@ impl Slot {
                             };
                         }
                     }
-                    if count == batch.count() - batch.delivered {
+                    if count == batch.count() - batch.delivered && self.ahead.is_empty() {
                         // The call has every answer once it gets these: it no longer
                         // needs this worker stopped, whatever it decides.
                         lock(&self.shared.states[slot]).serving = None;
@@ -1066,10 +1222,19 @@ impl Slot {
         }
     }
 
-    /// Kills the worker (if any) and reaps it; returns how it ended, in words.
+    /// Kills the worker (if any) and reaps it; returns how it ended, in words. The batches
+    /// sent ahead to it, which it had not begun, go back to the queue (or are cancelled
+    /// with their call).
     fn discard_worker(&mut self) -> String {
         // A new worker holds no state: each call sets its state up there again.
         self.holding.clear();
+        let ahead = self.ahead.take();
+        if ahead
+            .front()
+            .is_some_and(|batch| !batch.link.cancel.is_set())
+        {
+            self.shared.requeue(ahead.into_iter());
+        }
         let Some(mut worker) = self.worker.take() else {
             return "was not running".into();
         };
@@ -1232,6 +1397,76 @@ impl MessageWorker {
                 || ErrorKind::Transport(why.clone()),
                 0,
             );
+        }
+    }
+}
+
+/// The bytes before the items of the job that sends the undelivered rest of `batch`.
+fn job_head(key: Key, batch: &Batch, careful: bool, timed: bool) -> Vec<u8> {
+    let function = batch
+        .link
+        .function
+        .expect("a call whose function cannot be sent queues no batch");
+    let from = batch.delivered;
+    let header = JobHeader {
+        fingerprint: function.fingerprint,
+        flags: if careful { FLUSH_EACH } else { 0 } | if timed { TIMED } else { 0 },
+        count: u32::try_from(batch.count() - from).expect("batches hold under 4 billion items"),
+        state: batch.link.state.as_ref().map_or(0, |state| state.id),
+    };
+    let payload_len = batch.bytes.len() - batch.offsets[from] as usize;
+    wire::encode_job_header(wire::JOB, key, function.entry, &header, payload_len)
+}
+
+/// What a slot needs to send batches ahead to its worker.
+struct SendAhead<'a> {
+    shared: &'a Slots,
+    holding: &'a [(u64, Weak<CallLife>)],
+    ahead: &'a mut Ahead,
+    /// The call's time per item on this slot's last job.
+    pace: Duration,
+    careful: bool,
+    timed: bool,
+}
+
+impl SendAhead<'_> {
+    /// Sends the worker, which runs a batch of the call of `link`, the call's next queued
+    /// batches while they are few and short (see [`PIPELINE_DEPTH`]). A write that fails
+    /// leaves the batch among those ahead: the worker is gone, which the next read shows,
+    /// and they go back to the queue.
+    fn top_up(self, worker: &mut WorkerProcess, link: &Arc<CallLink>) {
+        // Topped up only once half of them have run: several jobs go in one write, which
+        // the worker then reads in one go, instead of a write and a read for every job.
+        if !worker.ready || !worker.initialized || self.ahead.batches.len() > PIPELINE_DEPTH / 2 {
+            return;
+        }
+        // A job sent ahead must need no `SETUP` (its payload may be large): the call's
+        // state is already in this worker.
+        if let Some(state) = &link.state {
+            if !self.holding.iter().any(|(id, _)| *id == state.id) {
+                return;
+            }
+        }
+        let key = self.shared.key;
+        // One write for all of them.
+        let mut frames = Vec::new();
+        while self.ahead.batches.len() < PIPELINE_DEPTH {
+            let (bytes, items) = (self.ahead.bytes, self.ahead.items);
+            let pace = self.pace;
+            let fits = |batch: &Batch| {
+                let items = u32::try_from(items + batch.count()).unwrap_or(u32::MAX);
+                bytes + batch.frame_bytes() <= PIPELINE_BYTES
+                    && pace.saturating_mul(items) <= PIPELINE_WORK
+            };
+            let Some(batch) = self.shared.take_if(link, fits) else {
+                break;
+            };
+            frames.extend_from_slice(&job_head(key, &batch, self.careful, self.timed));
+            frames.extend_from_slice(&batch.bytes);
+            self.ahead.push(batch);
+        }
+        if !frames.is_empty() {
+            let _ = worker.writer.write_all(&frames);
         }
     }
 }

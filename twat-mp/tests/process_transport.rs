@@ -1,0 +1,219 @@
+//! How items travel to worker processes, through the public API: with one item per message
+//! (`chunksize = 1`) a worker gets its next jobs before it has answered the current one,
+//! and a crash or a timeout still costs exactly its item, every other item running once;
+//! large items and results (`Vec<u8>`, `serde_bytes`) arrive intact.
+//!
+//! The functions cross to worker processes, so they capture nothing: each item carries the
+//! directory where its runs leave their marks (one line per run), which is how a test sees
+//! how often an item ran.
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use support::within;
+use twat_mp::{ErrorKind, ProcessPool};
+
+/// A fresh, empty directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "twat-mp-transport-{}-{test}-{n}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// One item: where its runs leave their marks, and its value.
+type Item = (String, u64);
+
+fn items(dir: &Path, values: std::ops::Range<u64>) -> Vec<Item> {
+    let dir = dir.to_str().unwrap().to_owned();
+    values.map(|x| (dir.clone(), x)).collect()
+}
+
+/// Marks one run of item `x` in `dir`; returns how many runs it had before this one.
+fn mark_run(dir: &str, x: u64) -> usize {
+    let path = Path::new(dir).join(format!("runs-{x}"));
+    let before = std::fs::read_to_string(&path).map_or(0, |runs| runs.lines().count());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    // One short append: visible to every process at once, and never torn.
+    writeln!(file, "{}", std::process::id()).unwrap();
+    before
+}
+
+/// How many times item `x` ran.
+fn runs(dir: &Path, x: u64) -> usize {
+    std::fs::read_to_string(dir.join(format!("runs-{x}"))).map_or(0, |runs| runs.lines().count())
+}
+
+fn one_per_message() -> twat_mp::ProcessPoolBuilder {
+    ProcessPool::builder().nodes(2).chunksize(1)
+}
+
+/// Items 17, 57, 97, … abort their worker.
+fn aborts_on_17_mod_40((dir, x): Item) -> u64 {
+    mark_run(&dir, x);
+    if x % 40 == 17 {
+        std::process::abort();
+    }
+    x * 2
+}
+
+#[test]
+fn with_jobs_in_flight_a_crash_costs_exactly_its_item_and_every_other_runs_once() {
+    within(
+        Duration::from_secs(120),
+        "a pipelined map with crashes",
+        || {
+            let dir = scratch("crash");
+            let pool = one_per_message().build().unwrap();
+            let outcomes: Vec<_> = pool
+                .imap(aborts_on_17_mod_40, items(&dir, 0..200))
+                .collect();
+            assert_eq!(outcomes.len(), 200);
+            for (x, outcome) in (0_u64..).zip(&outcomes) {
+                if x % 40 == 17 {
+                    let err = outcome.as_ref().unwrap_err();
+                    assert_eq!(err.index() as u64, x);
+                    assert!(
+                        matches!(err.kind(), ErrorKind::Crashed { .. }),
+                        "{x}: {err}"
+                    );
+                } else {
+                    assert_eq!(*outcome.as_ref().unwrap(), x * 2, "{x}");
+                }
+                // The jobs sent behind a crash had not begun: they ran once, on a new worker.
+                assert_eq!(runs(&dir, x), 1, "item {x}");
+            }
+            // The pool goes on as before.
+            assert_eq!(
+                pool.map(aborts_on_17_mod_40, items(&dir, 210..230))
+                    .unwrap_err()
+                    .index(),
+                7
+            );
+        },
+    );
+}
+
+/// Aborts on its first run only.
+fn aborts_once((dir, x): Item) -> u64 {
+    if mark_run(&dir, x) == 0 && x == 33 {
+        std::process::abort();
+    }
+    x + 1
+}
+
+#[test]
+fn with_jobs_in_flight_a_retried_item_runs_again_and_no_other_does() {
+    within(
+        Duration::from_secs(60),
+        "a pipelined map with a retry",
+        || {
+            let dir = scratch("retry");
+            let pool = one_per_message().retries(1).build().unwrap();
+            let results = pool.map(aborts_once, items(&dir, 0..120)).unwrap();
+            assert_eq!(results, (1..=120).collect::<Vec<u64>>());
+            for x in 0..120 {
+                assert_eq!(runs(&dir, x), if x == 33 { 2 } else { 1 }, "item {x}");
+            }
+        },
+    );
+}
+
+/// Item 30 hangs.
+fn hangs_on_30((dir, x): Item) -> u64 {
+    mark_run(&dir, x);
+    if x == 30 {
+        // A hang, as a stuck network call would be: the worker is killed at the timeout.
+        std::thread::sleep(Duration::from_secs(600));
+    }
+    x
+}
+
+#[test]
+fn with_jobs_in_flight_a_timeout_is_per_item_and_costs_only_that_item() {
+    within(
+        Duration::from_secs(60),
+        "a pipelined map with a hang",
+        || {
+            let dir = scratch("timeout");
+            let limit = Duration::from_millis(700);
+            let pool = one_per_message().timeout(limit).build().unwrap();
+            let outcomes: Vec<_> = pool.imap(hangs_on_30, items(&dir, 0..150)).collect();
+            for (x, outcome) in (0_u64..).zip(&outcomes) {
+                if x == 30 {
+                    let err = outcome.as_ref().unwrap_err();
+                    assert_eq!(err.index(), 30);
+                    assert!(
+                        matches!(err.kind(), ErrorKind::TimedOut { after } if *after == limit),
+                        "{err}"
+                    );
+                } else {
+                    // The jobs queued behind the hung one did not time out with it.
+                    assert_eq!(*outcome.as_ref().unwrap(), x);
+                }
+                assert_eq!(runs(&dir, x), 1, "item {x}");
+            }
+        },
+    );
+}
+
+fn reversed(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.reverse();
+    bytes
+}
+
+fn reversed_buf(bytes: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from(reversed(bytes.into_vec()))
+}
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn large_byte_items_and_results_arrive_intact() {
+    within(Duration::from_secs(120), "large items", || {
+        let pool = ProcessPool::with_nodes(2).unwrap();
+        let sizes = [0, 1, 127, 128, (1 << 20) - 3, (1 << 20) + 5, 24 << 20];
+        let items: Vec<Vec<u8>> = (0_u64..)
+            .zip(sizes)
+            .map(|(seed, len)| pattern(len, seed))
+            .collect();
+        let results = pool.map(reversed, items.clone()).unwrap();
+        for (item, result) in items.iter().zip(&results) {
+            assert_eq!(result.len(), item.len());
+            assert!(result.iter().rev().eq(item.iter()));
+        }
+        let bufs: Vec<_> = items
+            .iter()
+            .cloned()
+            .map(serde_bytes::ByteBuf::from)
+            .collect();
+        let results = pool.map(reversed_buf, bufs).unwrap();
+        for (item, result) in items.iter().zip(&results) {
+            assert!(result.iter().rev().eq(item.iter()));
+        }
+    });
+}
