@@ -349,7 +349,8 @@ fn draw_chart(results: &Results, path: &Path) -> Result<(), Box<dyn std::error::
             .margin(8)
             .x_label_area_size(22)
             .y_label_area_size(190)
-            .build_cartesian_2d(0.0..top, (0..runs.len()).into_segmented())?;
+            // An integer range's end is one of its values: `0..last` has a bar for each run.
+            .build_cartesian_2d(0.0..top, (0..runs.len() - 1).into_segmented())?;
         chart
             .configure_mesh()
             .disable_y_mesh()
