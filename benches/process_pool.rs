@@ -2,7 +2,7 @@
 //!
 //! - `process_u64_warm`: `map` and `imap` of 4,000,000 trivial `u64` on a warm pool (goal:
 //!   at least 50 M items/s) vs serial code, our `ThreadPool`, and procspawn's pool given
-//!   the items in 16 chunks (a spawn per item would take minutes);
+//!   one chunk of the items per process (a spawn per item would take minutes);
 //! - `process_chunksize_1`: 10,000 trivial items, one per message (goal: at least
 //!   300 k items/s), vs procspawn's pool (one spawn per item, its unit);
 //! - `process_64mib`: one 64 MiB item that comes back as the result, as `Vec<u8>` (goal:
@@ -43,7 +43,7 @@ fn throughput(c: &mut Criterion, procspawn_pool: &procspawn::Pool) {
     let data: Vec<u64> = (0..BATCHED).collect();
     // Warm: workers started, batch sizes learned.
     batched.map(trivial, 0..BATCHED).unwrap();
-    peers::procspawn_chunks(procspawn_pool, &data, 16);
+    peers::procspawn_chunks(procspawn_pool, &data);
 
     let mut group = c.benchmark_group("process_u64_warm");
     group.sample_size(10);
@@ -66,8 +66,8 @@ fn throughput(c: &mut Criterion, procspawn_pool: &procspawn::Pool) {
     group.bench_function("thread_pool_map", |b| {
         b.iter(|| black_box(threads.map(trivial, 0..BATCHED).unwrap()));
     });
-    group.bench_function("procspawn_16_chunks", |b| {
-        b.iter(|| black_box(peers::procspawn_chunks(procspawn_pool, &data, 16)));
+    group.bench_function("procspawn_chunks", |b| {
+        b.iter(|| black_box(peers::procspawn_chunks(procspawn_pool, &data)));
     });
     group.finish();
 
@@ -209,7 +209,7 @@ fn report_ratios() {
         "process_u64_warm",
         batched,
         &["process_pool_map", "process_pool_imap"],
-        &["serial", "thread_pool_map", "procspawn_16_chunks"],
+        &["serial", "thread_pool_map", "procspawn_chunks"],
     );
     goal_rate(
         "process_u64",

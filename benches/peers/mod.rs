@@ -80,7 +80,8 @@ pub fn scope_chunks<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -
 }
 
 /// `std::thread::scope` with manual chunks over owned items, as a user would write it
-/// for a `Vec` that the map consumes.
+/// for a `Vec` that the map consumes: `split_off` moves every chunk but the first into a
+/// `Vec` of its own (a copy of those items) before the threads start.
 pub fn scope_chunks_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let per_chunk = items.len().div_ceil(cores()).max(1);
     let f = &f;
@@ -106,6 +107,11 @@ pub fn scope_chunks_owned<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + 
 }
 
 /// procspawn's pool, one spawn per item (its own unit of work), results in input order.
+///
+/// At most 8 items per process of the pool are spawned ahead of the oldest one not yet
+/// joined: each spawn holds its own sockets until joined, and a pooled process hands its
+/// result over only when that item is joined, so that spawning every item first would
+/// run out of file descriptors, or (large items) block in a send that nothing reads.
 pub fn procspawn_each<A, R>(
     pool: &procspawn::Pool,
     items: impl IntoIterator<Item = A>,
@@ -115,17 +121,26 @@ where
     A: serde::Serialize + serde::de::DeserializeOwned,
     R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
-    let handles: Vec<_> = items.into_iter().map(|item| pool.spawn(item, f)).collect();
-    handles
-        .into_iter()
-        .map(|handle| handle.join().expect("a procspawn item failed"))
-        .collect()
+    let ahead = 8 * pool.size();
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut out = Vec::new();
+    for item in items {
+        if in_flight.len() == ahead {
+            let handle: procspawn::JoinHandle<R> = in_flight.pop_front().expect("in flight");
+            out.push(handle.join().expect("a procspawn item failed"));
+        }
+        in_flight.push_back(pool.spawn(item, f));
+    }
+    for handle in in_flight {
+        out.push(handle.join().expect("a procspawn item failed"));
+    }
+    out
 }
 
-/// procspawn's pool over trivial items the way a user makes it fast: `chunks` spawns of
-/// one `Vec` each.
-pub fn procspawn_chunks(pool: &procspawn::Pool, items: &[u64], chunks: usize) -> Vec<u64> {
-    let per_chunk = items.len().div_ceil(chunks).max(1);
+/// procspawn's pool over trivial items the way a user makes it fast: one `Vec` per
+/// process of the pool.
+pub fn procspawn_chunks(pool: &procspawn::Pool, items: &[u64]) -> Vec<u64> {
+    let per_chunk = items.len().div_ceil(pool.size()).max(1);
     let parts: Vec<Vec<u64>> = items.chunks(per_chunk).map(<[u64]>::to_vec).collect();
     procspawn_each(pool, parts, trivial_chunk)
         .into_iter()
