@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every bench of the workspace, then BENCHMARKS.md and BENCHMARKS.svg regenerated from
-# the figures they recorded (target/bench-results/). About 35 minutes on 2 cores; the
+# the figures they recorded (target/bench-results/). About 45 minutes on 2 cores; the
 # machine should be otherwise idle for figures worth comparing across runs.
 #
 #   benches/run-all.sh
