@@ -3,14 +3,16 @@
 //!
 //! - `sleeps_100000x10ms`: 100,000 tasks that each sleep 10 ms, all allowed in flight at
 //!   once (the pool with `concurrency` 100,000; tokio's `JoinSet` alone, and with a
-//!   `Semaphore` of 100,000 permits; futures' `buffer_unordered(100_000)`). Goal: the pool
-//!   ≤ 1.2 × `JoinSet`.
+//!   `Semaphore` of 100,000 permits; futures' `buffer_unordered(100_000)`), and `#[apmap]`
+//!   at its defaults (512 tasks in flight per worker) and with `concurrency = 50000` (per
+//!   worker: 100,000 in flight on 2 nodes). Goal: `#[apmap]` and the pool ≤ 1.2 × `JoinSet`.
 //! - `trivial_1000000`: 1,000,000 tasks that return their input. Goal: the pool
 //!   ≤ 2 × `JoinSet`.
 //!
 //! For both, `nodes = 2` must not be slower than `nodes = 1`. The callers await on a
 //! tokio multi-thread runtime at its defaults. The machine is what it is: compare the
-//! ratios of one run, printed at the end.
+//! ratios of one run, printed at the end (each contender's time and tasks/s, and its ratio
+//! to each peer).
 //!
 //! Run with `cargo bench --bench async_dispatch --features aio` (add `-- --sample-size 10`
 //! for a shorter run).
@@ -21,12 +23,13 @@ use std::time::Duration;
 
 mod report;
 
-use criterion::{Criterion, criterion_group};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group};
 use futures_util::StreamExt;
-use report::mean_ns;
+use report::{Work, goal, mean_ns, report_group};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use twat_mp::AsyncMultiPool;
+use twat_mp::{AsyncMultiPool, apmap};
 
 const SLEEPS: u64 = 100_000;
 const NAP: Duration = Duration::from_millis(10);
@@ -41,12 +44,18 @@ fn pool(nodes: usize, concurrency: usize) -> AsyncMultiPool {
 }
 
 /// The contenders of one group: `task(i)` is the work of item `i`, `limit` the tasks
-/// allowed in flight.
-fn contenders<Fut>(c: &mut Criterion, group: &str, items: u64, limit: usize, task: fn(u64) -> Fut)
+/// allowed in flight. The group is left open for contenders of its own.
+fn contenders<'c, Fut>(
+    c: &'c mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    group: &str,
+    items: u64,
+    limit: usize,
+    task: fn(u64) -> Fut,
+) -> BenchmarkGroup<'c, WallTime>
 where
     Fut: std::future::Future<Output = u64> + Send + 'static,
 {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut group = c.benchmark_group(group);
     group.sample_size(10);
     group.bench_function("tokio_joinset", |b| {
@@ -102,7 +111,7 @@ where
             b.iter(|| black_box(runtime.block_on(pool.map(task, 0..items)).unwrap()))
         });
     }
-    group.finish();
+    group
 }
 
 async fn nap(i: u64) -> u64 {
@@ -114,51 +123,88 @@ async fn trivial(i: u64) -> u64 {
     i
 }
 
+#[apmap]
+async fn nap_apmap(i: u64) -> u64 {
+    nap(i).await
+}
+
+#[apmap(concurrency = 50000)]
+async fn nap_apmap_all_in_flight(i: u64) -> u64 {
+    nap(i).await
+}
+
 fn sleeps_100000x10ms(c: &mut Criterion) {
-    contenders(c, "sleeps_100000x10ms", SLEEPS, SLEEPS as usize, nap);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut group = contenders(
+        c,
+        &runtime,
+        "sleeps_100000x10ms",
+        SLEEPS,
+        SLEEPS as usize,
+        nap,
+    );
+    group.bench_function("apmap_default", |b| {
+        b.iter(|| black_box(runtime.block_on(nap_apmap(0..SLEEPS))))
+    });
+    group.bench_function("apmap_concurrency_50000", |b| {
+        b.iter(|| black_box(runtime.block_on(nap_apmap_all_in_flight(0..SLEEPS))))
+    });
+    group.finish();
 }
 
 fn trivial_1000000(c: &mut Criterion) {
-    contenders(c, "trivial_1000000", TRIVIAL, 100_000, trivial);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    contenders(c, &runtime, "trivial_1000000", TRIVIAL, 100_000, trivial).finish();
 }
 
 criterion_group!(benches, sleeps_100000x10ms, trivial_1000000);
 
 fn report_ratios() {
-    for (group, goal) in [
-        ("sleeps_100000x10ms", "goal <= 1.2"),
-        ("trivial_1000000", "goal <= 2.0"),
-    ] {
-        println!("\n{group}: mean time, and ratio to tokio_joinset");
-        let Some(peer) = mean_ns(group, "tokio_joinset") else {
-            println!("  tokio_joinset was not run");
-            continue;
-        };
-        for name in [
-            "tokio_joinset",
-            "tokio_joinset_semaphore",
-            "futures_buffer_unordered",
+    let peers = [
+        "tokio_joinset",
+        "tokio_joinset_semaphore",
+        "futures_buffer_unordered",
+    ];
+    report_group(
+        "sleeps_100000x10ms",
+        Work::Items(SLEEPS),
+        &[
+            "apmap_default",
+            "apmap_concurrency_50000",
             "pool_map_nodes_1",
             "pool_map_nodes_2",
-        ] {
-            match mean_ns(group, name) {
-                Some(mean) => println!(
-                    "  {name:<26} {:>9.1} ms  ratio {:.2}{}",
-                    mean / 1e6,
-                    mean / peer,
-                    if name.starts_with("pool") {
-                        format!(" ({goal})")
-                    } else {
-                        String::new()
-                    }
-                ),
-                None => println!("  {name} was not run"),
-            }
-        }
+        ],
+        &peers,
+    );
+    // The attribute as a user first writes it; the detail names the one with every task in
+    // flight.
+    if let (Some(ours), Some(all), Some(peer)) = (
+        mean_ns("sleeps_100000x10ms", "apmap_default"),
+        mean_ns("sleeps_100000x10ms", "apmap_concurrency_50000"),
+        mean_ns("sleeps_100000x10ms", "tokio_joinset"),
+    ) {
+        goal(
+            "apmap_100k",
+            ours / peer,
+            &format!(
+                "#[apmap] {:.0} ms (with concurrency = 50000: {:.0} ms, {:.2}x), JoinSet {:.0} ms",
+                ours / 1e6,
+                all / 1e6,
+                all / peer,
+                peer / 1e6
+            ),
+        );
     }
+    report_group(
+        "trivial_1000000",
+        Work::Items(TRIVIAL),
+        &["pool_map_nodes_1", "pool_map_nodes_2"],
+        &peers,
+    );
 }
 
 fn main() {
+    report::begin();
     benches();
     Criterion::default().configure_from_args().final_summary();
     report_ratios();

@@ -1,189 +1,351 @@
-//! ThreadPool against its peers, in the same run:
+//! ThreadPool against its peers, each group in the same run (the goals of issue 13):
 //!
-//! - `map_2m_trivial`: `ThreadPool::map` vs rayon's `par_iter().map().collect()` over
-//!   2,000,000 trivial items (goal: at most 1.10× rayon). Both are given the items the
-//!   same way: owned (`Vec<u64>` moved in, rayon's `into_par_iter`) and borrowed (`&[u64]`;
-//!   `map` then first gathers the references, since it takes any iterable);
-//! - `pmap_2m_trivial`: `#[pmap]` vs a direct `ThreadPool::map` (goal: at most 1.05×);
-//! - `cpu_32x25ms`: 32 CPU-bound items of about 25 ms, `ThreadPool::map` vs serial (goal:
-//!   at least 1.85× faster on 2 cores).
+//! - `map_2m_owned`: `ThreadPool::map` of 2,000,000 trivial items moved in (`Vec<u64>`)
+//!   vs serial code, rayon's `into_par_iter` (global pool, and a pool of our size) and
+//!   `std::thread::scope` with manual chunks (goal: at most 1.05× rayon's global pool);
+//! - `map_2m_borrowed`: the same over `&vec` vs rayon's `par_iter` (goal: at most 1.10×);
+//! - `pmap_2m_quiet` and `pmap_2m_under_load`: `#[pmap]` vs `ThreadPool::map`, on a quiet
+//!   program and while rayon's global pool and another `ThreadPool` run CPU-bound work on
+//!   threads of their own (goal, under load: at most 1.05×);
+//! - `imap_2m_trivial`: `imap`/`uimap` of 2,000,000 trivial items at default settings vs
+//!   a serial iterator and rayon's `par_bridge` (goal: at least 10 M items/s);
+//! - `cpu_32x25ms`: 32 CPU-bound items of about 25 ms: serial, rayon, scope, our
+//!   `ThreadPool` and `ProcessPool`, procspawn's pool (goal: speed-up at least 1.9).
 //!
-//! Run with `cargo bench --bench thread_pool`; the ratios are printed at the end.
+//! Run with `cargo bench --bench thread_pool`; each group's contenders and ratios, and
+//! the goals, are printed at the end.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
+mod peers;
 mod report;
 
-use criterion::{BatchSize, Criterion, criterion_group};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
+use peers::{scope_chunks, scope_chunks_owned, spin, trivial};
 use rayon::prelude::*;
-use twat_mp::{ThreadPool, pmap};
+use report::{Work, goal_rate, goal_ratio, report_group};
+use twat_mp::{ProcessPool, ThreadPool, pmap};
 use twat_mp_workspace::numbers::mix_rounds;
 
 const TRIVIAL_ITEMS: u64 = 2_000_000;
-
-fn trivial(x: u64) -> u64 {
-    x.wrapping_mul(3) ^ 0x5555
-}
 
 #[pmap]
 fn trivial_pmap(x: u64) -> u64 {
     trivial(x)
 }
 
-/// The rounds of `mix_rounds` that take about `target` on this machine.
-fn calibrate(target: Duration) -> u64 {
-    let probe = 2_000_000;
-    let start = Instant::now();
-    black_box(mix_rounds(black_box(1), probe));
-    let per_round = start.elapsed().as_secs_f64() / probe as f64;
-    (target.as_secs_f64() / per_round) as u64
-}
-
-fn map_2m_trivial(c: &mut Criterion) {
+fn map_2m(c: &mut Criterion) {
     let data: Vec<u64> = (0..TRIVIAL_ITEMS).collect();
     let pool = ThreadPool::new().unwrap();
-    // rayon's global pool, sized the same way, is the peer.
-    let mut group = c.benchmark_group("map_2m_trivial");
+    let mut group = c.benchmark_group("map_2m_owned");
     group.sample_size(30);
-    group.bench_function("rayon_par_iter", |b| {
-        b.iter(|| {
-            let out: Vec<u64> = data.par_iter().map(|&x| trivial(x)).collect();
-            black_box(out)
-        })
-    });
-    group.bench_function("rayon_into_par_iter", |b| {
+    group.throughput(Throughput::Elements(TRIVIAL_ITEMS));
+    let owned = || data.clone();
+    group.bench_function("serial", |b| {
         b.iter_batched(
-            || data.clone(),
-            |items| {
-                let out: Vec<u64> = items.into_par_iter().map(trivial).collect();
-                black_box(out)
-            },
+            owned,
+            |items| black_box(items.into_iter().map(trivial).collect::<Vec<_>>()),
             BatchSize::LargeInput,
         )
     });
-    // The same owned map on a rayon pool of our own size, as ThreadPool runs it: rayon's
-    // global pool is markedly slower on owned input on this machine (page placement).
+    group.bench_function("rayon_into_par_iter", |b| {
+        b.iter_batched(
+            owned,
+            |items| black_box(items.into_par_iter().map(trivial).collect::<Vec<_>>()),
+            BatchSize::LargeInput,
+        )
+    });
+    // The same on a rayon pool of our own size, as ThreadPool runs it.
     let rayon_pool = rayon::ThreadPoolBuilder::new()
         .num_threads(pool.nodes())
         .build()
         .unwrap();
     group.bench_function("rayon_pool_into_par_iter", |b| {
         b.iter_batched(
-            || data.clone(),
+            owned,
             |items| {
-                let out: Vec<u64> =
-                    rayon_pool.install(|| items.into_par_iter().map(trivial).collect());
-                black_box(out)
+                black_box(
+                    rayon_pool.install(|| items.into_par_iter().map(trivial).collect::<Vec<_>>()),
+                )
             },
             BatchSize::LargeInput,
         )
     });
-    group.bench_function("thread_pool_map_owned", |b| {
+    group.bench_function("scope_chunks", |b| {
         b.iter_batched(
-            || data.clone(),
+            owned,
+            |items| black_box(scope_chunks_owned(items, trivial)),
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("thread_pool_map", |b| {
+        b.iter_batched(
+            owned,
             |items| black_box(pool.map(trivial, items).unwrap()),
             BatchSize::LargeInput,
         )
     });
-    group.bench_function("thread_pool_map_borrowed", |b| {
+    group.finish();
+
+    let mut group = c.benchmark_group("map_2m_borrowed");
+    group.sample_size(30);
+    group.throughput(Throughput::Elements(TRIVIAL_ITEMS));
+    group.bench_function("serial", |b| {
+        b.iter(|| black_box(data.iter().map(|&x| trivial(x)).collect::<Vec<_>>()))
+    });
+    group.bench_function("rayon_par_iter", |b| {
+        b.iter(|| black_box(data.par_iter().map(|&x| trivial(x)).collect::<Vec<_>>()))
+    });
+    group.bench_function("scope_chunks", |b| {
+        b.iter(|| black_box(scope_chunks(&data, |&x| trivial(x))))
+    });
+    group.bench_function("thread_pool_map", |b| {
         b.iter(|| black_box(pool.map(|x: &u64| trivial(*x), &data).unwrap()))
     });
     group.finish();
 }
 
-fn pmap_2m_trivial(c: &mut Criterion) {
+/// Other parallel work in the same program, until dropped: one thread keeps rayon's
+/// global pool busy, another a `ThreadPool` of its own, each with rounds of 64 CPU-bound
+/// items of about 50 µs.
+struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    fn start() -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let rounds = peers::calibrate(Duration::from_micros(50));
+        let on_rayon = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    black_box(
+                        (0..64_u64)
+                            .into_par_iter()
+                            .map(|s| mix_rounds(s, rounds))
+                            .sum::<u64>(),
+                    );
+                }
+            })
+        };
+        let on_pool = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let other = ThreadPool::new().unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    black_box(
+                        other
+                            .map(|s: u64| mix_rounds(s, rounds), 0..64_u64)
+                            .unwrap(),
+                    );
+                }
+            })
+        };
+        Load {
+            stop,
+            threads: vec![on_rayon, on_pool],
+        }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            thread.join().expect("a load thread panicked");
+        }
+    }
+}
+
+fn pmap_2m(c: &mut Criterion) {
     let data: Vec<u64> = (0..TRIVIAL_ITEMS).collect();
     let pool = ThreadPool::new().unwrap();
-    let mut group = c.benchmark_group("pmap_2m_trivial");
-    group.sample_size(30);
-    group.bench_function("thread_pool_map", |b| {
-        b.iter_batched(
-            || data.clone(),
-            |items| black_box(pool.map(trivial, items).unwrap()),
-            BatchSize::LargeInput,
-        )
+    for (name, loaded) in [("pmap_2m_quiet", false), ("pmap_2m_under_load", true)] {
+        let load = loaded.then(Load::start);
+        let mut group = c.benchmark_group(name);
+        group.sample_size(20);
+        group.throughput(Throughput::Elements(TRIVIAL_ITEMS));
+        group.bench_function("thread_pool_map", |b| {
+            b.iter_batched(
+                || data.clone(),
+                |items| black_box(pool.map(trivial, items).unwrap()),
+                BatchSize::LargeInput,
+            )
+        });
+        group.bench_function("pmap_attribute", |b| {
+            b.iter_batched(
+                || data.clone(),
+                |items| black_box(trivial_pmap(items)),
+                BatchSize::LargeInput,
+            )
+        });
+        group.finish();
+        drop(load);
+    }
+}
+
+fn imap_2m(c: &mut Criterion) {
+    let pool = ThreadPool::new().unwrap();
+    let mut group = c.benchmark_group("imap_2m_trivial");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(TRIVIAL_ITEMS));
+    group.bench_function("serial", |b| {
+        b.iter(|| black_box((0..TRIVIAL_ITEMS).map(trivial).fold(0, |a, x| a ^ x)))
     });
-    group.bench_function("pmap_attribute", |b| {
-        b.iter_batched(
-            || data.clone(),
-            |items| black_box(trivial_pmap(items)),
-            BatchSize::LargeInput,
-        )
+    group.bench_function("rayon_par_bridge", |b| {
+        b.iter(|| {
+            black_box(
+                (0..TRIVIAL_ITEMS)
+                    .par_bridge()
+                    .map(trivial)
+                    .reduce(|| 0, |a, x| a ^ x),
+            )
+        })
+    });
+    group.bench_function("thread_pool_imap", |b| {
+        b.iter(|| {
+            black_box(
+                pool.imap(trivial, 0..TRIVIAL_ITEMS)
+                    .map(Result::unwrap)
+                    .fold(0, |a, x| a ^ x),
+            )
+        })
+    });
+    group.bench_function("thread_pool_uimap", |b| {
+        b.iter(|| {
+            black_box(
+                pool.uimap(trivial, 0..TRIVIAL_ITEMS)
+                    .map(Result::unwrap)
+                    .fold(0, |a, x| a ^ x),
+            )
+        })
     });
     group.finish();
 }
 
 fn cpu_32x25ms(c: &mut Criterion) {
-    let rounds = calibrate(Duration::from_millis(25));
+    let items = peers::spin_items(32, Duration::from_millis(25));
     let pool = ThreadPool::new().unwrap();
-    let seeds: Vec<u64> = (0..32).collect();
+    let processes = ProcessPool::new().unwrap();
+    let procspawn_pool = procspawn::Pool::new(peers::cores()).unwrap();
+    // Warm: worker processes started.
+    processes.map(spin, items.iter().copied().take(2)).unwrap();
+    peers::procspawn_each(&procspawn_pool, items.iter().copied().take(2), spin);
     let mut group = c.benchmark_group("cpu_32x25ms");
     group.sample_size(10);
-    group.measurement_time(Duration::from_secs(20));
+    group.measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(32));
     group.bench_function("serial", |b| {
-        b.iter(|| {
-            black_box(
-                seeds
-                    .iter()
-                    .map(|&s| mix_rounds(s, rounds))
-                    .collect::<Vec<_>>(),
-            )
-        })
+        b.iter(|| black_box(items.iter().map(|&item| spin(item)).collect::<Vec<_>>()))
+    });
+    group.bench_function("rayon_par_iter", |b| {
+        b.iter(|| black_box(items.par_iter().map(|&item| spin(item)).collect::<Vec<_>>()))
+    });
+    group.bench_function("scope_chunks", |b| {
+        b.iter(|| black_box(scope_chunks(&items, |&item| spin(item))))
     });
     group.bench_function("thread_pool_map", |b| {
-        b.iter(|| black_box(pool.map(|s: &u64| mix_rounds(*s, rounds), &seeds).unwrap()))
+        b.iter(|| black_box(pool.map(|&item: &(u64, u64)| spin(item), &items).unwrap()))
+    });
+    group.bench_function("process_pool_map", |b| {
+        b.iter(|| black_box(processes.map(spin, items.iter().copied()).unwrap()))
+    });
+    group.bench_function("procspawn_pool", |b| {
+        b.iter(|| {
+            black_box(peers::procspawn_each(
+                &procspawn_pool,
+                items.iter().copied(),
+                spin,
+            ))
+        })
     });
     group.finish();
+    procspawn_pool.shutdown();
 }
 
-criterion_group!(benches, map_2m_trivial, pmap_2m_trivial, cpu_32x25ms);
+criterion_group!(benches, map_2m, pmap_2m, imap_2m, cpu_32x25ms);
 
 fn report_ratios() {
-    println!("\nratios (mean time; lower is better for the first name):");
-    for (group, ours, peer, goal) in [
-        (
-            "map_2m_trivial",
-            "thread_pool_map_owned",
-            "rayon_pool_into_par_iter",
-            "<= 1.10",
-        ),
-        (
-            "map_2m_trivial",
-            "thread_pool_map_owned",
+    let trivial = Work::Items(TRIVIAL_ITEMS);
+    report_group(
+        "map_2m_owned",
+        trivial,
+        &["thread_pool_map"],
+        &[
             "rayon_into_par_iter",
-            "<= 1.10",
-        ),
-        (
-            "map_2m_trivial",
-            "thread_pool_map_owned",
-            "rayon_par_iter",
-            "<= 1.10",
-        ),
-        (
-            "map_2m_trivial",
-            "thread_pool_map_borrowed",
-            "rayon_par_iter",
-            "(informative)",
-        ),
-        (
-            "pmap_2m_trivial",
-            "pmap_attribute",
-            "thread_pool_map",
-            "<= 1.05",
-        ),
-        (
-            "cpu_32x25ms",
-            "thread_pool_map",
+            "rayon_pool_into_par_iter",
+            "scope_chunks",
             "serial",
-            "<= 0.54 (>= 1.85x faster)",
-        ),
-    ] {
-        report::print_ratio(group, ours, peer, goal, "");
+        ],
+    );
+    goal_ratio(
+        "map_owned",
+        "map_2m_owned",
+        "thread_pool_map",
+        "rayon_into_par_iter",
+        false,
+    );
+    report_group(
+        "map_2m_borrowed",
+        trivial,
+        &["thread_pool_map"],
+        &["rayon_par_iter", "scope_chunks", "serial"],
+    );
+    goal_ratio(
+        "map_borrowed",
+        "map_2m_borrowed",
+        "thread_pool_map",
+        "rayon_par_iter",
+        false,
+    );
+    for group in ["pmap_2m_quiet", "pmap_2m_under_load"] {
+        report_group(group, trivial, &["pmap_attribute"], &["thread_pool_map"]);
     }
+    goal_ratio(
+        "pmap_load",
+        "pmap_2m_under_load",
+        "pmap_attribute",
+        "thread_pool_map",
+        false,
+    );
+    report_group(
+        "imap_2m_trivial",
+        trivial,
+        &["thread_pool_imap", "thread_pool_uimap"],
+        &["rayon_par_bridge", "serial"],
+    );
+    goal_rate("imap_rate", "imap_2m_trivial", "thread_pool_imap", trivial);
+    report_group(
+        "cpu_32x25ms",
+        Work::Items(32),
+        &["thread_pool_map", "process_pool_map"],
+        &["serial", "rayon_par_iter", "scope_chunks", "procspawn_pool"],
+    );
+    goal_ratio(
+        "cpu_thread",
+        "cpu_32x25ms",
+        "thread_pool_map",
+        "serial",
+        true,
+    );
+    goal_ratio(
+        "cpu_process",
+        "cpu_32x25ms",
+        "process_pool_map",
+        "serial",
+        true,
+    );
 }
 
 fn main() {
+    peers::init();
+    report::begin();
     benches();
     Criterion::default().configure_from_args().final_summary();
     report_ratios();
