@@ -5,7 +5,9 @@
 //! pool uses these; the thread pool's keeps its outcomes in its jobs, in input order, and
 //! counts with [`Counts`] alone.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
+#[cfg(feature = "aio")]
+use std::collections::VecDeque;
 
 /// Finished spans of items (one item, or a chunk of consecutive items), handed back in
 /// input order.
@@ -138,6 +140,7 @@ impl Counts {
     }
 
     /// Items started so far: the index the next one gets.
+    #[cfg(feature = "aio")]
     pub(crate) fn started(&self) -> usize {
         self.started
     }
@@ -150,18 +153,21 @@ impl Counts {
 
 /// The caller's side of a lazy map: its [`Counts`], and the outcomes that wait to be
 /// handed over, in input order or in completion order.
+#[cfg(feature = "aio")]
 #[derive(Debug)]
 pub(crate) struct Window<O> {
     counts: Counts,
     order: Order<O>,
 }
 
+#[cfg(feature = "aio")]
 #[derive(Debug)]
 enum Order<O> {
     Input(Reorder<O>),
     Completion(VecDeque<(usize, O)>),
 }
 
+#[cfg(feature = "aio")]
 impl<O> Window<O> {
     /// A window of `limit` items (at least 1), in input order or in completion order.
     pub(crate) fn new(limit: usize, ordered: bool) -> Self {
@@ -216,6 +222,7 @@ impl<O> Window<O> {
     }
 
     /// Items started so far: the index the next one gets.
+    #[cfg(feature = "aio")]
     pub(crate) fn started(&self) -> usize {
         self.counts.started()
     }
@@ -243,6 +250,7 @@ mod tests {
         assert_eq!(reorder.pop(), None);
     }
 
+    #[cfg(feature = "aio")]
     #[test]
     fn an_ordered_window_counts_what_waits_behind_a_slow_item() {
         let mut window = Window::new(2, true);
@@ -278,6 +286,7 @@ mod tests {
         assert_eq!(unordered.allowance(), 4);
     }
 
+    #[cfg(feature = "aio")]
     #[test]
     fn an_unordered_window_counts_what_runs() {
         let mut window = Window::new(2, false);
