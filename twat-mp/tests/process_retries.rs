@@ -9,53 +9,14 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use support::run_marks::{self, Item, items, mark_run, runs};
 use twat_mp::{ErrorKind, ProcessPool};
 
-/// A fresh, empty directory for one test.
 fn scratch(test: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir =
-        std::env::temp_dir().join(format!("twat-mp-retries-{}-{test}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// One item: where its runs leave their marks, and its value.
-type Item = (String, u64);
-
-fn items(dir: &Path, values: std::ops::Range<u64>) -> Vec<Item> {
-    let dir = dir.to_str().unwrap().to_owned();
-    values.map(|x| (dir.clone(), x)).collect()
-}
-
-/// Marks one run of item `x` in `dir`; returns how many runs it had before this one.
-fn mark_run(dir: &str, x: u64) -> usize {
-    let path = Path::new(dir).join(format!("runs-{x}"));
-    let before = std::fs::read_to_string(&path).map_or(0, |runs| runs.lines().count());
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .unwrap();
-    // One short append: visible to every process at once, and never torn.
-    writeln!(file, "{}", std::process::id()).unwrap();
-    before
-}
-
-/// The pids of the processes that ran item `x`, one per run.
-fn runs(dir: &Path, x: u64) -> Vec<u32> {
-    std::fs::read_to_string(dir.join(format!("runs-{x}")))
-        .unwrap_or_default()
-        .lines()
-        .map(|pid| pid.parse().unwrap())
-        .collect()
+    run_marks::scratch("retries", test)
 }
 
 /// Item 3 kills its worker on its first run only.

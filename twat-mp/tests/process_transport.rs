@@ -10,52 +10,15 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use support::run_marks::{self, Item, items, mark_run, runs};
 use support::within;
 use twat_mp::{ErrorKind, ProcessPool};
 
-/// A fresh, empty directory for one test.
 fn scratch(test: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "twat-mp-transport-{}-{test}-{n}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// One item: where its runs leave their marks, and its value.
-type Item = (String, u64);
-
-fn items(dir: &Path, values: std::ops::Range<u64>) -> Vec<Item> {
-    let dir = dir.to_str().unwrap().to_owned();
-    values.map(|x| (dir.clone(), x)).collect()
-}
-
-/// Marks one run of item `x` in `dir`; returns how many runs it had before this one.
-fn mark_run(dir: &str, x: u64) -> usize {
-    let path = Path::new(dir).join(format!("runs-{x}"));
-    let before = std::fs::read_to_string(&path).map_or(0, |runs| runs.lines().count());
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .unwrap();
-    // One short append: visible to every process at once, and never torn.
-    writeln!(file, "{}", std::process::id()).unwrap();
-    before
-}
-
-/// How many times item `x` ran.
-fn runs(dir: &Path, x: u64) -> usize {
-    std::fs::read_to_string(dir.join(format!("runs-{x}"))).map_or(0, |runs| runs.lines().count())
+    run_marks::scratch("transport", test)
 }
 
 fn one_per_message() -> twat_mp::ProcessPoolBuilder {
@@ -95,7 +58,7 @@ fn with_jobs_in_flight_a_crash_costs_exactly_its_item_and_every_other_runs_once(
                     assert_eq!(*outcome.as_ref().unwrap(), x * 2, "{x}");
                 }
                 // The jobs sent behind a crash had not begun: they ran once, on a new worker.
-                assert_eq!(runs(&dir, x), 1, "item {x}");
+                assert_eq!(runs(&dir, x).len(), 1, "item {x}");
             }
             // The pool goes on as before.
             assert_eq!(
@@ -127,7 +90,7 @@ fn with_jobs_in_flight_a_retried_item_runs_again_and_no_other_does() {
             let results = pool.map(aborts_once, items(&dir, 0..120)).unwrap();
             assert_eq!(results, (1..=120).collect::<Vec<u64>>());
             for x in 0..120 {
-                assert_eq!(runs(&dir, x), if x == 33 { 2 } else { 1 }, "item {x}");
+                assert_eq!(runs(&dir, x).len(), if x == 33 { 2 } else { 1 }, "item {x}");
             }
         },
     );
@@ -165,7 +128,7 @@ fn with_jobs_in_flight_a_timeout_is_per_item_and_costs_only_that_item() {
                     // The jobs queued behind the hung one did not time out with it.
                     assert_eq!(*outcome.as_ref().unwrap(), x);
                 }
-                assert_eq!(runs(&dir, x), 1, "item {x}");
+                assert_eq!(runs(&dir, x).len(), 1, "item {x}");
             }
         },
     );

@@ -165,9 +165,9 @@ pub use remote::{CrossProcess, CrossProcessError, RemoteError, StarArgs, via};
 /// sequence of numbers. For large byte buffers, say so: wrap them in
 /// `serde_bytes::ByteBuf`, mark a field `#[serde(with = "serde_bytes")]`, or use
 /// `bytes::Bytes` (its `serde` feature); they cross as one block. A 64 MiB item went to a
-/// worker 2.2× as fast as a `ByteBuf` as it did as a `Vec<u8>`, measured with
-/// `benches/process_engine.rs` on a busy 2-core machine, where the socket itself was then
-/// the limit.
+/// worker 2.2× as fast as a `ByteBuf` as it did as a `Vec<u8>` on a busy 2-core machine,
+/// where the socket itself was then the limit (`cargo bench --bench process_pool --
+/// process_64mib`; BENCHMARKS.md).
 ///
 /// ```
 /// use serde_bytes::ByteBuf;

@@ -2,6 +2,7 @@
 #![allow(dead_code, unused_macros)]
 
 pub mod numbers;
+pub mod run_marks;
 
 /// Runs the async test function `$name` once on a current-thread tokio runtime and once
 /// on a multi-thread one: the pools must work from either.
