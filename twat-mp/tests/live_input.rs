@@ -248,9 +248,11 @@ fn process_pool_lazy_maps_pull_an_endless_input_only_within_the_window() {
         .chunksize(8)
         .build()
         .unwrap();
-    // The window: two rounds of batches (two per worker) ahead of the consumer; an input
-    // that gives its items at once may be read 128 items further.
-    let window = 2 * (2 * 2) * 8;
+    // The window: two rounds of batches ahead of the consumer, a round being two batches
+    // per worker, and for batches this small (a worker gets up to 8 more while it runs
+    // one) ten per worker; an input that gives its items at once may be read 128 items
+    // further.
+    let window = 2 * (2 * (2 + 8)) * 8;
     let cases = [(20_000, window), (0, window + 128)];
     pulls_only_within_the_window(cases, &[100], |input, ordered| {
         if ordered {

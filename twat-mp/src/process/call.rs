@@ -547,7 +547,7 @@ fn gather<A: RemoteFn, I: Pull<Item = A::In>>(
 
 /// `imap` and `uimap`: results lazily, in input or completion order. The input is pulled
 /// by a [`Feed`] only while few enough items are ahead of the consumer: two rounds of
-/// batches (two per worker, of the largest size used so far).
+/// batches (the call's window, of the largest size used so far).
 pub(crate) struct LazyCall<A: RemoteFn> {
     call: Call<A, Feed<A::In>>,
     ordered: bool,
