@@ -13,7 +13,8 @@
 mod support;
 
 use std::hash::Hasher;
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
@@ -40,34 +41,42 @@ fn peak_rss_kib() -> u64 {
         .expect("VmHWM in /proc/self/status")
 }
 
-/// Runs the test `test` of this binary in a child with `CHILD=spec`, within `limit`, and
-/// returns the numbers of its report line.
+/// Runs the test `test` of this binary in a child with `CHILD=spec` and returns the
+/// numbers of its report line. A child that has not finished within `limit` is killed and
+/// fails the test.
 fn in_child(test: &str, spec: &str, limit: Duration) -> Vec<u64> {
     let exe = std::env::current_exe().expect("this test binary");
-    let test = test.to_owned();
-    let spec = spec.to_owned();
     let what = format!("the child `{test}` with {CHILD}={spec}");
-    within(limit, &what.clone(), move || {
-        let out = Command::new(exe)
-            .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD, &spec)
-            .output()
-            .expect("the child test binary starts");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{what} failed: {}\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = stdout
-            .lines()
-            .find_map(|line| line.split_once(REPORT).map(|(_, figures)| figures))
-            .unwrap_or_else(|| panic!("{what} printed no report:\n{stdout}"));
-        line.split_whitespace()
-            .map(|n| n.parse().expect("a number in the report"))
-            .collect()
-    })
+    let mut child = Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, spec)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the child test binary starts");
+    let mut stdout = child.stdout.take().expect("the child's stdout");
+    let read = std::panic::catch_unwind(|| {
+        within(limit, &what, move || {
+            let mut text = String::new();
+            stdout.read_to_string(&mut text).map(|_| text)
+        })
+    });
+    let stdout = match read {
+        Ok(text) => text.expect("the child's output"),
+        Err(hang) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::panic::resume_unwind(hang);
+        }
+    };
+    let status = child.wait().expect("the child's exit");
+    assert!(status.success(), "{what} failed: {status}\n{stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|line| line.split_once(REPORT).map(|(_, figures)| figures))
+        .unwrap_or_else(|| panic!("{what} printed no report:\n{stdout}"));
+    line.split_whitespace()
+        .map(|n| n.parse().expect("a number in the report"))
+        .collect()
 }
 
 /// The lazily generated input: item `x` is made only when the map pulls it.
@@ -98,24 +107,6 @@ fn imap_child(spec: &str) {
                 .build()
                 .unwrap();
             check_in_order(n, pool.imap(odd, generated(n)));
-        }
-        #[cfg(feature = "aio")]
-        "async" => {
-            let pool = twat_mp::AsyncMultiPool::new().unwrap();
-            let mut stream = pool.imap(|x: u64| async move { odd(x) }, generated(n));
-            check_in_order(n, std::iter::from_fn(|| pollster::block_on(stream.next())));
-        }
-        #[cfg(feature = "aio")]
-        "async-process" => {
-            async fn odd_task(x: u64) -> u64 {
-                odd(x)
-            }
-            let pool = twat_mp::AsyncMultiPool::builder()
-                .processes()
-                .build()
-                .unwrap();
-            let mut stream = pool.imap(odd_task, generated(n));
-            check_in_order(n, std::iter::from_fn(|| pollster::block_on(stream.next())));
         }
         other => panic!("no pool `{other}`"),
     }

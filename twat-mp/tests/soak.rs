@@ -478,6 +478,8 @@ fn sixteen_threads_share_one_pool_of_each_kind_without_a_deadlock() {
     let deadline = Instant::now() + time;
     let thread_pool = Arc::new(ThreadPool::with_nodes(4).unwrap());
     let process_pool = Arc::new(ProcessPool::with_nodes(2).unwrap());
+    // Without `aio`, only the two pools above.
+    #[cfg_attr(not(feature = "aio"), allow(unused_mut))]
     let mut running = vec![
         (
             "ThreadPool",
