@@ -16,6 +16,7 @@ mod support;
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::within;
@@ -183,10 +184,16 @@ fn check_unordered(
     assert_eq!(got, expected, "{what}: not every item exactly once");
 }
 
+/// The longest any call of the soak took so far, in milliseconds (reported, not judged).
+static SLOWEST_MS: AtomicU64 = AtomicU64::new(0);
+
 /// Runs `work` on `pool` under the watchdog.
 fn on<P: Send + Sync + 'static>(pool: &Arc<P>, what: &str, work: impl FnOnce(&P) + Send + 'static) {
     let pool = Arc::clone(pool);
+    let start = Instant::now();
     within(LIMIT, what, move || work(&pool));
+    let millis = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    SLOWEST_MS.fetch_max(millis, Ordering::Relaxed);
 }
 
 fn thread_pool_round(pool: &Arc<ThreadPool>, round: Round) {
@@ -530,9 +537,10 @@ fn sixteen_threads_share_one_pool_of_each_kind_without_a_deadlock() {
         report.push(format!("{pool}: {rounds} rounds"));
     }
     println!(
-        "{THREADS} threads per pool for {} s: {}",
+        "{THREADS} threads per pool for {} s: {}; the slowest call took {} ms",
         time.as_secs(),
-        report.join(", ")
+        report.join(", "),
+        SLOWEST_MS.load(Ordering::Relaxed)
     );
     // Dropping a pool closes and joins its workers: it must not hang either.
     within(LIMIT, "dropping the pools", move || {
