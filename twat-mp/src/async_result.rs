@@ -14,7 +14,15 @@ type Handover<T> = Box<dyn FnOnce() -> T + Send + 'static>;
 ///
 /// Collect it with [`get`](Self::get) (blocks), poll it with [`ready`](Self::ready), wait
 /// a bounded time with [`wait`](Self::wait), or `.await` it from async code (it never
-/// blocks the executor). Dropping it does not stop the work; the pool still finishes it.
+/// blocks the executor).
+///
+/// Dropping it before its result was received cancels the work: the items that have not
+/// started never start. What runs then depends on the pool: a
+/// [`ProcessPool`](crate::ProcessPool) kills the worker processes running the call's
+/// items (they are replaced when work next needs them), so that nothing of the call
+/// runs on and the pool's drop waits for none of it; a [`ThreadPool`](crate::ThreadPool)
+/// cannot stop a thread, so the items already running finish, and their results are
+/// dropped. Keep it (or call [`get`](Self::get)) for the work to finish.
 ///
 /// ```
 /// use twat_mp::ThreadPool;
@@ -33,6 +41,8 @@ pub struct AsyncResult<T> {
     received: Option<Handover<T>>,
     /// What `get` gives when the job was dropped without an answer.
     lost: fn() -> T,
+    /// What cancels the work, run if this is dropped before the result was received.
+    cancel: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// The sending half of an [`AsyncResult`], held by the job that computes it.
@@ -75,6 +85,10 @@ pub(crate) trait Unreceived {
 
 impl Unreceived for crate::WorkerError {
     fn report_unreceived(&self) {
+        // A call cancelled because its `AsyncResult` was dropped: what its owner asked for.
+        if matches!(self.kind(), crate::ErrorKind::Cancelled) {
+            return;
+        }
         crate::panic_capture::report_unreceived(self);
     }
 }
@@ -97,11 +111,20 @@ pub(crate) fn async_result<T>(lost: fn() -> T) -> (Completer<T>, AsyncResult<T>)
             receiver: Some(receiver),
             received: None,
             lost,
+            cancel: None,
         },
     )
 }
 
 impl<T> AsyncResult<T> {
+    /// Runs `cancel` if this is dropped before its result was received (by `get`, by
+    /// `wait` or `ready` finding it done, or by `.await`): the pool's way to stop the work
+    /// that nobody wants any more.
+    pub(crate) fn cancel_on_drop(mut self, cancel: impl FnOnce() + Send + 'static) -> Self {
+        self.cancel = Some(Box::new(cancel));
+        self
+    }
+
     /// Whether the work is done, so that [`get`](Self::get) will not block.
     ///
     /// ```
@@ -267,6 +290,17 @@ impl<T> Future for AsyncResult<T> {
                     Ok(outcome) => outcome(),
                     Err(oneshot::RecvError) => (this.lost)(),
                 })
+            }
+        }
+    }
+}
+
+impl<T> Drop for AsyncResult<T> {
+    fn drop(&mut self) {
+        // Still waiting for the hand-over: nobody will take the result.
+        if self.receiver.is_some() {
+            if let Some(cancel) = self.cancel.take() {
+                cancel();
             }
         }
     }
