@@ -36,6 +36,7 @@ type Handover<T> = Box<dyn FnOnce() -> T + Send + 'static>;
 /// assert_eq!(pending.get()?, vec![120, 3_628_800, 1_307_674_368_000]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "dropping an AsyncResult cancels its work: keep it and collect it (`get`, `.await`)"]
 pub struct AsyncResult<T> {
     receiver: Option<oneshot::Receiver<Handover<T>>>,
     received: Option<Handover<T>>,

@@ -131,8 +131,10 @@ struct Helper {
 }
 
 impl Helper {
-    /// Starts the parent and waits until its map has both workers running an item.
-    fn start() -> Helper {
+    /// Starts the parent, whose map (of a `ProcessPool`, or with `pool` = "async" of an
+    /// `AsyncMultiPool` in process mode) runs on two workers, and waits until both run an
+    /// item.
+    fn start(pool: &str) -> Helper {
         let exe = std::env::current_exe().unwrap();
         let args = [
             "--exact",
@@ -154,7 +156,7 @@ impl Helper {
             command
         };
         let mut child = command
-            .env(HELPER, "1")
+            .env(HELPER, pool)
             .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -260,9 +262,9 @@ enum Target {
 
 /// Sends `signal` to a parent in the middle of a map and checks that it ends, and that
 /// no worker of it is running within `limit` of the signal. Prints the figures measured.
-fn workers_end_with_their_parent(signal: &'static str, target: Target) {
+fn workers_end_with_their_parent(signal: &'static str, target: Target, pool: &str) {
     let _serial = serial();
-    let helper = Helper::start();
+    let helper = Helper::start(pool);
     let mut signal = signal;
     if signal == "-INT" && ignores_sigint(helper.pid()) {
         // Nothing restored SIGINT's default (no `env --default-signal` here): SIGTERM,
@@ -312,37 +314,75 @@ fn workers_end_with_their_parent(signal: &'static str, target: Target) {
 
 #[test]
 fn ctrl_c_in_a_terminal_ends_the_program_and_its_workers() {
-    workers_end_with_their_parent("-INT", Target::Group);
+    workers_end_with_their_parent("-INT", Target::Group, "process");
 }
 
 #[test]
 fn sigint_to_the_parent_ends_its_workers() {
-    workers_end_with_their_parent("-INT", Target::Parent);
+    workers_end_with_their_parent("-INT", Target::Parent, "process");
 }
 
 #[test]
 fn sigterm_to_the_parent_ends_its_workers() {
-    workers_end_with_their_parent("-TERM", Target::Parent);
+    workers_end_with_their_parent("-TERM", Target::Parent, "process");
 }
 
 #[test]
 fn killing_the_parent_ends_its_workers() {
-    workers_end_with_their_parent("-KILL", Target::Parent);
+    workers_end_with_their_parent("-KILL", Target::Parent, "process");
+}
+
+#[cfg(feature = "aio")]
+#[test]
+fn ctrl_c_ends_an_async_process_map_and_its_workers() {
+    workers_end_with_their_parent("-INT", Target::Group, "async");
+}
+
+#[cfg(feature = "aio")]
+#[test]
+fn sigterm_ends_an_async_process_map_and_its_workers() {
+    workers_end_with_their_parent("-TERM", Target::Parent, "async");
+}
+
+#[cfg(feature = "aio")]
+#[test]
+fn killing_the_parent_of_an_async_process_map_ends_its_workers() {
+    workers_end_with_their_parent("-KILL", Target::Parent, "async");
+}
+
+/// The async form of [`hangs`].
+#[cfg(feature = "aio")]
+async fn hangs_async(x: u64) -> u64 {
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    x
 }
 
 /// Not a test of its own: the parent program of the signal tests, when started by them.
 /// Its main thread is in the middle of a `map` whose items hang when the signal comes.
 #[test]
 fn helper_parent() {
-    if std::env::var_os(HELPER).is_none() {
+    let Some(pool) = std::env::var_os(HELPER) else {
         return;
-    }
-    let pool = ProcessPool::with_nodes(2).unwrap();
+    };
     std::thread::spawn(|| {
         assert!(wait_until(Duration::from_secs(60), || children().len() == 2));
         let pids: Vec<String> = children().iter().map(u32::to_string).collect();
         println!("workers: {}", pids.join(" "));
     });
     // Ends only by a signal (or after the items' two minutes, should the test fail).
-    let _ = pool.map(hangs, 0..64);
+    if pool == "async" {
+        #[cfg(feature = "aio")]
+        {
+            let pool = twat_mp::AsyncMultiPool::builder()
+                .nodes(2)
+                .concurrency(1)
+                .processes()
+                .build()
+                .unwrap();
+            let _ = pollster::block_on(pool.map(hangs_async, 0..64));
+        }
+    } else {
+        let pool = ProcessPool::with_nodes(2).unwrap();
+        let _ = pool.map(hangs, 0..64);
+    }
 }

@@ -202,8 +202,10 @@ pub use remote::{CrossProcess, CrossProcessError, RemoteError, StarArgs, via};
 ///   its worker died, before the item was found, is not counted); panics and returned
 ///   errors are not retried;
 /// - once a [`map`](Self::map) is decided by a failure, its items still running are
-///   stopped the same way (as are those of a lazy map that is dropped), so that the pool
-///   is at once free and its drop waits for none of them.
+///   stopped the same way (as are those of a lazy map that is dropped, and of an
+///   [`amap`](Self::amap) or [`apipe`](Self::apipe) whose [`AsyncResult`] is dropped
+///   before its result was received), so that the pool is at once free and its drop
+///   waits for none of them.
 ///
 /// # What runs where
 ///
@@ -218,11 +220,13 @@ pub use remote::{CrossProcess, CrossProcessError, RemoteError, StarArgs, via};
 /// # Lifecycle
 ///
 /// The pool is `Send + Sync`. On `Drop` it waits for its outstanding work
-/// ([`amap`](Self::amap), [`apipe`](Self::apipe)), closes each worker's input and reaps
-/// it; dropped while the caller panics, it kills its workers at once instead. Workers die
-/// with their parent (`PR_SET_PDEATHSIG`), so none outlives a parent that is killed or
-/// interrupted (Ctrl-C), and none is left a zombie: the slot that started a worker always
-/// waits for it.
+/// ([`amap`](Self::amap), [`apipe`](Self::apipe)) whose [`AsyncResult`] is still held
+/// (a dropped one stopped its call already), closes each worker's input and reaps it;
+/// dropped while the caller panics, it kills its workers at once instead. Workers die
+/// with their parent (`PR_SET_PDEATHSIG`, a `SIGKILL` that no handler can catch), so none
+/// outlives a parent that is killed (`SIGKILL` too), interrupted (Ctrl-C) or terminated
+/// (`SIGTERM`), and none is left a zombie: the slot that started a worker always waits
+/// for it.
 pub struct ProcessPool {
     shared: Arc<Slots>,
     slots: Vec<JoinHandle<()>>,

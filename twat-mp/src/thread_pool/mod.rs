@@ -40,9 +40,11 @@ pub use lazy::{Imap, Uimap};
 /// Items are spread over `nodes` threads with work stealing (rayon). A panic in one item
 /// is caught and comes back as a [`WorkerError`] naming the item; the pool stays usable.
 /// The pool is `Send + Sync`, can be shared between threads, and on `Drop` waits for its
-/// outstanding work (from [`amap`](Self::amap), [`apipe`](Self::apipe)) and joins every
-/// thread it started — the Rust form of Python's `with ThreadPool() as pool:`. Dropped
-/// while the caller is panicking, it cancels the items that have not started yet instead.
+/// outstanding work (from [`amap`](Self::amap), [`apipe`](Self::apipe), while their
+/// [`AsyncResult`] is held: a dropped one cancels the items of its call that have not
+/// started) and joins every thread it started — the Rust form of Python's
+/// `with ThreadPool() as pool:`. Dropped while the caller is panicking, it cancels the
+/// items that have not started yet instead.
 ///
 /// **Nesting.** The pool may be used inside its own items: a nested `map`, `imap` or
 /// `apply` shares the threads as rayon's nested calls do, and a pool thread that blocks on
