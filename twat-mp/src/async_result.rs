@@ -350,6 +350,36 @@ mod tests {
     }
 
     #[test]
+    fn dropping_it_unreceived_cancels_and_receiving_it_does_not() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cancels = Arc::new(AtomicUsize::new(0));
+        let counter = || {
+            let cancels = Arc::clone(&cancels);
+            move || {
+                cancels.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let (_done, pending) = async_result(lost);
+        drop(pending.cancel_on_drop(counter()));
+        assert_eq!(cancels.load(Ordering::SeqCst), 1, "dropped while waiting");
+        let (done, pending) = async_result(lost);
+        let pending = pending.cancel_on_drop(counter());
+        done.finish_with(|| Ok(3));
+        assert_eq!(pending.get(), Ok(3));
+        let (done, mut pending) = async_result(lost);
+        pending = pending.cancel_on_drop(counter());
+        done.finish_with(|| Ok(4));
+        assert!(pending.wait(Duration::from_secs(30)));
+        drop(pending);
+        assert_eq!(
+            cancels.load(Ordering::SeqCst),
+            1,
+            "received: nothing to cancel"
+        );
+    }
+
+    #[test]
     fn outcome_runs_in_the_collecting_thread() {
         fn lost_id() -> std::thread::ThreadId {
             std::thread::current().id()

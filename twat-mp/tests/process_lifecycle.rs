@@ -265,6 +265,7 @@ enum Target {
 fn workers_end_with_their_parent(signal: &'static str, target: Target, pool: &str) {
     let _serial = serial();
     let helper = Helper::start(pool);
+    let pool = pool.to_owned();
     let mut signal = signal;
     if signal == "-INT" && ignores_sigint(helper.pid()) {
         // Nothing restored SIGINT's default (no `env --default-signal` here): SIGTERM,
@@ -301,7 +302,7 @@ fn workers_end_with_their_parent(signal: &'static str, target: Target, pool: &st
             helper.workers
         );
         eprintln!(
-            "measured: `kill {signal}` to {}: parent gone after {:.1} ms, every worker after {:.1} ms",
+            "measured: {pool} map, `kill {signal}` to {}: parent gone after {:.1} ms, every worker after {:.1} ms",
             match target {
                 Target::Parent => "the parent",
                 Target::Group => "the process group",
