@@ -14,7 +14,15 @@ type Handover<T> = Box<dyn FnOnce() -> T + Send + 'static>;
 ///
 /// Collect it with [`get`](Self::get) (blocks), poll it with [`ready`](Self::ready), wait
 /// a bounded time with [`wait`](Self::wait), or `.await` it from async code (it never
-/// blocks the executor). Dropping it does not stop the work; the pool still finishes it.
+/// blocks the executor).
+///
+/// Dropping it before its result was received cancels the work: the items that have not
+/// started never start. What runs then depends on the pool: a
+/// [`ProcessPool`](crate::ProcessPool) kills the worker processes running the call's
+/// items (they are replaced when work next needs them), so that nothing of the call
+/// runs on and the pool's drop waits for none of it; a [`ThreadPool`](crate::ThreadPool)
+/// cannot stop a thread, so the items already running finish, and their results are
+/// dropped. Keep it (or call [`get`](Self::get)) for the work to finish.
 ///
 /// ```
 /// use twat_mp::ThreadPool;
@@ -28,11 +36,14 @@ type Handover<T> = Box<dyn FnOnce() -> T + Send + 'static>;
 /// assert_eq!(pending.get()?, vec![120, 3_628_800, 1_307_674_368_000]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "dropping an AsyncResult cancels its work: keep it and collect it (`get`, `.await`)"]
 pub struct AsyncResult<T> {
     receiver: Option<oneshot::Receiver<Handover<T>>>,
     received: Option<Handover<T>>,
     /// What `get` gives when the job was dropped without an answer.
     lost: fn() -> T,
+    /// What cancels the work, run if this is dropped before the result was received.
+    cancel: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// The sending half of an [`AsyncResult`], held by the job that computes it.
@@ -75,6 +86,10 @@ pub(crate) trait Unreceived {
 
 impl Unreceived for crate::WorkerError {
     fn report_unreceived(&self) {
+        // A call cancelled because its `AsyncResult` was dropped: what its owner asked for.
+        if matches!(self.kind(), crate::ErrorKind::Cancelled) {
+            return;
+        }
         crate::panic_capture::report_unreceived(self);
     }
 }
@@ -97,11 +112,20 @@ pub(crate) fn async_result<T>(lost: fn() -> T) -> (Completer<T>, AsyncResult<T>)
             receiver: Some(receiver),
             received: None,
             lost,
+            cancel: None,
         },
     )
 }
 
 impl<T> AsyncResult<T> {
+    /// Runs `cancel` if this is dropped before its result was received (by `get`, by
+    /// `wait` or `ready` finding it done, or by `.await`): the pool's way to stop the work
+    /// that nobody wants any more.
+    pub(crate) fn cancel_on_drop(mut self, cancel: impl FnOnce() + Send + 'static) -> Self {
+        self.cancel = Some(Box::new(cancel));
+        self
+    }
+
     /// Whether the work is done, so that [`get`](Self::get) will not block.
     ///
     /// ```
@@ -272,6 +296,17 @@ impl<T> Future for AsyncResult<T> {
     }
 }
 
+impl<T> Drop for AsyncResult<T> {
+    fn drop(&mut self) {
+        // Still waiting for the hand-over: nobody will take the result.
+        if self.receiver.is_some() {
+            if let Some(cancel) = self.cancel.take() {
+                cancel();
+            }
+        }
+    }
+}
+
 impl<T> fmt::Debug for AsyncResult<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncResult")
@@ -312,6 +347,36 @@ mod tests {
         drop(done);
         assert!(pending.ready());
         assert_eq!(pending.get(), Err("lost"));
+    }
+
+    #[test]
+    fn dropping_it_unreceived_cancels_and_receiving_it_does_not() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cancels = Arc::new(AtomicUsize::new(0));
+        let counter = || {
+            let cancels = Arc::clone(&cancels);
+            move || {
+                cancels.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let (_done, pending) = async_result(lost);
+        drop(pending.cancel_on_drop(counter()));
+        assert_eq!(cancels.load(Ordering::SeqCst), 1, "dropped while waiting");
+        let (done, pending) = async_result(lost);
+        let pending = pending.cancel_on_drop(counter());
+        done.finish_with(|| Ok(3));
+        assert_eq!(pending.get(), Ok(3));
+        let (done, mut pending) = async_result(lost);
+        pending = pending.cancel_on_drop(counter());
+        done.finish_with(|| Ok(4));
+        assert!(pending.wait(Duration::from_secs(30)));
+        drop(pending);
+        assert_eq!(
+            cancels.load(Ordering::SeqCst),
+            1,
+            "received: nothing to cancel"
+        );
     }
 
     #[test]

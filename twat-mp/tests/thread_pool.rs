@@ -396,12 +396,14 @@ fn dropping_during_a_panic_cancels_queued_work() {
     let ran = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&ran);
     let pending = std::thread::spawn(move || {
-        // Declared before the pool so that it is dropped after it.
+        // Declared before the pool so that they are dropped after it (a dropped
+        // `AsyncResult` would cancel its call).
         let (_hold, held) = mpsc::channel::<()>();
+        let _busy;
         let pool = ThreadPool::with_nodes(1).unwrap();
         // Occupies the only thread long enough (even while the panic hook prints a
         // backtrace) that the map below is still queued when the pool is dropped.
-        pool.apipe(move |_: ()| held.recv_timeout(Duration::from_secs(3)), ());
+        _busy = pool.apipe(move |_: ()| held.recv_timeout(Duration::from_secs(3)), ());
         let pending = pool.amap(
             move |x: u32| {
                 counter.fetch_add(1, Ordering::SeqCst);

@@ -4,8 +4,8 @@
 use std::any::Any;
 use std::convert::Infallible;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::failure::{FailureMark, LowestFailure};
 use super::render::Render;
@@ -324,17 +324,30 @@ impl<T, E> ItemRunner<T, E> {
 pub(crate) struct LeafAborted;
 
 /// A flag that tells queued work to stop: set when a pool is dropped during a panic,
-/// or when a lazy iterator is dropped.
+/// when a lazy iterator is dropped, or when the `AsyncResult` of a background call is
+/// dropped before its result was received.
 #[derive(Default)]
-pub(crate) struct CancelFlag(AtomicBool);
+pub(crate) struct CancelFlag {
+    set: AtomicBool,
+    /// A wider flag that cancels this one too (the pool's, for one call's).
+    parent: Option<Arc<CancelFlag>>,
+}
 
 impl CancelFlag {
+    /// A flag of its own that also reads as cancelled once `parent` is.
+    pub(crate) fn under(parent: &Arc<CancelFlag>) -> Self {
+        CancelFlag {
+            set: AtomicBool::new(false),
+            parent: Some(Arc::clone(parent)),
+        }
+    }
+
     pub(crate) fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.set.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.set.load(Ordering::Relaxed) || self.parent.as_ref().is_some_and(|p| p.is_cancelled())
     }
 }
 

@@ -13,12 +13,13 @@ use super::remote::{
     WithStateFallible,
 };
 use super::unsafe_code::StateFn;
-use crate::async_result::{AsyncResult, async_result};
+use crate::async_result::AsyncResult;
 use crate::engine::feed::LazyInput;
 use crate::engine::item::resume_cancelled;
 use crate::engine::registry::{Config, Registry};
 use crate::engine::render::Render;
 use std::panic::Location;
+use std::sync::Arc;
 
 /// The process pool every attribute with this configuration shares, built on first use
 /// and kept for the life of the program. Its workers die with the program.
@@ -44,7 +45,7 @@ pub fn pmap_process<T: CrossProcess, R: CrossProcess>(
 ) -> Vec<R> {
     let call = Location::caller();
     process_pool(config)
-        .run_map(Plain::new(f), items, render)
+        .run_map(Plain::new(f), items, render, Arc::default())
         .unwrap_or_else(|failure| failure.resume(call))
 }
 
@@ -65,7 +66,12 @@ where
 {
     let call = Location::caller();
     process_pool(config)
-        .run_map(Fallible::<_, _, _, AsValue<Via>>::new(f), items, render)
+        .run_map(
+            Fallible::<_, _, _, AsValue<Via>>::new(f),
+            items,
+            render,
+            Arc::default(),
+        )
         .map_err(|failure| failure.into_original(call))
 }
 
@@ -128,14 +134,12 @@ pub fn amap_process<T: CrossProcess, R: CrossProcess>(
     let pool = process_pool(config);
     let function = Plain::new(f);
     let items: Vec<T> = items.into_iter().collect();
-    let (completer, pending) = async_result(resume_cancelled);
-    pool.background(move || {
-        let outcome = pool.run_map(function, items, render);
+    pool.background_call(resume_cancelled, move |cancel, completer| {
+        let outcome = pool.run_map(function, items, render, cancel);
         completer.finish_outcome(outcome, move |outcome| {
             outcome.unwrap_or_else(|failure| failure.resume(call))
         });
-    });
-    pending
+    })
 }
 
 /// `#[amap(process)]` on `fn(T) -> Result<R, E>`: returns at once; `get()` gives what
@@ -157,14 +161,12 @@ where
     let pool = process_pool(config);
     let function = Fallible::<_, _, _, AsValue<Via>>::new(f);
     let items: Vec<T> = items.into_iter().collect();
-    let (completer, pending) = async_result(resume_cancelled);
-    pool.background(move || {
-        let outcome = pool.run_map(function, items, render);
+    pool.background_call(resume_cancelled, move |cancel, completer| {
+        let outcome = pool.run_map(function, items, render, cancel);
         completer.finish_outcome(outcome, move |outcome| {
             outcome.map_err(|failure| failure.into_original(call))
         });
-    });
-    pending
+    })
 }
 
 /// The `init` of an attribute under `process`, checked against the state `S` its
@@ -189,7 +191,13 @@ pub fn pmap_init_process<T: CrossProcess, S: 'static, R: CrossProcess>(
 ) -> Vec<R> {
     let call = Location::caller();
     process_pool(config)
-        .run_map_init(init, WithState::new(StateFn(f)), items, render)
+        .run_map_init(
+            init,
+            WithState::new(StateFn(f)),
+            items,
+            render,
+            Arc::default(),
+        )
         .unwrap_or_else(|failure| failure.resume(call))
 }
 
@@ -212,7 +220,7 @@ where
     let call = Location::caller();
     let function = WithStateFallible::<_, _, _, _, AsValue<Via>>::new(StateFn(f));
     process_pool(config)
-        .run_map_init(init, function, items, render)
+        .run_map_init(init, function, items, render, Arc::default())
         .map_err(|failure| failure.into_original(call))
 }
 
@@ -288,14 +296,12 @@ pub fn amap_init_process<T: CrossProcess, S: 'static, R: CrossProcess>(
     let pool = process_pool(config);
     let function = WithState::new(StateFn(f));
     let items: Vec<T> = items.into_iter().collect();
-    let (completer, pending) = async_result(resume_cancelled);
-    pool.background(move || {
-        let outcome = pool.run_map_init(init, function, items, render);
+    pool.background_call(resume_cancelled, move |cancel, completer| {
+        let outcome = pool.run_map_init(init, function, items, render, cancel);
         completer.finish_outcome(outcome, move |outcome| {
             outcome.unwrap_or_else(|failure| failure.resume(call))
         });
-    });
-    pending
+    })
 }
 
 /// `#[amap(process, init = make_state)]` on `fn(&mut S, T) -> Result<R, E>`.
@@ -318,14 +324,12 @@ where
     let pool = process_pool(config);
     let function = WithStateFallible::<_, _, _, _, AsValue<Via>>::new(StateFn(f));
     let items: Vec<T> = items.into_iter().collect();
-    let (completer, pending) = async_result(resume_cancelled);
-    pool.background(move || {
-        let outcome = pool.run_map_init(init, function, items, render);
+    pool.background_call(resume_cancelled, move |cancel, completer| {
+        let outcome = pool.run_map_init(init, function, items, render, cancel);
         completer.finish_outcome(outcome, move |outcome| {
             outcome.map_err(|failure| failure.into_original(call))
         });
-    });
-    pending
+    })
 }
 
 #[cfg(test)]

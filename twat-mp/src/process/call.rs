@@ -496,9 +496,25 @@ pub(crate) fn run_map<A: RemoteFn>(
     render: Option<Render<A::In>>,
     state: StateSetup,
 ) -> Result<Vec<A::Out>, Failure<A>> {
+    run_map_until(shared, function, items, render, state, Arc::default())
+}
+
+/// [`run_map`], stopped by [`Slots::stop_call`] with `cancel` (from any thread): its
+/// queued batches are skipped and its running items' workers killed; the items not yet
+/// answered fail as cancelled. What a background call (`amap`) whose `AsyncResult` was
+/// dropped does.
+pub(crate) fn run_map_until<A: RemoteFn>(
+    shared: Arc<Slots>,
+    function: A,
+    items: impl IntoIterator<Item = A::In>,
+    render: Option<Render<A::In>>,
+    state: StateSetup,
+    cancel: Arc<Cancel>,
+) -> Result<Vec<A::Out>, Failure<A>> {
     let items = items.into_iter();
     let size_hint = items.size_hint();
-    let mut call = Call::<A, _>::new(shared, function, items, render, state);
+    let state = make_state(state, &shared);
+    let mut call = Call::<A, _>::stoppable(shared, function, items, render, cancel, state);
     call.show_progress(size_hint);
     gather(call)
 }

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::async_result::{AsyncResult, async_result};
+use crate::async_result::{AsyncResult, Completer, async_result};
 use crate::debug::event;
 use crate::engine::feed::LazyInput;
 use crate::engine::insights::{Insights, Recorder};
@@ -36,7 +36,7 @@ use crate::engine::render::Render;
 use crate::engine::settings::Settings;
 use crate::error::{BoxError, BuildError, ErrorKind, WorkerError};
 
-use call::{LazyCall, run_map, run_map_stoppable};
+use call::{LazyCall, run_map, run_map_stoppable, run_map_until};
 pub(crate) use call::{MadeState, StateSetup};
 use remote::{
     AsValue, Fallible, Plain, RemoteFn, Spread, Starred, StateSpec, WithShared, WithState,
@@ -202,8 +202,10 @@ pub use remote::{CrossProcess, CrossProcessError, RemoteError, StarArgs, via};
 ///   its worker died, before the item was found, is not counted); panics and returned
 ///   errors are not retried;
 /// - once a [`map`](Self::map) is decided by a failure, its items still running are
-///   stopped the same way (as are those of a lazy map that is dropped), so that the pool
-///   is at once free and its drop waits for none of them.
+///   stopped the same way (as are those of a lazy map that is dropped, and of an
+///   [`amap`](Self::amap) or [`apipe`](Self::apipe) whose [`AsyncResult`] is dropped
+///   before its result was received), so that the pool is at once free and its drop
+///   waits for none of them.
 ///
 /// # What runs where
 ///
@@ -218,11 +220,13 @@ pub use remote::{CrossProcess, CrossProcessError, RemoteError, StarArgs, via};
 /// # Lifecycle
 ///
 /// The pool is `Send + Sync`. On `Drop` it waits for its outstanding work
-/// ([`amap`](Self::amap), [`apipe`](Self::apipe)), closes each worker's input and reaps
-/// it; dropped while the caller panics, it kills its workers at once instead. Workers die
-/// with their parent (`PR_SET_PDEATHSIG`), so none outlives a parent that is killed or
-/// interrupted (Ctrl-C), and none is left a zombie: the slot that started a worker always
-/// waits for it.
+/// ([`amap`](Self::amap), [`apipe`](Self::apipe)) whose [`AsyncResult`] is still held
+/// (a dropped one stopped its call already), closes each worker's input and reaps it;
+/// dropped while the caller panics, it kills its workers at once instead. Workers die
+/// with their parent (`PR_SET_PDEATHSIG`, a `SIGKILL` that no handler can catch), so none
+/// outlives a parent that is killed (`SIGKILL` too), interrupted (Ctrl-C) or terminated
+/// (`SIGTERM`), and none is left a zombie: the slot that started a worker always waits
+/// for it.
 pub struct ProcessPool {
     shared: Arc<Slots>,
     slots: Vec<JoinHandle<()>>,
@@ -1025,16 +1029,14 @@ impl ProcessPool {
     {
         let function = Plain::new(f);
         let items: Vec<T> = items.into_iter().collect();
-        let (completer, pending) = async_result(cancelled);
         let shared = self.shared();
-        self.background(move || {
-            let outcome = run_map(shared, function, items, None, None);
+        self.background_call(cancelled, move |cancel, completer| {
+            let outcome = run_map_until(shared, function, items, None, None, cancel);
             completer.finish_outcome(
                 outcome.map_err(ItemFailure::into_infallible_worker_error),
                 std::convert::identity,
             );
-        });
-        pending
+        })
     }
 
     /// Applies `f` to one item in a worker process and waits for the result.
@@ -1071,7 +1073,8 @@ impl ProcessPool {
         T: CrossProcess,
         R: CrossProcess,
     {
-        self.apipe_remote(Plain::new(f), item, None).0
+        let (pending, stopper) = self.apipe_remote(Plain::new(f), item, None);
+        pending.cancel_on_drop(move || stopper.stop())
     }
 
     /// A call's per-call state with its id in the workers, for calls that share it (the
@@ -1213,14 +1216,16 @@ impl ProcessPool {
         Box::new(lazy.map(|outcome| outcome.map_err(ItemFailure::into_infallible_worker_error)))
     }
 
-    /// The engine of `map` and of the attributes.
+    /// The engine of `map` and of the attributes; `cancel` stops the call (see
+    /// [`background_call`](Self::background_call)).
     pub(crate) fn run_map<A: RemoteFn>(
         &self,
         function: A,
         items: impl IntoIterator<Item = A::In>,
         render: Option<Render<A::In>>,
+        cancel: Arc<Cancel>,
     ) -> Result<Vec<A::Out>, remote::Failure<A>> {
-        run_map(self.shared(), function, items, render, None)
+        run_map_until(self.shared(), function, items, render, None, cancel)
     }
 
     /// The engine of the attribute option `init` under `process`: `init` makes each
@@ -1232,9 +1237,10 @@ impl ProcessPool {
         function: A,
         items: impl IntoIterator<Item = A::In>,
         render: Option<Render<A::In>>,
+        cancel: Arc<Cancel>,
     ) -> Result<Vec<A::Out>, remote::Failure<A>> {
         let state = Some(StateSpec::init(init));
-        run_map(self.shared(), function, items, render, state)
+        run_map_until(self.shared(), function, items, render, state, cancel)
     }
 
     /// The engine of the lazy attributes; `state` for the option `init` (see
@@ -1273,6 +1279,24 @@ impl ProcessPool {
             let _ = thread.join();
         }
         self.shared.close();
+    }
+
+    /// Starts a call in the background (`amap` and the attributes' `amap`): `job` runs on
+    /// a thread of its own, given the call's stop switch and what completes the returned
+    /// [`AsyncResult`]. Dropped before its result was received, the `AsyncResult` stops
+    /// the call: its batches still queued are skipped and the workers running its items
+    /// are killed (and replaced when work next needs them), so that the pool's drop waits
+    /// for none of it.
+    pub(crate) fn background_call<T: 'static>(
+        &self,
+        lost: fn() -> T,
+        job: impl FnOnce(Arc<Cancel>, Completer<T>) + Send + 'static,
+    ) -> AsyncResult<T> {
+        let (completer, pending) = async_result(lost);
+        let cancel = Arc::<Cancel>::default();
+        let stopper = Stopper::new(self.shared(), Arc::clone(&cancel));
+        self.background(move || job(cancel, completer));
+        pending.cancel_on_drop(move || stopper.stop())
     }
 
     /// Runs `job` on a thread of its own; `Drop` waits for it.

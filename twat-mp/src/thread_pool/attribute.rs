@@ -2,6 +2,7 @@
 //! reachable as `twat_mp::__private` only so that the expansions can name it.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use super::ThreadPool;
 use crate::async_result::{AsyncResult, async_result};
@@ -104,7 +105,13 @@ where
 {
     let call = Location::caller();
     let pool = thread_pool(config);
-    let job = pool.background_map(move |x| Ok::<R, Infallible>(f(x)), items, render);
+    let cancel = pool.background_cancel();
+    let job = pool.background_map(
+        move |x| Ok::<R, Infallible>(f(x)),
+        items,
+        render,
+        Arc::clone(&cancel),
+    );
     let (completer, pending) = async_result(resume_cancelled);
     pool.spawn(move || {
         let outcome = job();
@@ -112,7 +119,7 @@ where
             outcome.unwrap_or_else(|failure| failure.resume(call))
         });
     });
-    pending
+    pending.cancel_on_drop(move || cancel.cancel())
 }
 
 /// `#[amap]` on `fn(T) -> Result<R, E>`: returns at once; `get()` gives what `#[pmap]`
@@ -131,7 +138,8 @@ where
 {
     let call = Location::caller();
     let pool = thread_pool(config);
-    let job = pool.background_map(f, items, render);
+    let cancel = pool.background_cancel();
+    let job = pool.background_map(f, items, render, Arc::clone(&cancel));
     let (completer, pending) = async_result(resume_cancelled);
     pool.spawn(move || {
         let outcome = job();
@@ -139,7 +147,7 @@ where
             outcome.map_err(|failure| failure.into_original(call))
         });
     });
-    pending
+    pending.cancel_on_drop(move || cancel.cancel())
 }
 
 /// The `init` of an attribute, checked against the state `S` its function takes (`&mut
@@ -245,7 +253,8 @@ where
     let call = Location::caller();
     let pool = thread_pool(config);
     let f = move |s: &mut S, x| Ok::<R, Infallible>(f(s, x));
-    let job = pool.background_map_init(init, f, items, render);
+    let cancel = pool.background_cancel();
+    let job = pool.background_map_init(init, f, items, render, Arc::clone(&cancel));
     let (completer, pending) = async_result(resume_cancelled);
     pool.spawn(move || {
         let outcome = job();
@@ -253,7 +262,7 @@ where
             outcome.unwrap_or_else(|failure| failure.resume(call))
         });
     });
-    pending
+    pending.cancel_on_drop(move || cancel.cancel())
 }
 
 /// `#[amap(init = make_state)]` on `fn(&mut S, T) -> Result<R, E>`.
@@ -273,7 +282,8 @@ where
 {
     let call = Location::caller();
     let pool = thread_pool(config);
-    let job = pool.background_map_init(init, f, items, render);
+    let cancel = pool.background_cancel();
+    let job = pool.background_map_init(init, f, items, render, Arc::clone(&cancel));
     let (completer, pending) = async_result(resume_cancelled);
     pool.spawn(move || {
         let outcome = job();
@@ -281,7 +291,7 @@ where
             outcome.map_err(|failure| failure.into_original(call))
         });
     });
-    pending
+    pending.cancel_on_drop(move || cancel.cancel())
 }
 
 #[cfg(test)]

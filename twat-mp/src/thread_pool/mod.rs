@@ -40,9 +40,11 @@ pub use lazy::{Imap, Uimap};
 /// Items are spread over `nodes` threads with work stealing (rayon). A panic in one item
 /// is caught and comes back as a [`WorkerError`] naming the item; the pool stays usable.
 /// The pool is `Send + Sync`, can be shared between threads, and on `Drop` waits for its
-/// outstanding work (from [`amap`](Self::amap), [`apipe`](Self::apipe)) and joins every
-/// thread it started — the Rust form of Python's `with ThreadPool() as pool:`. Dropped
-/// while the caller is panicking, it cancels the items that have not started yet instead.
+/// outstanding work (from [`amap`](Self::amap), [`apipe`](Self::apipe), while their
+/// [`AsyncResult`] is held: a dropped one cancels the items of its call that have not
+/// started) and joins every thread it started — the Rust form of Python's
+/// `with ThreadPool() as pool:`. Dropped while the caller is panicking, it cancels the
+/// items that have not started yet instead.
 ///
 /// **Nesting.** The pool may be used inside its own items: a nested `map`, `imap` or
 /// `apply` shares the threads as rayon's nested calls do, and a pool thread that blocks on
@@ -368,10 +370,11 @@ impl ThreadPool {
     /// What an eager map (`map`, `amap` and their `init` forms) takes from the pool when
     /// it starts, in the caller: the bar's rate counts from there. `background` maps (on a
     /// pool thread, after the call returned) stop when the pool shuts down.
-    fn eager_call(&self, len: usize, background: bool) -> EagerCall {
+    /// `cancel`: for a map run after its call returned, what stops its items not started.
+    fn eager_call(&self, len: usize, cancel: Option<Arc<CancelFlag>>) -> EagerCall {
         EagerCall {
             chunksize: self.chunksize,
-            shutdown: background.then(|| Arc::clone(&self.shutdown)),
+            shutdown: cancel,
             insights: self.insights_call(),
             progress: Progress::start(self.progress, (len, Some(len))),
         }
@@ -720,14 +723,20 @@ impl ThreadPool {
         R: Send + 'static,
     {
         let (completer, pending) = async_result(cancelled);
-        let job = self.background_map(move |x| Ok::<R, Infallible>(f(x)), items, None);
+        let cancel = self.background_cancel();
+        let job = self.background_map(
+            move |x| Ok::<R, Infallible>(f(x)),
+            items,
+            None,
+            Arc::clone(&cancel),
+        );
         self.spawn(move || {
             completer.finish_outcome(
                 job().map_err(ItemFailure::into_infallible_worker_error),
                 std::convert::identity,
             );
         });
-        pending
+        pending.cancel_on_drop(move || cancel.cancel())
     }
 
     /// Applies `f` to one item on a worker thread and waits for the result.
@@ -773,7 +782,8 @@ impl ThreadPool {
     {
         let (completer, pending) = async_result(cancelled);
         let debug = self.debug;
-        let shutdown = Arc::clone(&self.shutdown);
+        let cancel = self.background_cancel();
+        let shutdown = Arc::clone(&cancel);
         let insights = self.insights_call();
         self.spawn(move || {
             let runner: ItemRunner<T, Infallible> = ItemRunner::new(debug, None);
@@ -787,7 +797,14 @@ impl ThreadPool {
             };
             completer.finish_outcome(result, std::convert::identity);
         });
-        pending
+        pending.cancel_on_drop(move || cancel.cancel())
+    }
+
+    /// What stops the items not started of one background call (`amap`, `apipe`): set
+    /// when its [`AsyncResult`] is dropped unreceived, and when the pool is dropped
+    /// during a panic.
+    pub(crate) fn background_cancel(&self) -> Arc<CancelFlag> {
+        Arc::new(CancelFlag::under(&self.shutdown))
     }
 
     /// Runs `job` on one of the pool's threads; `Drop` waits for it.
@@ -812,18 +829,20 @@ impl ThreadPool {
     {
         let items: Vec<T> = items.into_iter().collect();
         let runner = ItemRunner::new(self.debug, render);
-        let call = self.eager_call(items.len(), false);
+        let call = self.eager_call(items.len(), None);
         self.rayon()
             .install(|| par_map(items, || (), &|(): &mut (), x| f(x), &runner, &call))
     }
 
     /// The job of `amap`: a closure that runs the whole map on the pool thread that calls
     /// it. The items are gathered here, in the caller, who may hold a non-`Send` iterator.
+    /// Its items not started are skipped (cancelled) once `cancel` is set.
     pub(crate) fn background_map<T, R, E, F, I>(
         &self,
         f: F,
         items: I,
         render: Option<Render<T>>,
+        cancel: Arc<CancelFlag>,
     ) -> impl FnOnce() -> Result<Vec<R>, ItemFailure<E>> + Send + 'static
     where
         F: Fn(T) -> Result<R, E> + Send + Sync + 'static,
@@ -834,7 +853,7 @@ impl ThreadPool {
     {
         let items: Vec<T> = items.into_iter().collect();
         let debug = self.debug;
-        let call = self.eager_call(items.len(), true);
+        let call = self.eager_call(items.len(), Some(cancel));
         move || {
             let runner = ItemRunner::new(debug, render);
             par_map(items, || (), &|(): &mut (), x| f(x), &runner, &call)
@@ -942,7 +961,7 @@ impl ThreadPool {
     {
         let items: Vec<T> = items.into_iter().collect();
         let runner = ItemRunner::new(self.debug, render);
-        let call = self.eager_call(items.len(), false);
+        let call = self.eager_call(items.len(), None);
         let states = WorkerStates::new(init, self.nodes);
         let enter = || states.take(rayon::current_thread_index());
         let f = |state: &mut StateGuard<'_, S, N>, x| f(state.get(), x);
@@ -957,6 +976,7 @@ impl ThreadPool {
         f: F,
         items: I,
         render: Option<Render<T>>,
+        cancel: Arc<CancelFlag>,
     ) -> impl FnOnce() -> Result<Vec<R>, ItemFailure<E>> + Send + 'static
     where
         N: Fn() -> S + Send + Sync + 'static,
@@ -969,7 +989,7 @@ impl ThreadPool {
     {
         let items: Vec<T> = items.into_iter().collect();
         let (debug, nodes) = (self.debug, self.nodes);
-        let call = self.eager_call(items.len(), true);
+        let call = self.eager_call(items.len(), Some(cancel));
         move || {
             let runner = ItemRunner::new(debug, render);
             let states = WorkerStates::new(init, nodes);
