@@ -371,7 +371,7 @@ mod async_pools {
                 .build()
                 .unwrap();
             each_seed(|seed, unordered| {
-                let plan = plan(seed, ITEMS, &THREAD_FAULTS, 2);
+                let plan = plan(seed, ITEMS, &THREAD_FAULTS, 1);
                 eprintln!("AsyncMultiPool {}", describe(seed, &plan));
                 pollster::block_on(async {
                     if unordered {
