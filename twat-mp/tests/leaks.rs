@@ -43,9 +43,7 @@ struct Held {
 impl Held {
     fn now() -> Self {
         Held {
-            fds: entries("/proc/self/fd", |path| {
-                std::fs::read_link(path).map(|target| target.display().to_string())
-            }),
+            fds: fds(),
             threads: entries("/proc/self/task", |path| {
                 std::fs::read_to_string(path.join("comm")).map(|name| name.trim().to_owned())
             }),
@@ -53,17 +51,25 @@ impl Held {
         }
     }
 
-    /// What `self` holds beyond `baseline`, in words, or `None` if nothing.
+    /// What `self` holds beyond `baseline`, in words, or `None` if nothing: the threads
+    /// and children whose ids are new, and the descriptors whose targets are more than
+    /// before (a descriptor number is reused as soon as it is closed, so it names
+    /// nothing).
     fn beyond(&self, baseline: &Held) -> Option<String> {
-        fn extra(now: &BTreeMap<u32, String>, before: &BTreeMap<u32, String>) -> Vec<String> {
+        fn new_ids(now: &BTreeMap<u32, String>, before: &BTreeMap<u32, String>) -> Vec<String> {
             now.iter()
                 .filter(|(id, _)| !before.contains_key(id))
                 .map(|(id, what)| format!("{id} {what}"))
                 .collect()
         }
-        let fds = extra(&self.fds, &baseline.fds);
-        let threads = extra(&self.threads, &baseline.threads);
-        let children = extra(&self.children, &baseline.children);
+        let mut fds: Vec<String> = self.fds.values().cloned().collect();
+        for before in baseline.fds.values() {
+            if let Some(at) = fds.iter().position(|now| now == before) {
+                fds.remove(at);
+            }
+        }
+        let threads = new_ids(&self.threads, &baseline.threads);
+        let children = new_ids(&self.children, &baseline.children);
         if fds.is_empty() && threads.is_empty() && children.is_empty() {
             None
         } else {
@@ -100,6 +106,17 @@ fn entries(
             Some((id, describe(&entry.path()).ok()?))
         })
         .collect()
+}
+
+/// This process's open file descriptors, with their targets, but for the one that
+/// reads the list.
+fn fds() -> BTreeMap<u32, String> {
+    let listing = format!("/proc/{}/fd", std::process::id());
+    let mut fds = entries("/proc/self/fd", |path| {
+        std::fs::read_link(path).map(|target| target.display().to_string())
+    });
+    fds.retain(|_, target| *target != listing);
+    fds
 }
 
 /// This process's children, from `/proc/<pid>/stat`: `pid (comm) state ppid …`, where
@@ -353,12 +370,19 @@ fn async_pools(baseline: &Held) {
 /// The instrument first: a descriptor, a thread and a zombie left on purpose are seen,
 /// and named, as what this process holds beyond the baseline.
 fn the_counts_see_a_leak(baseline: &Held) {
+    let started = Instant::now();
     let file = std::fs::File::open("/proc/self/stat").unwrap();
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let (ready, running) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("left-on-purpose".into())
-        .spawn(move || stopped.recv())
+        .spawn(move || {
+            // Named (by the thread itself, as it starts) before it says it runs.
+            ready.send(()).unwrap();
+            stopped.recv()
+        })
         .unwrap();
+    running.recv().unwrap();
     let mut child = std::process::Command::new("true").spawn().unwrap();
     // `true` exits at once, and stays a zombie until it is waited for.
     let deadline = Instant::now() + SETTLE;
