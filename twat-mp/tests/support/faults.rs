@@ -91,21 +91,29 @@ pub fn error_message(x: u64) -> String {
     format!("injected error in item {x}")
 }
 
-/// A fault plan: `len` items, about one in a hundred failing with one of `kinds` (chosen
-/// uniformly), plus exactly `hangs` items that hang (hangs cost the pool's timeout in wall
-/// time, so they are counted, not drawn). Every kind of `kinds` occurs at least once:
-/// the plan is redrawn from the next seed of its stream otherwise (never needed for the
-/// seeds and sizes of the suite, but a plan must not silently skip a kind).
-pub fn plan(seed: u64, len: usize, kinds: &[Fault], hangs: usize) -> Vec<Fault> {
+/// A fault plan: `len` items, about one in a hundred failing with one of `kinds`, drawn
+/// in proportion to its weight, plus exactly `hangs` items that hang (hangs cost the
+/// pool's timeout in wall time, so they are counted, not drawn). Every kind of `kinds`
+/// occurs at least once: the plan is redrawn from the next numbers of its stream
+/// otherwise (never needed for the seeds and sizes of the suite, but a plan must not
+/// silently skip a kind).
+pub fn plan(seed: u64, len: usize, kinds: &[(Fault, u64)], hangs: usize) -> Vec<Fault> {
+    let total: u64 = kinds.iter().map(|&(_, weight)| weight).sum();
     let mut rng = SplitMix64::new(seed);
     loop {
         let mut faults: Vec<Fault> = (0..len)
             .map(|_| {
-                if rng.below(100) == 0 {
-                    kinds[rng.below(kinds.len() as u64) as usize]
-                } else {
-                    Fault::None
+                if rng.below(100) != 0 {
+                    return Fault::None;
                 }
+                let mut draw = rng.below(total);
+                for &(kind, weight) in kinds {
+                    if draw < weight {
+                        return kind;
+                    }
+                    draw -= weight;
+                }
+                unreachable!("a draw below the total weight")
             })
             .collect();
         let mut placed = 0;
@@ -116,7 +124,7 @@ pub fn plan(seed: u64, len: usize, kinds: &[Fault], hangs: usize) -> Vec<Fault> 
                 placed += 1;
             }
         }
-        if kinds.iter().all(|kind| faults.contains(kind)) {
+        if kinds.iter().all(|(kind, _)| faults.contains(kind)) {
             return faults;
         }
     }
