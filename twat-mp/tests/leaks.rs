@@ -409,11 +409,7 @@ fn the_counts_see_a_leak(baseline: &Held) {
     stop.send(()).unwrap();
     thread.join().unwrap().unwrap();
     child.wait().unwrap();
-    settles_back_to(
-        baseline,
-        "a leak left on purpose and undone",
-        Instant::now(),
-    );
+    settles_back_to(baseline, "a leak left on purpose and undone", started);
 }
 
 /// One test: what each kind of pool leaves, measured against the process as it was
