@@ -1,6 +1,7 @@
 //! What several integration-test binaries share. Each binary uses only part of it.
 #![allow(dead_code, unused_macros)]
 
+pub mod faults;
 pub mod numbers;
 pub mod run_marks;
 
