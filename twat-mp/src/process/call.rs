@@ -4,6 +4,7 @@
 //! eager calls pull their input on the spot; the lazy ones ([`LazyCall`]) take it from a
 //! [`Feed`] that pulls it on a thread of its own.
 
+use std::collections::VecDeque;
 use std::iter::Peekable;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -56,6 +57,10 @@ pub(crate) struct Call<A: RemoteFn, I> {
     look_again: Option<Instant>,
     /// Chunks made here rather than by a worker (an item that could not be encoded).
     local: Vec<Decoded<A>>,
+    /// Batches made by `fill`, queued together when it ends (one lock of the queue).
+    outgoing: Vec<Batch>,
+    /// Deliveries that came together ([`Delivery::Several`]), not yet looked at.
+    pending: VecDeque<Delivery>,
     render: Option<Render<A::In>>,
     /// Why the function cannot be sent to a worker, if it cannot: each item fails so.
     refused: Option<String>,
@@ -169,6 +174,8 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
             batches_out: 0,
             look_again: None,
             local: Vec::new(),
+            outgoing: Vec::new(),
+            pending: VecDeque::new(),
             render,
             refused,
             batch_size,
@@ -216,6 +223,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 self.input_done = true;
             }
         }
+        self.shared.submit(&mut self.outgoing);
     }
 
     /// Encodes and queues one batch of what the input has now; `false` once it has ended.
@@ -278,8 +286,8 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
             return;
         }
         self.batches_out += 1;
-        self.shared
-            .submit(Batch::new(Arc::clone(&self.link), first, bytes, offsets));
+        self.outgoing
+            .push(Batch::new(Arc::clone(&self.link), first, bytes, offsets));
     }
 
     /// The next chunk of results, in completion order; `None` when every pulled item has
@@ -311,6 +319,9 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 return None;
             }
             let delivery = match self.look_again {
+                _ if !self.pending.is_empty() => {
+                    self.pending.pop_front().expect("not empty")
+                }
                 Some(at) => match self
                     .receiver
                     .recv_timeout(at.saturating_duration_since(Instant::now()))
@@ -388,6 +399,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                     }
                 }
                 Delivery::Input => {}
+                Delivery::Several(deliveries) => self.pending.extend(deliveries),
             }
         }
     }

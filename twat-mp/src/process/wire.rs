@@ -234,6 +234,18 @@ impl postcard::ser_flavors::Flavor for Bounded<'_> {
     }
 }
 
+/// Whether `buffered` (bytes read ahead from a stream) begins with a whole frame, so that
+/// [`read_frame`] on that stream returns it without waiting.
+pub(crate) fn frame_at_hand(buffered: &[u8]) -> bool {
+    match buffered.get(..4) {
+        Some(len) => {
+            let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+            buffered.len() - 4 >= len
+        }
+        None => false,
+    }
+}
+
 /// Reads one frame body into `body`. `Ok(false)` at a clean end of stream (no byte of a
 /// new frame); a stream that ends inside a frame is an `UnexpectedEof` error.
 pub(crate) fn read_frame(reader: &mut impl Read, body: &mut Vec<u8>) -> io::Result<bool> {
