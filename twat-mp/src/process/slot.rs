@@ -57,6 +57,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// one-item jobs (`chunksize = 1`) the slot tops its worker up rarely (once half of them
 /// ran) and the worker reads many jobs at once: 8 cost a slot wake-up and a worker's
 /// read every 4 items. [`PIPELINE_WORK`] and [`PIPELINE_BYTES`] still bound what waits.
+pub(crate) const PIPELINE_DEPTH: usize = 32;
 /// The most bytes of jobs a slot sends ahead: well under a socket's buffer, so that
 /// writing them never blocks while the worker, busy, does not read (and might itself be
 /// blocked writing answers that the slot, writing, would not read).
