@@ -1072,7 +1072,7 @@ impl postcard::ser_flavors::Flavor for VecFlavor<'_> {
     type Output = ();
     #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        super::wire::extend(self.0, data);
         Ok(())
     }
     #[inline]

@@ -202,6 +202,22 @@ pub(crate) fn write_bounded<T: serde::Serialize + ?Sized>(
     }
 }
 
+/// Appends `data` to `out`: what postcard's output flavors do with each piece of a value.
+/// A short piece (a varint: every integer, length and enum tag) is copied byte by byte;
+/// `extend_from_slice` would call `memcpy` for it, which cost as much as encoding the
+/// number (≈10% of a trivial item's time on each side).
+#[inline]
+pub(crate) fn extend(out: &mut Vec<u8>, data: &[u8]) {
+    if data.len() <= 16 {
+        out.reserve(data.len());
+        for &byte in data {
+            out.push(byte);
+        }
+    } else {
+        out.extend_from_slice(data);
+    }
+}
+
 /// postcard output into a borrowed `Vec`, refused past `end`.
 struct Bounded<'a> {
     out: &'a mut Vec<u8>,
@@ -216,7 +232,7 @@ impl postcard::ser_flavors::Flavor for Bounded<'_> {
         if self.out.len() + data.len() > self.end {
             return Err(postcard::Error::SerializeBufferFull);
         }
-        self.out.extend_from_slice(data);
+        extend(self.out, data);
         Ok(())
     }
 
