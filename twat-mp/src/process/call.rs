@@ -32,6 +32,15 @@ const TARGET: Duration = Duration::from_millis(2);
 const MAX_ITEMS: usize = 1 << 16;
 /// A batch is closed once its items take this many bytes.
 const MAX_BYTES: usize = 1 << 20;
+/// The most items in one batch of a lazy map (`imap`, `uimap`): what the caller holds
+/// in flight (pulled ahead, encoded, answered and waiting for its turn) is a few
+/// windows of batches, so a batch learned from time alone (hundreds of thousands of
+/// trivial items) would make the caller's memory grow with the input's length up to
+/// that size (2 M trivial items took 3.6× the peak RSS of 20 k).
+const LAZY_MAX_ITEMS: usize = 2048;
+/// A lazy map's batch is closed once its items take this many bytes; a batch closed so
+/// caps the call's batches at its number of items (the feeder pulls ahead in items).
+const LAZY_MAX_BYTES: usize = 64 << 10;
 /// Batches of at most this many items may be many per worker at once: its slot sends
 /// them ahead (see `slot::PIPELINE_DEPTH`), so the call keeps enough of them queued.
 const SMALL_BATCH: usize = 64;
@@ -67,6 +76,8 @@ pub(crate) struct Call<A: RemoteFn, I> {
     batch_size: usize,
     fixed: bool,
     max_batch: usize,
+    /// A batch is closed once its items take this many bytes.
+    max_bytes: usize,
     pub(crate) window: usize,
     /// What the pool remembers the cost of an item of this function by.
     cost_key: u64,
@@ -181,6 +192,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
             batch_size,
             fixed,
             max_batch,
+            max_bytes: MAX_BYTES,
             window: window_for(nodes, batch_size),
             cost_key,
             progress: None,
@@ -192,6 +204,18 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
     /// `size_hint` (taken before the input went to a feeder).
     pub(crate) fn show_progress(&mut self, size_hint: (usize, Option<usize>)) {
         self.progress = Progress::start(self.shared.progress, size_hint);
+    }
+
+    /// Bounds what the call holds in flight, for a lazy map: batches of at most
+    /// [`LAZY_MAX_ITEMS`] items and [`LAZY_MAX_BYTES`] bytes (unless a `chunksize` was set:
+    /// then the batches have that many items, as asked).
+    fn bound_in_flight(&mut self) {
+        self.max_bytes = LAZY_MAX_BYTES;
+        if !self.fixed {
+            self.max_batch = self.max_batch.min(LAZY_MAX_ITEMS);
+            self.batch_size = self.batch_size.min(self.max_batch);
+            self.window = window_for(self.shared.nodes, self.batch_size);
+        }
     }
 
     /// Pulls no more input.
@@ -245,7 +269,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
         let mut bytes = Vec::with_capacity(self.batch_size.min(MAX_ITEMS) * 8);
         let mut offsets = Vec::with_capacity(self.batch_size.min(MAX_ITEMS));
         let mut ended = false;
-        while offsets.len() < self.batch_size && bytes.len() < MAX_BYTES {
+        while offsets.len() < self.batch_size && bytes.len() < self.max_bytes {
             let item = match self.input.pull() {
                 Pulled::Item(item) => item,
                 Pulled::Later => break,
@@ -275,6 +299,12 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
         }
         if offsets.is_empty() {
             return !ended;
+        }
+        if !self.fixed && bytes.len() >= self.max_bytes && offsets.len() < self.max_batch {
+            // Its items are large: later batches hold no more of them than this one.
+            self.max_batch = offsets.len();
+            self.batch_size = self.batch_size.min(self.max_batch);
+            self.window = window_for(self.shared.nodes, self.batch_size);
         }
         self.pulled = first + offsets.len();
         self.dispatch(first, bytes, offsets);
@@ -591,6 +621,7 @@ impl<A: RemoteFn> LazyCall<A> {
             state,
         );
         call.show_progress(size_hint);
+        call.bound_in_flight();
         let mut lazy = LazyCall {
             call,
             ordered,
@@ -606,7 +637,11 @@ impl<A: RemoteFn> LazyCall<A> {
 
     /// Lets the feeder pull up to about two rounds of batches past the consumer.
     fn allow(&mut self) {
-        self.largest_batch = self.largest_batch.max(self.call.batch_size);
+        // No batch is larger than the cap, which may have come down since.
+        self.largest_batch = self
+            .largest_batch
+            .max(self.call.batch_size)
+            .min(self.call.max_batch);
         let ahead = 2 * self.call.window * self.largest_batch;
         let total = self.yielded + ahead;
         self.call.input_mut().allow(total, ahead / 2);
