@@ -349,9 +349,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 return None;
             }
             let delivery = match self.look_again {
-                _ if !self.pending.is_empty() => {
-                    self.pending.pop_front().expect("not empty")
-                }
+                _ if !self.pending.is_empty() => self.pending.pop_front().expect("not empty"),
                 Some(at) => match self
                     .receiver
                     .recv_timeout(at.saturating_duration_since(Instant::now()))
