@@ -279,7 +279,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 }
             };
             let start = bytes.len();
-            match wire::write_bounded(&item, &mut bytes) {
+            match wire::write_item(&item, &mut bytes) {
                 Ok(()) => {
                     // Under `MAX_BYTES` before this item, and one item is under 1 GiB.
                     offsets.push(u32::try_from(start).expect("a batch stays under 4 GiB"));
