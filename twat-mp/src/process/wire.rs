@@ -211,7 +211,13 @@ pub(crate) fn write_item<T: serde::Serialize + 'static>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), Unencodable> {
-    if let Some(bytes) = (value as &dyn Any).downcast_ref::<Vec<u8>>() {
+    // Decided when `T` is known: no cost for other types.
+    let bytes = if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+        (value as &dyn Any).downcast_ref::<Vec<u8>>()
+    } else {
+        None
+    };
+    if let Some(bytes) = bytes {
         let mut len = [0_u8; 10];
         let len = varint(bytes.len() as u64, &mut len);
         // Past the bound, the general path says why as it always does.
