@@ -249,12 +249,31 @@ fn process_pool_lazy_maps_pull_an_endless_input_only_within_the_window() {
         .build()
         .unwrap();
     // The window: two rounds of batches ahead of the consumer, a round being two batches
-    // per worker, and for batches this small (a worker gets up to 8 more while it runs
-    // one) ten per worker; an input that gives its items at once may be read 128 items
+    // per worker, and for batches this small (a worker gets up to 32 more while it runs
+    // one) 34 per worker; an input that gives its items at once may be read 128 items
     // further.
-    let window = 2 * (2 * (2 + 8)) * 8;
+    let window = 2 * (2 * (2 + 32)) * 8;
     let cases = [(20_000, window), (0, window + 128)];
     pulls_only_within_the_window(cases, &[100], |input, ordered| {
+        if ordered {
+            Box::new(pool.imap(plus_one, input))
+        } else {
+            Box::new(pool.uimap(plus_one, input))
+        }
+    });
+}
+
+#[test]
+fn process_pool_lazy_maps_of_trivial_items_at_default_settings_keep_a_bounded_window() {
+    // Without a `chunksize`, batches of trivial items would grow to hundreds of thousands
+    // of items (about 2 ms of work each); a lazy map's batches stop at 2,048 items, so the
+    // window is two rounds of two such batches per worker, plus the 128 items an instant
+    // input may be read further.
+    let pool = ProcessPool::with_nodes(2).unwrap();
+    let window = 2 * (2 * 2) * 2048;
+    // Twice: the second call starts with the batch size the pool learned in the first.
+    let cases = [(0, window + 128), (0, window + 128)];
+    pulls_only_within_the_window(cases, &[100, 200_000], |input, ordered| {
         if ordered {
             Box::new(pool.imap(plus_one, input))
         } else {

@@ -180,3 +180,61 @@ fn large_byte_items_and_results_arrive_intact() {
         }
     });
 }
+
+/// Of each 3,000 items, 0, 1,000, 1,001 and 2,999 (the first, two in a row, the last)
+/// abort their worker.
+const CRASHED: [u64; 4] = [0, 1_000, 1_001, 2_999];
+
+fn aborts_on_chosen((dir, x): Item) -> u64 {
+    mark_run(&dir, x);
+    if CRASHED.contains(&(x % 3_000)) {
+        std::process::abort();
+    }
+    x + 5
+}
+
+#[test]
+fn answers_handed_over_in_bunches_keep_a_crash_exact_and_every_other_item_run_once() {
+    // Short items, one per message: a worker gets up to 32 jobs ahead and its slot hands
+    // the call several answers at once; neither may move a crash's blame or run an item
+    // twice.
+    within(
+        Duration::from_secs(120),
+        "a long pipelined map with crashes",
+        || {
+            let dir = scratch("bunches");
+            let pool = one_per_message().build().unwrap();
+            for ordered in [true, false] {
+                let input = items(&dir, if ordered { 0..3_000 } else { 3_000..6_000 });
+                let mut outcomes: Vec<(u64, Result<u64, twat_mp::WorkerError>)> = if ordered {
+                    (0_u64..).zip(pool.imap(aborts_on_chosen, input)).collect()
+                } else {
+                    pool.uimap(aborts_on_chosen, input)
+                        .map(|outcome| match outcome {
+                            Ok(y) => (y - 5, Ok(y)),
+                            Err(err) => (3_000 + err.index() as u64, Err(err)),
+                        })
+                        .collect()
+                };
+                outcomes.sort_by_key(|(x, _)| *x);
+                let first = if ordered { 0 } else { 3_000 };
+                assert_eq!(outcomes.len(), 3_000);
+                for (x, outcome) in &outcomes {
+                    let x = *x;
+                    let at = x - first;
+                    if CRASHED.contains(&at) {
+                        let err = outcome.as_ref().unwrap_err();
+                        assert_eq!(err.index() as u64, at);
+                        assert!(
+                            matches!(err.kind(), ErrorKind::Crashed { .. }),
+                            "{x}: {err}"
+                        );
+                    } else {
+                        assert_eq!(*outcome.as_ref().unwrap(), x + 5, "item {x}");
+                    }
+                    assert_eq!(runs(&dir, x).len(), 1, "item {x}");
+                }
+            }
+        },
+    );
+}

@@ -4,6 +4,7 @@
 //! eager calls pull their input on the spot; the lazy ones ([`LazyCall`]) take it from a
 //! [`Feed`] that pulls it on a thread of its own.
 
+use std::collections::VecDeque;
 use std::iter::Peekable;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -31,6 +32,15 @@ const TARGET: Duration = Duration::from_millis(2);
 const MAX_ITEMS: usize = 1 << 16;
 /// A batch is closed once its items take this many bytes.
 const MAX_BYTES: usize = 1 << 20;
+/// The most items in one batch of a lazy map (`imap`, `uimap`): what the caller holds
+/// in flight (pulled ahead, encoded, answered and waiting for its turn) is a few
+/// windows of batches, so a batch learned from time alone (hundreds of thousands of
+/// trivial items) would make the caller's memory grow with the input's length up to
+/// that size (2 M trivial items took 3.6× the peak RSS of 20 k).
+const LAZY_MAX_ITEMS: usize = 2048;
+/// A lazy map's batch is closed once its items take this many bytes; a batch closed so
+/// caps the call's batches at its number of items (the feeder pulls ahead in items).
+const LAZY_MAX_BYTES: usize = 64 << 10;
 /// Batches of at most this many items may be many per worker at once: its slot sends
 /// them ahead (see `slot::PIPELINE_DEPTH`), so the call keeps enough of them queued.
 const SMALL_BATCH: usize = 64;
@@ -56,12 +66,18 @@ pub(crate) struct Call<A: RemoteFn, I> {
     look_again: Option<Instant>,
     /// Chunks made here rather than by a worker (an item that could not be encoded).
     local: Vec<Decoded<A>>,
+    /// Batches made by `fill`, queued together when it ends (one lock of the queue).
+    outgoing: Vec<Batch>,
+    /// Deliveries that came together ([`Delivery::Several`]), not yet looked at.
+    pending: VecDeque<Delivery>,
     render: Option<Render<A::In>>,
     /// Why the function cannot be sent to a worker, if it cannot: each item fails so.
     refused: Option<String>,
     batch_size: usize,
     fixed: bool,
     max_batch: usize,
+    /// A batch is closed once its items take this many bytes.
+    max_bytes: usize,
     pub(crate) window: usize,
     /// What the pool remembers the cost of an item of this function by.
     cost_key: u64,
@@ -169,11 +185,14 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
             batches_out: 0,
             look_again: None,
             local: Vec::new(),
+            outgoing: Vec::new(),
+            pending: VecDeque::new(),
             render,
             refused,
             batch_size,
             fixed,
             max_batch,
+            max_bytes: MAX_BYTES,
             window: window_for(nodes, batch_size),
             cost_key,
             progress: None,
@@ -185,6 +204,18 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
     /// `size_hint` (taken before the input went to a feeder).
     pub(crate) fn show_progress(&mut self, size_hint: (usize, Option<usize>)) {
         self.progress = Progress::start(self.shared.progress, size_hint);
+    }
+
+    /// Bounds what the call holds in flight, for a lazy map: batches of at most
+    /// [`LAZY_MAX_ITEMS`] items and [`LAZY_MAX_BYTES`] bytes (unless a `chunksize` was set:
+    /// then the batches have that many items, as asked).
+    fn bound_in_flight(&mut self) {
+        self.max_bytes = LAZY_MAX_BYTES;
+        if !self.fixed {
+            self.max_batch = self.max_batch.min(LAZY_MAX_ITEMS);
+            self.batch_size = self.batch_size.min(self.max_batch);
+            self.window = window_for(self.shared.nodes, self.batch_size);
+        }
     }
 
     /// Pulls no more input.
@@ -216,6 +247,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 self.input_done = true;
             }
         }
+        self.shared.submit(&mut self.outgoing);
     }
 
     /// Encodes and queues one batch of what the input has now; `false` once it has ended.
@@ -237,7 +269,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
         let mut bytes = Vec::with_capacity(self.batch_size.min(MAX_ITEMS) * 8);
         let mut offsets = Vec::with_capacity(self.batch_size.min(MAX_ITEMS));
         let mut ended = false;
-        while offsets.len() < self.batch_size && bytes.len() < MAX_BYTES {
+        while offsets.len() < self.batch_size && bytes.len() < self.max_bytes {
             let item = match self.input.pull() {
                 Pulled::Item(item) => item,
                 Pulled::Later => break,
@@ -247,7 +279,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 }
             };
             let start = bytes.len();
-            match wire::write_bounded(&item, &mut bytes) {
+            match wire::write_item(&item, &mut bytes) {
                 Ok(()) => {
                     // Under `MAX_BYTES` before this item, and one item is under 1 GiB.
                     offsets.push(u32::try_from(start).expect("a batch stays under 4 GiB"));
@@ -268,6 +300,12 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
         if offsets.is_empty() {
             return !ended;
         }
+        if !self.fixed && bytes.len() >= self.max_bytes && offsets.len() < self.max_batch {
+            // Its items are large: later batches hold no more of them than this one.
+            self.max_batch = offsets.len();
+            self.batch_size = self.batch_size.min(self.max_batch);
+            self.window = window_for(self.shared.nodes, self.batch_size);
+        }
         self.pulled = first + offsets.len();
         self.dispatch(first, bytes, offsets);
         true
@@ -278,8 +316,8 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
             return;
         }
         self.batches_out += 1;
-        self.shared
-            .submit(Batch::new(Arc::clone(&self.link), first, bytes, offsets));
+        self.outgoing
+            .push(Batch::new(Arc::clone(&self.link), first, bytes, offsets));
     }
 
     /// The next chunk of results, in completion order; `None` when every pulled item has
@@ -311,6 +349,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 return None;
             }
             let delivery = match self.look_again {
+                _ if !self.pending.is_empty() => self.pending.pop_front().expect("not empty"),
                 Some(at) => match self
                     .receiver
                     .recv_timeout(at.saturating_duration_since(Instant::now()))
@@ -388,6 +427,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                     }
                 }
                 Delivery::Input => {}
+                Delivery::Several(deliveries) => self.pending.extend(deliveries),
             }
         }
     }
@@ -595,6 +635,7 @@ impl<A: RemoteFn> LazyCall<A> {
             state,
         );
         call.show_progress(size_hint);
+        call.bound_in_flight();
         let mut lazy = LazyCall {
             call,
             ordered,
@@ -610,7 +651,11 @@ impl<A: RemoteFn> LazyCall<A> {
 
     /// Lets the feeder pull up to about two rounds of batches past the consumer.
     fn allow(&mut self) {
-        self.largest_batch = self.largest_batch.max(self.call.batch_size);
+        // No batch is larger than the cap, which may have come down since.
+        self.largest_batch = self
+            .largest_batch
+            .max(self.call.batch_size)
+            .min(self.call.max_batch);
         let ahead = 2 * self.call.window * self.largest_batch;
         let total = self.yielded + ahead;
         self.call.input_mut().allow(total, ahead / 2);

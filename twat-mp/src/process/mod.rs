@@ -736,9 +736,11 @@ impl ProcessPool {
     ///
     /// The input is pulled on a thread of its own, and only while few enough items are
     /// ahead of the consumer (about two rounds of batches, a round being two batches per
-    /// worker, or ten per worker for batches of 64 items or fewer, which a worker gets
-    /// several of at once; an input that gives its items at once, such as a collection in
-    /// memory or a range, may be read up to 128 items further), so an endless input runs in bounded memory, and a live input (a
+    /// worker, or 34 per worker for batches of 64 items or fewer, which a worker gets
+    /// several of at once; without a `chunksize`, a batch of a lazy map holds at most
+    /// 2,048 items and 64 KiB; an input that gives its items at once, such as a collection
+    /// in memory or a range, may be read up to 128 items further), so an endless input
+    /// runs in bounded memory, and a live input (a
     /// channel, a socket, the lines of a pipe) never holds back a result: each one is
     /// handed over as soon as it is its turn, even while the input waits for more; a
     /// batch short of full goes to an idle worker once the input has given nothing more

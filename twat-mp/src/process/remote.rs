@@ -865,7 +865,7 @@ pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Sto
     };
     let mut rest = *payload;
     for done in 0..header.count {
-        let (item, after) = match postcard::take_from_bytes::<A::In>(rest) {
+        let (item, after) = match wire::take_item::<A::In>(rest) {
             Ok(decoded) => decoded,
             Err(err) => {
                 // Item boundaries are lost: every item left is reported.
@@ -1072,7 +1072,7 @@ impl postcard::ser_flavors::Flavor for VecFlavor<'_> {
     type Output = ();
     #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        super::wire::extend(self.0, data);
         Ok(())
     }
     #[inline]
@@ -1155,7 +1155,7 @@ fn decode_record<A: RemoteFn>(
         .split_first()
         .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
     if tag == OK {
-        let (value, rest) = postcard::take_from_bytes::<A::Out>(bytes)?;
+        let (value, rest) = wire::take_item::<A::Out>(bytes)?;
         return Ok((Ok(value), rest));
     }
     let (len, bytes) = bytes

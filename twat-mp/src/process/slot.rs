@@ -53,8 +53,11 @@ use crate::error::ErrorKind;
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a worker asked to exit (its socket closed) gets before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
-/// The most batches a slot sends ahead of the one its worker runs.
-pub(crate) const PIPELINE_DEPTH: usize = 8;
+/// The most batches a slot sends ahead of the one its worker runs. Deep, so that for
+/// one-item jobs (`chunksize = 1`) the slot tops its worker up rarely (once half of them
+/// ran) and the worker reads many jobs at once: 8 cost a slot wake-up and a worker's
+/// read every 4 items. [`PIPELINE_WORK`] and [`PIPELINE_BYTES`] still bound what waits.
+pub(crate) const PIPELINE_DEPTH: usize = 32;
 /// The most bytes of jobs a slot sends ahead: well under a socket's buffer, so that
 /// writing them never blocks while the worker, busy, does not read (and might itself be
 /// blocked writing answers that the slot, writing, would not read).
@@ -193,19 +196,24 @@ impl Slots {
         self
     }
 
-    /// Queues a batch; a pool that is stopping cancels it instead.
-    pub(crate) fn submit(&self, batch: Batch) {
+    /// Queues `batches` (taking them), in their order, with one lock of the queue; a pool
+    /// that is stopping cancels them instead.
+    pub(crate) fn submit(&self, batches: &mut Vec<Batch>) {
+        if batches.is_empty() {
+            return;
+        }
         let mut queue = lock(&self.queue);
         if queue.state == State::Running {
-            queue.batches.push_back(batch);
-            let waiting = queue.waiting > 0;
+            let count = batches.len();
+            queue.batches.extend(batches.drain(..));
+            let wake = queue.waiting.min(count);
             drop(queue);
-            if waiting {
+            for _ in 0..wake {
                 self.work.notify_one();
             }
         } else {
             drop(queue);
-            drop(batch);
+            batches.clear();
         }
     }
 
@@ -501,6 +509,9 @@ pub(crate) enum Delivery {
     /// The call's input has the items the call asked for, or has ended: sent by the
     /// input's feeder (`engine::feed`) to a lazy call, never by a slot.
     Input,
+    /// Several of the above, in their order: what a slot had at hand at once (see
+    /// [`Outbox`]), sent in one message so that the call is woken once for all of them.
+    Several(Vec<Delivery>),
 }
 
 /// Items of one call, encoded, on their way to a worker.
@@ -513,6 +524,8 @@ pub(crate) struct Batch {
     /// Items delivered back (results or failures) so far.
     delivered: usize,
     measured: Option<(usize, Duration)>,
+    /// Its end was reported already (through an [`Outbox`]): its drop reports nothing.
+    ended: bool,
 }
 
 impl Batch {
@@ -529,6 +542,7 @@ impl Batch {
             offsets,
             delivered: 0,
             measured: None,
+            ended: false,
         }
     }
 
@@ -593,18 +607,97 @@ impl Batch {
     }
 }
 
-impl Drop for Batch {
-    fn drop(&mut self) {
-        // Whatever happened, the call learns about every item, so it never waits forever.
+impl Batch {
+    /// What the call is told when the batch ends: its items never answered, as cancelled,
+    /// then its end. Marks the end as told.
+    fn end(&mut self, mut tell: impl FnMut(Delivery)) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
         let left = self.count() - self.delivered;
         if left > 0 {
-            self.deliver(Delivery::Cancelled {
+            tell(Delivery::Cancelled {
                 first: self.first + self.delivered,
                 count: left,
             });
+            self.delivered = self.count();
         }
-        let measured = self.measured.take();
-        self.deliver(Delivery::BatchEnd { measured });
+        tell(Delivery::BatchEnd {
+            measured: self.measured.take(),
+        });
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // Whatever happened, the call learns about every item, so it never waits forever.
+        let sender = self.link.sender.clone();
+        self.end(|delivery| {
+            // A call that stopped listening no longer needs it.
+            let _ = sender.send(delivery);
+        });
+    }
+}
+
+/// What a slot has to tell calls and holds back while it has more at hand: the answers
+/// of a worker that already sent more (complete frames in the slot's read buffer), and
+/// the ends of the batches they finish. It is sent, as one message, before the slot
+/// could wait for anything (a read from its worker that may block, the queue, a worker
+/// start), so that nothing is held back while the slot waits: the call is woken once
+/// for what one read brought rather than twice per batch, a system call and a context
+/// switch each time for one-item batches.
+#[derive(Default)]
+struct Outbox {
+    /// The call it holds deliveries for: all are of one call.
+    link: Option<Arc<CallLink>>,
+    held: Vec<Delivery>,
+}
+
+impl Outbox {
+    /// The most deliveries held back at once.
+    const MOST: usize = 256;
+
+    fn hold(&mut self, link: &Arc<CallLink>, delivery: Delivery) {
+        if self
+            .link
+            .as_ref()
+            .is_some_and(|held| !Arc::ptr_eq(held, link))
+        {
+            self.flush();
+        }
+        if self.link.is_none() {
+            self.link = Some(Arc::clone(link));
+        }
+        self.held.push(delivery);
+        if self.held.len() >= Self::MOST {
+            self.flush();
+        }
+    }
+
+    /// Holds the end of `batch` (see [`Batch::end`]).
+    fn end(&mut self, batch: &mut Batch) {
+        let link = Arc::clone(&batch.link);
+        batch.end(|delivery| self.hold(&link, delivery));
+    }
+
+    /// Sends what it holds.
+    fn flush(&mut self) {
+        let Some(link) = self.link.take() else {
+            return;
+        };
+        let delivery = if self.held.len() == 1 {
+            self.held.pop().expect("one is held")
+        } else {
+            Delivery::Several(std::mem::take(&mut self.held))
+        };
+        // A call that stopped listening no longer needs it.
+        let _ = link.sender.send(delivery);
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -672,6 +765,7 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
         set_up_sent: false,
         ahead: Ahead::default(),
         pace: None,
+        outbox: Outbox::default(),
     };
     let mut seen = 0;
     loop {
@@ -679,6 +773,8 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
         let (mut batch, sent) = match slot.ahead.pop() {
             Some(batch) => (batch, true),
             None => {
+                // The queue may keep this thread waiting: the calls get what it holds.
+                slot.outbox.flush();
                 let holding = !slot.holding.is_empty();
                 match slot.shared.next_batch(&mut seen, holding) {
                     None => break,
@@ -699,6 +795,7 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
             // batch's drop still answers every item.
             slot.discard_worker();
         }
+        slot.outbox.end(&mut batch);
         drop(batch);
         // Batches sent ahead are of the same call: the slot still serves it.
         let next = slot
@@ -711,6 +808,7 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
             slot.discard_worker();
         }
     }
+    slot.outbox.flush();
     if slot.shared.terminating() {
         slot.discard_worker();
     } else {
@@ -730,6 +828,8 @@ struct Slot {
     ahead: Ahead,
     /// The call whose last whole job this slot timed, and that job's time per item.
     pace: Option<(Weak<CallLink>, Duration)>,
+    /// Deliveries held back while the worker's next answers are already at hand.
+    outbox: Outbox,
 }
 
 /// Batches sent to a worker ahead of the one it runs, all of that one's call, in order.
@@ -819,6 +919,8 @@ impl Slot {
                 return;
             }
             if self.worker.is_none() {
+                // Starting a worker takes a while: the call gets what is held first.
+                self.outbox.flush();
                 match self.spawn() {
                     Ok(worker) => self.worker = Some(worker),
                     Err(err) => {
@@ -833,7 +935,12 @@ impl Slot {
             self.set_up_sent = false;
             // A job of one item: if its worker dies, that item killed it.
             let alone = batch.count() - batch.delivered == 1;
-            match self.exchange(batch, careful, std::mem::take(&mut sent)) {
+            let exchange = self.exchange(batch, careful, std::mem::take(&mut sent));
+            if !matches!(exchange, Exchange::Finished { .. }) {
+                // The results the worker sent before it failed reach the call first.
+                self.outbox.flush();
+            }
+            match exchange {
                 Exchange::Finished { elapsed } => {
                     // A job after a `SETUP` waited for the state to be made (`init`, the
                     // shared value decoded): its time says nothing of its items' cost.
@@ -1022,6 +1129,10 @@ impl Slot {
                 },
                 None => None,
             };
+            if !wire::frame_at_hand(worker.reader.buffer()) {
+                // The read may wait for the worker: the call gets what is held first.
+                self.outbox.flush();
+            }
             if worker.set_read_timeout(read_timeout).is_err() {
                 return Exchange::Died { timed_out: false };
             }
@@ -1101,13 +1212,16 @@ impl Slot {
                         // needs this worker stopped, whatever it decides.
                         lock(&self.shared.states[slot]).serving = None;
                     }
-                    batch.deliver(Delivery::Results {
-                        first: batch.first + batch.delivered,
-                        count,
-                        body: std::mem::take(&mut worker.body),
-                        worker: slot,
-                        pid: Some(worker.pid),
-                    });
+                    self.outbox.hold(
+                        &batch.link,
+                        Delivery::Results {
+                            first: batch.first + batch.delivered,
+                            count,
+                            body: std::mem::take(&mut worker.body),
+                            worker: slot,
+                            pid: Some(worker.pid),
+                        },
+                    );
                     batch.delivered += count;
                     last_progress = now;
                 }

@@ -482,9 +482,9 @@ impl<'a> Sink<'a> {
         }
     }
 
-    pub(crate) fn record_ok<R: serde::Serialize>(&mut self, value: &R) -> io::Result<()> {
+    pub(crate) fn record_ok<R: serde::Serialize + 'static>(&mut self, value: &R) -> io::Result<()> {
         self.out.push(remote::OK);
-        if let Err(err) = wire::write_bounded(value, &mut self.out) {
+        if let Err(err) = wire::write_item(value, &mut self.out) {
             // Detected here, before anything of it is sent: that item alone fails.
             self.out.pop();
             let why = err.describe("the result");
