@@ -927,3 +927,174 @@ fn a_deep_error_chain_does_not_overflow_the_parent() {
     let copy = error.downcast_ref::<remote::RemoteError>().unwrap().clone();
     drop((error, copy));
 }
+
+/// Of the same type as `triple`, for the live worker: if a worker ever called it, the
+/// worker process would exit with status 66, which the test sees.
+fn exits_if_called(_: u64) -> u64 {
+    std::process::exit(66)
+}
+
+/// A worker process, started as a pool starts one, over a socket of the test's own.
+struct LiveWorker {
+    child: std::process::Child,
+    socket: std::os::unix::net::UnixStream,
+    reader: std::io::BufReader<std::os::unix::net::UnixStream>,
+}
+
+impl LiveWorker {
+    fn start(key: Key) -> Self {
+        use std::os::unix::process::CommandExt;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let child = std::process::Command::new("/proc/self/exe")
+            .arg0("twat-mp-worker")
+            .env(super::worker::MARKER, super::worker::marker_for_child())
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                theirs,
+            )))
+            .spawn()
+            .unwrap();
+        // A worker that hangs fails the test instead of hanging it.
+        ours.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let reader = std::io::BufReader::new(ours.try_clone().unwrap());
+        let mut worker = LiveWorker {
+            child,
+            socket: ours,
+            reader,
+        };
+        let mut hello = Vec::new();
+        wire::encode_hello::<super::worker::RunInit>(&mut hello, key, None);
+        worker.send(&hello);
+        let ready = worker.answer();
+        assert_eq!(ready.len(), 1);
+        assert_eq!(wire::decode_ready(&ready[0]), Ok(worker.child.id()));
+        worker
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.socket.write_all(bytes).unwrap();
+    }
+
+    /// The frames of its next answer: up to `DONE` or `REFUSED` (or `READY`).
+    fn answer(&mut self) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        loop {
+            let mut body = Vec::new();
+            let more = wire::read_frame(&mut self.reader, &mut body)
+                .expect("the worker answers within a minute");
+            assert!(more, "the worker closed its socket without an answer");
+            let last = matches!(body[0], wire::DONE | wire::REFUSED | wire::READY);
+            frames.push(body);
+            if last {
+                return frames;
+            }
+        }
+    }
+
+    /// Its answer to `job`, as results decoded by the parent, or its refusal.
+    fn run(
+        &mut self,
+        stream: &[u8],
+        job: &Job,
+    ) -> Result<Vec<Result<String, String>>, (bool, String)> {
+        self.send(stream);
+        let mut results = Vec::new();
+        for body in self.answer() {
+            match body[0] {
+                wire::RESULTS => {
+                    let count = wire::Cursor::new(&body[1..]).u32().unwrap() as usize;
+                    results.extend(job.decode(&body[5..], count));
+                }
+                wire::DONE => return Ok(results),
+                wire::REFUSED => return Err(wire::decode_refused(&body).unwrap()),
+                kind => panic!("a frame of kind {kind}"),
+            }
+        }
+        unreachable!("an answer ends with DONE or REFUSED")
+    }
+}
+
+/// Garbage written into a live worker's socket after its handshake: each damaged job is
+/// refused in clear words and the worker serves the next one; a function it was not sent
+/// never runs in it; a stream it cannot read on from makes it refuse for good and exit
+/// with its own status, 101, at once.
+#[test]
+fn garbage_into_a_live_workers_socket() {
+    let sent = Sent::new();
+    let key = Key::random();
+    let mut worker = LiveWorker::start(key);
+    let seeds = 0..200_u64;
+    let mut refused = 0;
+    for case in seeds {
+        let bytes: Vec<u8> = (0..512_u64).map(|at| seed(case, at) as u8).collect();
+        let mut u = Unstructured::new(&bytes);
+        let job = job(&sent, *u.choose(&FUNCTIONS).unwrap(), &mut u).unwrap();
+        // A valid job, then the same job damaged in each way a worker survives.
+        let mut stream = job.set_up(&sent, key).unwrap_or_default();
+        stream.extend_from_slice(&job.frame(key));
+        assert_eq!(
+            worker.run(&stream, &job),
+            Ok(job.expected.clone()),
+            "case {case}"
+        );
+        let unsent = (sent.unsent[0].0, sent.unsent[0].1);
+        let exits = EntryOffset::<RunJob>::of(Triple::new(exits_if_called)).unwrap();
+        for damaged in [
+            job.frame(Key::random()),
+            raw_job(
+                wire::JOB,
+                unsent,
+                &job.header(),
+                tag_of(&job.frame(key)),
+                &job.payload,
+            ),
+            raw_job(
+                wire::JOB,
+                (exits.entry(), exits.code()),
+                &job.header(),
+                tag_of(&job.frame(key)),
+                &job.payload,
+            ),
+        ] {
+            let (fatal, reason) = worker.run(&damaged, &job).unwrap_err();
+            assert!(!fatal, "case {case}: {reason}");
+            assert!(
+                reason.starts_with("unknown function: "),
+                "case {case}: {reason}"
+            );
+            refused += 1;
+        }
+        let mut garbage = job.frame(key);
+        let start = garbage.len() - job.payload.len();
+        for byte in &mut garbage[start..] {
+            *byte = u.arbitrary().unwrap_or(0xff);
+        }
+        if let Ok(outcomes) = worker.run(&garbage, &job) {
+            assert_eq!(outcomes.len(), job.expected.len(), "case {case}");
+        }
+    }
+    assert_eq!(refused, 600);
+    // A length past the limit: the stream cannot be read on from.
+    worker.send(&u32::MAX.to_le_bytes());
+    let answer = worker.answer();
+    let (fatal, reason) = wire::decode_refused(&answer[0]).unwrap();
+    assert!(fatal);
+    assert!(
+        reason.starts_with("malformed frame: a length of 4294967295 bytes"),
+        "{reason}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = worker.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not exit"
+        );
+        // Polling a child's exit: `wait` has no time limit.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(status.code(), Some(101));
+}
