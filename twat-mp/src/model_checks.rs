@@ -126,17 +126,31 @@ impl Drop for Ends {
     }
 }
 
+/// An endless input that says when it is dropped: when the feeder that owns it returns.
+struct Endless {
+    next: u64,
+    _ends: Ends,
+}
+
+impl Iterator for Endless {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        self.next += 1;
+        Some(self.next - 1)
+    }
+}
+
 /// A consumer that drops its feed of an endless input, whatever the feeder is doing then
 /// (pulling, or waiting for allowance), stops the feeder: its thread ends.
 #[test]
 fn dropping_the_feed_stops_its_feeder() {
     let runs = explore(None, || {
         let (ended, feeder_ended) = mpsc::channel();
-        let ends = Ends(ended);
-        let input = (0_u64..).map(move |x| {
-            let _ = &ends;
-            x
-        });
+        let input = Endless {
+            next: 0,
+            _ends: Ends(ended),
+        };
         let mut feed = Feed::spawn(input, 0);
         feed.allow(1, 1);
         if let Take::Items(items) = feed.take(1, false) {
