@@ -212,11 +212,14 @@ mod debug;
 mod engine;
 mod error;
 mod mapped;
+#[cfg(all(test, twat_mp_loom))]
+mod model_checks;
 #[cfg(all(feature = "mpi", target_os = "linux"))]
 mod mpi;
 mod panic_capture;
 #[cfg(target_os = "linux")]
 mod process;
+mod sync;
 mod thread_pool;
 mod tuple_fn;
 

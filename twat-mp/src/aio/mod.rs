@@ -6,7 +6,7 @@ mod dispatch;
 mod pool;
 #[cfg(target_os = "linux")]
 mod process;
-mod replies;
+pub(crate) mod replies;
 mod scheduler;
 mod stream;
 mod watchdog;

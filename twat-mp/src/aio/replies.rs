@@ -16,14 +16,16 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
 use crate::engine::item::Outcome;
+// loom's in the model checks (`crate::model_checks`).
+use crate::sync::{AtomicBool, Mutex, MutexGuard};
 
 thread_local! {
     /// On a worker thread: the callers to wake once the tasks ready now have run.

@@ -33,9 +33,12 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+// loom's in the model checks (`crate::model_checks`), the feeder's thread included.
+use crate::sync::{AtomicBool, Condvar, Mutex, MutexGuard, thread};
 
 /// What the lazy maps (`imap`, `uimap`, [`#[imap]`](crate::imap)) take as input: an
 /// iterator that can move to a thread of its own (`Send + 'static`).
@@ -215,7 +218,7 @@ impl<T: Send + 'static> Feed<T> {
             hungry: AtomicBool::new(false),
         });
         let feeder = Arc::clone(&shared);
-        std::thread::Builder::new()
+        thread::Builder::new()
             .name("twat-mp-feed".into())
             .spawn(move || feed(&feeder, input))
             .unwrap_or_else(|err| {

@@ -12,6 +12,8 @@
 
 pub(crate) mod attribute;
 mod call;
+#[cfg(test)]
+mod frame_fuzz;
 pub(crate) mod remote;
 pub(crate) mod slot;
 pub(crate) mod unsafe_code;

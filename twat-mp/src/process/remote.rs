@@ -348,6 +348,10 @@ fn messages(error: &(dyn Error + 'static)) -> Vec<(String, String)> {
     levels
 }
 
+/// The most levels of an error's chain of sources made again in the caller (see
+/// [`RemoteError`]); real chains have a handful.
+const MAX_CHAIN: usize = 256;
+
 /// An error that a function in a worker process returned, made again in the caller from
 /// its messages, for error types that cannot cross as themselves (`Box<dyn Error>`,
 /// [`anyhow::Error`]; see [`CrossProcessError`]). Its [`source`](Error::source) is the
@@ -414,7 +418,16 @@ impl RemoteError {
     }
 
     /// The chain of `(message, debug text)`, outermost first, made again; `None` for none.
-    fn chain(levels: Vec<(String, String)>) -> Option<RemoteError> {
+    /// Past [`MAX_CHAIN`] levels the rest is one level that says how many were left out:
+    /// a chain is dropped (and cloned, and compared) level by level on the stack, and a
+    /// damaged frame may hold a million levels in two megabytes.
+    fn chain(mut levels: Vec<(String, String)>) -> Option<RemoteError> {
+        if levels.len() > MAX_CHAIN {
+            let left_out = levels.len() - (MAX_CHAIN - 1);
+            levels.truncate(MAX_CHAIN - 1);
+            let message = format!("... and {left_out} more sources, not shown");
+            levels.push((message.clone(), message));
+        }
         levels
             .into_iter()
             .rev()

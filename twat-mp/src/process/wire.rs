@@ -78,17 +78,33 @@ pub(crate) const TIMED: u8 = 2;
 /// Why a frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FrameError {
-    Truncated { needed: usize, got: usize },
+    Truncated {
+        needed: usize,
+        got: usize,
+    },
     TooLarge(usize),
-    UnexpectedKind { expected: &'static str, got: u8 },
+    UnexpectedKind {
+        expected: &'static str,
+        got: u8,
+    },
     BadMagic,
-    Version { ours: u16, theirs: u16 },
+    Version {
+        ours: u16,
+        theirs: u16,
+    },
     OtherExecutable,
     UnknownFunction,
     OutsideImage,
     NoImage,
     TypeMismatch,
-    Count { header: u32, found: u32 },
+    Count {
+        header: u32,
+        found: u32,
+    },
+    /// The stream ended inside a frame of `len` bytes (`None`: inside its length).
+    EndedInside {
+        len: Option<usize>,
+    },
 }
 
 impl From<EntryError> for FrameError {
@@ -146,6 +162,13 @@ impl fmt::Display for FrameError {
                 f,
                 "malformed frame: the header announces {header} items but {found} were found"
             ),
+            FrameError::EndedInside { len: Some(len) } => write!(
+                f,
+                "malformed frame: truncated (the stream ended inside a frame of {len} bytes)"
+            ),
+            FrameError::EndedInside { len: None } => {
+                f.write_str("malformed frame: truncated (the stream ended inside a frame's length)")
+            }
         }
     }
 }
@@ -349,7 +372,7 @@ pub(crate) fn read_frame(reader: &mut impl Read, body: &mut Vec<u8>) -> io::Resu
     while got < 4 {
         match reader.read(&mut len[got..]) {
             Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(0) => return Err(ended_inside(None)),
             Ok(n) => got += n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err),
@@ -371,17 +394,29 @@ pub(crate) fn read_frame(reader: &mut impl Read, body: &mut Vec<u8>) -> io::Resu
     body.clear();
     if len <= 1 << 20 {
         body.resize(len, 0);
-        reader.read_exact(body)?;
+        reader.read_exact(body).map_err(|err| match err.kind() {
+            io::ErrorKind::UnexpectedEof => ended_inside(Some(len)),
+            _ => err,
+        })?;
     } else {
         // A large frame (a shared value of `map_with`): read into reserved memory
         // rather than zeroing it first, one pass over it fewer.
         body.reserve_exact(len);
         let got = reader.take(len as u64).read_to_end(body)?;
         if got < len {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+            return Err(ended_inside(Some(len)));
         }
     }
     Ok(true)
+}
+
+/// A stream that ended inside a frame: still an `UnexpectedEof` (a worker whose parent
+/// went away mid-frame is gone), with words that say so where it is reported.
+fn ended_inside(len: Option<usize>) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        FrameError::EndedInside { len },
+    )
 }
 
 /// Starts a frame in `out`: room for the length, then the kind. [`end_frame`] fills in the
