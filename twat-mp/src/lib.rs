@@ -243,6 +243,10 @@ pub use process::{
     CrossProcess, CrossProcessError, ProcessImap, ProcessPool, ProcessPoolBuilder, ProcessUimap,
     RemoteError, StarArgs, via,
 };
+/// rayon, whose parallel iterators [`ThreadPool::par_map`] and [`ThreadPool::try_par_map`]
+/// take: `use twat_mp::rayon::prelude::*;` brings `par_iter`, `par_chunks` and `zip` into
+/// scope without a dependency of your own.
+pub use rayon;
 pub use thread_pool::{Imap, ThreadPool, ThreadPoolBuilder, Uimap};
 pub use tuple_fn::TupleFn;
 pub use twat_mp_macros::{amap, imap, pmap};
