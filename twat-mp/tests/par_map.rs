@@ -96,7 +96,9 @@ fn a_borrowed_slice_of_owned_items_is_read_in_place_and_stays_the_callers() {
         assert_eq!(loud.len(), words.len(), "{name}");
         assert_eq!(loud[2_999], "word-2999!", "{name}");
         // The items were borrowed, not moved: each result points into its own item.
-        let at = pool.par_map(|w: &String| w.as_ptr().addr(), &words).unwrap();
+        let at = pool
+            .par_map(|w: &String| w.as_ptr().addr(), &words)
+            .unwrap();
         assert!(
             at.iter().zip(&words).all(|(&p, w)| p == w.as_ptr().addr()),
             "{name}"
