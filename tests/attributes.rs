@@ -386,9 +386,11 @@ fn imap_on_an_endless_input_yields_its_first_results_and_pulls_a_bounded_number(
     let mut cubes = cube(endless);
     let first: Vec<u64> = cubes.by_ref().take(5).collect();
     assert_eq!(first, [0, 1, 8, 27, 64]);
-    // Two items per thread ahead of the consumer, and an input that gives its items at
-    // once (this one) read at most 128 further.
-    let bound = 5 + 2 * 2 + 128;
+    // The default window: two chunks per thread ahead of the consumer, a chunk that
+    // doubles with each fast job up to 1,024 items (the last one may reach past the
+    // window), and an input that gives its items at once (this one) read at most 128
+    // further: the documented bound of the adaptive chunks, as in the thread pool's tests.
+    let bound = 5 + 2 * 2 * 1_024 + 1_023 + 128;
     let pulled = PULLED.load(Ordering::SeqCst);
     assert!(pulled <= bound, "{pulled} items pulled for 5 results");
     drop(cubes);

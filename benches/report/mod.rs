@@ -200,7 +200,7 @@ pub const GOALS: &[Goal] = &[
     ),
     g(
         "map_borrowed",
-        "`ThreadPool::map` over `&vec`, time vs rayon `par_iter`",
+        "`ThreadPool::par_map` over `&vec`, time vs rayon `par_iter`",
         Limit::AtMost(1.10),
         "×",
         "thread_pool",

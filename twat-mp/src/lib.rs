@@ -246,6 +246,19 @@ pub use process::{
     CrossProcess, CrossProcessError, ProcessImap, ProcessPool, ProcessPoolBuilder, ProcessUimap,
     RemoteError, StarArgs, via,
 };
+/// rayon, whose parallel iterators [`ThreadPool::par_map`] and [`ThreadPool::try_par_map`]
+/// take: `use twat_mp::rayon::prelude::*;` brings `par_iter`, `par_chunks` and `zip` into
+/// scope without a dependency of your own.
+///
+/// ```
+/// use twat_mp::rayon::prelude::*;
+///
+/// let pool = twat_mp::ThreadPool::with_nodes(2)?;
+/// let sums = pool.par_map(|pair: &[u32]| pair.iter().sum::<u32>(), [1, 2, 3, 4].par_chunks(2))?;
+/// assert_eq!(sums, [3, 7]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub use rayon;
 pub use thread_pool::{Imap, ThreadPool, ThreadPoolBuilder, Uimap};
 pub use tuple_fn::TupleFn;
 pub use twat_mp_macros::{amap, imap, pmap};

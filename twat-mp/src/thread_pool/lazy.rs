@@ -46,6 +46,13 @@ pub(crate) const JOB_TARGET: Duration = Duration::from_micros(100);
 /// per thread, and so the input pulled ahead of the consumer.
 pub(crate) const MAX_CHUNK: usize = 1024;
 
+/// An outcome as a job publishes it and the consumer keeps it until handed over: the
+/// failure boxed, so that the buffers of a window of trivial results (up to
+/// 2 × threads × [`MAX_CHUNK`] of them, in the jobs and in the consumer) are as small as
+/// the results themselves and a pointer, not as large as an [`ItemFailure`] (its rendered
+/// input, its worker…). Failures are rare; their box costs nothing on the way of results.
+type Published<R, E> = Result<R, Box<ItemFailure<E>>>;
+
 /// What reaches the consumer of a lazy map, on one channel: it waits in one place for
 /// results and for input.
 enum Message {
@@ -70,7 +77,7 @@ struct JobShared<T, R, E> {
 /// and its outcomes not yet taken, in input order.
 struct JobState<T, R, E> {
     pending: VecDeque<T>,
-    outcomes: Vec<Outcome<R, E>>,
+    outcomes: Vec<Published<R, E>>,
     /// The consumer waits for this job's next outcome: publish it with a wake-up.
     hungry: bool,
 }
@@ -184,9 +191,9 @@ struct Lazy<'pool, T, F, R, E> {
     nodes: usize,
     input_done: bool,
     /// Outcomes taken from the jobs, in the order they are handed over.
-    ready: VecDeque<Outcome<R, E>>,
+    ready: VecDeque<Published<R, E>>,
     /// An empty buffer that changes place with a job's outcomes.
-    spare: Vec<Outcome<R, E>>,
+    spare: Vec<Published<R, E>>,
     /// When to look at the feed again even if no message comes: a short chunk's patience.
     look_again: Option<Instant>,
     /// The call's progress bar, fed each outcome handed over; ends with the map.
@@ -408,6 +415,16 @@ where
         false
     }
 
+    /// Handles every message already there, without waiting; `true` if there was one.
+    fn drain_messages(&mut self) -> bool {
+        let mut any = false;
+        while let Ok(message) = self.messages.try_recv() {
+            self.handle(message);
+            any = true;
+        }
+        any
+    }
+
     fn handle(&mut self, message: Message) {
         match message {
             Message::Input | Message::Published => {}
@@ -495,7 +512,15 @@ where
                 if let Some(progress) = &self.progress {
                     progress.item(outcome.is_ok());
                 }
-                return Some(outcome);
+                return Some(outcome.map_err(|failure| *failure));
+            }
+            // Messages left unread pile up in the channel while the consumer finds
+            // outcomes without waiting (every job's end, a wake-up it no longer needed):
+            // read them all once per batch of outcomes, which also keeps the count of
+            // working jobs and the chunk size current. One may say input is there, or a
+            // thread is idle: start jobs again before anything else.
+            if self.drain_messages() {
+                continue;
             }
             if self.collect() || self.spin() {
                 continue;
@@ -563,7 +588,7 @@ fn run_job<T, R, E, F>(
         if wake && sender.send(Message::Published).is_err() {
             return;
         }
-        finished = Some(run(first + ran, item));
+        finished = Some(run(first + ran, item).map_err(Box::new));
         ran += 1;
     }
     let _ = sender.send(Message::Ended {
