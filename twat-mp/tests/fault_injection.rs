@@ -324,7 +324,6 @@ fn process_pool_retries_the_items_that_crash_once() {
             let items = retry_items(&dir, &plan);
             let outcomes: Vec<Outcome> = pool.imap(retried_item, items.clone()).collect();
             check_retried(seed, &items, &dir, &outcomes, 0);
-            let _ = std::fs::remove_dir_all(&dir);
         });
     });
 }
@@ -452,7 +451,6 @@ mod async_pools {
                     });
                     // A task interrupted by another's crash runs again alone: one run more.
                     check_retried(seed, &items, &dir, &outcomes, 1);
-                    let _ = std::fs::remove_dir_all(&dir);
                 });
             },
         );

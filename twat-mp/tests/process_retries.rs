@@ -9,13 +9,12 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use support::run_marks::{self, Item, items, mark_run, runs};
 use twat_mp::{ErrorKind, ProcessPool};
 
-fn scratch(test: &str) -> PathBuf {
+fn scratch(test: &str) -> run_marks::Scratch {
     run_marks::scratch("retries", test)
 }
 

@@ -10,14 +10,13 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use support::run_marks::{self, Item, items, mark_run, runs};
 use support::within;
 use twat_mp::{ErrorKind, ProcessPool};
 
-fn scratch(test: &str) -> PathBuf {
+fn scratch(test: &str) -> run_marks::Scratch {
     run_marks::scratch("transport", test)
 }
 

@@ -9,8 +9,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// One item: where its runs leave their marks, and its value.
 pub type Item = (String, u64);
 
+/// A fresh, empty directory for one test, removed with everything in it when dropped
+/// (so that a suite run leaves nothing behind in the temporary directory).
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh, empty directory for one test of the binary `binary`.
-pub fn scratch(binary: &str, test: &str) -> PathBuf {
+pub fn scratch(binary: &str, test: &str) -> Scratch {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
@@ -19,7 +37,7 @@ pub fn scratch(binary: &str, test: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// The items of `values`, each marking its runs in `dir`.
