@@ -7,6 +7,7 @@
 #![cfg(target_os = "linux")]
 
 use std::process::Command;
+use std::sync::{Arc, Barrier};
 
 use twat_mp::{ThreadPool, pmap};
 
@@ -227,7 +228,21 @@ fn a_failure_returned_as_a_value_prints_nothing() {
 #[ignore = "run in a child process by a_failure_nobody_receives_is_printed"]
 fn scenario_unreceived_panic() {
     let pool = ThreadPool::with_nodes(2).expect("a pool");
-    drop(pool.apipe(|x: u32| -> u32 { panic!("nobody waits for {x}") }, 5));
+    // The item fails after its result was dropped: dropped before the item started, the
+    // call would be cancelled instead (and a cancelled call prints nothing).
+    let (started, dropped) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let (in_item, after_drop) = (Arc::clone(&started), Arc::clone(&dropped));
+    let result = pool.apipe(
+        move |x: u32| -> u32 {
+            in_item.wait();
+            after_drop.wait();
+            panic!("nobody waits for {x}")
+        },
+        5,
+    );
+    started.wait();
+    drop(result);
+    dropped.wait();
     drop(pool);
 }
 

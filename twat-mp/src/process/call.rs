@@ -611,7 +611,6 @@ pub(crate) struct LazyCall<A: RemoteFn> {
     /// For input order: chunks that finished before their turn.
     waiting: Reorder<ChunkIter<A>>,
     yielded: usize,
-    largest_batch: usize,
 }
 
 impl<A: RemoteFn> LazyCall<A> {
@@ -642,7 +641,6 @@ impl<A: RemoteFn> LazyCall<A> {
             current: None,
             waiting: Reorder::default(),
             yielded: 0,
-            largest_batch: 1,
         };
         // The feeder starts pulling at once; batches go out at the first `next`.
         lazy.allow();
@@ -651,12 +649,11 @@ impl<A: RemoteFn> LazyCall<A> {
 
     /// Lets the feeder pull up to about two rounds of batches past the consumer.
     fn allow(&mut self) {
-        // No batch is larger than the cap, which may have come down since.
-        self.largest_batch = self
-            .largest_batch
-            .max(self.call.batch_size)
-            .min(self.call.max_batch);
-        let ahead = 2 * self.call.window * self.largest_batch;
+        // Two rounds of batches of the size the call makes now. Not of the largest it ever
+        // made: a window of many small batches (a loaded machine makes items look slow)
+        // times a batch of the cap let the input run 278,000 items ahead. Batches still in
+        // flight from a larger size only hold the feeder back until they are answered.
+        let ahead = 2 * self.call.window * self.call.batch_size;
         let total = self.yielded + ahead;
         self.call.input_mut().allow(total, ahead / 2);
     }
