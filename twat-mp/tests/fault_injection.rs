@@ -367,6 +367,28 @@ mod async_pools {
         }};
     }
 
+    /// Runs one seed's plan through `pool` (an `AsyncMultiPool` or an `AsyncProcessPool`,
+    /// which share their methods but not a type): `imap` or `uimap`, then `try_map`.
+    macro_rules! check_plan {
+        ($pool:expr, $seed:expr, $unordered:expr, $plan:expr) => {
+            async {
+                let (pool, seed, plan) = (&$pool, $seed, $plan);
+                if $unordered {
+                    let outcomes = drain!(pool.uimap(async_item, faults::items(plan)));
+                    check_unordered(seed, plan, outcomes);
+                } else {
+                    let outcomes = drain!(pool.imap(async_item, faults::items(plan)));
+                    check_in_order(seed, plan, &outcomes);
+                }
+                let err = pool
+                    .try_map(async_item, faults::items(plan))
+                    .await
+                    .unwrap_err();
+                check_lowest(seed, plan, &err);
+            }
+        };
+    }
+
     #[test]
     fn async_pool_fails_exactly_the_faulty_items() {
         support::within(LIMIT, "async pool fault injection", || {
@@ -378,20 +400,7 @@ mod async_pools {
             each_seed(|seed, unordered| {
                 let plan = plan(seed, ITEMS, &THREAD_FAULTS, 1);
                 eprintln!("AsyncMultiPool {}", describe(seed, &plan));
-                pollster::block_on(async {
-                    if unordered {
-                        let outcomes = drain!(pool.uimap(async_item, faults::items(&plan)));
-                        check_unordered(seed, &plan, outcomes);
-                    } else {
-                        let outcomes = drain!(pool.imap(async_item, faults::items(&plan)));
-                        check_in_order(seed, &plan, &outcomes);
-                    }
-                    let err = pool
-                        .try_map(async_item, faults::items(&plan))
-                        .await
-                        .unwrap_err();
-                    check_lowest(seed, &plan, &err);
-                });
+                pollster::block_on(check_plan!(pool, seed, unordered, &plan));
             });
         });
     }
@@ -416,20 +425,7 @@ mod async_pools {
             each_seed(|seed, unordered| {
                 let plan = plan(seed, ITEMS, &PROCESS_FAULTS, 1);
                 eprintln!("AsyncProcessPool {}", describe(seed, &plan));
-                pollster::block_on(async {
-                    if unordered {
-                        let outcomes = drain!(pool.uimap(async_item, faults::items(&plan)));
-                        check_unordered(seed, &plan, outcomes);
-                    } else {
-                        let outcomes = drain!(pool.imap(async_item, faults::items(&plan)));
-                        check_in_order(seed, &plan, &outcomes);
-                    }
-                    let err = pool
-                        .try_map(async_item, faults::items(&plan))
-                        .await
-                        .unwrap_err();
-                    check_lowest(seed, &plan, &err);
-                });
+                pollster::block_on(check_plan!(pool, seed, unordered, &plan));
             });
         });
     }
