@@ -2,13 +2,13 @@
 use twat_mp::imap;
 
 #[imap]
-fn shout(line: String) -> String {
-    line.to_uppercase()
+fn shout(line: std::io::Result<String>) -> String {
+    line.map_or_else(|err| err.to_string(), |line| line.to_uppercase())
 }
 
 fn main() {
     // `stdin().lines()` holds stdin's lock; `BufReader::new(stdin()).lines()` would do.
-    for line in shout(std::io::stdin().lines().map(Result::unwrap)) {
+    for line in shout(std::io::stdin().lines()) {
         println!("{line}");
     }
 }
