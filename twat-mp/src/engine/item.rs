@@ -58,7 +58,8 @@ impl<E> ItemFailure<E> {
             }
             ItemFailure::Worker(err) => (err.kind().to_string(), err.to_string()),
         };
-        let input = input.unwrap_or("");
+        // No `input` field where it could not be shown (tracing records an `Option` only
+        // when it is `Some`): an empty string would read as an item that was "".
         match worker {
             Some(worker) => {
                 event!(debug, index, worker, input, cause = %cause, error = %error, "item failed");

@@ -1319,7 +1319,8 @@ impl ProcessPool {
     }
 }
 
-/// What an [`AsyncResult`] of a pool gives when its job never ran.
+/// Dropping the pool waits for its background jobs (the `*_async` calls), then stops its
+/// workers; while the thread panics, it kills them first instead of waiting on their items.
 impl Drop for ProcessPool {
     fn drop(&mut self) {
         if std::thread::panicking() {
