@@ -273,12 +273,30 @@ mod live_garbage {
         Garbage::UnsentIndex,
     ];
 
-    /// The frame kind of a worker's results, as `twat-mp`'s wire has it (a test cannot
-    /// name the crate's private constants; a wrong value only makes the garbage cruder).
-    const RESULTS: u8 = 12;
+    /// Which answer stream the garbage goes to.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub enum Stream {
+        /// A process pool worker's: its results by position.
+        Worker,
+        /// An async process pool session's: each answer names its item's index.
+        #[cfg(feature = "aio")]
+        Session,
+    }
 
-    /// The bytes of `garbage`, seeded with `seed`.
-    pub fn bytes(garbage: Garbage, seed: u64) -> Vec<u8> {
+    /// The frame kinds of a worker's results and a session's answers, as `twat-mp`'s
+    /// wire has them (a test cannot name the crate's private constants; a wrong value
+    /// would only make the garbage cruder).
+    const RESULTS: u8 = 12;
+    #[cfg(feature = "aio")]
+    const ANSWER: u8 = 33;
+
+    /// The bytes of `garbage` for `stream`, seeded with `seed`.
+    pub fn bytes(garbage: Garbage, seed: u64, stream: Stream) -> Vec<u8> {
+        let kind = match stream {
+            Stream::Worker => RESULTS,
+            #[cfg(feature = "aio")]
+            Stream::Session => ANSWER,
+        };
         let mut out = Vec::new();
         match garbage {
             Garbage::None => {}
@@ -290,15 +308,24 @@ mod live_garbage {
             }
             Garbage::HugeLength => {
                 out.extend_from_slice(&(256_u32 << 20).to_le_bytes());
-                out.push(RESULTS);
+                out.push(kind);
                 out.extend_from_slice(&1_u32.to_le_bytes());
                 out.extend_from_slice(&[0, 7, 7, 7]);
             }
             Garbage::Truncated => {
                 out.extend_from_slice(&4_096_u32.to_le_bytes());
-                out.push(RESULTS);
+                out.push(kind);
                 out.extend_from_slice(&1_u32.to_le_bytes());
                 out.push(0);
+            }
+            #[cfg(feature = "aio")]
+            Garbage::UnsentIndex if stream == Stream::Session => {
+                // An answer (`Done(42)`) for item 2^40, its times zero.
+                out.extend_from_slice(&27_u32.to_le_bytes());
+                out.push(ANSWER);
+                out.extend_from_slice(&(1_u64 << 40).to_le_bytes());
+                out.extend_from_slice(&[0; 16]);
+                out.extend_from_slice(&[0, 42]);
             }
             Garbage::UnsentIndex => {
                 out.extend_from_slice(&7_u32.to_le_bytes());
@@ -390,7 +417,8 @@ fn writes_garbage((dir, x, garbage): live_garbage::Item) -> u64 {
     mark_run(&dir, x);
     if garbage != Garbage::None {
         let fd = live_garbage::worker_socket();
-        live_garbage::send_all(fd, &live_garbage::bytes(garbage, x));
+        let bytes = live_garbage::bytes(garbage, x, live_garbage::Stream::Worker);
+        live_garbage::send_all(fd, &bytes);
     }
     live_garbage::value(x)
 }
@@ -544,4 +572,90 @@ fn what_an_item_prints_to_stdout_does_not_reach_the_answer_stream() {
             assert_eq!(runs(&dir, x).len(), 1, "item {x}");
         }
     });
+}
+
+/// The same for `AsyncProcessPool`: a task writes garbage onto the socket its session
+/// answers its call on.
+#[cfg(feature = "aio")]
+mod async_live_garbage {
+    use super::live_garbage::{self, Garbage, Stream};
+    use super::*;
+    use futures_util::StreamExt;
+    use twat_mp::{AsyncMultiPool, AsyncProcessPool};
+
+    async fn writes_garbage((dir, x, garbage): live_garbage::Item) -> u64 {
+        mark_run(&dir, x);
+        if garbage != Garbage::None {
+            let fd = live_garbage::session_socket();
+            live_garbage::send_all(fd, &live_garbage::bytes(garbage, x, Stream::Session));
+        }
+        live_garbage::value(x)
+    }
+
+    fn case(pool: &AsyncProcessPool, dir: &std::path::Path, ordered: bool, round: u64) -> Vec<u32> {
+        let start = round * 1_000;
+        let values = start..start + 200;
+        let bad: Vec<(u64, Garbage)> = live_garbage::KINDS
+            .iter()
+            .enumerate()
+            .map(|(at, &garbage)| (start + 23 + 41 * at as u64, garbage))
+            .chain([(start + 199, Garbage::Random)])
+            .collect();
+        let input = live_garbage::items(dir, values.clone(), &bad);
+        let outcomes: Vec<(u64, Result<u64, twat_mp::WorkerError>)> = pollster::block_on(async {
+            if ordered {
+                (start..)
+                    .zip(pool.imap(writes_garbage, input).collect::<Vec<_>>().await)
+                    .collect()
+            } else {
+                let mut outcomes: Vec<_> = pool
+                    .uimap(writes_garbage, input)
+                    .map(|outcome| match outcome {
+                        Ok(y) => ((y - 1) / 3, Ok(y)),
+                        Err(err) => (start + err.index() as u64, Err(err)),
+                    })
+                    .collect()
+                    .await;
+                outcomes.sort_by_key(|(x, _)| *x);
+                outcomes
+            }
+        });
+        check_garbled(dir, values, &bad, &outcomes, start)
+    }
+
+    #[test]
+    fn a_session_writing_garbage_on_its_answer_stream_costs_exactly_its_items() {
+        within(
+            Duration::from_secs(300),
+            "an async process map whose tasks write garbage onto their session's socket",
+            || {
+                let dir = scratch("async-garbage");
+                let pool = AsyncMultiPool::builder()
+                    .nodes(2)
+                    .concurrency(4)
+                    .processes()
+                    .build()
+                    .unwrap();
+                let mut garbled = case(&pool, &dir, true, 20);
+                garbled.extend(case(&pool, &dir, false, 21));
+                // The workers that garbled their answers were replaced; the next map is
+                // exact.
+                let next = pollster::block_on(pool.map(
+                    writes_garbage,
+                    live_garbage::items(&dir, 30_000..30_100, &[]),
+                ))
+                .unwrap();
+                let expected: Vec<u64> = (30_000..30_100).map(live_garbage::value).collect();
+                assert_eq!(next, expected);
+                for x in 30_000..30_100 {
+                    for pid in runs(&dir, x) {
+                        assert!(
+                            !garbled.contains(&pid),
+                            "worker {pid} garbled its answers and still ran item {x}"
+                        );
+                    }
+                }
+            },
+        );
+    }
 }
