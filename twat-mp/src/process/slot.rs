@@ -1019,7 +1019,7 @@ impl Slot {
                 }
                 Exchange::Garbled { reason } => {
                     let ran_by = self.ran_by();
-                    let status = self.discard_worker();
+                    self.discard_worker();
                     if self.shared.terminating() || batch.link.cancel.is_set() {
                         return;
                     }
@@ -1029,7 +1029,7 @@ impl Slot {
                         let index = batch.next_index();
                         let kind = ErrorKind::Transport(format!(
                             "its worker process garbled its answers ({reason}); the worker was \
-                             stopped (it {status}) and replaced"
+                             killed and replaced"
                         ));
                         event!(self.debug(), worker = self.index, index, reason = %reason, "worker process garbled its answers on an item");
                         let attempts = match batch.link.attempts.lost(index, &kind) {
@@ -1224,8 +1224,7 @@ impl Slot {
                 {
                     return Exchange::Garbled {
                         reason: format!(
-                            "it stopped for {FRAME_STALL:?} in the middle of a frame, which it \
-                             never does"
+                            "a frame it began did not arrive in full within {FRAME_STALL:?}"
                         ),
                     };
                 }

@@ -496,7 +496,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             }
             let kind = match (&session.garbled, &ended) {
                 (Some(why), _) => ErrorKind::Transport(format!(
-                    "its worker process garbled its answers ({why}); the worker was stopped \
+                    "its worker process garbled its answers ({why}); the worker was killed \
                      and replaced"
                 )),
                 (None, Err(err)) => same_kind(err.kind()),
@@ -880,9 +880,7 @@ fn read_session(
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
             {
-                format!(
-                    "it stopped for {FRAME_STALL:?} in the middle of a frame, which it never does"
-                )
+                format!("a frame it began did not arrive in full within {FRAME_STALL:?}")
             }
             Err(err) if err.kind() == io::ErrorKind::InvalidData => format!("it sent a {err}"),
             Err(_) => break,
