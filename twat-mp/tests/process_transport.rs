@@ -237,3 +237,425 @@ fn answers_handed_over_in_bunches_keep_a_crash_exact_and_every_other_item_run_on
         },
     );
 }
+
+/// A live worker that writes garbage onto the stream it answers on: what the item
+/// function of a buggy program (a stray `write` to a number it took for its own file)
+/// does to the pool. Tests have no `unsafe`, and std opens no socket by number, so the
+/// item finds its worker's answer socket in `/proc/self/fd` and `nix::sys::socket::send`s
+/// onto it.
+mod live_garbage {
+    use std::path::Path;
+
+    use serde::{Deserialize, Serialize};
+
+    /// What an item writes onto its worker's answer stream before it returns its value.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Garbage {
+        /// Nothing: a well-behaved item.
+        None,
+        /// 256 seeded random bytes.
+        Random,
+        /// A frame header that says 256 MiB follow (under the frame bound, so the
+        /// parent starts reading it), a frame kind of the answer protocol, then 8 bytes.
+        HugeLength,
+        /// A results frame that says 4,096 bytes follow and stops after 6.
+        Truncated,
+        /// A well-formed results frame for 1,000 items more than the worker was sent
+        /// (the process pool's answers are by position: one past what it sent names an
+        /// index the parent never sent).
+        UnsentIndex,
+    }
+
+    pub const KINDS: [Garbage; 4] = [
+        Garbage::Random,
+        Garbage::HugeLength,
+        Garbage::Truncated,
+        Garbage::UnsentIndex,
+    ];
+
+    /// Which answer stream the garbage goes to.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub enum Stream {
+        /// A process pool worker's: its results by position.
+        Worker,
+        /// An async process pool session's: each answer names its item's index.
+        #[cfg(feature = "aio")]
+        Session,
+    }
+
+    /// The frame kinds of a worker's results and a session's answers, as `twat-mp`'s
+    /// wire has them (a test cannot name the crate's private constants; a wrong value
+    /// would only make the garbage cruder).
+    const RESULTS: u8 = 12;
+    #[cfg(feature = "aio")]
+    const ANSWER: u8 = 33;
+
+    /// The bytes of `garbage` for `stream`, seeded with `seed`.
+    pub fn bytes(garbage: Garbage, seed: u64, stream: Stream) -> Vec<u8> {
+        let kind = match stream {
+            Stream::Worker => RESULTS,
+            #[cfg(feature = "aio")]
+            Stream::Session => ANSWER,
+        };
+        let mut out = Vec::new();
+        match garbage {
+            Garbage::None => {}
+            Garbage::Random => {
+                let mut random = super::support::faults::SplitMix64::new(seed);
+                while out.len() < 256 {
+                    out.extend_from_slice(&random.next_u64().to_le_bytes());
+                }
+            }
+            Garbage::HugeLength => {
+                out.extend_from_slice(&(256_u32 << 20).to_le_bytes());
+                out.push(kind);
+                out.extend_from_slice(&1_u32.to_le_bytes());
+                out.extend_from_slice(&[0, 7, 7, 7]);
+            }
+            Garbage::Truncated => {
+                out.extend_from_slice(&4_096_u32.to_le_bytes());
+                out.push(kind);
+                out.extend_from_slice(&1_u32.to_le_bytes());
+                out.push(0);
+            }
+            #[cfg(feature = "aio")]
+            Garbage::UnsentIndex if stream == Stream::Session => {
+                // An answer (`Done(42)`) for item 2^40, its times zero.
+                out.extend_from_slice(&27_u32.to_le_bytes());
+                out.push(ANSWER);
+                out.extend_from_slice(&(1_u64 << 40).to_le_bytes());
+                out.extend_from_slice(&[0; 16]);
+                out.extend_from_slice(&[0, 42]);
+            }
+            Garbage::UnsentIndex => {
+                out.extend_from_slice(&7_u32.to_le_bytes());
+                out.push(RESULTS);
+                out.extend_from_slice(&1_000_u32.to_le_bytes());
+                out.extend_from_slice(&[0, 42]);
+            }
+        }
+        out
+    }
+
+    /// The sockets of this process, as (fd, inode), by fd.
+    fn sockets() -> Vec<(i32, String)> {
+        let mut sockets: Vec<(i32, String)> = std::fs::read_dir("/proc/self/fd")
+            .expect("/proc/self/fd")
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let fd = entry.file_name().to_str()?.parse().ok()?;
+                let target = std::fs::read_link(entry.path()).ok()?;
+                let target = target.to_str()?;
+                target
+                    .starts_with("socket:")
+                    .then(|| (fd, target.to_owned()))
+            })
+            .collect();
+        sockets.sort();
+        sockets
+    }
+
+    /// The socket a worker process answers its pool on: the first socket it has (its
+    /// standard input, moved, when it started), which is the only one of a process pool's
+    /// worker.
+    pub fn worker_socket() -> i32 {
+        sockets().first().expect("a worker has its socket").0
+    }
+
+    /// The socket an async process pool's session answers its call on: a socket of its
+    /// own, opened after the worker's, so the last one.
+    #[cfg(feature = "aio")]
+    pub fn session_socket() -> i32 {
+        let sockets = sockets();
+        let (fd, inode) = sockets.last().expect("a session has its socket");
+        assert_ne!(
+            *inode, sockets[0].1,
+            "the session's socket is not the worker's"
+        );
+        *fd
+    }
+
+    /// Writes all of `bytes` onto socket `fd`.
+    pub fn send_all(fd: i32, mut bytes: &[u8]) {
+        use nix::sys::socket::{MsgFlags, send};
+        while !bytes.is_empty() {
+            match send(fd, bytes, MsgFlags::empty()) {
+                Ok(sent) => bytes = &bytes[sent..],
+                Err(nix::errno::Errno::EINTR) => {}
+                // The parent hung up: the garbage did its work.
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// One item: where its runs leave their marks, its value, and what it writes.
+    pub type Item = (String, u64, Garbage);
+
+    pub fn items(dir: &Path, values: std::ops::Range<u64>, bad: &[(u64, Garbage)]) -> Vec<Item> {
+        let dir = dir.to_str().unwrap().to_owned();
+        values
+            .map(|x| {
+                let garbage = bad
+                    .iter()
+                    .find(|(at, _)| *at == x)
+                    .map_or(Garbage::None, |&(_, garbage)| garbage);
+                (dir.clone(), x, garbage)
+            })
+            .collect()
+    }
+
+    /// What every item's result is.
+    pub fn value(x: u64) -> u64 {
+        x * 3 + 1
+    }
+}
+
+use live_garbage::Garbage;
+
+/// Writes its garbage onto its worker's answer socket, then answers as usual.
+fn writes_garbage((dir, x, garbage): live_garbage::Item) -> u64 {
+    mark_run(&dir, x);
+    if garbage != Garbage::None {
+        let fd = live_garbage::worker_socket();
+        let bytes = live_garbage::bytes(garbage, x, live_garbage::Stream::Worker);
+        live_garbage::send_all(fd, &bytes);
+    }
+    live_garbage::value(x)
+}
+
+/// Prints to stdout, with and without a newline (a little: it shows in the test's
+/// output): a worker's stdout is the parent's, not its answer stream.
+fn prints((dir, x): Item) -> u64 {
+    mark_run(&dir, x);
+    print!("[item {x} prints from its worker] ");
+    if x % 10 == 9 {
+        println!();
+    }
+    x * 3 + 1
+}
+
+/// Checks a map's outcomes (`(x, outcome)`, any order) against the items in `bad`,
+/// which wrote garbage: each of them failed with a `Transport` error that says its
+/// worker's answers were garbled, every other item is exact, and no item the test did
+/// not send ran. Returns the pids of the workers that ran a garbage item.
+fn check_garbled(
+    dir: &std::path::Path,
+    values: std::ops::Range<u64>,
+    bad: &[(u64, Garbage)],
+    outcomes: &[(u64, Result<u64, twat_mp::WorkerError>)],
+    first: u64,
+) -> Vec<u32> {
+    assert_eq!(outcomes.len() as u64, values.end - values.start);
+    let mut pids = Vec::new();
+    for (x, outcome) in outcomes {
+        let x = *x;
+        match bad.iter().find(|(at, _)| *at == x) {
+            Some((_, garbage)) => {
+                let err = outcome
+                    .as_ref()
+                    .expect_err(&format!("item {x} ({garbage:?}) wrote garbage"));
+                assert_eq!(err.index() as u64, x - first, "{garbage:?}: {err}");
+                match err.kind() {
+                    ErrorKind::Transport(why) => assert!(
+                        why.contains("garbled"),
+                        "{garbage:?}: the error does not say what happened: {err}"
+                    ),
+                    kind => panic!("{garbage:?}: the wrong kind: {kind:?} ({err})"),
+                }
+                let pid = err.pid().expect("a failure names its worker process");
+                assert!(
+                    runs(dir, x).contains(&pid),
+                    "{garbage:?}: the error names pid {pid}, which did not run item {x}"
+                );
+                pids.push(pid);
+            }
+            None => assert_eq!(
+                *outcome
+                    .as_ref()
+                    .unwrap_or_else(|err| panic!("item {x}: {err}")),
+                live_garbage::value(x),
+                "item {x}"
+            ),
+        }
+        assert!(!runs(dir, x).is_empty(), "item {x} never ran");
+    }
+    pids
+}
+
+fn garbage_map_case(
+    pool: &ProcessPool,
+    dir: &std::path::Path,
+    ordered: bool,
+    round: u64,
+) -> Vec<u32> {
+    let start = round * 1_000;
+    let values = start..start + 300;
+    // Each kind of garbage once, at places where a batch has items before and after it,
+    // and one at the very end.
+    let bad: Vec<(u64, Garbage)> = live_garbage::KINDS
+        .iter()
+        .enumerate()
+        .map(|(at, &garbage)| (start + 37 + 61 * at as u64, garbage))
+        .chain([(start + 299, Garbage::Random)])
+        .collect();
+    let input = live_garbage::items(dir, values.clone(), &bad);
+    let outcomes: Vec<(u64, Result<u64, twat_mp::WorkerError>)> = if ordered {
+        (start..).zip(pool.imap(writes_garbage, input)).collect()
+    } else {
+        let mut outcomes: Vec<_> = pool
+            .uimap(writes_garbage, input)
+            .map(|outcome| match outcome {
+                Ok(y) => ((y - 1) / 3, Ok(y)),
+                Err(err) => (start + err.index() as u64, Err(err)),
+            })
+            .collect();
+        outcomes.sort_by_key(|(x, _)| *x);
+        outcomes
+    };
+    check_garbled(dir, values, &bad, &outcomes, start)
+}
+
+#[test]
+fn a_worker_writing_garbage_on_its_answer_stream_costs_exactly_its_items() {
+    within(
+        Duration::from_secs(300),
+        "a map whose items write garbage onto their worker's answer stream",
+        || {
+            let dir = scratch("garbage");
+            for (round, builder) in [ProcessPool::builder().nodes(2), one_per_message()]
+                .into_iter()
+                .enumerate()
+            {
+                let pool = builder.build().unwrap();
+                let round = round as u64 * 2;
+                let mut garbled = garbage_map_case(&pool, &dir, true, round);
+                garbled.extend(garbage_map_case(&pool, &dir, false, round + 1));
+                // Each worker that wrote garbage was replaced: none of them runs the next
+                // map, which is exact.
+                let next = pool
+                    .map(
+                        writes_garbage,
+                        live_garbage::items(&dir, 10_000..10_100, &[]),
+                    )
+                    .unwrap();
+                let expected: Vec<u64> = (10_000..10_100).map(live_garbage::value).collect();
+                assert_eq!(next, expected);
+                for x in 10_000..10_100 {
+                    for pid in runs(&dir, x) {
+                        assert!(
+                            !garbled.contains(&pid),
+                            "worker {pid} wrote garbage and still ran item {x}"
+                        );
+                    }
+                }
+                for x in 10_000..10_100 {
+                    let _ = std::fs::remove_file(dir.join(format!("runs-{x}")));
+                }
+            }
+        },
+    );
+}
+
+#[test]
+fn what_an_item_prints_to_stdout_does_not_reach_the_answer_stream() {
+    within(Duration::from_secs(120), "a map whose items print", || {
+        let dir = scratch("prints");
+        let pool = one_per_message().build().unwrap();
+        let outcomes = pool.map(prints, items(&dir, 0..100)).unwrap();
+        let expected: Vec<u64> = (0..100).map(|x| x * 3 + 1).collect();
+        assert_eq!(outcomes, expected);
+        let batched = ProcessPool::builder().nodes(2).build().unwrap();
+        let outcomes = batched.map(prints, items(&dir, 100..200)).unwrap();
+        let expected: Vec<u64> = (100..200).map(|x| x * 3 + 1).collect();
+        assert_eq!(outcomes, expected);
+        for x in 0..200 {
+            assert_eq!(runs(&dir, x).len(), 1, "item {x}");
+        }
+    });
+}
+
+/// The same for `AsyncProcessPool`: a task writes garbage onto the socket its session
+/// answers its call on.
+#[cfg(feature = "aio")]
+mod async_live_garbage {
+    use super::live_garbage::{self, Garbage, Stream};
+    use super::*;
+    use futures_util::StreamExt;
+    use twat_mp::{AsyncMultiPool, AsyncProcessPool};
+
+    async fn writes_garbage((dir, x, garbage): live_garbage::Item) -> u64 {
+        mark_run(&dir, x);
+        if garbage != Garbage::None {
+            let fd = live_garbage::session_socket();
+            live_garbage::send_all(fd, &live_garbage::bytes(garbage, x, Stream::Session));
+        }
+        live_garbage::value(x)
+    }
+
+    fn case(pool: &AsyncProcessPool, dir: &std::path::Path, ordered: bool, round: u64) -> Vec<u32> {
+        let start = round * 1_000;
+        let values = start..start + 200;
+        let bad: Vec<(u64, Garbage)> = live_garbage::KINDS
+            .iter()
+            .enumerate()
+            .map(|(at, &garbage)| (start + 23 + 41 * at as u64, garbage))
+            .chain([(start + 199, Garbage::Random)])
+            .collect();
+        let input = live_garbage::items(dir, values.clone(), &bad);
+        let outcomes: Vec<(u64, Result<u64, twat_mp::WorkerError>)> = pollster::block_on(async {
+            if ordered {
+                (start..)
+                    .zip(pool.imap(writes_garbage, input).collect::<Vec<_>>().await)
+                    .collect()
+            } else {
+                let mut outcomes: Vec<_> = pool
+                    .uimap(writes_garbage, input)
+                    .map(|outcome| match outcome {
+                        Ok(y) => ((y - 1) / 3, Ok(y)),
+                        Err(err) => (start + err.index() as u64, Err(err)),
+                    })
+                    .collect()
+                    .await;
+                outcomes.sort_by_key(|(x, _)| *x);
+                outcomes
+            }
+        });
+        check_garbled(dir, values, &bad, &outcomes, start)
+    }
+
+    #[test]
+    fn a_session_writing_garbage_on_its_answer_stream_costs_exactly_its_items() {
+        within(
+            Duration::from_secs(300),
+            "an async process map whose tasks write garbage onto their session's socket",
+            || {
+                let dir = scratch("async-garbage");
+                let pool = AsyncMultiPool::builder()
+                    .nodes(2)
+                    .concurrency(4)
+                    .processes()
+                    .build()
+                    .unwrap();
+                let mut garbled = case(&pool, &dir, true, 20);
+                garbled.extend(case(&pool, &dir, false, 21));
+                // The workers that garbled their answers were replaced; the next map is
+                // exact.
+                let next = pollster::block_on(pool.map(
+                    writes_garbage,
+                    live_garbage::items(&dir, 30_000..30_100, &[]),
+                ))
+                .unwrap();
+                let expected: Vec<u64> = (30_000..30_100).map(live_garbage::value).collect();
+                assert_eq!(next, expected);
+                for x in 30_000..30_100 {
+                    for pid in runs(&dir, x) {
+                        assert!(
+                            !garbled.contains(&pid),
+                            "worker {pid} garbled its answers and still ran item {x}"
+                        );
+                    }
+                }
+            },
+        );
+    }
+}

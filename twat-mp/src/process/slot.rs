@@ -721,25 +721,9 @@ struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Bounds the next reads to `timeout`. A bound already set that is no more than a
-    /// little longer (a 64th, at most a millisecond) and not much shorter is kept: a
-    /// timeout per item asks for a new bound before every read, and a system call each
-    /// time would cost more than the item.
+    /// Bounds the next reads to `timeout` (see [`bound_reads`]).
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let close = match (self.read_timeout, timeout) {
-            (Some(set), Some(wanted)) => {
-                let slack = (wanted / 64).min(Duration::from_millis(1));
-                set <= wanted + slack && set >= wanted / 2
-            }
-            (set, wanted) => set == wanted,
-        };
-        if !close {
-            self.reader
-                .get_ref()
-                .set_read_timeout(timeout.map(|t| t.max(Duration::from_micros(1))))?;
-            self.read_timeout = timeout;
-        }
-        Ok(())
+        bound_reads(&self.reader, &mut self.read_timeout, timeout)
     }
 }
 
@@ -749,10 +733,68 @@ enum Exchange {
     Finished { elapsed: Duration },
     /// The worker refused the job (`fatal`: and cannot go on).
     Refused { reason: String, fatal: bool },
+    /// What came from the worker is not its answer (code in an item wrote onto its
+    /// socket, say): the worker cannot be trusted to answer any more.
+    Garbled { reason: String },
     /// The worker is gone (or was killed because an item ran past the timeout).
     Died { timed_out: bool },
     /// The worker's initializer failed (how, in words); the worker ends.
     InitFailed { reason: String },
+}
+
+/// How long a worker may stop in the middle of a frame before its answers count as
+/// garbled. A worker writes each frame whole, in one go, as soon as it is made, so a frame
+/// begun and not finished is one that code in an item wrote (a header whose length the
+/// worker's real answers never fill up), not one that comes slowly.
+pub(crate) const FRAME_STALL: Duration = Duration::from_secs(5);
+
+/// Bounds the next reads of `reader` to `timeout`; `set` is the bound set now. A bound
+/// already set that is no more than a little longer (a 64th, at most a millisecond) and
+/// not much shorter is kept: a timeout per item asks for a new bound before every read,
+/// and a system call each time would cost more than the item.
+fn bound_reads(
+    reader: &BufReader<UnixStream>,
+    set: &mut Option<Duration>,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    let close = match (*set, timeout) {
+        (Some(set), Some(wanted)) => {
+            let slack = (wanted / 64).min(Duration::from_millis(1));
+            set <= wanted + slack && set >= wanted / 2
+        }
+        (set, wanted) => set == wanted,
+    };
+    if !close {
+        reader
+            .get_ref()
+            .set_read_timeout(timeout.map(|t| t.max(Duration::from_micros(1))))?;
+        *set = timeout;
+    }
+    Ok(())
+}
+
+/// A worker's stream read for one frame: once a byte of the frame came, a read that must
+/// wait waits at most [`FRAME_STALL`] (or the bound set, if shorter), and [`Begun::begun`]
+/// tells a stall inside a frame from a wait between frames.
+struct Begun<'a> {
+    reader: &'a mut BufReader<UnixStream>,
+    read_timeout: &'a mut Option<Duration>,
+    begun: bool,
+}
+
+impl io::Read for Begun<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Bytes already buffered cost no system call, and no bound.
+        if self.begun && self.reader.buffer().is_empty() {
+            let bound = self
+                .read_timeout
+                .map_or(FRAME_STALL, |t| t.min(FRAME_STALL));
+            bound_reads(self.reader, self.read_timeout, Some(bound))?;
+        }
+        let read = self.reader.read(buf)?;
+        self.begun |= read > 0;
+        Ok(read)
+    }
 }
 
 /// The thread of slot `index`.
@@ -975,6 +1017,33 @@ impl Slot {
                     self.discard_worker();
                     self.initializer_failed(reason);
                 }
+                Exchange::Garbled { reason } => {
+                    let ran_by = self.ran_by();
+                    self.discard_worker();
+                    if self.shared.terminating() || batch.link.cancel.is_set() {
+                        return;
+                    }
+                    if careful || alone {
+                        // Each result was sent as soon as it was ready, before the next
+                        // item began: the garbage came while the next item ran.
+                        let index = batch.next_index();
+                        let kind = ErrorKind::Transport(format!(
+                            "its worker process garbled its answers ({reason}); the worker was \
+                             killed and replaced"
+                        ));
+                        event!(self.debug(), worker = self.index, index, reason = %reason, "worker process garbled its answers on an item");
+                        let attempts = match batch.link.attempts.lost(index, &kind) {
+                            Verdict::Again { runs } | Verdict::Fail { attempts: runs } => runs,
+                        };
+                        batch.fail_next(ran_by, kind, attempts);
+                        careful = timeout.is_some();
+                    } else {
+                        // Which item wrote it is unknown: run the rest again, one result at
+                        // a time, to find it.
+                        event!(self.debug(), worker = self.index, reason = %reason, "worker process garbled its answers during a batch; finding the item");
+                        careful = true;
+                    }
+                }
                 Exchange::Died { timed_out } => {
                     // The worker that just ended: its pid is known (0 would mean none ran).
                     let pid = self.worker.as_ref().map_or(0, |w| w.pid);
@@ -1136,9 +1205,29 @@ impl Slot {
             if worker.set_read_timeout(read_timeout).is_err() {
                 return Exchange::Died { timed_out: false };
             }
-            match wire::read_frame(&mut worker.reader, &mut worker.body) {
+            let mut answer = Begun {
+                reader: &mut worker.reader,
+                read_timeout: &mut worker.read_timeout,
+                begun: false,
+            };
+            let read = wire::read_frame(&mut answer, &mut worker.body);
+            let begun = answer.begun;
+            match read {
                 Ok(true) => {}
                 Ok(false) => return Exchange::Died { timed_out: false },
+                Err(err)
+                    if begun
+                        && matches!(
+                            err.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                {
+                    return Exchange::Garbled {
+                        reason: format!(
+                            "a frame it began did not arrive in full within {FRAME_STALL:?}"
+                        ),
+                    };
+                }
                 Err(err)
                     if matches!(
                         err.kind(),
@@ -1147,6 +1236,11 @@ impl Slot {
                 {
                     return Exchange::Died {
                         timed_out: worker.ready,
+                    };
+                }
+                Err(err) if err.kind() == io::ErrorKind::InvalidData && worker.ready => {
+                    return Exchange::Garbled {
+                        reason: format!("it sent a {err}"),
                     };
                 }
                 Err(err) if err.kind() == io::ErrorKind::InvalidData => {
@@ -1191,19 +1285,20 @@ impl Slot {
                         .u32()
                         .unwrap_or(u32::MAX) as usize;
                     if count > batch.count() - batch.delivered {
-                        return Exchange::Refused {
-                            reason: "it answered more items than it was sent".into(),
-                            fatal: true,
+                        return Exchange::Garbled {
+                            reason: format!(
+                                "it answered {count} items where {} were left",
+                                batch.count() - batch.delivered
+                            ),
                         };
                     }
                     if timed {
                         let first = batch.first + batch.delivered;
                         let recorder = recorder.expect("timed only with a recorder");
                         if !take_timings(&mut worker.body, count, recorder, slot, call, first) {
-                            return Exchange::Refused {
+                            return Exchange::Garbled {
                                 reason: "it answered without the item times it was asked for"
                                     .into(),
-                                fatal: true,
                             };
                         }
                     }
@@ -1238,9 +1333,17 @@ impl Slot {
                     );
                 }
                 wire::REFUSED => {
-                    let (fatal, reason) = wire::decode_refused(&worker.body)
-                        .unwrap_or((true, "it sent a malformed refusal".into()));
-                    return Exchange::Refused { reason, fatal };
+                    return match wire::decode_refused(&worker.body) {
+                        Ok((fatal, reason)) => Exchange::Refused { reason, fatal },
+                        Err(err) => Exchange::Garbled {
+                            reason: format!("it sent a malformed refusal: {err}"),
+                        },
+                    };
+                }
+                kind if worker.ready => {
+                    return Exchange::Garbled {
+                        reason: format!("it sent a frame of kind {kind}, which it never sends"),
+                    };
                 }
                 kind => {
                     return Exchange::Refused {

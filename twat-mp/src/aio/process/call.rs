@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::io::{BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::pin::Pin;
@@ -37,6 +37,7 @@ use crate::engine::progress::Progress;
 use crate::engine::retry::{Attempts, Verdict};
 use crate::error::{ErrorKind, WorkerError};
 use crate::process::Stopper;
+use crate::process::slot::FRAME_STALL;
 use crate::process::wire::{self, Key};
 
 /// What a session's job in the underlying process pool ends with.
@@ -95,6 +96,9 @@ enum Event {
         index: usize,
         after: Duration,
     },
+    /// What came from the worker is not a session's answer (code in a task wrote onto
+    /// the session's socket, say), for this reason; the connection ends next.
+    Garbled { session: u64, reason: String },
     /// The connection ended (or never came).
     Closed { session: u64 },
 }
@@ -133,6 +137,11 @@ struct Session {
     alone: bool,
     /// The slot of the pool's worker processes that runs it (with insights).
     slot: Option<usize>,
+    /// The highest index sent to it, if any.
+    highest: Option<usize>,
+    /// Why its answers were garbled, if they were: its worker was killed, and its items
+    /// fail (or run again alone) with this reason.
+    garbled: Option<String>,
 }
 
 impl Session {
@@ -147,6 +156,17 @@ impl Session {
         if let Ok(address) = SocketAddr::from_abstract_name(&self.name) {
             let _ = UnixStream::connect_addr(&address);
         }
+    }
+
+    /// Its answers were garbled: its worker is killed (and replaced when work needs one),
+    /// and the items it has fail with `reason`, or run again alone to find the one that
+    /// did it.
+    fn garble(&mut self, reason: String) {
+        if self.garbled.is_none() && self.state != State::Killed {
+            self.garbled = Some(reason);
+            self.stopper.stop();
+        }
+        self.shut();
     }
 
     fn takes_items(&self) -> bool {
@@ -379,7 +399,16 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 let Some(session) = self.session(session) else {
                     return;
                 };
+                if session.garbled.is_some() {
+                    // Nothing it says counts any more: its items are lost.
+                    return;
+                }
                 let Some(bytes) = session.in_flight.remove(&index) else {
+                    // An answer may come late (for a task reported stuck), never for an
+                    // item the session was not sent.
+                    if session.highest.is_none_or(|highest| index > highest) {
+                        session.garble(format!("it answered item {index}, never sent to it"));
+                    }
                     return;
                 };
                 session.alone = false;
@@ -399,7 +428,13 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 let Some(session) = self.session(session) else {
                     return;
                 };
+                if session.garbled.is_some() {
+                    return;
+                }
                 let Some(bytes) = session.in_flight.remove(&index) else {
+                    if session.highest.is_none_or(|highest| index > highest) {
+                        session.garble(format!("it reported item {index}, never sent to it"));
+                    }
                     return;
                 };
                 event!(
@@ -416,6 +451,13 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 let pid = session.pid;
                 self.in_flight -= 1;
                 self.lost(index, (ErrorKind::TimedOut { after }, pid), bytes, true);
+            }
+            Event::Garbled { session, reason } => {
+                let debug = self.limits.debug;
+                if let Some(session) = self.session(session) {
+                    event!(debug, pid = session.pid.unwrap_or_default(), reason = %reason, "worker process garbled its session's answers; the worker is killed");
+                    session.garble(reason);
+                }
             }
             Event::Closed { session } => {
                 if let Some(session) = self.session(session) {
@@ -452,10 +494,16 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
                 self.retry.extend(items);
                 continue;
             }
-            let kind = match &ended {
-                Err(err) => same_kind(err.kind()),
-                Ok(Some(why)) => ErrorKind::Transport(why.clone()),
-                Ok(None) => ErrorKind::Transport("the worker ended the session unanswered".into()),
+            let kind = match (&session.garbled, &ended) {
+                (Some(why), _) => ErrorKind::Transport(format!(
+                    "its worker process garbled its answers ({why}); the worker was killed \
+                     and replaced"
+                )),
+                (None, Err(err)) => same_kind(err.kind()),
+                (None, Ok(Some(why))) => ErrorKind::Transport(why.clone()),
+                (None, Ok(None)) => {
+                    ErrorKind::Transport("the worker ended the session unanswered".into())
+                }
             };
             if !session.connected {
                 // The session never reached a worker: that costs one waiting item, so that
@@ -548,6 +596,7 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             .as_mut()
             .is_some_and(|writer| writer.write_all(&frame).is_ok());
         if sent {
+            session.highest = Some(session.highest.map_or(index, |h| h.max(index)));
             session.in_flight.insert(index, bytes);
             if let Some(budget) = &mut session.budget {
                 *budget -= 1;
@@ -693,6 +742,8 @@ impl<R: Send + 'static, S: Send + 'static> SessionCall<R, S> {
             budget: None,
             alone: false,
             slot: None,
+            highest: None,
+            garbled: None,
         })
     }
 
@@ -782,9 +833,13 @@ fn read_session(
     let (Ok(reader), Ok(writer)) = (stream.try_clone(), stream.try_clone()) else {
         return closed();
     };
-    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let mut reader = SessionReader {
+        reader: BufReader::with_capacity(1 << 16, reader),
+        bounded: false,
+        begun: false,
+    };
     let mut body = Vec::new();
-    let hello = match wire::read_frame(&mut reader, &mut body) {
+    let hello = match reader.next_frame(&mut body) {
         Ok(true) if body.len() == 29 && body[0] == HELLO => {
             let word = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8"));
             let pid = u32::from_le_bytes(body[17..21].try_into().expect("4"));
@@ -806,42 +861,108 @@ fn read_session(
     {
         return;
     }
-    while let Ok(true) = wire::read_frame(&mut reader, &mut body) {
-        if body.len() < 9 {
-            break;
-        }
-        let index = u64::from_le_bytes(body[1..9].try_into().expect("8 bytes"));
-        let index = usize::try_from(index).unwrap_or(usize::MAX);
-        let event = match body[0] {
-            ANSWER if body.len() >= 25 => {
-                let nanos = |at: usize| {
-                    Duration::from_nanos(u64::from_le_bytes(
-                        body[at..at + 8].try_into().expect("8 bytes"),
-                    ))
-                };
-                Event::Answer {
-                    session: id,
-                    index,
-                    took: nanos(9),
-                    busy: nanos(17),
-                    body: body[25..].to_vec(),
+    loop {
+        let garbled = match reader.next_frame(&mut body) {
+            Ok(true) => match session_event(id, &body) {
+                Ok(event) => {
+                    if events.send(event).is_err() {
+                        return;
+                    }
+                    continue;
                 }
+                Err(reason) => reason,
+            },
+            Ok(false) => break,
+            Err(err)
+                if reader.begun
+                    && matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+            {
+                format!("a frame it began did not arrive in full within {FRAME_STALL:?}")
             }
-            STUCK if body.len() == 17 => {
-                let nanos = u64::from_le_bytes(body[9..17].try_into().expect("8 bytes"));
-                Event::Stuck {
-                    session: id,
-                    index,
-                    after: Duration::from_nanos(nanos),
-                }
-            }
-            _ => break,
+            Err(err) if err.kind() == io::ErrorKind::InvalidData => format!("it sent a {err}"),
+            Err(_) => break,
         };
-        if events.send(event).is_err() {
-            return;
-        }
+        let _ = events.send(Event::Garbled {
+            session: id,
+            reason: garbled,
+        });
+        break;
     }
     closed();
+}
+
+/// The event of a frame from a session's worker, or why it is not one a worker sends.
+fn session_event(id: u64, body: &[u8]) -> Result<Event, String> {
+    let kind = body[0];
+    if body.len() < 9 {
+        return Err(format!(
+            "it sent a frame of kind {kind} too short to name an item"
+        ));
+    }
+    let index = u64::from_le_bytes(body[1..9].try_into().expect("8 bytes"));
+    let index = usize::try_from(index).unwrap_or(usize::MAX);
+    let nanos = |at: usize| {
+        Duration::from_nanos(u64::from_le_bytes(
+            body[at..at + 8].try_into().expect("8 bytes"),
+        ))
+    };
+    match kind {
+        ANSWER if body.len() >= 25 => Ok(Event::Answer {
+            session: id,
+            index,
+            took: nanos(9),
+            busy: nanos(17),
+            body: body[25..].to_vec(),
+        }),
+        STUCK if body.len() == 17 => Ok(Event::Stuck {
+            session: id,
+            index,
+            after: nanos(9),
+        }),
+        ANSWER | STUCK => Err(format!("it sent a malformed frame of kind {kind}")),
+        _ => Err(format!(
+            "it sent a frame of kind {kind}, which it never sends"
+        )),
+    }
+}
+
+/// A session's stream, read frame by frame: between frames a read waits as long as the
+/// tasks run, but once a byte of a frame came, a read waits at most [`FRAME_STALL`] (a
+/// worker writes each frame whole, in one go), and [`SessionReader::begun`] tells a stall
+/// inside a frame from a wait between frames.
+struct SessionReader {
+    reader: BufReader<UnixStream>,
+    /// Whether the socket's reads are bounded now.
+    bounded: bool,
+    /// Whether a byte of the frame being read came.
+    begun: bool,
+}
+
+impl SessionReader {
+    fn next_frame(&mut self, body: &mut Vec<u8>) -> io::Result<bool> {
+        if self.bounded {
+            self.reader.get_ref().set_read_timeout(None)?;
+            self.bounded = false;
+        }
+        self.begun = false;
+        wire::read_frame(self, body)
+    }
+}
+
+impl Read for SessionReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Bytes already buffered cost no system call, and no bound.
+        if self.begun && !self.bounded && self.reader.buffer().is_empty() {
+            self.reader.get_ref().set_read_timeout(Some(FRAME_STALL))?;
+            self.bounded = true;
+        }
+        let read = self.reader.read(buf)?;
+        self.begun |= read > 0;
+        Ok(read)
+    }
 }
 
 /// A copy of `kind` (the process pool numbers a session as its item 0).
