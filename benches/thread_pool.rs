@@ -25,8 +25,8 @@
 //! the goals, are printed at the end.
 
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 

@@ -291,7 +291,7 @@ pub const GOALS: &[Goal] = &[
     ),
     g(
         "apmap_100k",
-        "`#[apmap]`, 100,000 tasks of a 10 ms sleep, time vs tokio `JoinSet`",
+        "`#[apmap]`, 100,000 tasks of a 10 ms sleep, all allowed in flight, time vs tokio `JoinSet`",
         Limit::AtMost(1.2),
         "×",
         "async_dispatch",
