@@ -281,7 +281,9 @@ async fn run_job<T, O, R, E, G, Fut>(
         let future = CatchPanic(future);
         match call.timeout {
             None => future.await.map(Ok),
-            Some(after) => match tokio::time::timeout(after, future).await {
+            // Boxed: a timer is a large part of a task, which every task would carry
+            // (and copy as it is spawned) whether or not its pool has a timeout.
+            Some(after) => match Box::pin(tokio::time::timeout(after, future)).await {
                 Ok(outcome) => outcome.map(Ok),
                 Err(_elapsed) => Ok(Err(after)),
             },
