@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The target directory (`CARGO_TARGET_DIR`, else the workspace's `target/`).
 pub fn target_dir() -> PathBuf {
@@ -291,7 +291,7 @@ pub const GOALS: &[Goal] = &[
     ),
     g(
         "apmap_100k",
-        "`#[apmap]`, 100,000 tasks of a 10 ms sleep, time vs tokio `JoinSet`",
+        "`#[apmap]`, 100,000 tasks of a 10 ms sleep, all allowed in flight, time vs tokio `JoinSet`",
         Limit::AtMost(1.2),
         "×",
         "async_dispatch",
@@ -441,4 +441,139 @@ pub fn record(fields: &[&str]) {
             eprintln!("cannot record bench results: {err}");
         }
     }
+}
+
+/// Two contenders timed call by call, in turn: what [`in_turn`] measured, in ns per call.
+///
+/// Criterion times one function after the other, so on a shared machine the load of the
+/// moment, and which pool ran last (its threads awake, its memory warm), set a ratio as
+/// much as the work does. Taken in turn, each call of one side has a call of the other
+/// within a few milliseconds of it, under the same load.
+pub struct Paired {
+    pub ours: Vec<f64>,
+    pub peer: Vec<f64>,
+}
+
+impl Paired {
+    /// Nothing measured yet (for a `static`).
+    pub const NONE: Paired = Paired {
+        ours: Vec::new(),
+        peer: Vec::new(),
+    };
+}
+
+fn median(times: &[f64]) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+impl Paired {
+    /// The median time of one call of ours.
+    pub fn ours_median(&self) -> f64 {
+        median(&self.ours)
+    }
+
+    /// The median time of one call of the peer.
+    pub fn peer_median(&self) -> f64 {
+        median(&self.peer)
+    }
+
+    /// Ours over the peer: the ratio of the medians.
+    pub fn ratio(&self) -> f64 {
+        self.ours_median() / self.peer_median()
+    }
+
+    /// The median of the ratios of each pair of calls (run back to back).
+    pub fn pair_ratio(&self) -> f64 {
+        let ratios: Vec<f64> = self
+            .ours
+            .iter()
+            .zip(&self.peer)
+            .map(|(ours, peer)| ours / peer)
+            .collect();
+        median(&ratios)
+    }
+
+    /// One line: both medians and totals, and both ratios.
+    pub fn describe(&self, ours: &str, peer: &str) -> String {
+        let total = |times: &[f64]| times.iter().sum::<f64>() / 1e6;
+        format!(
+            "{} calls each in turn: {ours} median {:.3} ms (total {:.0} ms), {peer} median \
+             {:.3} ms (total {:.0} ms); ratio of medians {:.3}, median pair ratio {:.3}",
+            self.ours.len(),
+            self.ours_median() / 1e6,
+            total(&self.ours),
+            self.peer_median() / 1e6,
+            total(&self.peer),
+            self.ratio(),
+            self.pair_ratio()
+        )
+    }
+}
+
+/// Runs `iters` pairs of calls, `ours` and `peer` in turn, for a criterion function's
+/// `iter_custom`: adds both times of each pair to `stash` and returns the time of ours.
+/// Every call gets a fresh input from `setup` (untimed), and its output is dropped after
+/// the clock stops. Which side goes first alternates from pair to pair, so neither always
+/// runs right after the other (on threads the other just left, or memory it just freed).
+pub fn in_turn<I, A, B>(
+    stash: &Mutex<Paired>,
+    iters: u64,
+    mut setup: impl FnMut() -> I,
+    mut ours: impl FnMut(I) -> A,
+    mut peer: impl FnMut(I) -> B,
+) -> Duration {
+    use std::hint::black_box;
+    let mut stash = stash.lock().unwrap_or_else(|poison| poison.into_inner());
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let first = stash.ours.len() % 2;
+        for side in [first, 1 - first] {
+            let input = setup();
+            let start = Instant::now();
+            if side == 0 {
+                let out = black_box(ours(input));
+                let took = start.elapsed();
+                drop(out);
+                total += took;
+                stash.ours.push(took.as_nanos() as f64);
+            } else {
+                let out = black_box(peer(input));
+                let took = start.elapsed();
+                drop(out);
+                stash.peer.push(took.as_nanos() as f64);
+            }
+        }
+    }
+    total
+}
+
+/// Prints an [`in_turn`] measurement of `group` and records its median pair ratio as goal
+/// `id` (`ours / peer`): each pair ran back to back, under the same load, so the load's
+/// drift over the run cancels out (the ratio of the medians does not cancel it).
+pub fn goal_paired(id: &str, group: &str, ours: &str, peer: &str, measured: &Paired) {
+    if measured.ours.is_empty() {
+        return println!("  goal {id}: {ours} and {peer} of {group} were not run in turn");
+    }
+    let detail = measured.describe(ours, peer);
+    println!("\n{group}, {detail}");
+    record(&[
+        "ratio",
+        group,
+        &format!("{ours} (in turn)"),
+        &format!("{peer} (in turn)"),
+        &format!("{}", measured.pair_ratio()),
+        &match goal_of(id).limit {
+            Limit::AtMost(x) => format!("<= {x}"),
+            Limit::AtLeast(x) => format!(">= {x}"),
+        },
+        &detail,
+    ]);
+    goal(id, measured.pair_ratio(), &detail);
 }

@@ -1189,7 +1189,13 @@ impl AsyncMultiPool {
                     reply,
                 )
             },
-            usize::MAX,
+            // Twice what the workers may run at once: the queue keeps them busy between
+            // two refills, and only that many jobs exist at a time, however many items
+            // (all of them at once made 10^7 trivial items cost 20% more each than 10^4:
+            // a gigabyte of queued jobs, each read back from memory cold).
+            self.nodes
+                .saturating_mul(self.concurrency)
+                .saturating_mul(2),
             false,
         )
         .with_progress(self.progress);
