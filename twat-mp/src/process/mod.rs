@@ -12,6 +12,7 @@
 
 pub(crate) mod attribute;
 mod call;
+pub(crate) mod dispatch;
 #[cfg(test)]
 mod frame_fuzz;
 pub(crate) mod remote;
