@@ -222,6 +222,13 @@ impl<B, S: Interrupt> Dispatch<B, S> {
         }
     }
 
+    /// Whether the call of `cancel` was stopped or the pool is terminating: a slot looks
+    /// before it starts a worker for the call, after [`serve`](Self::serve), so that a stop
+    /// either finds it serving or is seen here.
+    pub(crate) fn stopping(&self, cancel: &Cancel) -> bool {
+        cancel.is_set() || self.terminating()
+    }
+
     pub(crate) fn terminating(&self) -> bool {
         lock(&self.queue).state == State::Terminating
     }

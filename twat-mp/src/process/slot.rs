@@ -727,7 +727,7 @@ impl Slot {
         let timeout = self.shared.timeout;
         let mut careful = timeout.is_some();
         while batch.delivered < batch.count() {
-            let stopped = batch.link.cancel.is_set() || self.shared.terminating();
+            let stopped = self.shared.dispatch.stopping(&batch.link.cancel);
             let broken = if stopped { None } else { self.shared.broken() };
             if sent && (stopped || broken.is_some()) {
                 // The worker would answer it as if it were the next batch's.
