@@ -6,12 +6,14 @@
 //! | `remote` | what crosses: [`CrossProcess`], [`CrossProcessError`], functions as adapters around a function pointer, result records |
 //! | `worker` | the worker process: entered before `main`, serves jobs |
 //! | `slot` | the parent side of each worker: start, send, receive, replace, reap |
+//! | `dispatch` | what the slot threads and the calls share: the queue of batches, and what stops a slot's worker (checked with loom, see `model_checks`) |
 //! | `call` | one call on the caller's side: batching, windows, decoding, ordering; the lazy calls' input comes from the engine's `Feed` |
 //! | `attribute` | what `#[pmap(process)]` and friends call |
 //! | `unsafe_code` | every `unsafe` of the crate (the only module where the compiler allows it), a leaf: pre-`main` entry, functions by their place in the code, two system calls, the steps of std's start-up a worker takes itself (SIGPIPE, the stack overflow handler) |
 
 pub(crate) mod attribute;
 mod call;
+pub(crate) mod dispatch;
 #[cfg(test)]
 mod frame_fuzz;
 pub(crate) mod remote;

@@ -34,11 +34,13 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+pub(crate) use super::dispatch::Cancel;
+use super::dispatch::{self, Dispatch};
 use super::remote::StateSpec;
 use super::unsafe_code::{EntryOffset, code_range};
 use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key, TIMED};
@@ -83,10 +85,8 @@ pub(crate) struct Slots {
     /// A progress bar per call (feature `progress`).
     pub(crate) progress: bool,
     key: Key,
-    queue: Mutex<Queue>,
-    work: Condvar,
-    /// What other threads need of each slot to stop its worker.
-    states: Vec<Mutex<SlotState>>,
+    /// The queue of batches, and what stops each slot's worker.
+    dispatch: Dispatch<Batch, UnixStream>,
     /// Per function fingerprint, the last measured cost of one item in nanoseconds: a new
     /// call of the same function starts with batches of the right size.
     costs: Mutex<HashMap<u64, u64>>,
@@ -98,56 +98,12 @@ pub(crate) struct Slots {
     pub(crate) time_items: bool,
 }
 
-struct Queue {
-    batches: VecDeque<Batch>,
-    state: State,
-    /// Counts the calls with a per-call state that ended: a slot whose worker holds
-    /// states looks at it to drop theirs at once, even when no other work comes.
-    ended: u64,
-    /// Slot threads waiting for work: a batch queued while none waits wakes nobody (a
-    /// system call less per batch while the slots are busy).
-    waiting: usize,
-}
-
 /// What a slot thread does next.
-pub(crate) enum Next {
-    Batch(Batch),
-    /// A call with a per-call state ended: tell the worker to drop the states it holds
-    /// for calls that ended.
-    Forget,
-}
+pub(crate) type Next = dispatch::Next<Batch>;
 
 /// What [`Slots::poll_batch`] found.
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-pub(crate) enum Polled {
-    Next(Next),
-    /// Nothing within the time given.
-    Nothing,
-    /// The pool is closing with nothing queued, or terminating.
-    Over,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Running,
-    /// Finish what is queued, then stop the workers.
-    Closing,
-    /// Stop now: queued work is cancelled and the workers are killed.
-    Terminating,
-}
-
-/// What other threads need of one slot to stop its worker (a call stopped, the pool
-/// terminating): shutting the worker's socket down wakes the slot thread blocked reading
-/// it, which then kills the worker.
-#[derive(Default)]
-struct SlotState {
-    /// The current worker's socket.
-    socket: Option<UnixStream>,
-    /// The call whose items the slot's worker is running, while some are unanswered.
-    serving: Option<Arc<Cancel>>,
-    /// The worker was stopped for that call: it is killed and replaced after the batch.
-    stopped: bool,
-}
+pub(crate) type Polled = dispatch::Polled<Batch>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -170,14 +126,7 @@ impl Slots {
             broken: Mutex::new(None),
             progress: false,
             key: Key::random(),
-            queue: Mutex::new(Queue {
-                batches: VecDeque::new(),
-                state: State::Running,
-                ended: 0,
-                waiting: 0,
-            }),
-            work: Condvar::new(),
-            states: (0..nodes).map(|_| Mutex::default()).collect(),
+            dispatch: Dispatch::new(nodes),
             costs: Mutex::new(HashMap::new()),
             insights: None,
             time_items: false,
@@ -199,51 +148,19 @@ impl Slots {
     /// Queues `batches` (taking them), in their order, with one lock of the queue; a pool
     /// that is stopping cancels them instead.
     pub(crate) fn submit(&self, batches: &mut Vec<Batch>) {
-        if batches.is_empty() {
-            return;
-        }
-        let mut queue = lock(&self.queue);
-        if queue.state == State::Running {
-            let count = batches.len();
-            queue.batches.extend(batches.drain(..));
-            let wake = queue.waiting.min(count);
-            drop(queue);
-            for _ in 0..wake {
-                self.work.notify_one();
-            }
-        } else {
-            drop(queue);
-            batches.clear();
-        }
+        self.dispatch.submit(batches);
     }
 
     /// Puts batches back at the front of the queue, in their order: they were sent ahead to
     /// a worker that is gone before it began them. A pool that is terminating cancels them.
     fn requeue(&self, batches: impl DoubleEndedIterator<Item = Batch>) {
-        let mut queue = lock(&self.queue);
-        if queue.state == State::Terminating {
-            drop(queue);
-            batches.for_each(drop);
-            return;
-        }
-        for batch in batches.rev() {
-            queue.batches.push_front(batch);
-        }
-        drop(queue);
-        self.work.notify_all();
+        self.dispatch.requeue(batches);
     }
 
     /// The batch at the front of the queue, if it is of the call of `link` and `fits`.
     fn take_if(&self, link: &Arc<CallLink>, fits: impl FnOnce(&Batch) -> bool) -> Option<Batch> {
-        let mut queue = lock(&self.queue);
-        if queue.state == State::Terminating {
-            return None;
-        }
-        let front = queue.batches.front()?;
-        if !Arc::ptr_eq(&front.link, link) || !fits(front) {
-            return None;
-        }
-        queue.batches.pop_front()
+        self.dispatch
+            .take_if(|front| Arc::ptr_eq(&front.link, link) && fits(front))
     }
 
     /// The next batch, or [`Next::Forget`] when `holding` (the worker holds states of
@@ -264,44 +181,7 @@ impl Slots {
         holding: bool,
         wait: Option<Duration>,
     ) -> Polled {
-        let deadline = wait.map(|wait| Instant::now() + wait);
-        let mut queue = lock(&self.queue);
-        loop {
-            if queue.state == State::Terminating {
-                return Polled::Over;
-            }
-            if let Some(batch) = queue.batches.pop_front() {
-                return Polled::Next(Next::Batch(batch));
-            }
-            if holding && queue.ended != *seen {
-                *seen = queue.ended;
-                return Polled::Next(Next::Forget);
-            }
-            if queue.state == State::Closing {
-                return Polled::Over;
-            }
-            let left = match deadline {
-                None => None,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Polled::Nothing;
-                    }
-                    Some(left)
-                }
-            };
-            queue.waiting += 1;
-            queue = match left {
-                None => self.work.wait(queue).unwrap_or_else(|p| p.into_inner()),
-                Some(left) => {
-                    self.work
-                        .wait_timeout(queue, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
-            };
-            queue.waiting -= 1;
-        }
+        self.dispatch.poll(seen, holding, wait)
     }
 
     /// The key this pool's jobs are tagged with (sent to its workers in `HELLO`).
@@ -311,61 +191,30 @@ impl Slots {
     }
 
     fn terminating(&self) -> bool {
-        lock(&self.queue).state == State::Terminating
+        self.dispatch.terminating()
     }
 
     /// Lets the slots finish the queue, then stop their workers.
     pub(crate) fn close(&self) {
-        let mut queue = lock(&self.queue);
-        if queue.state == State::Running {
-            queue.state = State::Closing;
-        }
-        drop(queue);
-        self.work.notify_all();
+        self.dispatch.close();
     }
 
     /// Cancels all queued work and kills every worker now.
     pub(crate) fn terminate(&self) {
-        let cancelled = {
-            let mut queue = lock(&self.queue);
-            queue.state = State::Terminating;
-            std::mem::take(&mut queue.batches)
-        };
-        drop(cancelled);
-        self.work.notify_all();
-        for state in &self.states {
-            if let Some(socket) = lock(state).socket.as_ref() {
-                // Wakes the slot thread blocked reading it; it then kills its worker.
-                let _ = socket.shutdown(std::net::Shutdown::Both);
-            }
-        }
+        self.dispatch.terminate();
     }
 
     /// Stops the call of `cancel`: its batches still queued are skipped, and every worker
     /// running one of its items is killed (and replaced when work next needs one). Items
     /// that never answer come back as [`Delivery::Cancelled`].
     pub(crate) fn stop_call(&self, cancel: &Arc<Cancel>) {
-        cancel.set();
-        for state in &self.states {
-            let mut state = lock(state);
-            if state
-                .serving
-                .as_ref()
-                .is_some_and(|serving| Arc::ptr_eq(serving, cancel))
-            {
-                state.stopped = true;
-                if let Some(socket) = state.socket.as_ref() {
-                    let _ = socket.shutdown(std::net::Shutdown::Both);
-                }
-            }
-        }
+        self.dispatch.stop_call(cancel);
     }
 
     /// A call with a per-call state ended: the slots whose workers hold states drop the
     /// ones of calls that ended, now rather than when they next get work.
     fn call_ended(&self) {
-        lock(&self.queue).ended += 1;
-        self.work.notify_all();
+        self.dispatch.call_ended();
     }
 
     /// How the initializer failed, once one did: the pool runs nothing more.
@@ -461,20 +310,6 @@ impl Stopper {
     #[cfg_attr(not(feature = "aio"), allow(dead_code))]
     pub(crate) fn stop(&self) {
         self.shared.stop_call(&self.cancel);
-    }
-}
-
-/// Whether a call was stopped; also what names the call to [`Slots::stop_call`].
-#[derive(Debug, Default)]
-pub(crate) struct Cancel(AtomicBool);
-
-impl Cancel {
-    fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub(crate) fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -917,10 +752,6 @@ impl Slot {
         self.shared.debug
     }
 
-    fn state(&self) -> MutexGuard<'_, SlotState> {
-        lock(&self.shared.states[self.index])
-    }
-
     /// What a failure names as its worker: this slot, and its worker process if any.
     fn ran_by(&self) -> (Option<usize>, Option<u32>) {
         (Some(self.index), self.worker.as_ref().map(|w| w.pid))
@@ -929,9 +760,7 @@ impl Slot {
     /// Marks the slot as running items of the call of `cancel` (`None`: of no call any
     /// more); returns whether its worker was stopped meanwhile.
     fn serve(&self, cancel: Option<&Arc<Cancel>>) -> bool {
-        let mut state = self.state();
-        state.serving = cancel.cloned();
-        std::mem::take(&mut state.stopped)
+        self.shared.dispatch.serve(self.index, cancel)
     }
 
     /// Runs `batch` to its end, on this slot's worker (replaced as needed); `sent`: its job
@@ -940,7 +769,7 @@ impl Slot {
         let timeout = self.shared.timeout;
         let mut careful = timeout.is_some();
         while batch.delivered < batch.count() {
-            let stopped = batch.link.cancel.is_set() || self.shared.terminating();
+            let stopped = self.shared.dispatch.stopping(&batch.link.cancel);
             let broken = if stopped { None } else { self.shared.broken() };
             if sent && (stopped || broken.is_some()) {
                 // The worker would answer it as if it were the next batch's.
@@ -1305,7 +1134,7 @@ impl Slot {
                     if count == batch.count() - batch.delivered && self.ahead.is_empty() {
                         // The call has every answer once it gets these: it no longer
                         // needs this worker stopped, whatever it decides.
-                        lock(&self.shared.states[slot]).serving = None;
+                        self.shared.dispatch.release(slot);
                     }
                     self.outbox.hold(
                         &batch.link,
@@ -1395,13 +1224,8 @@ impl Slot {
                 return Err(err);
             }
         };
-        let mut state = self.state();
-        if state.stopped || self.shared.terminating() {
-            // `stop_call` or `terminate` ran before the socket was published.
-            let _ = ours.shutdown(std::net::Shutdown::Both);
-        }
-        state.socket = Some(wake);
-        drop(state);
+        // Shut at once if `stop_call` or `terminate` ran before it was published.
+        self.shared.dispatch.publish(self.index, wake);
         event!(
             self.debug(),
             worker = self.index,
@@ -1455,7 +1279,7 @@ impl Slot {
         let Some(mut worker) = self.worker.take() else {
             return "was not running".into();
         };
-        self.state().socket = None;
+        self.shared.dispatch.withdraw(self.index);
         // A worker that already died keeps its exit status: killing a zombie changes nothing.
         let _ = worker.child.kill();
         let status = describe(worker.child.wait());
@@ -1474,7 +1298,7 @@ impl Slot {
         let Some(mut worker) = self.worker.take() else {
             return;
         };
-        self.state().socket = None;
+        self.shared.dispatch.withdraw(self.index);
         let _ = worker.writer.shutdown(std::net::Shutdown::Write);
         let deadline = Instant::now() + EXIT_GRACE;
         let mut pause = Duration::from_micros(50);

@@ -26,9 +26,9 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt;
 use std::iter::FusedIterator;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use crate::engine::feed::{Feed, READ_AHEAD, Take};
@@ -36,6 +36,8 @@ use crate::engine::item::{CancelFlag, ItemFailure, Outcome};
 use crate::engine::order::Counts;
 use crate::engine::progress::Progress;
 use crate::error::WorkerError;
+use crate::sync::mpsc::{self, Receiver, Sender};
+use crate::sync::{AtomicUsize, Mutex, MutexGuard};
 
 /// How long a job of the adaptive chunk size aims to take: long against the few
 /// microseconds a job costs to start and end (so trivial items pay next to nothing for
@@ -55,7 +57,7 @@ type Published<R, E> = Result<R, Box<ItemFailure<E>>>;
 
 /// What reaches the consumer of a lazy map, on one channel: it waits in one place for
 /// results and for input.
-enum Message {
+pub(crate) enum Message {
     /// The feed has the items the map asked for, or the input has ended; or the time to
     /// look at the feed again has come.
     Input,
@@ -66,7 +68,7 @@ enum Message {
 }
 
 /// What a job and the consumer share.
-struct JobShared<T, R, E> {
+pub(crate) struct JobShared<T, R, E> {
     state: Mutex<JobState<T, R, E>>,
     /// How many outcomes the job published in all: what the consumer looks at, without
     /// the lock, for a moment before it asks to be woken.
@@ -82,7 +84,7 @@ struct JobState<T, R, E> {
     hungry: bool,
 }
 
-type Shared<T, R, E> = Arc<JobShared<T, R, E>>;
+pub(crate) type Shared<T, R, E> = Arc<JobShared<T, R, E>>;
 
 fn lock<T, R, E>(shared: &Shared<T, R, E>) -> MutexGuard<'_, JobState<T, R, E>> {
     // Nothing panics while holding the lock; a poisoned lock still holds good data.
@@ -111,6 +113,141 @@ impl<T, R, E> Job<T, R, E> {
     /// Whether the job published an outcome the consumer has not taken.
     fn has_published(&self) -> bool {
         self.shared.published.load(Ordering::Relaxed) > self.taken
+    }
+}
+
+/// The consumer's side of the jobs of one map: the jobs whose outcomes are not all taken
+/// and the outcomes taken from them, all that the consumer does with the state it shares
+/// with the jobs ([`JobShared`]). Apart from the pool and the input, so that the loom
+/// model checks (`model_checks`) drive it, and [`run_job`], on loom's threads.
+pub(crate) struct Jobs<T, R, E> {
+    /// The jobs whose outcomes are not all taken, in input order.
+    jobs: VecDeque<Job<T, R, E>>,
+    /// Outcomes taken from the jobs, in the order they are handed over.
+    ready: VecDeque<Published<R, E>>,
+    /// An empty buffer that changes place with a job's outcomes.
+    spare: Vec<Published<R, E>>,
+    /// Outcomes are handed over in input order (`imap`), else as they come (`uimap`).
+    ordered: bool,
+}
+
+impl<T, R, E> Jobs<T, R, E> {
+    pub(crate) fn new(ordered: bool) -> Self {
+        Jobs {
+            jobs: VecDeque::new(),
+            ready: VecDeque::new(),
+            spare: Vec::new(),
+            ordered,
+        }
+    }
+
+    /// How many jobs have outcomes not all taken.
+    pub(crate) fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Records a job of `items`, the first at index `first`, at `at` in input order;
+    /// returns what its thread shares with the consumer.
+    pub(crate) fn add(&mut self, at: usize, first: usize, items: VecDeque<T>) -> Shared<T, R, E> {
+        let end = first + items.len();
+        let shared = Arc::new(JobShared {
+            state: Mutex::new(JobState {
+                pending: items,
+                outcomes: Vec::new(),
+                hungry: false,
+            }),
+            published: AtomicUsize::new(0),
+        });
+        self.jobs.insert(
+            at,
+            Job {
+                shared: Arc::clone(&shared),
+                first,
+                end,
+                taken: 0,
+            },
+        );
+        shared
+    }
+
+    /// Takes the later half of the items not started of the job that has the most, for
+    /// a job of their own: where to record it, its first index, and its items; `None`
+    /// when no job has any.
+    pub(crate) fn steal(&mut self) -> Option<(usize, usize, VecDeque<T>)> {
+        let mut victim = None;
+        let mut most = 0;
+        for (at, job) in self.jobs.iter().enumerate() {
+            let pending = lock(&job.shared).pending.len();
+            if pending > most {
+                (victim, most) = (Some(at), pending);
+            }
+        }
+        let at = victim?;
+        let stolen = {
+            let mut state = lock(&self.jobs[at].shared);
+            let pending = state.pending.len();
+            if pending == 0 {
+                return None;
+            }
+            state.pending.split_off(pending / 2)
+        };
+        let job = &mut self.jobs[at];
+        job.end -= stolen.len();
+        Some((at + 1, job.end, stolen))
+    }
+
+    /// Moves the outcomes the jobs published to `ready`, in the order they are handed
+    /// over: in input order only the first jobs' outcomes, up to one still missing. When
+    /// there is none, marks the jobs whose next outcome would do as waited for, so that
+    /// their threads wake the consumer; `false` then.
+    pub(crate) fn collect(&mut self) -> bool {
+        if self.take_published(false) {
+            return true;
+        }
+        self.take_published(true)
+    }
+
+    /// One pass of [`collect`](Self::collect); `hungry`: mark what is empty as waited for.
+    fn take_published(&mut self, hungry: bool) -> bool {
+        let mut at = 0;
+        let mut found = false;
+        while at < self.jobs.len() {
+            let job = &mut self.jobs[at];
+            {
+                let mut state = lock(&job.shared);
+                state.hungry = hungry && state.outcomes.is_empty();
+                std::mem::swap(&mut state.outcomes, &mut self.spare);
+            }
+            let count = self.spare.len();
+            job.taken += count;
+            found |= count > 0;
+            self.ready.extend(self.spare.drain(..));
+            if job.is_taken() {
+                self.jobs.remove(at);
+                continue;
+            }
+            if self.ordered {
+                // Its next outcome is the one missing: nothing later may be handed over.
+                break;
+            }
+            at += 1;
+        }
+        found
+    }
+
+    /// Whether a job published an outcome that the consumer could hand over and has not
+    /// taken: a look without the locks, for a moment before it asks to be woken.
+    pub(crate) fn has_published(&self) -> bool {
+        if self.ordered {
+            self.jobs.front().is_some_and(Job::has_published)
+        } else {
+            self.jobs.iter().any(Job::has_published)
+        }
+    }
+
+    /// The next outcome to hand over, of those taken.
+    pub(crate) fn next_ready(&mut self) -> Option<Published<R, E>> {
+        self.ready.pop_front()
     }
 }
 
@@ -175,25 +312,20 @@ struct Lazy<'pool, T, F, R, E> {
     messages: Receiver<Message>,
     cancel: Arc<CancelFlag>,
     window: Counts,
-    ordered: bool,
     /// Items per job: fixed by the pool's `chunksize`, else adapted to the items' cost.
     chunk: usize,
     adaptive: bool,
     /// The least allowance worth granting the feeder between waits: half the window, so
     /// that it pulls in runs rather than an item at a time.
     step: usize,
-    /// The jobs whose outcomes are not all taken, in input order.
-    jobs: VecDeque<Job<T, R, E>>,
+    /// The jobs whose outcomes are not all taken, and the outcomes taken from them.
+    jobs: Jobs<T, R, E>,
     /// Jobs started whose thread has not ended them.
     working: usize,
     /// A job ended since the last look for items to steal.
     may_steal: bool,
     nodes: usize,
     input_done: bool,
-    /// Outcomes taken from the jobs, in the order they are handed over.
-    ready: VecDeque<Published<R, E>>,
-    /// An empty buffer that changes place with a job's outcomes.
-    spare: Vec<Published<R, E>>,
     /// When to look at the feed again even if no message comes: a short chunk's patience.
     look_again: Option<Instant>,
     /// The call's progress bar, fed each outcome handed over; ends with the map.
@@ -241,17 +373,14 @@ where
             messages,
             cancel: Arc::default(),
             window: Counts::new(limit, ordered),
-            ordered,
             chunk,
             adaptive,
             step: (limit / 2).max(1),
-            jobs: VecDeque::new(),
+            jobs: Jobs::new(ordered),
             working: 0,
             may_steal: false,
             nodes,
             input_done: false,
-            ready: VecDeque::new(),
-            spare: Vec::new(),
             look_again: None,
             progress,
         };
@@ -292,24 +421,7 @@ where
 
     /// Starts a job of `items`, the first at index `first`, recorded at `at` in `jobs`.
     fn spawn(&mut self, at: usize, first: usize, items: VecDeque<T>) {
-        let end = first + items.len();
-        let shared = Arc::new(JobShared {
-            state: Mutex::new(JobState {
-                pending: items,
-                outcomes: Vec::new(),
-                hungry: false,
-            }),
-            published: AtomicUsize::new(0),
-        });
-        self.jobs.insert(
-            at,
-            Job {
-                shared: Arc::clone(&shared),
-                first,
-                end,
-                taken: 0,
-            },
-        );
+        let shared = self.jobs.add(at, first, items);
         self.working += 1;
         let (run, sender, cancel) = (
             Arc::clone(&self.run),
@@ -323,29 +435,10 @@ where
     /// Gives an idle thread the later half of the items not started of the job that has
     /// the most; `false` when no job has any.
     fn steal(&mut self) -> bool {
-        let mut victim = None;
-        let mut most = 0;
-        for (at, job) in self.jobs.iter().enumerate() {
-            let pending = lock(&job.shared).pending.len();
-            if pending > most {
-                (victim, most) = (Some(at), pending);
-            }
-        }
-        let Some(at) = victim else {
+        let Some((at, first, stolen)) = self.jobs.steal() else {
             return false;
         };
-        let stolen = {
-            let mut state = lock(&self.jobs[at].shared);
-            let pending = state.pending.len();
-            if pending == 0 {
-                return false;
-            }
-            state.pending.split_off(pending / 2)
-        };
-        let job = &mut self.jobs[at];
-        job.end -= stolen.len();
-        let first = job.end;
-        self.spawn(at + 1, first, stolen);
+        self.spawn(at, first, stolen);
         true
     }
 
@@ -355,56 +448,12 @@ where
         self.window.allowance() + self.chunk - 1
     }
 
-    /// Moves the outcomes the jobs published to `ready`, in the order they are handed
-    /// over: in input order only the first jobs' outcomes, up to one still missing. When
-    /// there is none, marks the jobs whose next outcome would do as waited for, so that
-    /// their threads wake the consumer; `false` then.
-    fn collect(&mut self) -> bool {
-        if self.take_published(false) {
-            return true;
-        }
-        self.take_published(true)
-    }
-
-    /// One pass of [`collect`](Self::collect); `hungry`: mark what is empty as waited for.
-    fn take_published(&mut self, hungry: bool) -> bool {
-        let mut at = 0;
-        let mut found = false;
-        while at < self.jobs.len() {
-            let job = &mut self.jobs[at];
-            {
-                let mut state = lock(&job.shared);
-                state.hungry = hungry && state.outcomes.is_empty();
-                std::mem::swap(&mut state.outcomes, &mut self.spare);
-            }
-            let count = self.spare.len();
-            job.taken += count;
-            found |= count > 0;
-            self.ready.extend(self.spare.drain(..));
-            if job.is_taken() {
-                self.jobs.remove(at);
-                continue;
-            }
-            if self.ordered {
-                // Its next outcome is the one missing: nothing later may be handed over.
-                break;
-            }
-            at += 1;
-        }
-        found
-    }
-
     /// Yields the core a few times while no outcome the consumer could hand over was
     /// published and no message came; `true` once one is there (a message is handled).
     fn spin(&mut self) -> bool {
         for _ in 0..SPINS {
             std::thread::yield_now();
-            let published = if self.ordered {
-                self.jobs.front().is_some_and(Job::has_published)
-            } else {
-                self.jobs.iter().any(Job::has_published)
-            };
-            if published {
+            if self.jobs.has_published() {
                 return true;
             }
             if let Ok(message) = self.messages.try_recv() {
@@ -504,7 +553,7 @@ where
     fn next_outcome(&mut self) -> Option<Outcome<R, E>> {
         loop {
             self.start_jobs();
-            if let Some(outcome) = self.ready.pop_front() {
+            if let Some(outcome) = self.jobs.next_ready() {
                 // Counted as finished only now: in completion order the window bounds
                 // the items not handed over, as the outcomes taken early wait here.
                 self.window.finish(1);
@@ -522,7 +571,7 @@ where
             if self.drain_messages() {
                 continue;
             }
-            if self.collect() || self.spin() {
+            if self.jobs.collect() || self.spin() {
                 continue;
             }
             if self.input_done && self.window.running() == 0 {
@@ -551,7 +600,7 @@ impl<T, F, R, E> Drop for Lazy<'_, T, F, R, E> {
 /// A job on a pool thread: runs the items of `shared` from the front, the first at index
 /// `first`, publishing each outcome as it ends, until none is left (or the map was
 /// dropped); then says how long it took.
-fn run_job<T, R, E, F>(
+pub(crate) fn run_job<T, R, E, F>(
     shared: &Shared<T, R, E>,
     first: usize,
     run: &F,

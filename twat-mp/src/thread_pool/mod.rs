@@ -7,7 +7,7 @@
 //! | `attribute` | what `#[pmap]`, `#[imap]` and `#[amap]` call |
 
 pub(crate) mod attribute;
-mod lazy;
+pub(crate) mod lazy;
 
 use std::convert::Infallible;
 use std::fmt;
