@@ -36,7 +36,7 @@
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::OnceLock;
 
 pub(crate) use super::unsafe_code::Key;
@@ -205,13 +205,28 @@ pub(crate) fn write_bounded<T: serde::Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), Unencodable> {
+    write_limited(value, out, None)
+}
+
+/// [`write_bounded`]; with `large`, it stops at the first piece of [`LARGE`] bytes or
+/// more instead, sets `large` and leaves `out` as it was (an `Ok`).
+fn write_limited<T: serde::Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+    mut large: Option<&mut bool>,
+) -> Result<(), Unencodable> {
     let mark = out.len();
     let bounded = Bounded {
         out,
         end: mark + MAX_ITEM,
+        large: large.as_deref_mut(),
     };
     match postcard::serialize_with_flavor(value, bounded) {
         Ok(()) => Ok(()),
+        Err(_) if large.is_some_and(|large| *large) => {
+            out.truncate(mark);
+            Ok(())
+        }
         Err(err) => {
             out.truncate(mark);
             // Only `Bounded` reports a full buffer (a `Serialize` impl's own errors are
@@ -274,6 +289,290 @@ pub(crate) fn take_item<T: serde::de::DeserializeOwned + 'static>(
     postcard::take_from_bytes(bytes)
 }
 
+/// From this many bytes on, a byte string in an item or a result is not copied through a
+/// frame buffer on its way: a fresh buffer of that size costs its page faults, more than
+/// the copy itself (a 64 MiB item crossed at 400 MB/s each way with three such buffers a
+/// side). Below it, copying is cheaper than the extra system calls.
+pub(crate) const LARGE: usize = 1 << 20;
+
+/// The `Vec<u8>` that `value` is, if it is one.
+fn as_byte_vec<T: 'static>(value: &T) -> Option<&Vec<u8>> {
+    if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+        (value as &dyn Any).downcast_ref::<Vec<u8>>()
+    } else {
+        None
+    }
+}
+
+/// [`write_item`] for an item the caller gives away, into an empty `out`: a large
+/// `Vec<u8>` becomes `out` itself, its bytes moved up in place by the few bytes of its
+/// length (growing a large block remaps its pages, so no fresh memory is touched and
+/// nothing is copied twice). Anything else is written as [`write_item`] writes it.
+pub(crate) fn write_item_owned<T: serde::Serialize + 'static>(
+    value: T,
+    out: &mut Vec<u8>,
+) -> Result<(), Unencodable> {
+    let large = out.is_empty()
+        && as_byte_vec(&value).is_some_and(|bytes| {
+            bytes.len() >= LARGE && bytes.len() + 10 <= MAX_ITEM
+        });
+    let mut value = Some(value);
+    if large {
+        let bytes = (&mut value as &mut dyn Any)
+            .downcast_mut::<Option<Vec<u8>>>()
+            .and_then(Option::take);
+        if let Some(mut bytes) = bytes {
+            let mut prefix = [0_u8; 10];
+            let prefix = varint(bytes.len() as u64, &mut prefix);
+            let len = bytes.len();
+            bytes.reserve_exact(prefix.len());
+            bytes.resize(len + prefix.len(), 0);
+            bytes.copy_within(..len, prefix.len());
+            bytes[..prefix.len()].copy_from_slice(prefix);
+            *out = bytes;
+            return Ok(());
+        }
+    }
+    match &value {
+        Some(value) => write_item(value, out),
+        None => Ok(()),
+    }
+}
+
+/// [`write_item`], unless `value` holds a large byte string (a piece of [`LARGE`] bytes or
+/// more): then `Ok(false)`, `out` as it was, and the caller sends it with
+/// [`stream_item`], which writes that piece from the value itself.
+pub(crate) fn write_item_unless_large<T: serde::Serialize + 'static>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<bool, Unencodable> {
+    if let Some(bytes) = as_byte_vec(value) {
+        if bytes.len() >= LARGE && bytes.len() + 10 <= MAX_ITEM {
+            return Ok(false);
+        }
+        return write_item(value, out).map(|()| true);
+    }
+    let mut large = false;
+    write_limited(value, out, Some(&mut large))?;
+    Ok(!large)
+}
+
+/// How many bytes [`write_item`] would write for `value` (nothing is written).
+pub(crate) fn encoded_size<T: serde::Serialize + 'static>(
+    value: &T,
+) -> Result<usize, Unencodable> {
+    if let Some(bytes) = as_byte_vec(value) {
+        return Ok(varint(bytes.len() as u64, &mut [0; 10]).len() + bytes.len());
+    }
+    postcard::serialize_with_flavor(value, Counted(0)).map_err(Unencodable::Failed)
+}
+
+/// Writes `value`, which [`encoded_size`] measured at `size` bytes, after what `out`
+/// holds: small pieces are appended to `out`, a large one is written to `writer` straight
+/// from the value (after what `out` held, which is then cleared). What is left in `out`
+/// at the end is for the caller to write. A value that serializes to another length than
+/// it measured (a `Serialize` that is not deterministic) is an `InvalidData` error: the
+/// frame's length was already sent.
+pub(crate) fn stream_item<T: serde::Serialize + 'static>(
+    value: &T,
+    size: usize,
+    out: &mut Vec<u8>,
+    writer: &mut dyn Write,
+) -> io::Result<()> {
+    if let Some(bytes) = as_byte_vec(value) {
+        extend(out, varint(bytes.len() as u64, &mut [0; 10]));
+        writer.write_all(out)?;
+        out.clear();
+        return writer.write_all(bytes);
+    }
+    let mut failed = None;
+    let streamed = Streamed {
+        out,
+        writer,
+        left: size,
+        failed: &mut failed,
+    };
+    let result = postcard::serialize_with_flavor(value, streamed);
+    match (failed, result) {
+        (Some(err), _) => Err(err),
+        (None, Ok(0)) => Ok(()),
+        (None, _) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the value serialized to another length than it measured",
+        )),
+    }
+}
+
+/// postcard output that only counts its bytes.
+struct Counted(usize);
+
+impl postcard::ser_flavors::Flavor for Counted {
+    type Output = usize;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 += data.len();
+        Ok(())
+    }
+
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0)
+    }
+}
+
+/// postcard output of [`stream_item`]: its `Output` is how many of the measured bytes it
+/// did not get.
+struct Streamed<'a> {
+    out: &'a mut Vec<u8>,
+    writer: &'a mut dyn Write,
+    left: usize,
+    failed: &'a mut Option<io::Error>,
+}
+
+impl Streamed<'_> {
+    fn take(&mut self, n: usize) -> postcard::Result<()> {
+        match self.left.checked_sub(n) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => {
+                *self.failed = Some(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the value serialized to more bytes than it measured",
+                ));
+                Err(postcard::Error::SerializeBufferFull)
+            }
+        }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Streamed<'_> {
+    type Output = usize;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.take(data.len())?;
+        if data.len() < LARGE {
+            extend(self.out, data);
+            return Ok(());
+        }
+        let written = self
+            .writer
+            .write_all(self.out)
+            .and_then(|()| self.writer.write_all(data));
+        self.out.clear();
+        written.map_err(|err| {
+            *self.failed = Some(err);
+            postcard::Error::SerializeBufferFull
+        })
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.take(1)?;
+        self.out.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.left)
+    }
+}
+
+/// The value that ends `body` from `at` on, when it is a large byte string (of [`LARGE`]
+/// bytes or more) of a type that takes its bytes as one buffer: a `Vec<u8>`, or a type
+/// that asks serde for a byte buffer (`serde_bytes::ByteBuf`, `bytes::Bytes`, newtypes
+/// of them). It is taken out of `body` in place, its bytes moved down by the few before
+/// them, instead of copied into fresh memory (whose page faults cost more than the
+/// copy). `None`, with `body` untouched, for anything else: the caller decodes it as
+/// usual.
+pub(crate) fn take_large<T: serde::de::DeserializeOwned + 'static>(
+    body: &mut Vec<u8>,
+    at: usize,
+) -> Option<postcard::Result<T>> {
+    let (len, rest) = take_varint(body.get(at..)?)?;
+    if len < LARGE as u64 || rest.len() as u64 != len {
+        return None;
+    }
+    let start = body.len() - rest.len();
+    if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+        let mut value = Some(moved_down(body, start));
+        return (&mut value as &mut dyn Any)
+            .downcast_mut::<Option<T>>()
+            .and_then(Option::take)
+            .map(Ok);
+    }
+    let mut taker = Taker {
+        body,
+        start,
+        taken: false,
+    };
+    match T::deserialize(&mut taker) {
+        Ok(value) => Some(Ok(value)),
+        Err(_) if !taker.taken => None,
+        Err(err) => Some(Err(err)),
+    }
+}
+
+/// `body` from `start` on, in `body`'s own memory.
+fn moved_down(body: &mut Vec<u8>, start: usize) -> Vec<u8> {
+    let mut bytes = std::mem::take(body);
+    bytes.copy_within(start.., 0);
+    bytes.truncate(bytes.len() - start);
+    bytes
+}
+
+/// A deserializer that has one thing to give: the byte buffer `body[start..]`, owned.
+struct Taker<'a> {
+    body: &'a mut Vec<u8>,
+    start: usize,
+    /// Whether it gave it (`body` is then empty).
+    taken: bool,
+}
+
+impl<'de> serde::Deserializer<'de> for &mut Taker<'_> {
+    type Error = postcard::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> postcard::Result<V::Value> {
+        Err(postcard::Error::WontImplement)
+    }
+
+    fn deserialize_byte_buf<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> postcard::Result<V::Value> {
+        self.taken = true;
+        visitor.visit_byte_buf(moved_down(self.body, self.start))
+    }
+
+    fn deserialize_bytes<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> postcard::Result<V::Value> {
+        self.deserialize_byte_buf(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> postcard::Result<V::Value> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string option unit
+        unit_struct seq tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
+
 /// `value` as postcard's varint (LEB128) into `buf`: the bytes used.
 fn varint(mut value: u64, buf: &mut [u8; 10]) -> &[u8] {
     let mut used = 0;
@@ -320,10 +619,12 @@ pub(crate) fn extend(out: &mut Vec<u8>, data: &[u8]) {
     }
 }
 
-/// postcard output into a borrowed `Vec`, refused past `end`.
+/// postcard output into a borrowed `Vec`, refused past `end`; with `large`, refused at
+/// the first piece of [`LARGE`] bytes or more, which sets it.
 struct Bounded<'a> {
     out: &'a mut Vec<u8>,
     end: usize,
+    large: Option<&'a mut bool>,
 }
 
 impl postcard::ser_flavors::Flavor for Bounded<'_> {
@@ -333,6 +634,12 @@ impl postcard::ser_flavors::Flavor for Bounded<'_> {
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         if self.out.len() + data.len() > self.end {
             return Err(postcard::Error::SerializeBufferFull);
+        }
+        if data.len() >= LARGE {
+            if let Some(large) = self.large.as_deref_mut() {
+                *large = true;
+                return Err(postcard::Error::SerializeBufferFull);
+            }
         }
         extend(self.out, data);
         Ok(())
@@ -824,6 +1131,71 @@ mod tests {
             take_item::<(u64, Vec<u8>)>(&out).unwrap().0,
             (300, vec![1, 2])
         );
+    }
+
+    #[test]
+    fn large_byte_strings_cross_in_place_as_postcard_writes_and_reads_them() {
+        let bytes: Vec<u8> = (0..LARGE + 300).map(|i| (i * 13 % 251) as u8).collect();
+        let postcard_bytes = postcard::to_stdvec(&bytes).unwrap();
+
+        // An owned `Vec<u8>` becomes the buffer, prefixed with its length.
+        let mut out = Vec::new();
+        write_item_owned(bytes.clone(), &mut out).unwrap();
+        assert_eq!(out, postcard_bytes);
+        // Not into a buffer that holds something already, and not a small one.
+        let mut out = vec![7];
+        write_item_owned(bytes.clone(), &mut out).unwrap();
+        assert_eq!(out[1..], postcard_bytes[..]);
+        let mut out = Vec::new();
+        write_item_owned(vec![1_u8, 2], &mut out).unwrap();
+        assert_eq!(out, [2, 1, 2]);
+
+        // Results: a large piece is streamed straight to the writer, small ones gathered,
+        // and the frame reads as postcard's bytes.
+        let buf = serde_bytes::ByteBuf::from(bytes.clone());
+        let pair = (5_u64, serde_bytes::ByteBuf::from(bytes.clone()), 9_u8);
+        let mut out = vec![1];
+        assert!(!write_item_unless_large(&buf, &mut out).unwrap());
+        assert!(!write_item_unless_large(&bytes, &mut out).unwrap());
+        assert!(!write_item_unless_large(&pair, &mut out).unwrap());
+        assert_eq!(out, [1]);
+        assert!(write_item_unless_large(&7_u64, &mut out).unwrap());
+        assert_eq!(out, [1, 7]);
+        fn streamed<T: serde::Serialize + 'static>(value: &T) -> Vec<u8> {
+            let size = encoded_size(value).unwrap();
+            let mut out = vec![0xAA];
+            let mut written = Vec::new();
+            stream_item(value, size, &mut out, &mut written).unwrap();
+            written.extend_from_slice(&out);
+            assert_eq!(written.len(), 1 + size);
+            written.split_off(1)
+        }
+        assert_eq!(streamed(&buf), postcard::to_stdvec(&buf).unwrap());
+        assert_eq!(streamed(&bytes), postcard_bytes);
+        assert_eq!(streamed(&pair), postcard::to_stdvec(&pair).unwrap());
+
+        // Reading: taken from the body's own memory when it ends the body.
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Blob(serde_bytes::ByteBuf);
+        let mut body = vec![9, 9];
+        body.extend_from_slice(&postcard_bytes);
+        let taken = take_large::<Vec<u8>>(&mut body.clone(), 2).unwrap().unwrap();
+        assert_eq!(taken, bytes);
+        let taken = take_large::<serde_bytes::ByteBuf>(&mut body.clone(), 2).unwrap();
+        assert_eq!(taken.unwrap().into_vec(), bytes);
+        let taken = take_large::<Blob>(&mut body.clone(), 2).unwrap();
+        assert_eq!(taken.unwrap().0.into_vec(), bytes);
+        // Anything else leaves the body as it was, for the usual decoding.
+        let mut kept = body.clone();
+        assert!(take_large::<String>(&mut kept, 2).is_none());
+        assert!(take_large::<(u8, u8)>(&mut kept, 2).is_none());
+        assert_eq!(kept, body);
+        let mut longer = body.clone();
+        longer.push(0); // something after it
+        assert!(take_large::<Vec<u8>>(&mut longer, 2).is_none());
+        let mut small = vec![9, 9, 2, 1, 2];
+        assert!(take_large::<Vec<u8>>(&mut small, 2).is_none());
+        assert_eq!(small, [9, 9, 2, 1, 2]);
     }
 
     /// A function of the tests' own, of a signature of their own.
