@@ -468,6 +468,7 @@ impl<'a> Sink<'a> {
     }
 
     /// The bytes of the frame being made, the item times included.
+    #[inline]
     fn pending_bytes(&self) -> usize {
         self.out.len() + self.timings.as_ref().map_or(0, |t| 8 * t.len())
     }
