@@ -246,12 +246,13 @@ fn write_limited<T: serde::Serialize + ?Sized>(
 /// type of a large one) is written as postcard writes it (its length as a varint, then
 /// its bytes) in one copy, where serde would take one call per byte (a 64 MiB item
 /// crossed at 184 MB/s each way).
+#[inline]
 pub(crate) fn write_item<T: serde::Serialize + 'static>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), Unencodable> {
     if let Some(number) = as_varint(value) {
-        extend(out, varint(number, &mut [0; 10]));
+        push_varint(out, number);
         return Ok(());
     }
     // Decided when `T` is known: no cost for other types.
@@ -276,6 +277,7 @@ pub(crate) fn write_item<T: serde::Serialize + 'static>(
 /// `postcard::take_from_bytes` for an item or a result: a `Vec<u8>` is read in one copy
 /// (see [`write_item`]); whatever that fast path cannot read, postcard reads (or says
 /// why it cannot).
+#[inline]
 pub(crate) fn take_item<T: serde::de::DeserializeOwned + 'static>(
     bytes: &[u8],
 ) -> postcard::Result<(T, &[u8])> {
@@ -416,6 +418,9 @@ pub(crate) fn write_item_unless_large<T: serde::Serialize + 'static>(
         if bytes.len() >= LARGE && bytes.len() + 10 <= MAX_ITEM {
             return Ok(false);
         }
+        return write_item(value, out).map(|()| true);
+    }
+    if as_varint(value).is_some() {
         return write_item(value, out).map(|()| true);
     }
     let mut large = false;
@@ -640,6 +645,7 @@ impl<'de> serde::Deserializer<'de> for &mut Taker<'_> {
 }
 
 /// `value` as postcard's varint (LEB128) into `buf`: the bytes used.
+#[inline]
 fn varint(mut value: u64, buf: &mut [u8; 10]) -> &[u8] {
     let mut used = 0;
     loop {
@@ -654,7 +660,18 @@ fn varint(mut value: u64, buf: &mut [u8; 10]) -> &[u8] {
     }
 }
 
+/// Appends `value` as postcard's varint, byte by byte (see [`extend`]).
+#[inline]
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
 /// A varint at the start of `bytes` and the bytes after it; `None` if it is malformed.
+#[inline]
 fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let mut value = 0_u64;
     for (at, &byte) in bytes.iter().enumerate().take(10) {
