@@ -314,9 +314,13 @@ fn as_varint<T: 'static>(value: &T) -> Option<u64> {
     } else if id == TypeId::of::<u32>() {
         value.downcast_ref::<u32>().map(|&v| u64::from(v))
     } else if id == TypeId::of::<i64>() {
-        value.downcast_ref::<i64>().map(|&v| ((v << 1) ^ (v >> 63)) as u64)
+        value
+            .downcast_ref::<i64>()
+            .map(|&v| ((v << 1) ^ (v >> 63)) as u64)
     } else if id == TypeId::of::<i32>() {
-        value.downcast_ref::<i32>().map(|&v| u64::from(((v << 1) ^ (v >> 31)) as u32))
+        value
+            .downcast_ref::<i32>()
+            .map(|&v| u64::from(((v << 1) ^ (v >> 31)) as u32))
     } else {
         None
     }
@@ -381,9 +385,8 @@ pub(crate) fn write_item_owned<T: serde::Serialize + 'static>(
     out: &mut Vec<u8>,
 ) -> Result<(), Unencodable> {
     let large = out.is_empty()
-        && as_byte_vec(&value).is_some_and(|bytes| {
-            bytes.len() >= LARGE && bytes.len() + 10 <= MAX_ITEM
-        });
+        && as_byte_vec(&value)
+            .is_some_and(|bytes| bytes.len() >= LARGE && bytes.len() + 10 <= MAX_ITEM);
     let mut value = Some(value);
     if large {
         let bytes = (&mut value as &mut dyn Any)
@@ -430,9 +433,7 @@ pub(crate) fn write_item_unless_large<T: serde::Serialize + 'static>(
 }
 
 /// How many bytes [`write_item`] would write for `value` (nothing is written).
-pub(crate) fn encoded_size<T: serde::Serialize + 'static>(
-    value: &T,
-) -> Result<usize, Unencodable> {
+pub(crate) fn encoded_size<T: serde::Serialize + 'static>(value: &T) -> Result<usize, Unencodable> {
     if let Some(bytes) = as_byte_vec(value) {
         return Ok(varint(bytes.len() as u64, &mut [0; 10]).len() + bytes.len());
     }
@@ -1178,8 +1179,7 @@ pub(crate) fn verify_job_again<'b, S: Signature>(
     last: &mut Option<LastJob<S>>,
 ) -> Result<(JobHeader, &'b [u8], Resolved<S>), FrameError> {
     if let (Some(last), Some(head)) = (last.as_ref(), body.get(..JOB_HEADER_LEN)) {
-        if last.key == key && *head == last.head && body.len() - head.len() == last.payload_len
-        {
+        if last.key == key && *head == last.head && body.len() - head.len() == last.payload_len {
             let mut cursor = Cursor::new(&head[1 + 8 + 8..]);
             let header = JobHeader {
                 fingerprint: cursor.u64()?,
@@ -1334,7 +1334,9 @@ mod tests {
         struct Blob(serde_bytes::ByteBuf);
         let mut body = vec![9, 9];
         body.extend_from_slice(&postcard_bytes);
-        let taken = take_large::<Vec<u8>>(&mut body.clone(), 2).unwrap().unwrap();
+        let taken = take_large::<Vec<u8>>(&mut body.clone(), 2)
+            .unwrap()
+            .unwrap();
         assert_eq!(taken, bytes);
         let taken = take_large::<serde_bytes::ByteBuf>(&mut body.clone(), 2).unwrap();
         assert_eq!(taken.unwrap().into_vec(), bytes);
