@@ -177,7 +177,32 @@ fn large_byte_items_and_results_arrive_intact() {
         for (item, result) in items.iter().zip(&results) {
             assert!(result.iter().rev().eq(item.iter()));
         }
+        // Alone in its job, a large one crosses without a frame buffer of its own (the
+        // item is its batch's buffer, the result is written from the value and read in
+        // place): the bytes are the same.
+        let big = pattern(3 << 20, 99);
+        let back = pool.apply(reversed, big.clone()).unwrap();
+        assert!(back.iter().rev().eq(big.iter()));
+        let back = pool
+            .apply(reversed_buf, serde_bytes::ByteBuf::from(big.clone()))
+            .unwrap();
+        assert!(back.iter().rev().eq(big.iter()));
+        // A large piece among small ones, in a result of several fields.
+        let (len, buf, tail) = pool.apply(split, big.clone()).unwrap();
+        assert_eq!(len, big.len() as u64);
+        assert_eq!(buf.into_vec(), big[..big.len() - 3]);
+        assert_eq!(tail, big[big.len() - 3..]);
     });
+}
+
+/// Its length, and its bytes as a large piece and a small one.
+fn split(bytes: Vec<u8>) -> (u64, serde_bytes::ByteBuf, Vec<u8>) {
+    let cut = bytes.len() - 3;
+    (
+        bytes.len() as u64,
+        serde_bytes::ByteBuf::from(bytes[..cut].to_vec()),
+        bytes[cut..].to_vec(),
+    )
 }
 
 /// Of each 3,000 items, 0, 1,000, 1,001 and 2,999 (the first, two in a row, the last)

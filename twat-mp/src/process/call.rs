@@ -12,7 +12,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::remote::{
-    Decoded, Failure, RemoteFn, StateSpec, cost_key, decode_records, function_id, render_input,
+    Decoded, Failure, OK, RemoteFn, StateSpec, cost_key, decode_records, function_id, render_input,
 };
 use super::slot::{Batch, CallLife, CallLink, CallState, Cancel, Delivery, PIPELINE_DEPTH, Slots};
 use super::wire;
@@ -279,7 +279,7 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                 }
             };
             let start = bytes.len();
-            match wire::write_item(&item, &mut bytes) {
+            match wire::write_item_owned(item, &mut bytes) {
                 Ok(()) => {
                     // Under `MAX_BYTES` before this item, and one item is under 1 GiB.
                     offsets.push(u32::try_from(start).expect("a batch stays under 4 GiB"));
@@ -373,6 +373,18 @@ impl<A: RemoteFn, I: Pull<Item = A::In>> Call<A, I> {
                     worker,
                     pid,
                 } => {
+                    let mut body = body;
+                    if count == 1 && body.get(5) == Some(&OK) {
+                        // A large byte string is taken from the frame's own memory.
+                        if let Some(Ok(value)) = wire::take_large::<A::Out>(&mut body, 6) {
+                            return Some(Decoded {
+                                first,
+                                count,
+                                values: vec![value],
+                                failures: Vec::new(),
+                            });
+                        }
+                    }
                     let records = body.get(5..).unwrap_or_default();
                     let by = (worker, pid);
                     let mut chunk = decode_records::<A>(records, first, count, by, self.render);

@@ -360,6 +360,16 @@ pub(crate) struct Resolved<S: Signature> {
     code: usize,
 }
 
+// A copy of a function that passed the checks is that same function: copying makes no
+// unchecked one (a worker keeps its last job's, see `wire::verify_job_again`).
+impl<S: Signature> Clone for Resolved<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S: Signature> Copy for Resolved<S> {}
+
 impl<S: Signature> Resolved<S> {
     /// The entry point at `entry` from the anchor, with the function at `code`, if `tag`
     /// is the tag of these offsets and `signed` under `key`, and both addresses lie in the

@@ -34,9 +34,10 @@
 //! turns into a clear [`ErrorKind::Transport`](crate::ErrorKind).
 
 use std::any::{Any, TypeId};
+use std::cell::Cell;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::OnceLock;
 
 pub(crate) use super::unsafe_code::Key;
@@ -205,13 +206,29 @@ pub(crate) fn write_bounded<T: serde::Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), Unencodable> {
+    write_limited(value, out, None)
+}
+
+/// [`write_bounded`]; with `large`, it stops at the first piece of [`LARGE`] bytes or
+/// more instead, sets `large` and leaves `out` as it was (an `Ok`).
+#[inline]
+fn write_limited<T: serde::Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+    mut large: Option<&mut bool>,
+) -> Result<(), Unencodable> {
     let mark = out.len();
     let bounded = Bounded {
         out,
         end: mark + MAX_ITEM,
+        large: large.as_deref_mut(),
     };
     match postcard::serialize_with_flavor(value, bounded) {
         Ok(()) => Ok(()),
+        Err(_) if large.is_some_and(|large| *large) => {
+            out.truncate(mark);
+            Ok(())
+        }
         Err(err) => {
             out.truncate(mark);
             // Only `Bounded` reports a full buffer (a `Serialize` impl's own errors are
@@ -230,10 +247,15 @@ pub(crate) fn write_bounded<T: serde::Serialize + ?Sized>(
 /// type of a large one) is written as postcard writes it (its length as a varint, then
 /// its bytes) in one copy, where serde would take one call per byte (a 64 MiB item
 /// crossed at 184 MB/s each way).
+#[inline]
 pub(crate) fn write_item<T: serde::Serialize + 'static>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), Unencodable> {
+    if let Some(number) = as_varint(value) {
+        push_varint(out, number);
+        return Ok(());
+    }
     // Decided when `T` is known: no cost for other types.
     let bytes = if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
         (value as &dyn Any).downcast_ref::<Vec<u8>>()
@@ -256,9 +278,13 @@ pub(crate) fn write_item<T: serde::Serialize + 'static>(
 /// `postcard::take_from_bytes` for an item or a result: a `Vec<u8>` is read in one copy
 /// (see [`write_item`]); whatever that fast path cannot read, postcard reads (or says
 /// why it cannot).
+#[inline]
 pub(crate) fn take_item<T: serde::de::DeserializeOwned + 'static>(
     bytes: &[u8],
 ) -> postcard::Result<(T, &[u8])> {
+    if let Some(taken) = take_integer(bytes) {
+        return Ok(taken);
+    }
     if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
         let taken = take_varint(bytes).and_then(|(len, rest)| {
             let len = usize::try_from(len).ok()?;
@@ -274,7 +300,354 @@ pub(crate) fn take_item<T: serde::de::DeserializeOwned + 'static>(
     postcard::take_from_bytes(bytes)
 }
 
+/// The varint postcard writes for `value` when it is an integer of 32 or 64 bits (signed
+/// ones zigzagged first): [`write_item`] writes it directly, where serde's path through
+/// postcard cost a third of a trivial item's time on each side.
+#[inline]
+fn as_varint<T: 'static>(value: &T) -> Option<u64> {
+    let value = value as &dyn Any;
+    let id = TypeId::of::<T>();
+    if id == TypeId::of::<u64>() {
+        value.downcast_ref::<u64>().copied()
+    } else if id == TypeId::of::<usize>() {
+        value.downcast_ref::<usize>().map(|&v| v as u64)
+    } else if id == TypeId::of::<u32>() {
+        value.downcast_ref::<u32>().map(|&v| u64::from(v))
+    } else if id == TypeId::of::<i64>() {
+        value
+            .downcast_ref::<i64>()
+            .map(|&v| ((v << 1) ^ (v >> 63)) as u64)
+    } else if id == TypeId::of::<i32>() {
+        value
+            .downcast_ref::<i32>()
+            .map(|&v| u64::from(((v << 1) ^ (v >> 31)) as u32))
+    } else {
+        None
+    }
+}
+
+/// The integer of type `T` (see [`as_varint`]) at the start of `bytes`, and the bytes
+/// after it; `None` for other types, and for what postcard should judge (a malformed or
+/// out-of-range varint), so that its error is the one reported.
+#[inline]
+fn take_integer<T: 'static>(bytes: &[u8]) -> Option<(T, &[u8])> {
+    let id = TypeId::of::<T>();
+    let mut value: Option<T> = None;
+    let slot = &mut value as &mut dyn Any;
+    let rest = if id == TypeId::of::<u64>() {
+        let (v, rest) = take_varint(bytes)?;
+        *slot.downcast_mut::<Option<u64>>()? = Some(v);
+        rest
+    } else if id == TypeId::of::<usize>() {
+        let (v, rest) = take_varint(bytes)?;
+        *slot.downcast_mut::<Option<usize>>()? = Some(usize::try_from(v).ok()?);
+        rest
+    } else if id == TypeId::of::<u32>() {
+        let (v, rest) = take_varint(bytes)?;
+        *slot.downcast_mut::<Option<u32>>()? = Some(u32::try_from(v).ok()?);
+        rest
+    } else if id == TypeId::of::<i64>() {
+        let (v, rest) = take_varint(bytes)?;
+        *slot.downcast_mut::<Option<i64>>()? = Some((v >> 1) as i64 ^ -((v & 1) as i64));
+        rest
+    } else if id == TypeId::of::<i32>() {
+        let (v, rest) = take_varint(bytes)?;
+        let v = u32::try_from(v).ok()?;
+        *slot.downcast_mut::<Option<i32>>()? = Some((v >> 1) as i32 ^ -((v & 1) as i32));
+        rest
+    } else {
+        return None;
+    };
+    Some((value?, rest))
+}
+
+/// From this many bytes on, a byte string in an item or a result is not copied through a
+/// frame buffer on its way: a fresh buffer of that size costs its page faults, more than
+/// the copy itself (a 64 MiB item crossed at 400 MB/s each way with three such buffers a
+/// side). Below it, copying is cheaper than the extra system calls.
+pub(crate) const LARGE: usize = 1 << 20;
+
+/// The `Vec<u8>` that `value` is, if it is one.
+fn as_byte_vec<T: 'static>(value: &T) -> Option<&Vec<u8>> {
+    if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+        (value as &dyn Any).downcast_ref::<Vec<u8>>()
+    } else {
+        None
+    }
+}
+
+/// [`write_item`] for an item the caller gives away, into an empty `out`: a large
+/// `Vec<u8>` becomes `out` itself, its bytes moved up in place by the few bytes of its
+/// length (growing a large block remaps its pages, so no fresh memory is touched and
+/// nothing is copied twice). Anything else is written as [`write_item`] writes it.
+pub(crate) fn write_item_owned<T: serde::Serialize + 'static>(
+    value: T,
+    out: &mut Vec<u8>,
+) -> Result<(), Unencodable> {
+    let large = out.is_empty()
+        && as_byte_vec(&value)
+            .is_some_and(|bytes| bytes.len() >= LARGE && bytes.len() + 10 <= MAX_ITEM);
+    let mut value = Some(value);
+    if large {
+        let bytes = (&mut value as &mut dyn Any)
+            .downcast_mut::<Option<Vec<u8>>>()
+            .and_then(Option::take);
+        if let Some(mut bytes) = bytes {
+            let mut prefix = [0_u8; 10];
+            let prefix = varint(bytes.len() as u64, &mut prefix);
+            let len = bytes.len();
+            bytes.reserve_exact(prefix.len());
+            bytes.resize(len + prefix.len(), 0);
+            bytes.copy_within(..len, prefix.len());
+            bytes[..prefix.len()].copy_from_slice(prefix);
+            *out = bytes;
+            return Ok(());
+        }
+    }
+    match &value {
+        Some(value) => write_item(value, out),
+        None => Ok(()),
+    }
+}
+
+/// [`write_item`], unless `value` holds a large byte string (a piece of [`LARGE`] bytes or
+/// more): then `Ok(false)`, `out` as it was, and the caller sends it with
+/// [`stream_item`], which writes that piece from the value itself.
+#[inline]
+pub(crate) fn write_item_unless_large<T: serde::Serialize + 'static>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<bool, Unencodable> {
+    if let Some(bytes) = as_byte_vec(value) {
+        if bytes.len() >= LARGE && bytes.len() + 10 <= MAX_ITEM {
+            return Ok(false);
+        }
+        return write_item(value, out).map(|()| true);
+    }
+    if as_varint(value).is_some() {
+        return write_item(value, out).map(|()| true);
+    }
+    let mut large = false;
+    write_limited(value, out, Some(&mut large))?;
+    Ok(!large)
+}
+
+/// How many bytes [`write_item`] would write for `value` (nothing is written).
+pub(crate) fn encoded_size<T: serde::Serialize + 'static>(value: &T) -> Result<usize, Unencodable> {
+    if let Some(bytes) = as_byte_vec(value) {
+        return Ok(varint(bytes.len() as u64, &mut [0; 10]).len() + bytes.len());
+    }
+    postcard::serialize_with_flavor(value, Counted(0)).map_err(Unencodable::Failed)
+}
+
+/// Writes `value`, which [`encoded_size`] measured at `size` bytes, after what `out`
+/// holds: small pieces are appended to `out`, a large one is written to `writer` straight
+/// from the value (after what `out` held, which is then cleared). What is left in `out`
+/// at the end is for the caller to write. A value that serializes to another length than
+/// it measured (a `Serialize` that is not deterministic) is an `InvalidData` error: the
+/// frame's length was already sent.
+pub(crate) fn stream_item<T: serde::Serialize + 'static>(
+    value: &T,
+    size: usize,
+    out: &mut Vec<u8>,
+    writer: &mut dyn Write,
+) -> io::Result<()> {
+    if let Some(bytes) = as_byte_vec(value) {
+        extend(out, varint(bytes.len() as u64, &mut [0; 10]));
+        writer.write_all(out)?;
+        out.clear();
+        return writer.write_all(bytes);
+    }
+    let mut failed = None;
+    let streamed = Streamed {
+        out,
+        writer,
+        left: size,
+        failed: &mut failed,
+    };
+    let result = postcard::serialize_with_flavor(value, streamed);
+    match (failed, result) {
+        (Some(err), _) => Err(err),
+        (None, Ok(0)) => Ok(()),
+        (None, _) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the value serialized to another length than it measured",
+        )),
+    }
+}
+
+/// postcard output that only counts its bytes.
+struct Counted(usize);
+
+impl postcard::ser_flavors::Flavor for Counted {
+    type Output = usize;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 += data.len();
+        Ok(())
+    }
+
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0)
+    }
+}
+
+/// postcard output of [`stream_item`]: its `Output` is how many of the measured bytes it
+/// did not get.
+struct Streamed<'a> {
+    out: &'a mut Vec<u8>,
+    writer: &'a mut dyn Write,
+    left: usize,
+    failed: &'a mut Option<io::Error>,
+}
+
+impl Streamed<'_> {
+    fn take(&mut self, n: usize) -> postcard::Result<()> {
+        match self.left.checked_sub(n) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => {
+                *self.failed = Some(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the value serialized to more bytes than it measured",
+                ));
+                Err(postcard::Error::SerializeBufferFull)
+            }
+        }
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Streamed<'_> {
+    type Output = usize;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.take(data.len())?;
+        if data.len() < LARGE {
+            extend(self.out, data);
+            return Ok(());
+        }
+        let written = self
+            .writer
+            .write_all(self.out)
+            .and_then(|()| self.writer.write_all(data));
+        self.out.clear();
+        written.map_err(|err| {
+            *self.failed = Some(err);
+            postcard::Error::SerializeBufferFull
+        })
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.take(1)?;
+        self.out.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.left)
+    }
+}
+
+/// The value that ends `body` from `at` on, when it is a large byte string (of [`LARGE`]
+/// bytes or more) of a type that takes its bytes as one buffer: a `Vec<u8>`, or a type
+/// that asks serde for a byte buffer (`serde_bytes::ByteBuf`, `bytes::Bytes`, newtypes
+/// of them). It is taken out of `body` in place, its bytes moved down by the few before
+/// them, instead of copied into fresh memory (whose page faults cost more than the
+/// copy). `None`, with `body` untouched, for anything else: the caller decodes it as
+/// usual.
+pub(crate) fn take_large<T: serde::de::DeserializeOwned + 'static>(
+    body: &mut Vec<u8>,
+    at: usize,
+) -> Option<postcard::Result<T>> {
+    let (len, rest) = take_varint(body.get(at..)?)?;
+    if len < LARGE as u64 || rest.len() as u64 != len {
+        return None;
+    }
+    let start = body.len() - rest.len();
+    if TypeId::of::<T>() == TypeId::of::<Vec<u8>>() {
+        let mut value = Some(moved_down(body, start));
+        return (&mut value as &mut dyn Any)
+            .downcast_mut::<Option<T>>()
+            .and_then(Option::take)
+            .map(Ok);
+    }
+    let mut taker = Taker {
+        body,
+        start,
+        taken: false,
+    };
+    match T::deserialize(&mut taker) {
+        Ok(value) => Some(Ok(value)),
+        Err(_) if !taker.taken => None,
+        Err(err) => Some(Err(err)),
+    }
+}
+
+/// `body` from `start` on, in `body`'s own memory.
+fn moved_down(body: &mut Vec<u8>, start: usize) -> Vec<u8> {
+    let mut bytes = std::mem::take(body);
+    bytes.copy_within(start.., 0);
+    bytes.truncate(bytes.len() - start);
+    bytes
+}
+
+/// A deserializer that has one thing to give: the byte buffer `body[start..]`, owned.
+struct Taker<'a> {
+    body: &'a mut Vec<u8>,
+    start: usize,
+    /// Whether it gave it (`body` is then empty).
+    taken: bool,
+}
+
+impl<'de> serde::Deserializer<'de> for &mut Taker<'_> {
+    type Error = postcard::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> postcard::Result<V::Value> {
+        Err(postcard::Error::WontImplement)
+    }
+
+    fn deserialize_byte_buf<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> postcard::Result<V::Value> {
+        self.taken = true;
+        visitor.visit_byte_buf(moved_down(self.body, self.start))
+    }
+
+    fn deserialize_bytes<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> postcard::Result<V::Value> {
+        self.deserialize_byte_buf(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> postcard::Result<V::Value> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string option unit
+        unit_struct seq tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
+
 /// `value` as postcard's varint (LEB128) into `buf`: the bytes used.
+#[inline]
 fn varint(mut value: u64, buf: &mut [u8; 10]) -> &[u8] {
     let mut used = 0;
     loop {
@@ -289,7 +662,18 @@ fn varint(mut value: u64, buf: &mut [u8; 10]) -> &[u8] {
     }
 }
 
+/// Appends `value` as postcard's varint, byte by byte (see [`extend`]).
+#[inline]
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
 /// A varint at the start of `bytes` and the bytes after it; `None` if it is malformed.
+#[inline]
 fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let mut value = 0_u64;
     for (at, &byte) in bytes.iter().enumerate().take(10) {
@@ -320,10 +704,12 @@ pub(crate) fn extend(out: &mut Vec<u8>, data: &[u8]) {
     }
 }
 
-/// postcard output into a borrowed `Vec`, refused past `end`.
+/// postcard output into a borrowed `Vec`, refused past `end`; with `large`, refused at
+/// the first piece of [`LARGE`] bytes or more, which sets it.
 struct Bounded<'a> {
     out: &'a mut Vec<u8>,
     end: usize,
+    large: Option<&'a mut bool>,
 }
 
 impl postcard::ser_flavors::Flavor for Bounded<'_> {
@@ -333,6 +719,12 @@ impl postcard::ser_flavors::Flavor for Bounded<'_> {
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         if self.out.len() + data.len() > self.end {
             return Err(postcard::Error::SerializeBufferFull);
+        }
+        if data.len() >= LARGE {
+            if let Some(large) = self.large.as_deref_mut() {
+                *large = true;
+                return Err(postcard::Error::SerializeBufferFull);
+            }
         }
         extend(self.out, data);
         Ok(())
@@ -702,6 +1094,20 @@ pub(crate) fn encode_job_header<S: Signature>(
     header: &JobHeader,
     payload_len: usize,
 ) -> Vec<u8> {
+    /// What a tag is made of: the same inputs make the same tag.
+    #[derive(Clone, Copy, PartialEq)]
+    struct Signed {
+        key: Key,
+        signature: TypeId,
+        offsets: (u64, u64),
+        fields: (u64, u8, u32, u64, u64),
+    }
+    thread_local! {
+        /// The last tag this thread made, with its inputs: a slot's jobs of one call
+        /// differ only in their items, usually not even in their length, and the keyed
+        /// hash was ≈4% of a one-item job's time on each side.
+        static LAST_TAG: Cell<Option<(Signed, u64)>> = const { Cell::new(None) };
+    }
     let mut out = Vec::with_capacity(4 + JOB_HEADER_LEN);
     let len = u32::try_from(JOB_HEADER_LEN + payload_len).expect("a batch stays under 4 GiB");
     out.extend_from_slice(&len.to_le_bytes());
@@ -712,7 +1118,20 @@ pub(crate) fn encode_job_header<S: Signature>(
     out.push(header.flags);
     out.extend_from_slice(&header.count.to_le_bytes());
     out.extend_from_slice(&header.state.to_le_bytes());
-    let tag = key.tag(entry, &header.signed(payload_len));
+    let signed = Signed {
+        key,
+        signature: TypeId::of::<S>(),
+        offsets: (entry.entry(), entry.code()),
+        fields: header.signed(payload_len),
+    };
+    let tag = match LAST_TAG.get() {
+        Some((last, tag)) if last == signed => tag,
+        _ => {
+            let tag = key.tag(entry, &signed.fields);
+            LAST_TAG.set(Some((signed, tag)));
+            tag
+        }
+    };
     out.extend_from_slice(&tag.to_le_bytes());
     out
 }
@@ -737,6 +1156,49 @@ pub(crate) fn verify_job<S: Signature>(
     let tag = cursor.u64()?;
     let payload = cursor.rest();
     let function = Resolved::resolve(key, entry, code, &header.signed(payload.len()), tag)?;
+    Ok((header, payload, function))
+}
+
+/// The header of the last job [`verify_job_again`] let through, with its function.
+pub(crate) struct LastJob<S: Signature> {
+    key: Key,
+    head: [u8; JOB_HEADER_LEN],
+    payload_len: usize,
+    function: Resolved<S>,
+}
+
+/// [`verify_job`] of a `JOB`, remembering in `last` the header it let through. A header
+/// byte for byte the same as the last one, under the same key and before items of the
+/// same length, is the same tag over the same fields and offsets: every check of
+/// [`verify_job`] gave the same answer for it already, so it is not hashed again (a
+/// worker's jobs of one call differ only in their items). Anything else is checked in
+/// full.
+pub(crate) fn verify_job_again<'b, S: Signature>(
+    key: Key,
+    body: &'b [u8],
+    last: &mut Option<LastJob<S>>,
+) -> Result<(JobHeader, &'b [u8], Resolved<S>), FrameError> {
+    if let (Some(last), Some(head)) = (last.as_ref(), body.get(..JOB_HEADER_LEN)) {
+        if last.key == key && *head == last.head && body.len() - head.len() == last.payload_len {
+            let mut cursor = Cursor::new(&head[1 + 8 + 8..]);
+            let header = JobHeader {
+                fingerprint: cursor.u64()?,
+                flags: cursor.u8()?,
+                count: cursor.u32()?,
+                state: cursor.u64()?,
+            };
+            return Ok((header, &body[JOB_HEADER_LEN..], last.function));
+        }
+    }
+    let (header, payload, function) = verify_job::<S>(JOB, key, body)?;
+    if let Some(head) = body.get(..JOB_HEADER_LEN) {
+        *last = Some(LastJob {
+            key,
+            head: head.try_into().expect("JOB_HEADER_LEN bytes"),
+            payload_len: payload.len(),
+            function,
+        });
+    }
     Ok((header, payload, function))
 }
 
@@ -824,6 +1286,105 @@ mod tests {
             take_item::<(u64, Vec<u8>)>(&out).unwrap().0,
             (300, vec![1, 2])
         );
+    }
+
+    #[test]
+    fn large_byte_strings_cross_in_place_as_postcard_writes_and_reads_them() {
+        let bytes: Vec<u8> = (0..LARGE + 300).map(|i| (i * 13 % 251) as u8).collect();
+        let postcard_bytes = postcard::to_stdvec(&bytes).unwrap();
+
+        // An owned `Vec<u8>` becomes the buffer, prefixed with its length.
+        let mut out = Vec::new();
+        write_item_owned(bytes.clone(), &mut out).unwrap();
+        assert_eq!(out, postcard_bytes);
+        // Not into a buffer that holds something already, and not a small one.
+        let mut out = vec![7];
+        write_item_owned(bytes.clone(), &mut out).unwrap();
+        assert_eq!(out[1..], postcard_bytes[..]);
+        let mut out = Vec::new();
+        write_item_owned(vec![1_u8, 2], &mut out).unwrap();
+        assert_eq!(out, [2, 1, 2]);
+
+        // Results: a large piece is streamed straight to the writer, small ones gathered,
+        // and the frame reads as postcard's bytes.
+        let buf = serde_bytes::ByteBuf::from(bytes.clone());
+        let pair = (5_u64, serde_bytes::ByteBuf::from(bytes.clone()), 9_u8);
+        let mut out = vec![1];
+        assert!(!write_item_unless_large(&buf, &mut out).unwrap());
+        assert!(!write_item_unless_large(&bytes, &mut out).unwrap());
+        assert!(!write_item_unless_large(&pair, &mut out).unwrap());
+        assert_eq!(out, [1]);
+        assert!(write_item_unless_large(&7_u64, &mut out).unwrap());
+        assert_eq!(out, [1, 7]);
+        fn streamed<T: serde::Serialize + 'static>(value: &T) -> Vec<u8> {
+            let size = encoded_size(value).unwrap();
+            let mut out = vec![0xAA];
+            let mut written = Vec::new();
+            stream_item(value, size, &mut out, &mut written).unwrap();
+            written.extend_from_slice(&out);
+            assert_eq!(written.len(), 1 + size);
+            written.split_off(1)
+        }
+        assert_eq!(streamed(&buf), postcard::to_stdvec(&buf).unwrap());
+        assert_eq!(streamed(&bytes), postcard_bytes);
+        assert_eq!(streamed(&pair), postcard::to_stdvec(&pair).unwrap());
+
+        // Reading: taken from the body's own memory when it ends the body.
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Blob(serde_bytes::ByteBuf);
+        let mut body = vec![9, 9];
+        body.extend_from_slice(&postcard_bytes);
+        let taken = take_large::<Vec<u8>>(&mut body.clone(), 2)
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken, bytes);
+        let taken = take_large::<serde_bytes::ByteBuf>(&mut body.clone(), 2).unwrap();
+        assert_eq!(taken.unwrap().into_vec(), bytes);
+        let taken = take_large::<Blob>(&mut body.clone(), 2).unwrap();
+        assert_eq!(taken.unwrap().0.into_vec(), bytes);
+        // Anything else leaves the body as it was, for the usual decoding.
+        let mut kept = body.clone();
+        assert!(take_large::<String>(&mut kept, 2).is_none());
+        assert!(take_large::<(u8, u8)>(&mut kept, 2).is_none());
+        assert_eq!(kept, body);
+        let mut longer = body.clone();
+        longer.push(0); // something after it
+        assert!(take_large::<Vec<u8>>(&mut longer, 2).is_none());
+        let mut small = vec![9, 9, 2, 1, 2];
+        assert!(take_large::<Vec<u8>>(&mut small, 2).is_none());
+        assert_eq!(small, [9, 9, 2, 1, 2]);
+    }
+
+    #[test]
+    fn integers_cross_as_postcard_writes_and_reads_them() {
+        fn round_trip<T>(values: &[T])
+        where
+            T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + fmt::Debug + 'static,
+        {
+            for value in values {
+                let mut ours = Vec::new();
+                write_item(value, &mut ours).unwrap();
+                assert_eq!(ours, postcard::to_stdvec(value).unwrap(), "{value:?}");
+                ours.push(42);
+                let (back, rest) = take_item::<T>(&ours).unwrap();
+                assert_eq!(&back, value);
+                assert_eq!(rest, [42]);
+            }
+        }
+        round_trip(&[0_u64, 1, 127, 128, 300, u64::MAX]);
+        round_trip(&[0_usize, 1, 16_384, usize::MAX]);
+        round_trip(&[0_u32, 127, 128, u32::MAX]);
+        round_trip(&[0_i64, -1, 1, -64, 64, i64::MIN, i64::MAX]);
+        round_trip(&[0_i32, -1, 1, -65, i32::MIN, i32::MAX]);
+        // Out of range or malformed: postcard's own error.
+        let big = postcard::to_stdvec(&(u64::from(u32::MAX) + 1)).unwrap();
+        assert_eq!(
+            take_item::<u32>(&big).unwrap_err(),
+            postcard::from_bytes::<u32>(&big).unwrap_err()
+        );
+        assert!(take_item::<i32>(&big).is_err());
+        assert!(take_item::<u64>(&[0x80; 3]).is_err());
+        assert!(take_item::<u64>(&[0xff; 11]).is_err());
     }
 
     /// A function of the tests' own, of a signature of their own.
@@ -927,6 +1488,42 @@ mod tests {
                 .to_string()
                 .starts_with("unknown function")
         );
+    }
+
+    #[test]
+    fn a_job_header_seen_before_passes_only_byte_for_byte() {
+        let key = Key::random();
+        let mut last = None;
+        let body = job(key, b"items");
+        assert!(verify_job_again::<Probe>(key, &body, &mut last).is_ok());
+        assert!(last.is_some());
+        let (header, payload, function) = verify_job_again::<Probe>(key, &body, &mut last).unwrap();
+        assert_eq!((header.count, header.state, payload), (1, 9, &b"items"[..]));
+        assert_eq!(function.call(&mut ()), 7);
+        // The same header before items of another length, another key, any changed
+        // byte: checked in full, and refused.
+        let mut longer = body.clone();
+        longer.push(0);
+        assert_eq!(
+            verify_job_again::<Probe>(key, &longer, &mut last).err(),
+            Some(FrameError::UnknownFunction)
+        );
+        assert_eq!(
+            verify_job_again::<Probe>(Key::random(), &body, &mut last).err(),
+            Some(FrameError::UnknownFunction)
+        );
+        for at in 1..JOB_HEADER_LEN {
+            let mut forged = body.clone();
+            forged[at] ^= 1;
+            assert!(
+                verify_job_again::<Probe>(key, &forged, &mut last).is_err(),
+                "byte {at}"
+            );
+        }
+        // The same tag is made again for the same fields, from the memo or not.
+        assert_eq!(job(key, b"items"), body);
+        assert_eq!(job(key, b"other"), job(key, b"other"));
+        assert_ne!(job(key, b"items"), job(Key::random(), b"items"));
     }
 
     #[test]

@@ -145,8 +145,10 @@ impl StateSlot {
 
 /// The states of the calls this worker serves, by state id: few (one per call running
 /// here at once), so a list.
+///
+/// With them, the header of the last job it ran (see [`wire::verify_job_again`]).
 #[derive(Default)]
-pub(crate) struct States(Vec<(u64, StateSlot)>);
+pub(crate) struct States(Vec<(u64, StateSlot)>, Option<wire::LastJob<RunJob>>);
 
 impl States {
     fn get(&mut self, id: u64) -> Option<&mut StateSlot> {
@@ -369,11 +371,17 @@ pub(crate) fn run_job(
     writer: &mut dyn Write,
     states: &mut States,
 ) -> io::Result<()> {
-    let (header, payload, function) = match wire::verify_job::<RunJob>(wire::JOB, key, body) {
+    let (header, payload, function) = match wire::verify_job_again(key, body, &mut states.1) {
         Ok(job) => job,
         Err(err) => return refuse(writer, false, &err),
     };
-    let sink = Sink::new(writer, header.flags & FLUSH_EACH != 0).timed(header.flags & TIMED != 0);
+    let mut sink =
+        Sink::new(writer, header.flags & FLUSH_EACH != 0).timed(header.flags & TIMED != 0);
+    if header.count == 1 {
+        // Its one record is sent at the job's end, right after the item: no clock read
+        // to decide whether to send it earlier.
+        sink.until_check = u32::MAX;
+    }
     let state = match header.state {
         0 => None,
         id => states.get(id),
@@ -462,12 +470,13 @@ impl<'a> Sink<'a> {
     /// Times each item (`TIMED`): from the end of the previous one (or of the last send)
     /// to its record, one clock read per item.
     pub(crate) fn timed(mut self, timed: bool) -> Self {
+        // `mark` is the sink's start: one clock read fewer per job.
         self.timings = timed.then(Vec::new);
-        self.mark = Instant::now();
         self
     }
 
     /// The bytes of the frame being made, the item times included.
+    #[inline]
     fn pending_bytes(&self) -> usize {
         self.out.len() + self.timings.as_ref().map_or(0, |t| 8 * t.len())
     }
@@ -484,13 +493,51 @@ impl<'a> Sink<'a> {
 
     pub(crate) fn record_ok<R: serde::Serialize + 'static>(&mut self, value: &R) -> io::Result<()> {
         self.out.push(remote::OK);
-        if let Err(err) = wire::write_item(value, &mut self.out) {
-            // Detected here, before anything of it is sent: that item alone fails.
-            self.out.pop();
-            let why = err.describe("the result");
-            return self.record_failure(remote::BROKEN, &[], |out| write(&why, out));
+        match wire::write_item_unless_large(value, &mut self.out) {
+            Ok(true) => self.item_done(),
+            Ok(false) => self.record_large(value),
+            Err(err) => self.record_unencodable(&err),
         }
-        self.item_done()
+    }
+
+    /// Detected before anything of the result is sent (its `OK` tag is the last byte of
+    /// the frame): that item alone fails.
+    fn record_unencodable(&mut self, err: &wire::Unencodable) -> io::Result<()> {
+        self.out.pop();
+        let why = err.describe("the result");
+        self.record_failure(remote::BROKEN, &[], |out| write(&why, out))
+    }
+
+    /// A result that holds a large byte string (see [`wire::LARGE`]), after its `OK` tag:
+    /// sent at once, in one frame with the records before it, the large piece written
+    /// from the value itself instead of copied into the frame's buffer (a fresh buffer
+    /// as large as the result, whose page faults cost more than the copy). A result of
+    /// that size would have been sent at once anyway (`FLUSH_BYTES`).
+    fn record_large<R: serde::Serialize + 'static>(&mut self, value: &R) -> io::Result<()> {
+        let size = match wire::encoded_size(value) {
+            Ok(size) if size <= wire::MAX_ITEM => size,
+            Ok(_) => return self.record_unencodable(&wire::Unencodable::TooLarge),
+            Err(err) => return self.record_unencodable(&err),
+        };
+        self.tally();
+        let times = self.timings.as_ref().map_or(0, |t| 8 * t.len());
+        let body = self.out.len() - self.frame - 4 + size + times;
+        let body = u32::try_from(body).expect("a frame stays under 4 GiB");
+        self.out[self.frame..self.frame + 4].copy_from_slice(&body.to_le_bytes());
+        let at = self.frame + 5;
+        self.out[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
+        wire::stream_item(value, size, &mut self.out, &mut *self.writer)?;
+        if let Some(timings) = &self.timings {
+            for nanos in timings {
+                self.out.extend_from_slice(&nanos.to_le_bytes());
+            }
+        }
+        self.writer.write_all(&self.out)?;
+        self.sent += self.count;
+        self.last_flush = Instant::now();
+        self.mark = self.last_flush;
+        self.begin();
+        Ok(())
     }
 
     /// A failure record: `tag`, the item's bytes, then what `encode` writes.
@@ -537,8 +584,9 @@ impl<'a> Sink<'a> {
         Ok(())
     }
 
+    /// Counts the record just made, and with `TIMED` its item's time.
     #[inline]
-    fn item_done(&mut self) -> io::Result<()> {
+    fn tally(&mut self) {
         self.count += 1;
         if let Some(timings) = &mut self.timings {
             let now = Instant::now();
@@ -546,6 +594,11 @@ impl<'a> Sink<'a> {
             timings.push(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
             self.mark = now;
         }
+    }
+
+    #[inline]
+    fn item_done(&mut self) -> io::Result<()> {
+        self.tally();
         if self.flush_each || self.pending_bytes() >= FLUSH_BYTES {
             return self.flush();
         }
