@@ -8,7 +8,7 @@
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use support::within;
@@ -20,6 +20,9 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// Many fast items, then the slow one, then as many fast ones again.
 const SLOW: u64 = 20_000;
 const ITEMS: u64 = 2 * SLOW;
+
+/// Items after the fast ones, fewer than a grown chunk.
+const TAIL: u64 = 32;
 
 /// A gate that the slow item waits at until the test opens it.
 #[derive(Default)]
@@ -125,6 +128,48 @@ fn slow_items_after_many_fast_ones_spread_over_both_threads() {
             2,
             "the slow items never ran two at once"
         );
+    });
+}
+
+#[test]
+fn the_last_items_are_shared_with_a_thread_left_idle() {
+    // The chunks grow on fast items; once every job has ended, the input's last items come
+    // at once, fewer than a chunk: one job takes them all while the other thread is idle,
+    // and no job is left whose end would make that thread look for work. The first of them
+    // waits until the last has run, which only the idle thread can do.
+    within(LIMIT, "imap, the last items behind a slow one", || {
+        let pool = ThreadPool::with_nodes(2).unwrap();
+        let gate = Arc::new(Gate::default());
+        let last = SLOW + TAIL - 1;
+        let f = {
+            let gate = Arc::clone(&gate);
+            move |n: u64| {
+                if n == SLOW {
+                    gate.wait();
+                }
+                if n == last {
+                    gate.open();
+                }
+                n
+            }
+        };
+        let (sender, input) = mpsc::channel();
+        // Runs of items: the feeder finds each run's items at once.
+        let mut results = pool.imap(f, input.into_iter().flatten());
+        sender.send((0..SLOW).collect::<Vec<u64>>()).unwrap();
+        for n in 0..SLOW {
+            assert_eq!(results.next().unwrap().unwrap(), n);
+        }
+        // The tail comes while the consumer waits in `next`, once the pool had a moment
+        // to go idle (without it the jobs' ends may still be on their way, and a steal
+        // they set off would hide a missing one: the test would pass, never fail wrongly).
+        let tail = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            sender.send((SLOW..=last).collect()).unwrap();
+        });
+        let rest: Vec<u64> = results.map(Result::unwrap).collect();
+        assert_eq!(rest, (SLOW..=last).collect::<Vec<_>>());
+        tail.join().unwrap();
     });
 }
 
