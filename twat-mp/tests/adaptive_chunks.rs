@@ -5,7 +5,7 @@
 //! order, the items after it; the input is pulled only a bounded window ahead. Each test
 //! of a possible hang runs under a watchdog.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};

@@ -1,9 +1,6 @@
 //! `#[apmap]` through the public API, on both tokio runtime flavours.
 #![cfg(feature = "aio")]
 
-#[macro_use]
-mod support;
-
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 

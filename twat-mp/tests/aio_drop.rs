@@ -1,10 +1,10 @@
-//! Dropping an `AsyncMultiPool` joins its worker threads. Alone in its test binary so that
-//! no other pool's threads are counted.
+//! Dropping an `AsyncMultiPool` joins its worker threads. Alone in its test binary while it
+//! runs (`support::alone()`), so that no other pool's threads are counted.
 #![cfg(feature = "aio")]
 
 use twat_mp::AsyncMultiPool;
 
-mod support;
+use crate::support;
 
 /// The threads of this process whose name marks them as async workers.
 fn aio_threads() -> Option<usize> {
@@ -13,6 +13,7 @@ fn aio_threads() -> Option<usize> {
 
 #[test]
 fn no_worker_thread_outlives_the_pool() {
+    let _alone = support::alone();
     let Some(before) = aio_threads() else {
         return; // No /proc here: nothing to count with.
     };

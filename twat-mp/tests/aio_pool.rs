@@ -2,9 +2,6 @@
 //! (the caller's runtime; the pool always runs its own workers).
 #![cfg(feature = "aio")]
 
-#[macro_use]
-mod support;
-
 use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -2,9 +2,6 @@
 //! public API, on both tokio runtime flavours.
 #![cfg(all(feature = "aio", target_os = "linux"))]
 
-#[macro_use]
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 

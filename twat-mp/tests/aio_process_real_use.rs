@@ -3,8 +3,7 @@
 //! per item, and `maxtasksperchild` counts per worker process.
 #![cfg(all(feature = "aio", target_os = "linux"))]
 
-#[macro_use]
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -2,9 +2,6 @@
 //! on `AsyncProcessPool`, through the public API, on both tokio runtime flavours.
 #![cfg(all(feature = "aio", target_os = "linux"))]
 
-#[macro_use]
-mod support;
-
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! blocks its thread, and a timeout on such a task.
 #![cfg(feature = "aio")]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::mpsc;

@@ -1,11 +1,14 @@
-//! Debug mode reports pools, workers and failures through `tracing`. Alone in its test
-//! binary because it installs a global subscriber.
+//! Debug mode reports pools, workers and failures through `tracing`. Each test runs alone
+//! in its test binary (`support::alone()`): it installs a global subscriber and switches
+//! debug mode on for the whole process.
 
 use std::io::Write;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use twat_mp::ThreadPool;
+
+use crate::support;
 
 /// Collects everything the subscriber prints.
 #[derive(Clone, Default)]
@@ -29,6 +32,7 @@ impl Captured {
 
 #[test]
 fn debug_mode_reports_pool_worker_and_failure_events() {
+    let _alone = support::alone();
     let captured = Captured::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
@@ -97,6 +101,7 @@ fn debug_mode_reports_pool_worker_and_failure_events() {
 
 #[test]
 fn the_environment_variable_turns_debug_mode_on() {
+    let _alone = support::alone();
     if std::env::var_os("TWAT_MP_DEBUG_CHILD").is_some() {
         assert!(twat_mp::debug_mode());
         return;
@@ -105,7 +110,10 @@ fn the_environment_variable_turns_debug_mode_on() {
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "the_environment_variable_turns_debug_mode_on",
+            &support::test_name(
+                module_path!(),
+                "the_environment_variable_turns_debug_mode_on",
+            ),
             "--nocapture",
         ])
         .env("TWAT_MP_DEBUG", "1")
@@ -122,6 +130,7 @@ fn the_environment_variable_turns_debug_mode_on() {
 
 #[test]
 fn without_a_subscriber_events_go_to_stderr_and_the_global_default_stays_free() {
+    let _alone = support::alone();
     if std::env::var_os("TWAT_MP_STDERR_CHILD").is_some() {
         twat_mp::set_debug_mode(true);
         let pool = ThreadPool::with_nodes(2).unwrap();
@@ -135,7 +144,10 @@ fn without_a_subscriber_events_go_to_stderr_and_the_global_default_stays_free() 
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "without_a_subscriber_events_go_to_stderr_and_the_global_default_stays_free",
+            &support::test_name(
+                module_path!(),
+                "without_a_subscriber_events_go_to_stderr_and_the_global_default_stays_free",
+            ),
             "--nocapture",
         ])
         .env("TWAT_MP_STDERR_CHILD", "1")

@@ -4,8 +4,7 @@
 //! panic happened, each cause once, the traceback).
 #![cfg(target_os = "linux")]
 
-#[macro_use]
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

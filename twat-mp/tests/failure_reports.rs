@@ -11,13 +11,14 @@ use std::sync::{Arc, Barrier};
 
 use twat_mp::{ThreadPool, pmap};
 
-mod support;
+use crate::support;
 
 /// Runs the ignored test `name` in a child process; returns its stderr.
 fn stderr_of(name: &str) -> String {
+    let name = support::test_name(module_path!(), name);
     let output = Command::new(std::env::current_exe().expect("the test binary is known"))
         .args([
-            name,
+            name.as_str(),
             "--exact",
             "--ignored",
             "--nocapture",
@@ -99,7 +100,10 @@ fn assert_item_panic_printed_once(scenario: &str, message: &str, panic: &str, it
     let call = line_of(&format!("// the call: {scenario}"));
     let file = "twat-mp/tests/failure_reports.rs";
     let expected = [
-        format!("thread '{scenario}' panicked at {file}:{panic}:"),
+        format!(
+            "thread '{}' panicked at {file}:{panic}:",
+            support::test_name(module_path!(), scenario)
+        ),
         format!("\n{message}\nnote: the panic was in {item} on worker"),
         format!("of the parallel call at {file}:{call}:"),
     ];

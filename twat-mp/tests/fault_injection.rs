@@ -11,7 +11,7 @@
 //! a failing run names its seed, and the seed reproduces it.
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -6,9 +6,6 @@
 #![cfg(target_os = "linux")]
 
 #[cfg(feature = "aio")]
-#[macro_use]
-mod support;
-
 use twat_mp::ProcessPool;
 
 fn square(x: u64) -> u64 {

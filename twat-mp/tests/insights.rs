@@ -3,7 +3,7 @@
 //! start-up times and restarts of worker processes, `reset_insights()`, and the table
 //! `Display` prints.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

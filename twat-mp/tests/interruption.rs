@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use twat_mp::{ProcessPool, ThreadPool};
 
-mod support;
+use crate::support;
 
 use support::run_marks::{self, Item};
 

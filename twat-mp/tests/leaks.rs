@@ -5,15 +5,15 @@
 //! back to what they were before.
 //!
 //! What a pool leaves is only seen from outside the pool, in the whole process, so this
-//! binary has one `#[test]`: another test's pool, running at the same time, would count
-//! as a leak. Threads end and processes are reaped a little after a pool's drop returns
+//! file has one `#[test]`, and it runs alone in its test binary (`support::alone()`):
+//! another test's pool, running at the same time, would count as a leak. Threads end and processes are reaped a little after a pool's drop returns
 //! (a rayon thread finishes its loop, a worker process reads its socket's end), so each
 //! check waits for the counts to come back, up to a deadline, and then fails naming what
 //! is left (file descriptors by their target, threads by name, children by pid and
 //! state).
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -416,6 +416,7 @@ fn the_counts_see_a_leak(baseline: &Held) {
 /// before any pool.
 #[test]
 fn dropped_pools_leave_no_descriptor_thread_or_process() {
+    let _alone = support::alone();
     support::within(Duration::from_secs(600), "the leak checks", || {
         let baseline = Held::now();
         assert!(

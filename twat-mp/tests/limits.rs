@@ -5,7 +5,7 @@
 //! while the pool goes on working (it used to fail as a malformed frame, or kill the
 //! worker).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! input is pulled only to keep workers busy, within the window. Each test of a possible
 //! hang runs under a watchdog.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use twat_mp::ThreadPool;
 
-mod support;
+use crate::support;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 

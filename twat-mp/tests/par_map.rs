@@ -2,7 +2,7 @@
 //! where it lies (slices, `&Vec`, `Vec`, index ranges, chunks, zips) gives what `map`
 //! gives, with the same failures, debug mode, insights, progress and nesting.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

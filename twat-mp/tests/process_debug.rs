@@ -1,6 +1,7 @@
 //! Debug mode reports a process pool's worker starts, exits, replacements and timeouts.
-//! A subscriber of this test's own collects the events (a binary of its own, since the
-//! subscriber is global: the pool's events come from its slot threads).
+//! A subscriber of this test's own collects the events: the global one, since the pool's
+//! events come from its slot threads. No other test of its binary installs one or turns
+//! debug mode on, so theirs send it nothing.
 
 #![cfg(target_os = "linux")]
 

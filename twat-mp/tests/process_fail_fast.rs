@@ -4,7 +4,7 @@
 //! a map whose item 0 failed at once waited for a slow item 1 in the next map or in drop.
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

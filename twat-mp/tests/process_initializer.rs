@@ -6,7 +6,7 @@
 //! parent's pid (the test process): each leaves a file named by its own pid there.
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

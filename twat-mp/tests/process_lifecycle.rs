@@ -7,21 +7,21 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use twat_mp::{ErrorKind, ProcessPool};
 
-mod support;
+use crate::support;
 
 /// Set in the environment of the helper parent this file starts (itself, running only
 /// `helper_parent`).
 const HELPER: &str = "TWAT_MP_LIFECYCLE_HELPER";
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
+/// Children are counted in the whole process: every test of this file runs alone in its
+/// binary.
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    support::alone()
 }
 
 fn square(x: u64) -> u64 {
@@ -138,7 +138,7 @@ impl Helper {
         let exe = std::env::current_exe().unwrap();
         let args = [
             "--exact",
-            "helper_parent",
+            &support::test_name(module_path!(), "helper_parent"),
             "--nocapture",
             "--test-threads",
             "1",
@@ -362,6 +362,8 @@ async fn hangs_async(x: u64) -> u64 {
 /// Its main thread is in the middle of a `map` whose items hang when the signal comes.
 #[test]
 fn helper_parent() {
+    // In the parent process too: its thread must not come and go beside another test.
+    let _serial = serial();
     let Some(pool) = std::env::var_os(HELPER) else {
         return;
     };

@@ -7,7 +7,7 @@
 //! test sees how often an item ran, and how an item knows it runs again.
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

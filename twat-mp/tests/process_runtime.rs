@@ -5,7 +5,7 @@
 //! the worker's children, down to the nesting limit.
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -82,7 +82,7 @@ fn a_stack_overflow_prints_std_message() {
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "overflow_helper",
+            &support::test_name(module_path!(), "overflow_helper"),
             "--nocapture",
             "--test-threads",
             "1",

@@ -3,7 +3,7 @@
 //! state lasts across the batches of one call and not beyond it, that the shared value
 //! crosses once per worker, and what a crash or a panicking `init` does.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,7 +8,7 @@
 //! how often an item ran.
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

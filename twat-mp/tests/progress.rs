@@ -5,7 +5,7 @@
 //! in-memory one.)
 #![cfg(feature = "progress")]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

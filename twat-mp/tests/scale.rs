@@ -10,7 +10,7 @@
 //! this machine.
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::hash::Hasher;
 use std::io::Read;
@@ -46,9 +46,10 @@ fn peak_rss_kib() -> u64 {
 /// fails the test.
 fn in_child(test: &str, spec: &str, limit: Duration) -> Vec<u64> {
     let exe = std::env::current_exe().expect("this test binary");
+    let test = support::test_name(module_path!(), test);
     let what = format!("the child `{test}` with {CHILD}={spec}");
     let mut child = Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD, spec)
         .stdout(Stdio::piped())
         .spawn()

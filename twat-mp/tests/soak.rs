@@ -12,7 +12,7 @@
 //! `TWAT_MP_SOAK_SECS=0` goes once round every method of every pool.
 #![cfg(target_os = "linux")]
 
-mod support;
+use crate::support;
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! ThreadPool through its public API, as a user calls it.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

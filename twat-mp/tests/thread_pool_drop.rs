@@ -1,12 +1,12 @@
-//! Dropping a ThreadPool joins every thread it started. One test, alone in its binary,
-//! so that no other test's pool is counted.
+//! Dropping a ThreadPool joins every thread it started. One test, alone in its binary
+//! while it runs (`support::alone()`), so that no other test's pool is counted.
 
 use std::sync::mpsc;
 use std::time::Duration;
 
 use twat_mp::ThreadPool;
 
-mod support;
+use crate::support;
 
 /// The threads of this process whose name says they are twat-mp workers.
 fn worker_threads() -> usize {
@@ -15,6 +15,7 @@ fn worker_threads() -> usize {
 
 #[test]
 fn dropping_a_pool_leaves_no_thread_behind() {
+    let _alone = support::alone();
     assert_eq!(worker_threads(), 0);
     let pool = ThreadPool::with_nodes(4).unwrap();
     assert_eq!(pool.map(|x: u32| x * 2, 0..1_000).unwrap().len(), 1_000);

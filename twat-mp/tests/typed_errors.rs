@@ -5,9 +5,6 @@
 //! `io::Result` function.
 
 #[cfg(feature = "aio")]
-#[macro_use]
-mod support;
-
 use std::error::Error as _;
 use std::fmt;
 use std::io;

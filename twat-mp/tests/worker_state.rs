@@ -1,8 +1,7 @@
 //! Per-worker state (`map_init`, `imap_init`, `uimap_init`) and shared data (`map_with`)
 //! on the thread-based pools, through the public API.
 
-#[macro_use]
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,5 @@
-//! What several integration-test binaries share. Each binary uses only part of it.
+//! What the integration-test binaries share. Each binary (`group_*.rs`, which declares
+//! this module once and the test files as its modules) uses only part of it.
 #![allow(dead_code, unused_macros)]
 
 pub mod faults;
@@ -57,4 +58,27 @@ pub fn within<T: Send + 'static>(
         Ok(Err(panic)) => std::panic::resume_unwind(panic),
         Err(_) => panic!("hang: {what} did not finish within {limit:?}"),
     }
+}
+
+/// The name libtest gives the test function `name` of the module `module` (the caller's
+/// `module_path!()`): the module's path without the test binary's crate name, then
+/// `name`. A test that runs itself again in a child process (`--exact`) names itself so,
+/// whichever binary its file is a module of.
+pub fn test_name(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_, path)) => format!("{path}::{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// Held by every test of a binary whose tests look at the whole process (its threads,
+/// file descriptors and children, its global tracing subscriber and debug mode), so that
+/// they run one at a time and no other test's pool counts in theirs. Every test of such a
+/// binary must hold it from its first line (`group_process_wide.rs`): a test that did not
+/// would start and end threads while another one counts them.
+pub fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
