@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! RUSTFLAGS="--cfg twat_mp_loom" CARGO_TARGET_DIR=target/loom \
-//!     cargo test -p twat-mp --features aio --release --lib model_checks
+//!     cargo test -p twat-mp --features aio --profile loom --lib model_checks -- --nocapture
 //! ```
 //!
 //! Each test prints how many interleavings it explored.

@@ -19,3 +19,40 @@ mod debug_mode;
 mod leaks;
 mod process_lifecycle;
 mod thread_pool_drop;
+
+/// With `autotests = false`, a file of `tests/` that no group declares would never be
+/// compiled or run, silently: every file is a `mod` of exactly one group (or is a group).
+#[test]
+fn every_file_of_tests_is_a_module_of_one_group() {
+    // It opens files: not while a test of this binary counts file descriptors.
+    let _alone = support::alone();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter_map(|name| name.strip_suffix(".rs").map(str::to_owned))
+        .collect();
+    files.sort();
+    let groups: Vec<&String> = files.iter().filter(|f| f.starts_with("group_")).collect();
+    let manifest = std::fs::read_to_string(dir.with_file_name("Cargo.toml")).unwrap();
+    for group in &groups {
+        let path = format!("path = \"tests/{group}.rs\"");
+        assert!(
+            manifest.contains(&path),
+            "{group}.rs is no [[test]] of Cargo.toml"
+        );
+    }
+    for file in files.iter().filter(|f| !f.starts_with("group_")) {
+        let declaration = format!("\nmod {file};");
+        let declared_in: Vec<&&String> = groups
+            .iter()
+            .filter(|group| read(&format!("{group}.rs")).contains(&declaration))
+            .collect();
+        assert_eq!(
+            declared_in.len(),
+            1,
+            "tests/{file}.rs must be a module of exactly one group_*.rs, is in {declared_in:?}"
+        );
+    }
+}
