@@ -5,7 +5,6 @@
 
 #![cfg(target_os = "linux")]
 
-#[cfg(feature = "aio")]
 use twat_mp::ProcessPool;
 
 fn square(x: u64) -> u64 {

@@ -5,6 +5,12 @@
 #[macro_use]
 mod support;
 
+// The one-minute soak of every pool, named to sort first: libtest starts its tests in name
+// order, so it runs beside all of this binary's others (whose longest tests mostly wait on
+// worker processes) instead of alone after them, a minute added to every CI run.
+#[path = "soak.rs"]
+mod a_minute_of_soak;
+
 mod error_reports;
 mod failure_reports;
 mod fault_injection;

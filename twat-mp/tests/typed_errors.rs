@@ -4,7 +4,6 @@
 //! kind and message, for the pools' `try_map` and for `#[pmap(process)]` on the README's
 //! `io::Result` function.
 
-#[cfg(feature = "aio")]
 use std::error::Error as _;
 use std::fmt;
 use std::io;
