@@ -14,8 +14,8 @@
 //! - `cpu_32x25ms`: 32 CPU-bound items of about 25 ms: serial, rayon, scope, our
 //!   `ThreadPool` and `ProcessPool`, procspawn's pool (goal: speed-up at least 1.9).
 //!
-//! The two goals that compare close contenders (`par_map` vs `par_iter`, `#[pmap]` vs
-//! `map` under load) are measured a second way too: a criterion function `*_in_turn`
+//! The three goals that compare close contenders (`map` vs `into_par_iter`, `par_map` vs
+//! `par_iter`, `#[pmap]` vs `map` under load) are measured a second way too: a criterion function `*_in_turn`
 //! times both sides call by call, in turn (`report::in_turn`), and the goal's figure is
 //! the median ratio of those pairs. Timed one function after the other, as criterion does,
 //! the ratio of these two was set by the machine's load of the moment and by which pool
@@ -44,6 +44,7 @@ const TRIVIAL_ITEMS: u64 = 2_000_000;
 
 /// `par_map` and rayon's `par_iter` over `&vec`, timed in turn (the goal's figure).
 static BORROWED_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
+static OWNED_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
 /// `#[pmap]` and `ThreadPool::map`, timed in turn: quiet, and under load.
 static PMAP_IN_TURN: [Mutex<Paired>; 2] = [Mutex::new(Paired::NONE), Mutex::new(Paired::NONE)];
 
@@ -102,6 +103,19 @@ fn map_2m(c: &mut Criterion) {
             |items| black_box(pool.map(trivial, items).unwrap()),
             BatchSize::LargeInput,
         )
+    });
+    // The goal's pair, call by call in turn (as `map_2m_borrowed`'s below), each call
+    // given a fresh copy of the input that is not timed.
+    group.bench_function("thread_pool_map_in_turn", |b| {
+        b.iter_custom(|iters| {
+            in_turn(
+                &OWNED_IN_TURN,
+                iters,
+                owned,
+                |items| pool.map(trivial, items).unwrap(),
+                |items| items.into_par_iter().map(trivial).collect::<Vec<_>>(),
+            )
+        })
     });
     group.finish();
 
@@ -335,12 +349,12 @@ fn report_ratios() {
             "serial",
         ],
     );
-    goal_ratio(
+    goal_paired(
         "map_owned",
         "map_2m_owned",
         "thread_pool_map",
         "rayon_into_par_iter",
-        false,
+        &OWNED_IN_TURN.lock().unwrap(),
     );
     report_group(
         "map_2m_borrowed",
