@@ -15,7 +15,8 @@ use tracing::Instrument;
 use super::replies::Replies;
 use super::scheduler::{BATCH, SlotGuard};
 use super::watchdog::{Expire, Watchdog};
-use crate::engine::failure::{FailureMark, LowestFailure};
+use crate::engine::failure::FailureMark;
+use crate::engine::gather::InOrder;
 use crate::engine::insights::Recorder;
 use crate::engine::item::{ItemFailure, Outcome};
 use crate::engine::order::Window;
@@ -462,82 +463,6 @@ impl<R, E> AsyncCall<R, E> {
     }
 }
 
-/// One item's place in an eager call's results.
-enum Slot<R> {
-    Waiting,
-    Value(R),
-    Failed,
-}
-
-/// An eager call's results, each written into its item's place as it arrives: no sort at
-/// the end and no map of the items answered out of turn, so the cost per item stays the
-/// same however many items there are.
-struct InOrder<R, E> {
-    slots: Vec<Slot<R>>,
-    /// Every item below this one has answered.
-    answered: usize,
-    lowest: LowestFailure<ItemFailure<E>>,
-}
-
-impl<R, E> InOrder<R, E> {
-    fn new(items: usize) -> Self {
-        let mut slots = Vec::new();
-        slots.resize_with(items, || Slot::Waiting);
-        InOrder {
-            slots,
-            answered: 0,
-            lowest: LowestFailure::default(),
-        }
-    }
-
-    fn outcome(&mut self, index: usize, outcome: Outcome<R, E>) {
-        if index >= self.slots.len() {
-            // More items than the input's size hint said.
-            self.slots.resize_with(index + 1, || Slot::Waiting);
-        }
-        self.slots[index] = match outcome {
-            Ok(value) => Slot::Value(value),
-            Err(failure) => {
-                self.lowest.offer(failure);
-                Slot::Failed
-            }
-        };
-        while self
-            .slots
-            .get(self.answered)
-            .is_some_and(|slot| !matches!(slot, Slot::Waiting))
-        {
-            self.answered += 1;
-        }
-    }
-
-    /// A failure is known and every item below it has answered: no later answer can
-    /// change the outcome.
-    fn is_decided(&self) -> bool {
-        self.lowest
-            .index()
-            .is_some_and(|lowest| self.answered >= lowest)
-    }
-
-    /// Every value in input order, or the lowest failure.
-    fn finish(self) -> Result<Vec<R>, ItemFailure<E>> {
-        if let Some(failure) = self.lowest.into_inner() {
-            return Err(failure);
-        }
-        Ok(self
-            .slots
-            .into_iter()
-            .map(|slot| match slot {
-                Slot::Value(value) => value,
-                // A call ends once every item it started has answered.
-                Slot::Waiting | Slot::Failed => {
-                    unreachable!("every item of a call without failure has its value")
-                }
-            })
-            .collect())
-    }
-}
-
 /// Gathers every reply of an eager call into input order. Returns as soon as the result
 /// is decided: every item below the lowest failure has answered. Dropping the call then
 /// cancels the items still running.
@@ -552,6 +477,6 @@ pub(crate) async fn collect_in_order<R: Send + 'static, E: Send + 'static>(
         }
     }
     // Only the items the call started have places.
-    gather.slots.truncate(call.window.started());
+    gather.truncate(call.window.started());
     gather.finish()
 }

@@ -1,5 +1,7 @@
 //! The eager maps' end: results gathered into input order, or the lowest failure, decided
-//! as early as it can be.
+//! as early as it can be: [`Gather`] for answers of single items and chunks in any
+//! number, `InOrder` (the async pool's) for single items whose number is known ahead (a
+//! place each).
 
 use std::collections::BTreeMap;
 
@@ -121,6 +123,93 @@ impl<R, F: Indexed> Gather<R, F> {
     }
 }
 
+/// One item's place in an eager call's results.
+#[cfg(feature = "aio")]
+enum Place<R> {
+    Waiting,
+    Value(R),
+    Failed,
+}
+
+/// An eager call's results, one item at a time and their number known ahead (the async
+/// pool's): each written into its item's place as it arrives: no sort at
+/// the end and no map of the items answered out of turn, so the cost per item stays the
+/// same however many items there are.
+#[cfg(feature = "aio")]
+pub(crate) struct InOrder<R, F> {
+    places: Vec<Place<R>>,
+    /// Every item below this one has answered.
+    answered: usize,
+    lowest: LowestFailure<F>,
+}
+
+#[cfg(feature = "aio")]
+impl<R, F: Indexed> InOrder<R, F> {
+    /// A call of `items` items, as far as it knows (more may come).
+    pub(crate) fn new(items: usize) -> Self {
+        let mut places = Vec::new();
+        places.resize_with(items, || Place::Waiting);
+        InOrder {
+            places,
+            answered: 0,
+            lowest: LowestFailure::default(),
+        }
+    }
+
+    /// The outcome of the item at `index`.
+    pub(crate) fn outcome(&mut self, index: usize, outcome: Result<R, F>) {
+        if index >= self.places.len() {
+            // More items than the input's size hint said.
+            self.places.resize_with(index + 1, || Place::Waiting);
+        }
+        self.places[index] = match outcome {
+            Ok(value) => Place::Value(value),
+            Err(failure) => {
+                self.lowest.offer(failure);
+                Place::Failed
+            }
+        };
+        while self
+            .places
+            .get(self.answered)
+            .is_some_and(|slot| !matches!(slot, Place::Waiting))
+        {
+            self.answered += 1;
+        }
+    }
+
+    /// A failure is known and every item below it has answered: no later answer can
+    /// change the outcome.
+    pub(crate) fn is_decided(&self) -> bool {
+        self.lowest
+            .index()
+            .is_some_and(|lowest| self.answered >= lowest)
+    }
+
+    /// Keeps the places of the first `started` items only: those the call started.
+    pub(crate) fn truncate(&mut self, started: usize) {
+        self.places.truncate(started);
+    }
+
+    /// Every value in input order, or the lowest failure.
+    pub(crate) fn finish(self) -> Result<Vec<R>, F> {
+        if let Some(failure) = self.lowest.into_inner() {
+            return Err(failure);
+        }
+        Ok(self
+            .places
+            .into_iter()
+            .map(|slot| match slot {
+                Place::Value(value) => value,
+                // A call ends once every item it started has answered.
+                Place::Waiting | Place::Failed => {
+                    unreachable!("every item of a call without failure has its value")
+                }
+            })
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +254,26 @@ mod tests {
         gather.failure(At(0));
         assert!(gather.has_failed());
         assert!(gather.is_decided());
+    }
+
+    #[cfg(feature = "aio")]
+    #[test]
+    fn in_order_puts_each_answer_in_its_place_and_decides_as_gather_does() {
+        let mut places: InOrder<u32, At> = InOrder::new(3);
+        places.outcome(2, Ok(20));
+        places.outcome(0, Ok(0));
+        places.outcome(3, Ok(30));
+        places.outcome(1, Ok(10));
+        assert!(!places.is_decided());
+        assert_eq!(places.finish(), Ok(vec![0, 10, 20, 30]));
+
+        let mut places: InOrder<u32, At> = InOrder::new(4);
+        places.outcome(2, Err(At(2)));
+        assert!(!places.is_decided());
+        places.outcome(1, Ok(1));
+        places.outcome(0, Ok(0));
+        assert!(places.is_decided());
+        places.truncate(3);
+        assert_eq!(places.finish(), Err(At(2)));
     }
 }

@@ -527,16 +527,9 @@ impl<'a> Sink<'a> {
         let at = self.frame + 5;
         self.out[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
         wire::stream_item(value, size, &mut self.out, &mut *self.writer)?;
-        if let Some(timings) = &self.timings {
-            for nanos in timings {
-                self.out.extend_from_slice(&nanos.to_le_bytes());
-            }
-        }
+        self.push_timings();
         self.writer.write_all(&self.out)?;
-        self.sent += self.count;
-        self.last_flush = Instant::now();
-        self.mark = self.last_flush;
-        self.begin();
+        self.sent_frame();
         Ok(())
     }
 
@@ -621,12 +614,27 @@ impl<'a> Sink<'a> {
         Ok(())
     }
 
-    fn seal(&mut self) {
+    /// Appends the items' times, when they are recorded, after the records.
+    fn push_timings(&mut self) {
         if let Some(timings) = &self.timings {
             for nanos in timings {
                 self.out.extend_from_slice(&nanos.to_le_bytes());
             }
         }
+    }
+
+    /// What follows a frame written in full: its items count as sent, and a new frame
+    /// begins.
+    fn sent_frame(&mut self) {
+        self.sent += self.count;
+        self.last_flush = Instant::now();
+        // Sending is not the next item's time.
+        self.mark = self.last_flush;
+        self.begin();
+    }
+
+    fn seal(&mut self) {
+        self.push_timings();
         wire::end_frame(&mut self.out, self.frame);
         let at = self.frame + 5;
         self.out[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
@@ -636,11 +644,7 @@ impl<'a> Sink<'a> {
         if self.count > 0 {
             self.seal();
             self.writer.write_all(&self.out)?;
-            self.sent += self.count;
-            self.last_flush = Instant::now();
-            // Sending is not the next item's time.
-            self.mark = self.last_flush;
-            self.begin();
+            self.sent_frame();
         }
         Ok(())
     }
