@@ -1355,7 +1355,11 @@ mod tests {
             err.to_string(),
             "item 5 (input 42) on worker 0 panicked: boom"
         );
-        assert!(err.traceback().unwrap().contains("remote.rs"), "{err:?}");
+        let traceback = err.traceback().expect("a worker's panic carries its traceback");
+        // File names come from debug info, which the dev profile has and release has not.
+        if cfg!(debug_assertions) {
+            assert!(traceback.contains("remote.rs"), "{err:?}");
+        }
         assert_eq!(
             err.take_panic().unwrap().downcast_ref::<String>().unwrap(),
             "boom"
