@@ -3,6 +3,9 @@
 //! - `map_2m_owned`: `ThreadPool::map` of 2,000,000 trivial items moved in (`Vec<u64>`)
 //!   vs serial code, rayon's `into_par_iter` (global pool, and a pool of our size) and
 //!   `std::thread::scope` with manual chunks (goal: at most 1.05× rayon's global pool);
+//!   a measured run is 50 calls (about 100 ms of work), each on a fresh copy of the input,
+//!   and the pairs in turn count each side's page faults (see benches/notes.md: where
+//!   the 16 MB output is allocated decides how often it is faulted in again);
 //! - `map_2m_borrowed`: the same over `&vec` vs rayon's `par_iter` (goal: at most 1.10×,
 //!   held by `ThreadPool::par_map`, which splits the slice in place; `map` gathers the
 //!   references into a `Vec` first, and stays as a contender to show what that costs);
@@ -33,18 +36,31 @@ use std::time::Duration;
 mod peers;
 mod report;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group};
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group};
 use peers::{scope_chunks, scope_chunks_owned, spin, trivial};
 use rayon::prelude::*;
-use report::{Paired, Work, goal_paired, goal_rate, goal_ratio, in_turn, report_group};
+use report::{
+    Paired, Work, goal_paired, goal_rate, goal_ratio, in_turn, in_turn_runs, report_group,
+    run_calls,
+};
 use twat_mp::{ProcessPool, ThreadPool, pmap};
 use twat_mp_workspace::numbers::mix_rounds;
 
 const TRIVIAL_ITEMS: u64 = 2_000_000;
+/// Calls of 2 M items in one measured run of `map_2m_owned`: about 100 ms of work on
+/// two cores, so that one preemption does not decide a run.
+const OWNED_CALLS: u32 = 50;
 
 /// `par_map` and rayon's `par_iter` over `&vec`, timed in turn (the goal's figure).
 static BORROWED_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
+/// `ThreadPool::map` over owned input and rayon's `into_par_iter`, runs in turn: against
+/// rayon's global pool (the goal's figure), and against a rayon pool of our size.
 static OWNED_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
+static OWNED_POOL_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
+/// Each `map_2m_owned` contender's minor page faults (`None` where they could not be
+/// read) over its calls, warm-up included.
+#[allow(clippy::type_complexity)]
+static OWNED_FAULTS: Mutex<Vec<(&str, Option<u64>, u64)>> = Mutex::new(Vec::new());
 /// `#[pmap]` and `ThreadPool::map`, timed in turn: quiet, and under load.
 static PMAP_IN_TURN: [Mutex<Paired>; 2] = [Mutex::new(Paired::NONE), Mutex::new(Paired::NONE)];
 
@@ -56,64 +72,101 @@ fn trivial_pmap(x: u64) -> u64 {
 fn map_2m(c: &mut Criterion) {
     let data: Vec<u64> = (0..TRIVIAL_ITEMS).collect();
     let pool = ThreadPool::new().unwrap();
-    let mut group = c.benchmark_group("map_2m_owned");
-    group.sample_size(30);
-    group.throughput(Throughput::Elements(TRIVIAL_ITEMS));
-    let owned = || data.clone();
-    group.bench_function("serial", |b| {
-        b.iter_batched(
-            owned,
-            |items| black_box(items.into_iter().map(trivial).collect::<Vec<_>>()),
-            BatchSize::LargeInput,
-        )
-    });
-    group.bench_function("rayon_into_par_iter", |b| {
-        b.iter_batched(
-            owned,
-            |items| black_box(items.into_par_iter().map(trivial).collect::<Vec<_>>()),
-            BatchSize::LargeInput,
-        )
-    });
     // The same on a rayon pool of our own size, as ThreadPool runs it.
     let rayon_pool = rayon::ThreadPoolBuilder::new()
         .num_threads(pool.nodes())
         .build()
         .unwrap();
+    let mut group = c.benchmark_group("map_2m_owned");
+    // One measured run is OWNED_CALLS calls (≥ 100 ms of work), each on a fresh copy of
+    // the input that is not timed; ten runs a contender.
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(TRIVIAL_ITEMS * u64::from(OWNED_CALLS)));
+    let owned = || data.clone();
+    // Each contender's measured runs, with the page faults of its calls counted.
+    let runs = |name: &'static str, iters: u64, f: &mut dyn FnMut(Vec<u64>) -> Vec<u64>| {
+        let mut took = Duration::ZERO;
+        for _ in 0..iters {
+            let (time, faults) = run_calls(OWNED_CALLS, true, owned, &mut *f);
+            took += time;
+            let mut counted = OWNED_FAULTS.lock().unwrap();
+            match counted
+                .iter_mut()
+                .find(|(contender, ..)| *contender == name)
+            {
+                Some((_, sum, calls)) => {
+                    *sum = sum.zip(faults).map(|(a, b)| a + b);
+                    *calls += u64::from(OWNED_CALLS);
+                }
+                None => counted.push((name, faults, u64::from(OWNED_CALLS))),
+            }
+        }
+        took
+    };
+    group.bench_function("serial", |b| {
+        b.iter_custom(|iters| {
+            runs("serial", iters, &mut |items| {
+                items.into_iter().map(trivial).collect()
+            })
+        })
+    });
+    group.bench_function("rayon_into_par_iter", |b| {
+        b.iter_custom(|iters| {
+            runs("rayon_into_par_iter", iters, &mut |items| {
+                items.into_par_iter().map(trivial).collect()
+            })
+        })
+    });
     group.bench_function("rayon_pool_into_par_iter", |b| {
-        b.iter_batched(
-            owned,
-            |items| {
-                black_box(
-                    rayon_pool.install(|| items.into_par_iter().map(trivial).collect::<Vec<_>>()),
-                )
-            },
-            BatchSize::LargeInput,
-        )
+        b.iter_custom(|iters| {
+            runs("rayon_pool_into_par_iter", iters, &mut |items| {
+                rayon_pool.install(|| items.into_par_iter().map(trivial).collect())
+            })
+        })
     });
     group.bench_function("scope_chunks", |b| {
-        b.iter_batched(
-            owned,
-            |items| black_box(scope_chunks_owned(items, trivial)),
-            BatchSize::LargeInput,
-        )
+        b.iter_custom(|iters| {
+            runs("scope_chunks", iters, &mut |items| {
+                scope_chunks_owned(items, trivial)
+            })
+        })
     });
     group.bench_function("thread_pool_map", |b| {
-        b.iter_batched(
-            owned,
-            |items| black_box(pool.map(trivial, items).unwrap()),
-            BatchSize::LargeInput,
-        )
+        b.iter_custom(|iters| {
+            runs("thread_pool_map", iters, &mut |items| {
+                pool.map(trivial, items).unwrap()
+            })
+        })
     });
-    // The goal's pair, call by call in turn (as `map_2m_borrowed`'s below), each call
-    // given a fresh copy of the input that is not timed.
+    // The goal's pair, run by run in turn (as `map_2m_borrowed`'s below, but each turn a
+    // run of OWNED_CALLS calls), with the page faults of each side's calls counted.
     group.bench_function("thread_pool_map_in_turn", |b| {
         b.iter_custom(|iters| {
-            in_turn(
+            in_turn_runs(
                 &OWNED_IN_TURN,
                 iters,
+                OWNED_CALLS,
                 owned,
                 |items| pool.map(trivial, items).unwrap(),
                 |items| items.into_par_iter().map(trivial).collect::<Vec<_>>(),
+            )
+        })
+    });
+    // Ours against a rayon pool of our own size, in turn: what our map adds to rayon's.
+    group.bench_function("thread_pool_map_in_turn_rayon_pool", |b| {
+        b.iter_custom(|iters| {
+            in_turn_runs(
+                &OWNED_POOL_IN_TURN,
+                iters,
+                OWNED_CALLS,
+                owned,
+                |items| pool.map(trivial, items).unwrap(),
+                |items| {
+                    rayon_pool.install(|| items.into_par_iter().map(trivial).collect::<Vec<_>>())
+                },
             )
         })
     });
@@ -340,7 +393,7 @@ fn report_ratios() {
     let trivial = Work::Items(TRIVIAL_ITEMS);
     report_group(
         "map_2m_owned",
-        trivial,
+        Work::Items(TRIVIAL_ITEMS * u64::from(OWNED_CALLS)),
         &["thread_pool_map"],
         &[
             "rayon_into_par_iter",
@@ -349,6 +402,14 @@ fn report_ratios() {
             "serial",
         ],
     );
+    for (name, faults, calls) in OWNED_FAULTS.lock().unwrap().iter() {
+        if let Some(faults) = faults {
+            println!(
+                "  {name}: {:.0} page faults a call",
+                *faults as f64 / *calls as f64
+            );
+        }
+    }
     goal_paired(
         "map_owned",
         "map_2m_owned",
@@ -356,6 +417,13 @@ fn report_ratios() {
         "rayon_into_par_iter",
         &OWNED_IN_TURN.lock().unwrap(),
     );
+    let same_size = OWNED_POOL_IN_TURN.lock().unwrap();
+    if !same_size.ours.is_empty() {
+        println!(
+            "\nmap_2m_owned, {}",
+            same_size.describe("thread_pool_map", "rayon_pool_into_par_iter")
+        );
+    }
     report_group(
         "map_2m_borrowed",
         trivial,
