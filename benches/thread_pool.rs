@@ -40,8 +40,8 @@ use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group}
 use peers::{scope_chunks, scope_chunks_owned, spin, trivial};
 use rayon::prelude::*;
 use report::{
-    Paired, Work, goal_paired, goal_rate, goal_ratio, in_turn, in_turn_runs, report_group,
-    run_calls,
+    Paired, Work, goal_paired, goal_rate, goal_ratio, in_turn, in_turn_each, in_turn_runs,
+    report_group, run_calls,
 };
 use twat_mp::{ProcessPool, ThreadPool, pmap};
 use twat_mp_workspace::numbers::mix_rounds;
@@ -57,6 +57,10 @@ static BORROWED_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
 /// rayon's global pool (the goal's figure), and against a rayon pool of our size.
 static OWNED_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
 static OWNED_POOL_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
+/// A call right after a call of the other pool against one right after its own pool's:
+/// ours after rayon's global pool, and rayon's global pool after ours.
+static BACK_TO_BACK_IN_TURN: [Mutex<Paired>; 2] =
+    [Mutex::new(Paired::NONE), Mutex::new(Paired::NONE)];
 /// Each `map_2m_owned` contender's minor page faults (`None` where they could not be
 /// read) over its calls, warm-up included.
 #[allow(clippy::type_complexity)]
@@ -268,6 +272,62 @@ impl Drop for Load {
     }
 }
 
+/// Items of one call of `back_to_back_20k`: small enough (160 kB) that a call takes tens
+/// of microseconds, as long as a pool's threads look for work before they sleep.
+const BACK_TO_BACK_ITEMS: u64 = 20_000;
+/// Calls in one measured run of `back_to_back_20k` (about 100 ms of work).
+const BACK_TO_BACK_CALLS: u32 = 2_000;
+
+/// What a program that uses rayon's global pool beside ours sees: a call that starts right
+/// after a call of the *other* pool, while that pool's threads, done, still look for work
+/// for a while before they sleep (rayon's idle rounds), against the same call right after
+/// a call of its own pool. Each timed call follows its untimed predecessor at once.
+fn back_to_back(c: &mut Criterion) {
+    let data: Vec<u64> = (0..BACK_TO_BACK_ITEMS).collect();
+    let pool = ThreadPool::new().unwrap();
+    let ours = |items: Vec<u64>| pool.map(trivial, items).unwrap();
+    let global = |items: Vec<u64>| items.into_par_iter().map(trivial).collect::<Vec<_>>();
+    // The input of the timed call, made before its predecessor runs.
+    let after = |before: &dyn Fn(Vec<u64>) -> Vec<u64>| {
+        let (first, second) = (data.clone(), data.clone());
+        black_box(before(first));
+        second
+    };
+    let mut group = c.benchmark_group("back_to_back_20k");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(
+        BACK_TO_BACK_ITEMS * u64::from(BACK_TO_BACK_CALLS),
+    ));
+    group.bench_function("thread_pool_map_after_rayon_global", |b| {
+        b.iter_custom(|iters| {
+            in_turn_each(
+                &BACK_TO_BACK_IN_TURN[0],
+                iters,
+                BACK_TO_BACK_CALLS,
+                false,
+                (|| after(&global), ours),
+                (|| after(&ours), ours),
+            )
+        })
+    });
+    group.bench_function("rayon_global_after_thread_pool_map", |b| {
+        b.iter_custom(|iters| {
+            in_turn_each(
+                &BACK_TO_BACK_IN_TURN[1],
+                iters,
+                BACK_TO_BACK_CALLS,
+                false,
+                (|| after(&ours), global),
+                (|| after(&global), global),
+            )
+        })
+    });
+    group.finish();
+}
+
 fn pmap_2m(c: &mut Criterion) {
     let data: Vec<u64> = (0..TRIVIAL_ITEMS).collect();
     let pool = ThreadPool::new().unwrap();
@@ -387,7 +447,7 @@ fn cpu_32x25ms(c: &mut Criterion) {
     procspawn_pool.shutdown();
 }
 
-criterion_group!(benches, map_2m, pmap_2m, imap_2m, cpu_32x25ms);
+criterion_group!(benches, map_2m, back_to_back, pmap_2m, imap_2m, cpu_32x25ms);
 
 fn report_ratios() {
     let trivial = Work::Items(TRIVIAL_ITEMS);
@@ -423,6 +483,16 @@ fn report_ratios() {
             "\nmap_2m_owned, {}",
             same_size.describe("thread_pool_map", "rayon_pool_into_par_iter")
         );
+    }
+    let pairs = [
+        ("thread_pool_map after rayon's global pool", "after itself"),
+        ("rayon's global pool after thread_pool_map", "after itself"),
+    ];
+    for (stash, (ours, peer)) in BACK_TO_BACK_IN_TURN.iter().zip(pairs) {
+        let measured = stash.lock().unwrap();
+        if !measured.ours.is_empty() {
+            println!("\nback_to_back_20k, {}", measured.describe(ours, peer));
+        }
     }
     report_group(
         "map_2m_borrowed",

@@ -572,7 +572,7 @@ impl Paired {
 pub fn in_turn<I, A, B>(
     stash: &Mutex<Paired>,
     iters: u64,
-    setup: impl FnMut() -> I,
+    setup: impl Fn() -> I,
     ours: impl FnMut(I) -> A,
     peer: impl FnMut(I) -> B,
 ) -> Duration {
@@ -588,15 +588,36 @@ pub fn in_turn_runs<I, A, B>(
     stash: &Mutex<Paired>,
     iters: u64,
     calls: u32,
-    mut setup: impl FnMut() -> I,
-    mut ours: impl FnMut(I) -> A,
-    mut peer: impl FnMut(I) -> B,
+    setup: impl Fn() -> I,
+    ours: impl FnMut(I) -> A,
+    peer: impl FnMut(I) -> B,
+) -> Duration {
+    in_turn_each(
+        stash,
+        iters,
+        calls,
+        calls > 1,
+        (&setup, ours),
+        (&setup, peer),
+    )
+}
+
+/// [`in_turn_runs`] where each side makes its own untimed input: `(setup, call)` for
+/// ours, then for the peer (a setup may run something just before the timed call, say);
+/// page faults are counted only with `count` (reading them takes tens of microseconds
+/// between the setup and the call).
+pub fn in_turn_each<I, J, A, B>(
+    stash: &Mutex<Paired>,
+    iters: u64,
+    calls: u32,
+    count: bool,
+    mut ours: (impl FnMut() -> I, impl FnMut(I) -> A),
+    mut peer: (impl FnMut() -> J, impl FnMut(J) -> B),
 ) -> Duration {
     let mut guard = stash.lock().unwrap_or_else(|poison| poison.into_inner());
     let stash = &mut *guard;
     stash.calls = calls;
-    let count = calls > 1;
-    if stash.ours.is_empty() {
+    if stash.ours.is_empty() && count {
         (stash.ours_faults, stash.peer_faults) = (Some(0), Some(0));
     }
     let mut total = Duration::ZERO;
@@ -604,9 +625,9 @@ pub fn in_turn_runs<I, A, B>(
         let first = stash.ours.len() % 2;
         for side in [first, 1 - first] {
             let (took, faults) = if side == 0 {
-                run_calls(calls, count, &mut setup, &mut ours)
+                run_calls(calls, count, &mut ours.0, &mut ours.1)
             } else {
-                run_calls(calls, count, &mut setup, &mut peer)
+                run_calls(calls, count, &mut peer.0, &mut peer.1)
             };
             let per_call = took.as_nanos() as f64 / f64::from(calls);
             let (times, counted) = if side == 0 {
