@@ -58,17 +58,18 @@ const OWNED_CALLS: u32 = 50;
 /// `par_map` and rayon's `par_iter` over `&vec`, timed in turn (the goal's figure).
 static BORROWED_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
 /// `ThreadPool::map` over owned input and rayon's `into_par_iter`, runs in turn: against
-/// rayon's global pool (the goal's figure), and against a rayon pool of our size.
+/// rayon's global pool, and against a rayon pool of our size (the goal's figure is the
+/// higher of the two pair ratios).
 static OWNED_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
 static OWNED_POOL_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
 /// A call right after a call of the other pool against one right after its own pool's:
 /// ours after rayon's global pool, and rayon's global pool after ours.
 static BACK_TO_BACK_IN_TURN: [Mutex<Paired>; 2] =
     [Mutex::new(Paired::NONE), Mutex::new(Paired::NONE)];
-/// Each `map_2m_owned` contender's minor page faults (`None` where they could not be
-/// read) over its calls, warm-up included.
-#[allow(clippy::type_complexity)]
-static OWNED_FAULTS: Mutex<Vec<(&str, Option<u64>, u64)>> = Mutex::new(Vec::new());
+/// One `map_2m_owned` contender's minor page faults (`None` where they could not be
+/// read) and the calls they were counted over, warm-up included.
+type Faults = (&'static str, Option<u64>, u64);
+static OWNED_FAULTS: Mutex<Vec<Faults>> = Mutex::new(Vec::new());
 /// `#[pmap]` and `ThreadPool::map`, timed in turn: quiet, and under load.
 static PMAP_IN_TURN: [Mutex<Paired>; 2] = [Mutex::new(Paired::NONE), Mutex::new(Paired::NONE)];
 
