@@ -22,9 +22,10 @@
 //!   `ThreadPool` and `ProcessPool`, procspawn's pool (goal: speed-up at least 1.9).
 //!
 //! The three goals that compare close contenders (`map` vs `into_par_iter`, `par_map` vs
-//! `par_iter`, `#[pmap]` vs `map` under load) are measured a second way too: a criterion function `*_in_turn`
-//! times both sides call by call, in turn (`report::in_turn`), and the goal's figure is
-//! the median ratio of those pairs. Timed one function after the other, as criterion does,
+//! `par_iter`, `#[pmap]` vs `map` under load) are measured a second way too: a criterion
+//! function `*_in_turn` times both sides in turn, each turn a run of calls holding at least
+//! 100 ms of work (`report::in_turn_runs`), and the goal's figure is the median ratio of
+//! those pairs of runs. Timed one function after the other, as criterion does,
 //! the ratio of these two was set by the machine's load of the moment and by which pool
 //! had just run (1.26× one run, 0.9× the next); in turn it stays within a few percent.
 //!
@@ -44,8 +45,8 @@ use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group}
 use peers::{scope_chunks, scope_chunks_owned, spin, trivial};
 use rayon::prelude::*;
 use report::{
-    Paired, Work, goal_paired, goal_rate, goal_ratio, in_turn, in_turn_each, in_turn_runs,
-    report_group, run_calls,
+    Paired, Work, goal_paired, goal_rate, goal_ratio, in_turn_each, in_turn_runs, report_group,
+    run_calls,
 };
 use twat_mp::{ProcessPool, ThreadPool, pmap};
 use twat_mp_workspace::numbers::mix_rounds;
@@ -54,6 +55,12 @@ const TRIVIAL_ITEMS: u64 = 2_000_000;
 /// Calls of 2 M items in one measured run of `map_2m_owned`: about 100 ms of work on
 /// two cores, so that one preemption does not decide a run.
 const OWNED_CALLS: u32 = 50;
+/// The calls of `par_map` (or `par_iter`) in one turn of their pair: about 1.3 ms each,
+/// so a turn holds ≥ 100 ms of work.
+const BORROWED_CALLS: u32 = 80;
+/// The calls of `#[pmap]` (or `map`) in one turn of their pair: 2-6 ms each (quiet, under
+/// load), so a turn holds ≥ 100 ms of work.
+const PMAP_CALLS: u32 = 25;
 
 /// `par_map` and rayon's `par_iter` over `&vec`, timed in turn (the goal's figure).
 static BORROWED_IN_TURN: Mutex<Paired> = Mutex::new(Paired::NONE);
@@ -207,13 +214,15 @@ fn map_2m(c: &mut Criterion) {
     group.bench_function("thread_pool_map", |b| {
         b.iter(|| black_box(pool.map(|x: &u64| trivial(*x), &data).unwrap()))
     });
-    // The goal's pair, call by call in turn: criterion's own figures above depend on
-    // which pool ran just before and on the load of the moment as much as on the work.
+    // The goal's pair, run by run in turn (each turn BORROWED_CALLS calls): criterion's own
+    // figures above depend on which pool ran just before and on the load of the moment as
+    // much as on the work.
     group.bench_function("thread_pool_par_map_in_turn", |b| {
         b.iter_custom(|iters| {
-            in_turn(
+            in_turn_runs(
                 &BORROWED_IN_TURN,
                 iters,
+                BORROWED_CALLS,
                 || (),
                 |()| pool.par_map(|x: &u64| trivial(*x), &data).unwrap(),
                 |()| data.par_iter().map(|&x| trivial(x)).collect::<Vec<_>>(),
@@ -356,12 +365,14 @@ fn pmap_2m(c: &mut Criterion) {
                 BatchSize::LargeInput,
             )
         });
-        // The goal's pair, call by call in turn, under the same load at each moment.
+        // The goal's pair, run by run in turn (each turn PMAP_CALLS calls), under the same
+        // load at each moment.
         group.bench_function("pmap_attribute_in_turn", |b| {
             b.iter_custom(|iters| {
-                in_turn(
+                in_turn_runs(
                     stash,
                     iters,
+                    PMAP_CALLS,
                     || data.clone(),
                     trivial_pmap,
                     |items| pool.map(trivial, items).unwrap(),

@@ -443,7 +443,7 @@ pub fn record(fields: &[&str]) {
     }
 }
 
-/// Two contenders timed call by call, in turn: what [`in_turn`] measured, in ns per call.
+/// Two contenders timed run by run, in turn: what [`in_turn_runs`] measured, in ns per call.
 ///
 /// Criterion times one function after the other, so on a shared machine the load of the
 /// moment, and which pool ran last (its threads awake, its memory warm), set a ratio as
@@ -564,24 +564,13 @@ impl Paired {
     }
 }
 
-/// Runs `iters` pairs of calls, `ours` and `peer` in turn, for a criterion function's
+/// Runs `iters` pairs of runs, `ours` and `peer` in turn, for a criterion function's
 /// `iter_custom`: adds both times of each pair to `stash` and returns the time of ours.
-/// Every call gets a fresh input from `setup` (untimed), and its output is dropped after
-/// the clock stops. Which side goes first alternates from pair to pair, so neither always
-/// runs right after the other (on threads the other just left, or memory it just freed).
-pub fn in_turn<I, A, B>(
-    stash: &Mutex<Paired>,
-    iters: u64,
-    setup: impl Fn() -> I,
-    ours: impl FnMut(I) -> A,
-    peer: impl FnMut(I) -> B,
-) -> Duration {
-    in_turn_runs(stash, iters, 1, setup, ours, peer)
-}
-
-/// [`in_turn`] where each side's turn is a run of `calls` calls (each with a fresh,
-/// untimed input), so that a turn holds enough work (≥ 100 ms) that one preemption cannot
-/// decide it: `iters` pairs of runs, which side goes first alternating from pair to pair.
+/// Each side's turn is a run of `calls` calls, each with a fresh, untimed input from
+/// `setup`, its output dropped after the clock stops, so that a turn holds enough work
+/// (≥ 100 ms) that one preemption cannot decide it. Which side goes first alternates from
+/// pair to pair, so neither always runs right after the other (on threads the other just
+/// left, or memory it just freed).
 /// Adds each run's time per call to `stash`, with the page faults of the timed calls,
 /// and returns the time of ours' runs.
 pub fn in_turn_runs<I, A, B>(
@@ -670,7 +659,7 @@ pub fn run_calls<I, O>(
     (took, faults)
 }
 
-/// Prints an [`in_turn`] measurement of `group` and records its median pair ratio as goal
+/// Prints an [`in_turn_runs`] measurement of `group` and records its median pair ratio as goal
 /// `id` (`ours / peer`): each pair ran back to back, under the same load, so the load's
 /// drift over the run cancels out (the ratio of the medians does not cancel it).
 pub fn goal_paired(id: &str, group: &str, ours: &str, peer: &str, measured: &Paired) {

@@ -1355,7 +1355,9 @@ mod tests {
             err.to_string(),
             "item 5 (input 42) on worker 0 panicked: boom"
         );
-        let traceback = err.traceback().expect("a worker's panic carries its traceback");
+        let traceback = err
+            .traceback()
+            .expect("a worker's panic carries its traceback");
         // File names come from debug info, which the dev profile has and release has not.
         if cfg!(debug_assertions) {
             assert!(traceback.contains("remote.rs"), "{err:?}");
