@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use super::dispatch::Cancel;
 use super::dispatch::{self, Dispatch};
-use super::remote::StateSpec;
+use super::remote::{self, StateSpec};
 use super::unsafe_code::{EntryOffset, code_range};
 use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key, TIMED};
 use super::worker::{MARKER, is_failed_worker, marker_for_child};
@@ -1136,6 +1136,9 @@ impl Slot {
                         // needs this worker stopped, whatever it decides.
                         self.shared.dispatch.release(slot);
                     }
+                    // A large item the worker took out of its frame and that failed is
+                    // shown from this copy.
+                    remote::restore_input(&mut worker.body, batch.item_bytes(batch.delivered));
                     self.outbox.hold(
                         &batch.link,
                         Delivery::Results {
@@ -1406,6 +1409,7 @@ impl MessageWorker {
                     if count > batch.count() - batch.delivered {
                         break Some("it answered more items than it was sent".into());
                     }
+                    remote::restore_input(&mut body, batch.item_bytes(batch.delivered));
                     batch.deliver(Delivery::Results {
                         first: batch.first + batch.delivered,
                         count,
