@@ -654,8 +654,23 @@ pub(crate) fn take_large<T: serde::de::DeserializeOwned + 'static>(
     }
 }
 
-/// `body` from `start` on, in `body`'s own memory.
-fn moved_down(body: &mut Vec<u8>, start: usize) -> Vec<u8> {
+/// An item that the caller owns the bytes of (all of `bytes`, postcard, as
+/// [`write_item`] writes it): a large byte string is taken out of `bytes` in place
+/// ([`take_large`]), anything else read from it ([`take_item`]; bytes after the item are
+/// ignored, as `postcard::from_bytes` ignores them). What an async process pool's session
+/// does with each item.
+#[cfg_attr(not(feature = "aio"), allow(dead_code))]
+pub(crate) fn take_owned_item<T: serde::de::DeserializeOwned + 'static>(
+    bytes: &mut Vec<u8>,
+) -> postcard::Result<T> {
+    match take_large(bytes, 0) {
+        Some(taken) => taken,
+        None => take_item(bytes).map(|(value, _)| value),
+    }
+}
+
+/// `body` from `start` on, in `body`'s own memory (`body` is left empty).
+pub(crate) fn moved_down(body: &mut Vec<u8>, start: usize) -> Vec<u8> {
     let mut bytes = std::mem::take(body);
     bytes.copy_within(start.., 0);
     bytes.truncate(bytes.len() - start);
