@@ -53,6 +53,10 @@ use crate::error::ErrorKind;
 
 /// How long a new worker may take to answer the handshake before it counts as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a slot keeps a large buffer for its worker's next answer while no work comes
+/// (see `Slot::keep_buffer`): longer than a caller takes between two calls in a loop,
+/// short enough that an idle pool soon gives the memory back.
+const KEEP_IDLE: Duration = Duration::from_millis(100);
 /// How long a worker asked to exit (its socket closed) gets before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// The most batches a slot sends ahead of the one its worker runs. Deep, so that for
@@ -653,7 +657,7 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
                 // The queue may keep this thread waiting: the calls get what it holds.
                 slot.outbox.flush();
                 let holding = !slot.holding.is_empty();
-                match slot.shared.next_batch(&mut seen, holding) {
+                match slot.next_batch(&mut seen, holding) {
                     None => break,
                     Some(Next::Batch(batch)) => {
                         slot.serve(Some(&batch.link.cancel));
@@ -755,12 +759,36 @@ impl Slot {
         self.shared.debug
     }
 
+    /// The next batch from the queue: [`Slots::next_batch`], but a large buffer kept for
+    /// the worker's next answer ([`keep_buffer`](Self::keep_buffer)) is given back once
+    /// the slot has waited [`KEEP_IDLE`] for work, so that an idle pool does not hold
+    /// memory its caller gave up.
+    fn next_batch(&mut self, seen: &mut u64, holding: bool) -> Option<Next> {
+        let kept = self
+            .worker
+            .as_ref()
+            .is_some_and(|worker| worker.body.capacity() >= wire::LARGE);
+        if kept {
+            match self.shared.poll_batch(seen, holding, Some(KEEP_IDLE)) {
+                Polled::Next(next) => return Some(next),
+                Polled::Over => return None,
+                Polled::Nothing => {
+                    if let Some(worker) = &mut self.worker {
+                        worker.body = Vec::new();
+                    }
+                }
+            }
+        }
+        self.shared.next_batch(seen, holding)
+    }
+
     /// Keeps the buffer of a batch that ended, when it is large (a large item became it,
     /// `wire::write_item_owned`), for the worker's next answer to be read into: its pages
     /// are mapped already, where a fresh buffer of that size costs a page fault per 4 KiB
     /// page (a 64 MiB result's frame, 16,384). Every item of the batch was answered or
     /// failed with its copy taken, so nothing reads it again. It leaves the slot with
-    /// that next answer, so a slot holds at most one such buffer, and only until then.
+    /// that next answer, or after [`KEEP_IDLE`] without work: a slot holds at most one
+    /// such buffer.
     fn keep_buffer(&mut self, batch: &mut Batch) {
         let Some(worker) = &mut self.worker else {
             return;
