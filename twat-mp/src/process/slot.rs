@@ -54,9 +54,15 @@ use crate::error::ErrorKind;
 /// How long a new worker may take to answer the handshake before it counts as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a slot keeps a large buffer for its worker's next answer while no work comes
-/// (see `Slot::keep_buffer`): longer than a caller takes between two calls in a loop,
-/// short enough that an idle pool soon gives the memory back.
-const KEEP_IDLE: Duration = Duration::from_millis(100);
+/// (see `Slot::keep_buffer`): longer than a slot waits between two calls of a caller in
+/// a loop (with two slots taking turns, a round trip and the caller's own work; 100 and
+/// 250 ms were too short for 64 MiB items on a loaded machine), short enough that an
+/// idle pool soon gives the memory back.
+const KEEP_IDLE: Duration = Duration::from_secs(1);
+/// The largest buffer a slot keeps for its worker's next answer: for a larger item the
+/// memory it holds matters more than the page faults it saves (a 512 MiB item's caller
+/// would hold a third 512 MiB while it makes its next item).
+const KEEP_MAX: usize = 128 << 20;
 /// How long a worker asked to exit (its socket closed) gets before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// The most batches a slot sends ahead of the one its worker runs. Deep, so that for
@@ -788,13 +794,13 @@ impl Slot {
     /// page (a 64 MiB result's frame, 16,384). Every item of the batch was answered or
     /// failed with its copy taken, so nothing reads it again. It leaves the slot with
     /// that next answer, or after [`KEEP_IDLE`] without work: a slot holds at most one
-    /// such buffer.
+    /// such buffer, of at most [`KEEP_MAX`].
     fn keep_buffer(&mut self, batch: &mut Batch) {
         let Some(worker) = &mut self.worker else {
             return;
         };
         let size = batch.bytes.capacity();
-        if size >= wire::LARGE && worker.body.capacity() < size {
+        if (wire::LARGE..=KEEP_MAX).contains(&size) && worker.body.capacity() < size {
             worker.body = std::mem::take(&mut batch.bytes);
             worker.body.clear();
         }
