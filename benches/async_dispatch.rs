@@ -8,7 +8,8 @@
 //!   worker: 100,000 in flight on 2 nodes). Goal: `#[apmap]` and the pool ≤ 1.2 × `JoinSet`,
 //!   with every task allowed in flight as `JoinSet` has them; its figure is the median
 //!   ratio of `apmap_concurrency_50000_in_turn`, which times the attribute and `JoinSet`
-//!   call by call in turn (`report::in_turn`), so that both see the same load.
+//!   in turn, runs of two calls each (`report::in_turn_runs`), so that both see the same
+//!   load.
 //! - `trivial_1000000`: 1,000,000 tasks that return their input. Goal: the pool
 //!   ≤ 2 × `JoinSet`.
 //!
@@ -29,7 +30,7 @@ mod report;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group};
 use futures_util::StreamExt;
-use report::{Paired, Work, goal, in_turn, mean_ns, report_group};
+use report::{Paired, Work, goal, in_turn_runs, mean_ns, report_group};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use twat_mp::{AsyncMultiPool, apmap};
@@ -161,13 +162,14 @@ fn sleeps_100000x10ms(c: &mut Criterion) {
     group.bench_function("apmap_concurrency_50000", |b| {
         b.iter(|| black_box(runtime.block_on(nap_apmap_all_in_flight(0..SLEEPS))))
     });
-    // The goal's pair, call by call in turn: one after the other, criterion's figures of
-    // two contenders that each take about 100 ms follow the machine's load of the moment.
+    // The goal's pair, run by run in turn (each turn 2 calls, ≥ 100 ms): one after the
+    // other, criterion's figures of two contenders follow the machine's load of the moment.
     group.bench_function("apmap_concurrency_50000_in_turn", |b| {
         b.iter_custom(|iters| {
-            in_turn(
+            in_turn_runs(
                 &SLEEPS_IN_TURN,
                 iters,
+                2,
                 || (),
                 |()| runtime.block_on(nap_apmap_all_in_flight(0..SLEEPS)),
                 |()| joinset(&runtime, SLEEPS, nap),

@@ -443,15 +443,28 @@ pub fn record(fields: &[&str]) {
     }
 }
 
-/// Two contenders timed call by call, in turn: what [`in_turn`] measured, in ns per call.
+/// Two contenders timed run by run, in turn: what [`in_turn_runs`] measured, in ns per call.
 ///
 /// Criterion times one function after the other, so on a shared machine the load of the
 /// moment, and which pool ran last (its threads awake, its memory warm), set a ratio as
 /// much as the work does. Taken in turn, each call of one side has a call of the other
 /// within a few milliseconds of it, under the same load.
+///
+/// With [`in_turn_runs`], each side's turn is a run of several calls (≥ 100 ms of work),
+/// so that one preemption cannot decide a pair; the times are then per call (the run's
+/// time over its calls), and the minor page faults of each side's timed calls are counted
+/// too ([`minor_faults`]).
 pub struct Paired {
+    /// ns per call of ours, one figure per turn.
     pub ours: Vec<f64>,
+    /// ns per call of the peer, one figure per turn.
     pub peer: Vec<f64>,
+    /// Calls per turn (0 until measured).
+    pub calls: u32,
+    /// Minor page faults during ours' timed calls, over all turns, where counted.
+    pub ours_faults: Option<u64>,
+    /// The same for the peer.
+    pub peer_faults: Option<u64>,
 }
 
 impl Paired {
@@ -459,7 +472,20 @@ impl Paired {
     pub const NONE: Paired = Paired {
         ours: Vec::new(),
         peer: Vec::new(),
+        calls: 0,
+        ours_faults: None,
+        peer_faults: None,
     };
+}
+
+/// The minor page faults of this process so far (`minflt` of `/proc/self/stat`), where
+/// it can be read: each is a page the kernel had to map (and zero) on first touch.
+pub fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name (in parentheses, which may hold spaces): state, ppid, pgrp,
+    // session, tty_nr, tpgid, flags, minflt.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(7)?.parse().ok()
 }
 
 fn median(times: &[f64]) -> f64 {
@@ -500,13 +526,34 @@ impl Paired {
         median(&ratios)
     }
 
-    /// One line: both medians and totals, and both ratios.
+    /// One line: both medians and totals, and both ratios (and, for runs of several
+    /// calls, each side's page faults per call).
     pub fn describe(&self, ours: &str, peer: &str) -> String {
-        let total = |times: &[f64]| times.iter().sum::<f64>() / 1e6;
+        let calls = f64::from(self.calls.max(1));
+        let total = |times: &[f64]| times.iter().sum::<f64>() * calls / 1e6;
+        let turns = if self.calls > 1 {
+            format!(
+                "{} runs of {} calls each side in turn",
+                self.ours.len(),
+                self.calls
+            )
+        } else {
+            format!("{} calls each in turn", self.ours.len())
+        };
+        let faults = match (self.ours_faults, self.peer_faults) {
+            (Some(a), Some(b)) if self.calls > 1 => {
+                let per_call = |n: u64| n as f64 / (calls * self.ours.len().max(1) as f64);
+                format!(
+                    "; page faults a call: {ours} {:.0}, {peer} {:.0}",
+                    per_call(a),
+                    per_call(b)
+                )
+            }
+            _ => String::new(),
+        };
         format!(
-            "{} calls each in turn: {ours} median {:.3} ms (total {:.0} ms), {peer} median \
-             {:.3} ms (total {:.0} ms); ratio of medians {:.3}, median pair ratio {:.3}",
-            self.ours.len(),
+            "{turns}: {ours} median {:.3} ms (total {:.0} ms), {peer} median \
+             {:.3} ms (total {:.0} ms); ratio of medians {:.3}, median pair ratio {:.3}{faults}",
             self.ours_median() / 1e6,
             total(&self.ours),
             self.peer_median() / 1e6,
@@ -517,44 +564,102 @@ impl Paired {
     }
 }
 
-/// Runs `iters` pairs of calls, `ours` and `peer` in turn, for a criterion function's
+/// Runs `iters` pairs of runs, `ours` and `peer` in turn, for a criterion function's
 /// `iter_custom`: adds both times of each pair to `stash` and returns the time of ours.
-/// Every call gets a fresh input from `setup` (untimed), and its output is dropped after
-/// the clock stops. Which side goes first alternates from pair to pair, so neither always
-/// runs right after the other (on threads the other just left, or memory it just freed).
-pub fn in_turn<I, A, B>(
+/// Each side's turn is a run of `calls` calls, each with a fresh, untimed input from
+/// `setup`, its output dropped after the clock stops, so that a turn holds enough work
+/// (≥ 100 ms) that one preemption cannot decide it. Which side goes first alternates from
+/// pair to pair, so neither always runs right after the other (on threads the other just
+/// left, or memory it just freed).
+/// Adds each run's time per call to `stash`, with the page faults of the timed calls,
+/// and returns the time of ours' runs.
+pub fn in_turn_runs<I, A, B>(
     stash: &Mutex<Paired>,
     iters: u64,
-    mut setup: impl FnMut() -> I,
-    mut ours: impl FnMut(I) -> A,
-    mut peer: impl FnMut(I) -> B,
+    calls: u32,
+    setup: impl Fn() -> I,
+    ours: impl FnMut(I) -> A,
+    peer: impl FnMut(I) -> B,
 ) -> Duration {
-    use std::hint::black_box;
-    let mut stash = stash.lock().unwrap_or_else(|poison| poison.into_inner());
+    in_turn_each(
+        stash,
+        iters,
+        calls,
+        calls > 1,
+        (&setup, ours),
+        (&setup, peer),
+    )
+}
+
+/// [`in_turn_runs`] where each side makes its own untimed input: `(setup, call)` for
+/// ours, then for the peer (a setup may run something just before the timed call, say);
+/// page faults are counted only with `count` (reading them takes tens of microseconds
+/// between the setup and the call).
+pub fn in_turn_each<I, J, A, B>(
+    stash: &Mutex<Paired>,
+    iters: u64,
+    calls: u32,
+    count: bool,
+    mut ours: (impl FnMut() -> I, impl FnMut(I) -> A),
+    mut peer: (impl FnMut() -> J, impl FnMut(J) -> B),
+) -> Duration {
+    let mut guard = stash.lock().unwrap_or_else(|poison| poison.into_inner());
+    let stash = &mut *guard;
+    stash.calls = calls;
+    if stash.ours.is_empty() && count {
+        (stash.ours_faults, stash.peer_faults) = (Some(0), Some(0));
+    }
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let first = stash.ours.len() % 2;
         for side in [first, 1 - first] {
-            let input = setup();
-            let start = Instant::now();
-            if side == 0 {
-                let out = black_box(ours(input));
-                let took = start.elapsed();
-                drop(out);
-                total += took;
-                stash.ours.push(took.as_nanos() as f64);
+            let (took, faults) = if side == 0 {
+                run_calls(calls, count, &mut ours.0, &mut ours.1)
             } else {
-                let out = black_box(peer(input));
-                let took = start.elapsed();
-                drop(out);
-                stash.peer.push(took.as_nanos() as f64);
-            }
+                run_calls(calls, count, &mut peer.0, &mut peer.1)
+            };
+            let per_call = took.as_nanos() as f64 / f64::from(calls);
+            let (times, counted) = if side == 0 {
+                total += took;
+                (&mut stash.ours, &mut stash.ours_faults)
+            } else {
+                (&mut stash.peer, &mut stash.peer_faults)
+            };
+            times.push(per_call);
+            *counted = counted.zip(faults).map(|(sum, more)| sum + more);
         }
     }
     total
 }
 
-/// Prints an [`in_turn`] measurement of `group` and records its median pair ratio as goal
+/// Times `calls` calls of `f`, each on a fresh input from `setup` (untimed), its output
+/// dropped after the clock stops; with `count`, also the page faults of the timed calls.
+pub fn run_calls<I, O>(
+    calls: u32,
+    count: bool,
+    mut setup: impl FnMut() -> I,
+    mut f: impl FnMut(I) -> O,
+) -> (Duration, Option<u64>) {
+    use std::hint::black_box;
+    let mut took = Duration::ZERO;
+    let mut faults = Some(0_u64);
+    for _ in 0..calls {
+        let input = setup();
+        let before = if count { minor_faults() } else { None };
+        let start = Instant::now();
+        let out = black_box(f(input));
+        took += start.elapsed();
+        let after = if count { minor_faults() } else { None };
+        drop(out);
+        faults = match (faults, before, after) {
+            (Some(sum), Some(b), Some(a)) => Some(sum + a.saturating_sub(b)),
+            _ => None,
+        };
+    }
+    (took, faults)
+}
+
+/// Prints an [`in_turn_runs`] measurement of `group` and records its median pair ratio as goal
 /// `id` (`ours / peer`): each pair ran back to back, under the same load, so the load's
 /// drift over the run cancels out (the ratio of the medians does not cancel it).
 pub fn goal_paired(id: &str, group: &str, ours: &str, peer: &str, measured: &Paired) {

@@ -18,6 +18,7 @@ on_both_flavours!(
     imap_is_ordered_and_lazy,
     uimap_yields_every_item,
     the_attribute_runs_in_processes,
+    large_byte_items_cross_exactly,
 );
 
 fn pool() -> AsyncProcessPool {
@@ -269,4 +270,50 @@ fn process_settings_are_checked() {
             .contains("`.processes().initializer(f)`, with a function that captures nothing"),
         "{err}"
     );
+}
+
+/// The bytes reversed; an item whose first byte is 0 panics.
+async fn flipped(mut bytes: Vec<u8>) -> Vec<u8> {
+    assert!(bytes.first() != Some(&0), "a zero first");
+    bytes.reverse();
+    bytes
+}
+
+async fn flipped_buf(bytes: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from(flipped(bytes.into_vec()).await)
+}
+
+async fn flipped_bytes(bytes: bytes::Bytes) -> bytes::Bytes {
+    bytes::Bytes::from(flipped(Vec::from(bytes)).await)
+}
+
+/// Byte strings on both sides of the size from which they cross without a frame buffer
+/// of their own (1 MiB), as `Vec<u8>`, `ByteBuf` and `Bytes`: each comes back exactly, and
+/// a failing one shows its input.
+async fn large_byte_items_cross_exactly() {
+    let pool = pool();
+    let items: Vec<Vec<u8>> = [(1 << 20) - 1, 1 << 20, (1 << 20) + 5, 3 << 20]
+        .into_iter()
+        .map(|len: usize| (0..len).map(|i| (i % 251) as u8 + 1).collect())
+        .collect();
+    let reversed = |bytes: &[u8]| bytes.iter().rev().copied().collect::<Vec<u8>>();
+    let expected: Vec<Vec<u8>> = items.iter().map(|item| reversed(item)).collect();
+    let back = pool.map(flipped, items.clone()).await.unwrap();
+    assert!(back == expected);
+    let bufs = items.iter().cloned().map(serde_bytes::ByteBuf::from);
+    let back = pool.map(flipped_buf, bufs).await.unwrap();
+    assert!(back.iter().map(|b| b.to_vec()).eq(expected.iter().cloned()));
+    let shared: Vec<_> = items.iter().cloned().map(bytes::Bytes::from).collect();
+    let back = pool.map(flipped_bytes, shared.clone()).await.unwrap();
+    assert!(back.iter().map(|b| b.to_vec()).eq(expected.iter().cloned()));
+    assert!(shared.iter().map(|b| b.to_vec()).eq(items.iter().cloned()));
+    let applied = pool.apply(flipped, items[3].clone()).await.unwrap();
+    assert!(applied == expected[3]);
+
+    let mut failing = items[2].clone();
+    failing[0] = 0;
+    let err = pool.apply(flipped, failing.clone()).await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Panicked { .. }), "{err}");
+    let shown = err.input().expect("the item is shown");
+    assert!(shown.starts_with("[0,2,3,"), "{shown}");
 }

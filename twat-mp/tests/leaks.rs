@@ -42,11 +42,13 @@ struct Held {
 
 impl Held {
     fn now() -> Self {
+        let mut threads = entries("/proc/self/task", |path| {
+            std::fs::read_to_string(path.join("comm")).map(|name| name.trim().to_owned())
+        });
+        threads.retain(|_, name| !waits_its_turn(name));
         Held {
             fds: fds(),
-            threads: entries("/proc/self/task", |path| {
-                std::fs::read_to_string(path.join("comm")).map(|name| name.trim().to_owned())
-            }),
+            threads,
             children: children(),
         }
     }
@@ -117,6 +119,38 @@ fn fds() -> BTreeMap<u32, String> {
     });
     fds.retain(|_, target| *target != listing);
     fds
+}
+
+/// Whether a thread of this name is the test harness's thread of another test of this
+/// binary, waiting in `support::alone()` for its turn: the harness names each test's
+/// thread after the test (`process_lifecycle::…`, cut to 15 bytes by the kernel), and
+/// with two test threads one such thread starts or ends whenever a test does, while the
+/// leak checks count. Only other files' tests are recognized: a thread this file's test
+/// starts without a name takes its name (the kernel copies the creator's), so it counts.
+fn waits_its_turn(name: &str) -> bool {
+    static OTHER_TESTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let other_tests = OTHER_TESTS.get_or_init(|| {
+        // The group's modules (its `mod NAME;` lines) and its own tests, by name.
+        let group = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/group_process_wide.rs");
+        let group = std::fs::read_to_string(group).expect("the group's file is readable");
+        let own = module_path!().rsplit("::").next().unwrap_or_default();
+        let mut names: Vec<String> = group
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("mod ")?.strip_suffix(';'))
+            .filter(|module| *module != "support" && *module != own)
+            .map(|module| format!("{module}::"))
+            .collect();
+        names.extend(group.lines().filter_map(|line| {
+            let name = line.trim().strip_prefix("fn ")?.split('(').next()?;
+            Some(name.to_owned())
+        }));
+        assert!(
+            names.len() >= 4,
+            "the group's modules were not found: {names:?}"
+        );
+        names
+    });
+    name.len() >= 5 && other_tests.iter().any(|test| test.starts_with(name))
 }
 
 /// This process's children, from `/proc/<pid>/stat`: `pid (comm) state ppid …`, where

@@ -1,7 +1,8 @@
 //! How items travel to worker processes, through the public API: with one item per message
 //! (`chunksize = 1`) a worker gets its next jobs before it has answered the current one,
 //! and a crash or a timeout still costs exactly its item, every other item running once;
-//! large items and results (`Vec<u8>`, `serde_bytes`) arrive intact.
+//! large items and results (`Vec<u8>`, `serde_bytes::ByteBuf`, `bytes::Bytes`, newtypes
+//! of them) arrive intact, and a failing one still shows its input.
 //!
 //! The functions cross to worker processes, so they capture nothing: each item carries the
 //! directory where its runs leave their marks (one line per run), which is how a test sees
@@ -192,6 +193,154 @@ fn large_byte_items_and_results_arrive_intact() {
         assert_eq!(len, big.len() as u64);
         assert_eq!(buf.into_vec(), big[..big.len() - 3]);
         assert_eq!(tail, big[big.len() - 3..]);
+    });
+}
+
+/// From this many bytes on a byte string crosses without a frame buffer of its own
+/// (`wire::LARGE`): the tests take sizes on both sides of it.
+const LARGE: usize = 1 << 20;
+
+/// A user's newtype of a byte buffer: taken out of its frame as the buffer is.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+struct Blob(serde_bytes::ByteBuf);
+
+impl AsRef<[u8]> for Blob {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The bytes reversed; an item whose first byte is 0 panics.
+fn flipped(mut bytes: Vec<u8>) -> Vec<u8> {
+    assert!(bytes.first() != Some(&0), "a zero first");
+    bytes.reverse();
+    bytes
+}
+
+fn flipped_buf(bytes: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from(flipped(bytes.into_vec()))
+}
+
+fn flipped_bytes(bytes: bytes::Bytes) -> bytes::Bytes {
+    bytes::Bytes::from(flipped(Vec::from(bytes)))
+}
+
+fn flipped_blob(blob: Blob) -> Blob {
+    Blob(flipped_buf(blob.0))
+}
+
+/// Items of each size around `LARGE`, none starting with 0.
+fn byte_items() -> Vec<Vec<u8>> {
+    let sizes = [LARGE - 1, LARGE, LARGE + 5];
+    (0_u64..)
+        .zip(sizes)
+        .map(|(seed, len)| {
+            let mut bytes = pattern(len, seed + 40);
+            bytes[0] = 1;
+            bytes
+        })
+        .collect()
+}
+
+/// `map`, `imap` (one at a time and batched) and `apply` of `f` over `items` give each
+/// item's bytes reversed, exactly; a failing item (its first byte 0) fails alone and shows
+/// its input as its other failures do.
+fn crosses_exactly<T>(
+    (pool, one_each): (&ProcessPool, &ProcessPool),
+    f: fn(T) -> T,
+    items: &[T],
+    make: fn(Vec<u8>) -> T,
+) where
+    T: twat_mp::CrossProcess + Clone + AsRef<[u8]> + std::fmt::Debug,
+{
+    let check = |results: &[T]| {
+        assert_eq!(results.len(), items.len());
+        for (item, result) in items.iter().zip(results) {
+            let (item, result) = (item.as_ref(), result.as_ref());
+            assert_eq!(result.len(), item.len());
+            assert!(result.iter().rev().eq(item.iter()));
+        }
+    };
+    check(&pool.map(f, items.to_vec()).unwrap());
+    let lazy: Result<Vec<T>, _> = pool.imap(f, items.to_vec()).collect();
+    check(&lazy.unwrap());
+    let lazy: Result<Vec<T>, _> = one_each.imap(f, items.to_vec()).collect();
+    check(&lazy.unwrap());
+    let applied: Vec<T> = items
+        .iter()
+        .map(|item| pool.apply(f, item.clone()).unwrap())
+        .collect();
+    check(&applied);
+
+    let mut failing = items[2].as_ref().to_vec();
+    failing[0] = 0;
+    let shown_as = |err: &twat_mp::WorkerError| {
+        assert!(matches!(err.kind(), ErrorKind::Panicked { .. }), "{err}");
+        let shown = err.input().expect("the item is shown").to_owned();
+        // Cut to a readable length, the start of its serde form.
+        let full = ron::to_string(&make(failing.clone())).unwrap();
+        assert!(shown.len() > 100, "{shown}");
+        assert!(full.starts_with(shown.trim_end_matches('…')), "{shown}");
+        shown
+    };
+    let err = pool.apply(f, make(failing.clone())).unwrap_err();
+    let alone = shown_as(&err);
+    let with_others = vec![items[0].clone(), make(failing.clone()), items[1].clone()];
+    let err = pool.map(f, with_others.clone()).unwrap_err();
+    assert_eq!(err.index(), 1);
+    assert_eq!(shown_as(&err), alone);
+    let outcomes: Vec<_> = one_each.imap(f, with_others).collect();
+    assert!(outcomes[0].is_ok() && outcomes[2].is_ok());
+    assert_eq!(shown_as(outcomes[1].as_ref().unwrap_err()), alone);
+}
+
+#[test]
+fn large_byte_bufs_bytes_and_newtypes_cross_exactly() {
+    within(Duration::from_secs(180), "large byte types", || {
+        let pool = ProcessPool::with_nodes(2).unwrap();
+        let one_each = ProcessPool::builder()
+            .nodes(2)
+            .chunksize(1)
+            .build()
+            .unwrap();
+        let pools = (&pool, &one_each);
+        let items = byte_items();
+        crosses_exactly(pools, flipped, &items, |bytes| bytes);
+
+        let bufs: Vec<_> = items
+            .iter()
+            .cloned()
+            .map(serde_bytes::ByteBuf::from)
+            .collect();
+        crosses_exactly(pools, flipped_buf, &bufs, serde_bytes::ByteBuf::from);
+
+        let blobs: Vec<_> = bufs.iter().cloned().map(Blob).collect();
+        crosses_exactly(pools, flipped_blob, &blobs, |b| Blob(b.into()));
+
+        // `Bytes` alone with its buffer, sharing it with a clone that stays alive, and a
+        // slice not at the start of its buffer: each crosses as its bytes, and the clone
+        // keeps its own.
+        let unique: Vec<_> = items.iter().cloned().map(bytes::Bytes::from).collect();
+        crosses_exactly(pools, flipped_bytes, &unique, bytes::Bytes::from);
+        let alive = unique.clone();
+        let back = pool.map(flipped_bytes, unique).unwrap();
+        let back = pool.map(flipped_bytes, back).unwrap();
+        assert_eq!(back, alive);
+        for (bytes, item) in alive.iter().zip(&items) {
+            assert_eq!(bytes, item);
+        }
+        let sliced: Vec<_> = items
+            .iter()
+            .map(|item| {
+                let mut longer = vec![7_u8; 3];
+                longer.extend_from_slice(item);
+                longer.push(9);
+                bytes::Bytes::from(longer).slice(3..3 + item.len())
+            })
+            .collect();
+        crosses_exactly(pools, flipped_bytes, &sliced, bytes::Bytes::from);
+        let applied = pool.apply(flipped_bytes, sliced[2].clone()).unwrap();
+        assert!(applied.iter().rev().eq(items[2].iter()));
     });
 }
 

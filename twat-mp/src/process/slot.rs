@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use super::dispatch::Cancel;
 use super::dispatch::{self, Dispatch};
-use super::remote::StateSpec;
+use super::remote::{self, StateSpec};
 use super::unsafe_code::{EntryOffset, code_range};
 use super::wire::{self, FLUSH_EACH, FunctionId, JobHeader, Key, TIMED};
 use super::worker::{MARKER, is_failed_worker, marker_for_child};
@@ -53,6 +53,16 @@ use crate::error::ErrorKind;
 
 /// How long a new worker may take to answer the handshake before it counts as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a slot keeps a large buffer for its worker's next answer while no work comes
+/// (see `Slot::keep_buffer`): longer than a slot waits between two calls of a caller in
+/// a loop (with two slots taking turns, a round trip and the caller's own work; 100 and
+/// 250 ms were too short for 64 MiB items on a loaded machine), short enough that an
+/// idle pool soon gives the memory back.
+const KEEP_IDLE: Duration = Duration::from_secs(1);
+/// The largest buffer a slot keeps for its worker's next answer: for a larger item the
+/// memory it holds matters more than the page faults it saves (a 512 MiB item's caller
+/// would hold a third 512 MiB while it makes its next item).
+const KEEP_MAX: usize = 128 << 20;
 /// How long a worker asked to exit (its socket closed) gets before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// The most batches a slot sends ahead of the one its worker runs. Deep, so that for
@@ -653,7 +663,7 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
                 // The queue may keep this thread waiting: the calls get what it holds.
                 slot.outbox.flush();
                 let holding = !slot.holding.is_empty();
-                match slot.shared.next_batch(&mut seen, holding) {
+                match slot.next_batch(&mut seen, holding) {
                     None => break,
                     Some(Next::Batch(batch)) => {
                         slot.serve(Some(&batch.link.cancel));
@@ -673,6 +683,9 @@ pub(crate) fn slot_main(shared: Arc<Slots>, index: usize) {
             slot.discard_worker();
         }
         slot.outbox.end(&mut batch);
+        if outcome.is_ok() {
+            slot.keep_buffer(&mut batch);
+        }
         drop(batch);
         // Batches sent ahead are of the same call: the slot still serves it.
         let next = slot
@@ -750,6 +763,47 @@ impl Ahead {
 impl Slot {
     fn debug(&self) -> bool {
         self.shared.debug
+    }
+
+    /// The next batch from the queue: [`Slots::next_batch`], but a large buffer kept for
+    /// the worker's next answer ([`keep_buffer`](Self::keep_buffer)) is given back once
+    /// the slot has waited [`KEEP_IDLE`] for work, so that an idle pool does not hold
+    /// memory its caller gave up.
+    fn next_batch(&mut self, seen: &mut u64, holding: bool) -> Option<Next> {
+        let kept = self
+            .worker
+            .as_ref()
+            .is_some_and(|worker| worker.body.capacity() >= wire::LARGE);
+        if kept {
+            match self.shared.poll_batch(seen, holding, Some(KEEP_IDLE)) {
+                Polled::Next(next) => return Some(next),
+                Polled::Over => return None,
+                Polled::Nothing => {
+                    if let Some(worker) = &mut self.worker {
+                        worker.body = Vec::new();
+                    }
+                }
+            }
+        }
+        self.shared.next_batch(seen, holding)
+    }
+
+    /// Keeps the buffer of a batch that ended, when it is large (a large item became it,
+    /// `wire::write_item_owned`), for the worker's next answer to be read into: its pages
+    /// are mapped already, where a fresh buffer of that size costs a page fault per 4 KiB
+    /// page (a 64 MiB result's frame, 16,384). Every item of the batch was answered or
+    /// failed with its copy taken, so nothing reads it again. It leaves the slot with
+    /// that next answer, or after [`KEEP_IDLE`] without work: a slot holds at most one
+    /// such buffer, of at most [`KEEP_MAX`].
+    fn keep_buffer(&mut self, batch: &mut Batch) {
+        let Some(worker) = &mut self.worker else {
+            return;
+        };
+        let size = batch.bytes.capacity();
+        if (wire::LARGE..=KEEP_MAX).contains(&size) && worker.body.capacity() < size {
+            worker.body = std::mem::take(&mut batch.bytes);
+            worker.body.clear();
+        }
     }
 
     /// What a failure names as its worker: this slot, and its worker process if any.
@@ -1136,6 +1190,9 @@ impl Slot {
                         // needs this worker stopped, whatever it decides.
                         self.shared.dispatch.release(slot);
                     }
+                    // A large item the worker took out of its frame and that failed is
+                    // shown from this copy.
+                    remote::restore_input(&mut worker.body, batch.item_bytes(batch.delivered));
                     self.outbox.hold(
                         &batch.link,
                         Delivery::Results {
@@ -1406,6 +1463,7 @@ impl MessageWorker {
                     if count > batch.count() - batch.delivered {
                         break Some("it answered more items than it was sent".into());
                     }
+                    remote::restore_input(&mut body, batch.item_bytes(batch.delivered));
                     batch.deliver(Delivery::Results {
                         first: batch.first + batch.delivered,
                         count,

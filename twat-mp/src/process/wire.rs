@@ -376,23 +376,24 @@ fn as_byte_vec<T: 'static>(value: &T) -> Option<&Vec<u8>> {
     }
 }
 
-/// [`write_item`] for an item the caller gives away, into an empty `out`: a large
-/// `Vec<u8>` becomes `out` itself, its bytes moved up in place by the few bytes of its
-/// length (growing a large block remaps its pages, so no fresh memory is touched and
-/// nothing is copied twice). Anything else is written as [`write_item`] writes it.
+/// [`write_item`] for an item the caller gives away, into an empty `out`: a large byte
+/// string that owns its buffer (a `Vec<u8>`, a `serde_bytes::ByteBuf`, a `bytes::Bytes`)
+/// becomes `out` itself, its bytes moved up in place by the few bytes of its length
+/// (growing a large block remaps its pages, so no fresh memory is touched and nothing is
+/// copied twice). postcard writes the three alike (length varint, then the bytes), so the
+/// wire is the same. A `Bytes` that shares its buffer is copied out first, as serde would
+/// copy it. Anything else is written as [`write_item`] writes it.
 pub(crate) fn write_item_owned<T: serde::Serialize + 'static>(
     value: T,
     out: &mut Vec<u8>,
 ) -> Result<(), Unencodable> {
     let large = out.is_empty()
-        && as_byte_vec(&value)
-            .is_some_and(|bytes| bytes.len() >= LARGE && bytes.len() + 10 <= MAX_ITEM);
-    let mut value = Some(value);
-    if large {
-        let bytes = (&mut value as &mut dyn Any)
-            .downcast_mut::<Option<Vec<u8>>>()
-            .and_then(Option::take);
-        if let Some(mut bytes) = bytes {
+        && owned_byte_len(&value).is_some_and(|len| len >= LARGE && len + 10 <= MAX_ITEM);
+    if !large {
+        return write_item(&value, out);
+    }
+    match into_byte_vec(value) {
+        Ok(mut bytes) => {
             let mut prefix = [0_u8; 10];
             let prefix = varint(bytes.len() as u64, &mut prefix);
             let len = bytes.len();
@@ -401,12 +402,75 @@ pub(crate) fn write_item_owned<T: serde::Serialize + 'static>(
             bytes.copy_within(..len, prefix.len());
             bytes[..prefix.len()].copy_from_slice(prefix);
             *out = bytes;
-            return Ok(());
+            Ok(())
         }
+        Err(value) => write_item(&value, out),
     }
-    match &value {
-        Some(value) => write_item(value, out),
-        None => Ok(()),
+}
+
+/// The length of `value` when it is a byte string that [`into_byte_vec`] turns into a
+/// `Vec<u8>`.
+fn owned_byte_len<T: 'static>(value: &T) -> Option<usize> {
+    let value = value as &dyn Any;
+    let id = TypeId::of::<T>();
+    if id == TypeId::of::<Vec<u8>>() {
+        value.downcast_ref::<Vec<u8>>().map(Vec::len)
+    } else if id == TypeId::of::<serde_bytes::ByteBuf>() {
+        value
+            .downcast_ref::<serde_bytes::ByteBuf>()
+            .map(|b| b.len())
+    } else if id == TypeId::of::<bytes::Bytes>() {
+        value.downcast_ref::<bytes::Bytes>().map(bytes::Bytes::len)
+    } else {
+        None
+    }
+}
+
+/// `value` as the `Vec<u8>` of its bytes when it is a `Vec<u8>`, a `ByteBuf` (its own
+/// buffer) or a `Bytes` (its own buffer when it is the only handle to it, its bytes
+/// moved down in place if it was sliced; otherwise a copy); `value` back otherwise.
+fn into_byte_vec<T: 'static>(value: T) -> Result<Vec<u8>, T> {
+    let mut slot = Some(value);
+    let id = TypeId::of::<T>();
+    let bytes = if id == TypeId::of::<Vec<u8>>() {
+        taken::<T, Vec<u8>>(&mut slot)
+    } else if id == TypeId::of::<serde_bytes::ByteBuf>() {
+        taken::<T, serde_bytes::ByteBuf>(&mut slot).map(serde_bytes::ByteBuf::into_vec)
+    } else if id == TypeId::of::<bytes::Bytes>() {
+        taken::<T, bytes::Bytes>(&mut slot).map(Vec::from)
+    } else {
+        None
+    };
+    match (bytes, slot) {
+        (Some(bytes), _) => Ok(bytes),
+        (None, Some(value)) => Err(value),
+        (None, None) => unreachable!("a value is only taken as the type it is"),
+    }
+}
+
+/// The value in `slot`, taken, when `T` is `U`.
+fn taken<T: 'static, U: 'static>(slot: &mut Option<T>) -> Option<U> {
+    (slot as &mut dyn Any)
+        .downcast_mut::<Option<U>>()
+        .and_then(Option::take)
+}
+
+/// The buffer of a large result the worker has sent, for the worker's next frame to be
+/// read into (`recycled`, empty): a `Vec<u8>`, `ByteBuf` or `Bytes` of at least [`LARGE`]
+/// bytes that owns its buffer alone. That buffer's pages are mapped already, where a fresh
+/// one of the same size costs a page fault per 4 KiB page. `value` is dropped otherwise.
+pub(crate) fn recycle<T: 'static>(value: T, recycled: &mut Vec<u8>) {
+    let alone = match (&value as &dyn Any).downcast_ref::<bytes::Bytes>() {
+        Some(shared) => shared.is_unique(),
+        None => true,
+    };
+    let large = owned_byte_len(&value).is_some_and(|len| len >= LARGE);
+    if !(alone && large && recycled.capacity() == 0) {
+        return;
+    }
+    if let Ok(mut bytes) = into_byte_vec(value) {
+        bytes.clear();
+        *recycled = bytes;
     }
 }
 
@@ -590,8 +654,23 @@ pub(crate) fn take_large<T: serde::de::DeserializeOwned + 'static>(
     }
 }
 
-/// `body` from `start` on, in `body`'s own memory.
-fn moved_down(body: &mut Vec<u8>, start: usize) -> Vec<u8> {
+/// An item that the caller owns the bytes of (all of `bytes`, postcard, as
+/// [`write_item`] writes it): a large byte string is taken out of `bytes` in place
+/// ([`take_large`]), anything else read from it ([`take_item`]; bytes after the item are
+/// ignored, as `postcard::from_bytes` ignores them). What an async process pool's session
+/// does with each item.
+#[cfg_attr(not(feature = "aio"), allow(dead_code))]
+pub(crate) fn take_owned_item<T: serde::de::DeserializeOwned + 'static>(
+    bytes: &mut Vec<u8>,
+) -> postcard::Result<T> {
+    match take_large(bytes, 0) {
+        Some(taken) => taken,
+        None => take_item(bytes).map(|(value, _)| value),
+    }
+}
+
+/// `body` from `start` on, in `body`'s own memory (`body` is left empty).
+pub(crate) fn moved_down(body: &mut Vec<u8>, start: usize) -> Vec<u8> {
     let mut bytes = std::mem::take(body);
     bytes.copy_within(start.., 0);
     bytes.truncate(bytes.len() - start);
@@ -1353,6 +1432,88 @@ mod tests {
         let mut small = vec![9, 9, 2, 1, 2];
         assert!(take_large::<Vec<u8>>(&mut small, 2).is_none());
         assert_eq!(small, [9, 9, 2, 1, 2]);
+    }
+
+    #[test]
+    fn owned_byte_bufs_and_bytes_become_their_batch_with_postcards_bytes() {
+        use bytes::Bytes;
+        use serde_bytes::ByteBuf;
+        fn owned<T: serde::Serialize + 'static>(value: T) -> Vec<u8> {
+            let mut out = Vec::new();
+            write_item_owned(value, &mut out).unwrap();
+            out
+        }
+        for len in [LARGE - 1, LARGE, LARGE + 300] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 13 % 251) as u8).collect();
+            let expected = postcard::to_stdvec(&bytes).unwrap();
+            // postcard writes the three alike.
+            assert_eq!(
+                postcard::to_stdvec(&ByteBuf::from(bytes.clone())).unwrap(),
+                expected
+            );
+            assert_eq!(
+                postcard::to_stdvec(&Bytes::from(bytes.clone())).unwrap(),
+                expected
+            );
+            assert_eq!(owned(bytes.clone()), expected, "{len}");
+            assert_eq!(owned(ByteBuf::from(bytes.clone())), expected, "{len}");
+            assert_eq!(owned(Bytes::from(bytes.clone())), expected, "{len}");
+            // A `Bytes` sharing its buffer with a clone still alive: the clone keeps its bytes.
+            let shared = Bytes::from(bytes.clone());
+            let alive = shared.clone();
+            assert_eq!(owned(shared), expected, "{len}");
+            assert_eq!(alive, bytes);
+            // A slice not at the start of its buffer, alone and shared.
+            let mut longer = vec![1_u8, 2, 3];
+            longer.extend_from_slice(&bytes);
+            longer.push(4);
+            let slice = Bytes::from(longer.clone()).slice(3..3 + len);
+            assert_eq!(owned(slice), expected, "{len}");
+            let whole = Bytes::from(longer);
+            let slice = whole.slice(3..3 + len);
+            assert_eq!(owned(slice), expected, "{len}");
+            assert_eq!(whole.len(), len + 4);
+            // Into a buffer that holds something already: written after it.
+            let mut out = vec![7];
+            write_item_owned(ByteBuf::from(bytes.clone()), &mut out).unwrap();
+            assert_eq!(out[1..], expected[..]);
+            // And they read back as what they were.
+            let mut body = vec![9];
+            body.extend_from_slice(&expected);
+            let back = take_large::<Bytes>(&mut body.clone(), 1).map(Result::unwrap);
+            let back = back.unwrap_or_else(|| take_item::<Bytes>(&body[1..]).unwrap().0);
+            assert_eq!(back, bytes);
+        }
+    }
+
+    #[test]
+    fn a_large_result_that_owns_its_buffer_alone_leaves_it_for_the_next_frame() {
+        use bytes::Bytes;
+        use serde_bytes::ByteBuf;
+        let bytes: Vec<u8> = vec![5; LARGE];
+        fn recycled<T: 'static>(value: T) -> usize {
+            let mut spare = Vec::new();
+            recycle(value, &mut spare);
+            assert!(spare.is_empty());
+            spare.capacity()
+        }
+        assert!(recycled(bytes.clone()) >= LARGE);
+        assert!(recycled(ByteBuf::from(bytes.clone())) >= LARGE);
+        // A slice whose whole buffer is gone but for it (bound first: the temporary
+        // `Bytes` of the whole would still hold it during the call).
+        let sliced = Bytes::from(vec![5_u8; LARGE + 1]).slice(1..);
+        assert!(recycled(sliced) >= LARGE);
+        // Not a buffer someone else holds, nor a small one, nor another type.
+        let shared = Bytes::from(bytes.clone());
+        let alive = shared.clone();
+        assert_eq!(recycled(shared), 0);
+        assert_eq!(alive.len(), LARGE);
+        assert_eq!(recycled(vec![5_u8; LARGE - 1]), 0);
+        assert_eq!(recycled(vec![5_u16; LARGE]), 0);
+        // Nor in place of a buffer there already.
+        let mut spare = Vec::with_capacity(10);
+        recycle(bytes, &mut spare);
+        assert_eq!(spare.capacity(), 10);
     }
 
     #[test]

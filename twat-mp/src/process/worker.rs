@@ -86,8 +86,12 @@ impl Signature for RunInit {
 /// One job, as the function it names gets it.
 pub(crate) struct Job<'a> {
     pub(crate) header: JobHeader,
-    /// The items, postcard, one after the other.
-    pub(crate) payload: &'a [u8],
+    /// The job's frame, whose bytes from `payload_at` on are its items, postcard, one
+    /// after the other. A job's one large byte string is taken out of it in place
+    /// ([`wire::take_large`]), leaving it empty; its function may then leave in it the
+    /// buffer of a large result, for the next frame to be read into ([`wire::recycle`]).
+    pub(crate) frame: &'a mut Vec<u8>,
+    pub(crate) payload_at: usize,
     pub(crate) sink: Sink<'a>,
     /// The call's state in this worker, when the job names one (`header.state`) and it
     /// was set up.
@@ -298,8 +302,8 @@ fn serve() -> io::Result<()> {
             }
             Err(err) => return Err(err),
         }
-        serve_frame(key, &body, &mut writer, &mut states)?;
-        if body[0] == wire::SETUP && body.capacity() > 1 << 20 {
+        serve_frame(key, &mut body, &mut writer, &mut states)?;
+        if body.first() == Some(&wire::SETUP) && body.capacity() > 1 << 20 {
             // A large shared value: its bytes are not kept twice.
             body = Vec::new();
         }
@@ -310,7 +314,7 @@ fn serve() -> io::Result<()> {
 /// answer written to `writer`).
 fn serve_frame(
     key: Key,
-    body: &[u8],
+    body: &mut Vec<u8>,
     writer: &mut dyn Write,
     states: &mut States,
 ) -> io::Result<()> {
@@ -343,7 +347,7 @@ pub(crate) fn serve_message(key: Key, message: &[u8], states: &mut States, answe
             }
         }
         // Writing into a `Vec` cannot fail; a refused frame is answered as `REFUSED`.
-        if serve_frame(key, &body, answer, states).is_err() {
+        if serve_frame(key, &mut body, answer, states).is_err() {
             return;
         }
     }
@@ -364,15 +368,17 @@ fn set_up_as_main(socket: &UnixStream) -> io::Result<()> {
     report_stack_overflow(socket.try_clone()?.into(), last_words)
 }
 
-/// Runs one job frame, answering `RESULTS…DONE` or `REFUSED`.
+/// Runs one job frame, answering `RESULTS…DONE` or `REFUSED`. The job may take its
+/// large item out of `body` and leave another buffer there (see [`Job::frame`]).
 pub(crate) fn run_job(
     key: Key,
-    body: &[u8],
+    body: &mut Vec<u8>,
     writer: &mut dyn Write,
     states: &mut States,
 ) -> io::Result<()> {
-    let (header, payload, function) = match wire::verify_job_again(key, body, &mut states.1) {
-        Ok(job) => job,
+    let (header, payload_at, function) = match wire::verify_job_again(key, body, &mut states.1) {
+        // The items are the frame's last bytes.
+        Ok((header, payload, function)) => (header, body.len() - payload.len(), function),
         Err(err) => return refuse(writer, false, &err),
     };
     let mut sink =
@@ -388,7 +394,8 @@ pub(crate) fn run_job(
     };
     let mut job = Job {
         header,
-        payload,
+        frame: body,
+        payload_at,
         sink,
         state,
     };
@@ -540,11 +547,32 @@ impl<'a> Sink<'a> {
         input: &[u8],
         encode: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
     ) -> io::Result<()> {
+        let len = u32::try_from(input.len()).unwrap_or(0);
+        self.record_failure_as(tag, len, &input[..len as usize], encode)
+    }
+
+    /// A failure record of an item taken out of its frame ([`wire::take_large`]): the
+    /// worker has no copy of it left, so the record says that the parent's copy is the
+    /// one to show ([`remote::INPUT_KEPT`], which the slot replaces with that copy).
+    pub(crate) fn record_failure_of_taken(
+        &mut self,
+        tag: u8,
+        encode: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
+    ) -> io::Result<()> {
+        self.record_failure_as(tag, remote::INPUT_KEPT, &[], encode)
+    }
+
+    fn record_failure_as(
+        &mut self,
+        tag: u8,
+        len: u32,
+        input: &[u8],
+        encode: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
+    ) -> io::Result<()> {
         let mark = self.out.len();
         self.out.push(tag);
-        let len = u32::try_from(input.len()).unwrap_or(0);
         self.out.extend_from_slice(&len.to_le_bytes());
-        self.out.extend_from_slice(&input[..len as usize]);
+        self.out.extend_from_slice(input);
         if let Err(err) = encode(&mut self.out) {
             self.out.truncate(mark);
             let why = format!("the error could not be serialized: {err}");
@@ -553,7 +581,7 @@ impl<'a> Sink<'a> {
             write(&why, &mut self.out).map_err(io::Error::other)?;
         }
         if self.out.len() - mark > MAX_RECORD {
-            self.shrink_record(mark, 5 + len as usize)?;
+            self.shrink_record(mark, 5 + input.len())?;
         }
         self.item_done()
     }
@@ -708,7 +736,7 @@ mod tests {
         let key = Key::random();
         let body = job_frame::<A>(key, function, &[1, 2, 3]);
         let mut out = Vec::new();
-        run_job(key, &body, &mut out, &mut States::default()).unwrap();
+        run_job(key, &mut body.clone(), &mut out, &mut States::default()).unwrap();
         let frames = answers(&out);
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].0, wire::RESULTS);
@@ -744,14 +772,14 @@ mod tests {
         // Tagged with another key: not a function this pool sent.
         let body = job_frame::<Plain<u64, u64>>(Key::random(), function, &[1]);
         let mut out = Vec::new();
-        run_job(key, &body, &mut out, &mut States::default()).unwrap();
+        run_job(key, &mut body.clone(), &mut out, &mut States::default()).unwrap();
         assert!(refusal(&out).starts_with("unknown function"));
         // Another offset under the tag of this one. (A valid tag for an offset outside the
         // code cannot be made: `unsafe_code`'s tests check that refusal.)
         let mut body = job_frame::<Plain<u64, u64>>(key, function, &[1]);
         body[1] ^= 0x10;
         out.clear();
-        run_job(key, &body, &mut out, &mut States::default()).unwrap();
+        run_job(key, &mut body.clone(), &mut out, &mut States::default()).unwrap();
         assert!(refusal(&out).starts_with("unknown function"));
     }
 
@@ -764,7 +792,7 @@ mod tests {
         let key = Key::random();
         let body = job_frame::<Plain<u64, u64>>(key, function, &[1]);
         let mut out = Vec::new();
-        run_job(key, &body, &mut out, &mut States::default()).unwrap();
+        run_job(key, &mut body.clone(), &mut out, &mut States::default()).unwrap();
         assert!(refusal(&out).starts_with("type mismatch"));
     }
 
@@ -772,10 +800,22 @@ mod tests {
     fn a_malformed_job_is_refused() {
         let key = Key::random();
         let mut out = Vec::new();
-        run_job(key, &[wire::JOB, 1, 2], &mut out, &mut States::default()).unwrap();
+        run_job(
+            key,
+            &mut vec![wire::JOB, 1, 2],
+            &mut out,
+            &mut States::default(),
+        )
+        .unwrap();
         assert!(refusal(&out).starts_with("malformed frame: truncated"));
         out.clear();
-        run_job(key, &[wire::HELLO], &mut out, &mut States::default()).unwrap();
+        run_job(
+            key,
+            &mut vec![wire::HELLO],
+            &mut out,
+            &mut States::default(),
+        )
+        .unwrap();
         assert!(refusal(&out).starts_with("malformed frame: expected a job"));
     }
 
@@ -794,10 +834,73 @@ mod tests {
         let mut frame = encode_job_header(wire::JOB, key, function.entry, &header, payload.len());
         frame.extend_from_slice(&payload);
         let mut out = Vec::new();
-        run_job(key, &frame[4..], &mut out, &mut States::default()).unwrap();
+        run_job(
+            key,
+            &mut frame[4..].to_vec(),
+            &mut out,
+            &mut States::default(),
+        )
+        .unwrap();
         let frames = answers(&out);
         let decoded =
             decode_records::<Plain<String, usize>>(&frames[0].1[5..], 0, 2, (0, None), None);
         assert_eq!(decoded.failures.len(), 2);
+    }
+
+    fn flipped(mut bytes: Vec<u8>) -> Vec<u8> {
+        assert!(bytes[0] != 0, "a zero first");
+        bytes.reverse();
+        bytes
+    }
+
+    #[test]
+    fn a_large_item_alone_in_its_job_is_taken_out_of_its_frame() {
+        type A = Plain<Vec<u8>, Vec<u8>>;
+        let f = A::new(flipped);
+        let function = function_of(f);
+        let key = Key::random();
+        let item: Vec<u8> = (0..wire::LARGE + 7).map(|i| (i % 251) as u8 + 1).collect();
+        let mut body = job_frame::<A>(key, function, std::slice::from_ref(&item));
+        let mut out = Vec::new();
+        run_job(key, &mut body, &mut out, &mut States::default()).unwrap();
+        // The frame gave its memory to the item, and the result's buffer is left for the
+        // next frame.
+        assert!(body.is_empty());
+        assert!(body.capacity() >= wire::LARGE);
+        let frames = answers(&out);
+        assert_eq!(frames[0].0, wire::RESULTS);
+        let decoded = decode_with(f, &frames[0].1[5..], 1);
+        assert!(decoded[0].iter().rev().eq(item.iter()));
+
+        // A failure: the worker has no copy to send back; the parent puts its own in.
+        let mut failing = item.clone();
+        failing[0] = 0;
+        let mut body = job_frame::<A>(key, function, std::slice::from_ref(&failing));
+        out.clear();
+        run_job(key, &mut body, &mut out, &mut States::default()).unwrap();
+        let mut results = answers(&out)[0].1.clone();
+        assert!(results.len() < 1 << 16, "no copy of the item came back");
+        let input_of = |results: &[u8]| {
+            let decoded = decode_records::<A>(&results[5..], 0, 1, (0, None), None);
+            assert_eq!(decoded.failures.len(), 1);
+            match &decoded.failures[0].1 {
+                crate::engine::item::ItemFailure::Worker(err) => err.input().map(str::to_owned),
+                crate::engine::item::ItemFailure::Returned { input, .. } => input.clone(),
+            }
+        };
+        assert_eq!(input_of(&results), None);
+        remote::restore_input(&mut results, &postcard::to_stdvec(&failing).unwrap());
+        let shown = input_of(&results).unwrap();
+        assert!(shown.starts_with("[0,2,3,"), "{shown}");
+
+        // Just below the threshold, the item is decoded from the frame as always.
+        let small = &item[..wire::LARGE - 1];
+        let mut body = job_frame::<A>(key, function, &[small.to_vec()]);
+        let kept = body.clone();
+        out.clear();
+        run_job(key, &mut body, &mut out, &mut States::default()).unwrap();
+        assert_eq!(body, kept);
+        let decoded = decode_with(f, &answers(&out)[0].1[5..], 1);
+        assert!(decoded[0].iter().rev().eq(small.iter()));
     }
 }

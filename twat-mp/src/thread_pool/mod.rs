@@ -393,7 +393,8 @@ impl ThreadPool {
     /// every item before it runs; after a failure, a thread skips the rest of its current
     /// share of items, while the other threads finish theirs.
     ///
-    /// `map` takes any iterable, and so first gathers its items into a `Vec` of its own.
+    /// `map` takes any iterable, and so first gathers its items into a `Vec` of its own;
+    /// a `Vec` moved in is kept as it is (std's `collect` reuses it: no copy, no pass).
     /// Over a slice or `&Vec`, [`par_map`](Self::par_map) splits it in place instead:
     /// with trivial items the gathering costs several times the work itself.
     ///

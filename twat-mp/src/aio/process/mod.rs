@@ -1103,7 +1103,7 @@ impl AsyncProcessPool {
         let open = move |start| workers.apipe_remote(runner, start, state.clone());
         let input = items.map(|item| {
             let mut bytes = Vec::new();
-            wire::write_bounded(&item, &mut bytes)
+            wire::write_item_owned(item, &mut bytes)
                 .map(|()| bytes)
                 .map_err(|err| err.describe("the item"))
         });
@@ -1113,7 +1113,7 @@ impl AsyncProcessPool {
             input: Box::new(input),
             open: Box::new(open),
             render: Box::new(render_bytes),
-            decode_answer: |bytes| postcard::from_bytes::<Answer<K::Ok>>(bytes),
+            decode_answer: Answer::<K::Ok>::read,
             decode_error: W::decode,
             closed: Arc::clone(&self.closed),
         };

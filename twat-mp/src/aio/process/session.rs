@@ -69,6 +69,34 @@ pub(super) enum Answer<R> {
     Broken(String),
 }
 
+/// The variant index postcard writes for [`Answer::Done`] (its first).
+const DONE: u8 = 0;
+
+impl<R: CrossProcess> Answer<R> {
+    /// Appends the answer in postcard to `out`: a result through [`wire::write_item`]
+    /// (integers and byte strings without serde's path, the same bytes), anything else
+    /// through serde. On error `out` is left as it was.
+    fn write(&self, out: &mut Vec<u8>) -> Result<(), wire::Unencodable> {
+        let Answer::Done(value) = self else {
+            return wire::write_bounded(self, out);
+        };
+        let mark = out.len();
+        out.push(DONE);
+        wire::write_item(value, out).inspect_err(|_| out.truncate(mark))
+    }
+
+    /// Reads an answer that [`Answer::write`] wrote: a result through
+    /// [`wire::take_item`], anything else through serde.
+    pub(super) fn read(bytes: &[u8]) -> postcard::Result<Self> {
+        match bytes.split_first() {
+            Some((&DONE, value)) => {
+                wire::take_item::<R>(value).map(|(value, _)| Answer::Done(value))
+            }
+            _ => postcard::from_bytes(bytes),
+        }
+    }
+}
+
 /// Tasks this worker process started in its life (what `maxtasksperchild` bounds).
 static TASKS_STARTED: AtomicU64 = AtomicU64::new(0);
 
@@ -167,7 +195,13 @@ where
                     break;
                 }
                 let index = u64::from_le_bytes(body[1..9].try_into().expect("8 bytes"));
-                if items.send((index, body[9..].to_vec())).is_err() {
+                // A large item is not copied: the frame's buffer becomes the item's.
+                let item = if body.len() - 9 >= wire::LARGE {
+                    wire::moved_down(&mut body, 9)
+                } else {
+                    body[9..].to_vec()
+                };
+                if items.send((index, item)).is_err() {
                     break;
                 }
             }
@@ -193,7 +227,7 @@ where
             loop {
                 tokio::select! {
                     item = incoming.recv(), if open => match item {
-                        Some((index, bytes)) => {
+                        Some((index, mut bytes)) => {
                             TASKS_STARTED.fetch_add(1, Ordering::Relaxed);
                             let task = Task {
                                 index,
@@ -205,7 +239,7 @@ where
                             // `f` makes the task's future here, with the state; the
                             // future owns what it needs of it (it is `'static`), so the
                             // tasks of the session run at once.
-                            let started = match postcard::from_bytes::<T>(&bytes) {
+                            let started = match wire::take_owned_item::<T>(&mut bytes) {
                                 Err(err) => Err(Answer::Broken(format!(
                                     "the item could not be decoded in the worker: {err}"
                                 ))),
@@ -286,7 +320,7 @@ impl Task {
         frame.extend_from_slice(&self.index.to_le_bytes());
         frame.extend_from_slice(&nanos(now - started_at).to_le_bytes());
         frame.extend_from_slice(&nanos(busy).to_le_bytes());
-        if let Err(err) = wire::write_bounded(&answer, &mut frame) {
+        if let Err(err) = answer.write(&mut frame) {
             let broken: Answer<K::Ok> = Answer::Broken(err.describe("the result"));
             wire::write_bounded(&broken, &mut frame).expect("a short message encodes");
         }
@@ -498,5 +532,40 @@ where
     }
     fn call(self, state: &mut P::State, start: SessionStart) -> Result<Self::Out, Infallible> {
         Ok(run_session::<P, T, K, W>(self.f, state, start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Answer::write` writes what postcard writes (a result through the fast paths of
+    /// `wire::write_item`), and `Answer::read` reads either back.
+    #[test]
+    fn answers_cross_as_postcard_writes_and_reads_them() {
+        fn same<R: CrossProcess + PartialEq + std::fmt::Debug>(answer: Answer<R>) {
+            let mut ours = vec![7];
+            answer.write(&mut ours).unwrap();
+            assert_eq!(ours[1..], postcard::to_stdvec(&answer).unwrap()[..]);
+            let back = Answer::<R>::read(&ours[1..]).unwrap();
+            assert_eq!(
+                postcard::to_stdvec(&back).unwrap(),
+                postcard::to_stdvec(&answer).unwrap()
+            );
+            match (back, answer) {
+                (Answer::Done(back), Answer::Done(value)) => assert_eq!(back, value),
+                (Answer::Done(_), _) | (_, Answer::Done(_)) => panic!("another variant"),
+                _ => {}
+            }
+        }
+        same(Answer::Done(300_u64));
+        same(Answer::Done(-5_i32));
+        same(Answer::Done(
+            (0..3 << 20).map(|i| i as u8).collect::<Vec<u8>>(),
+        ));
+        same(Answer::Done(String::from("text")));
+        same::<u64>(Answer::Returned(vec![1, 2]));
+        same::<Vec<u8>>(Answer::TimedOut(Duration::from_millis(5)));
+        same::<Vec<u8>>(Answer::Broken("why".into()));
     }
 }
