@@ -1,7 +1,7 @@
 //! Plain `fn` pointers cross to worker processes, as fn items and closures without
 //! captures do: a function picked at run time from a table runs in the workers, through
 //! every method of `ProcessPool` and of `AsyncProcessPool`. (A closure that captures is a
-//! type error at the user's call: `tests/ui/linux/process_capturing_closure.rs`.)
+//! type error at the user's call: `twat-mp/tests/ui/linux/process_capturing_closure.rs`.)
 
 #![cfg(target_os = "linux")]
 

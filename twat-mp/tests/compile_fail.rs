@@ -1,14 +1,20 @@
 //! Misuse of the attributes is a compile error on the offending token, with a hint of the
 //! fix: each `tests/ui/<case>.rs` is compiled and its errors compared with
 //! `tests/ui/<case>.stderr`. After a deliberate change, regenerate them with
-//! `TRYBUILD=overwrite cargo test --all-features --test compile_fail` and read every diff.
+//! `TRYBUILD=overwrite cargo test -p twat-mp --features aio,progress --test compile_fail`
+//! and read every diff.
 //!
-//! With `progress` (the default features) every case that exists in that build is
-//! compiled. Without it (CI's `cargo test --workspace --test compile_fail
-//! --no-default-features --features aio`) only the cases whose errors depend on it: those of
-//! `tests/ui/without_progress/`, and the two whose option list names `progress` either way.
-//! The other cases' errors come from code that `progress` does not switch, so that second
-//! build compiles only what it alone can show.
+//! With `progress` (on in the README's `cargo test --workspace`, through the root
+//! package's default features) every case that exists in that build is compiled. Without
+//! it (CI's `cargo test --workspace --test compile_fail --no-default-features --features
+//! aio`) only the cases whose errors depend on it: those of `tests/ui/without_progress/`,
+//! and the two whose option list names `progress` either way. The other cases' errors come
+//! from code that `progress` does not switch, so that second build compiles only what it
+//! alone can show.
+//!
+//! These tests live in `twat-mp`, not in the root package: trybuild makes each dev-dependency
+//! of the package under test a dependency of every case, and the root package's heavy ones
+//! (axum, reqwest, image, criterion) were checked again in trybuild's own target dir.
 
 #[test]
 #[cfg(feature = "progress")]
