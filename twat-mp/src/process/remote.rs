@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 
 use super::unsafe_code::{CodePointer, EntryOffset, EntryPoint, SharedFn, StateFn};
 use super::wire::{self, FrameError, FunctionId};
-use super::worker::{Job, RunInit, RunJob, SetUp, SetUpJob, StateSlot, Stop};
+use super::worker::{Job, RunInit, RunJob, SetUp, SetUpJob, Sink, StateSlot, Stop};
 use crate::engine::item::ItemFailure;
 use crate::engine::render::{Render, shorten};
 use crate::error::{BoxError, ErrorKind, WorkerError};
@@ -866,6 +866,30 @@ pub(crate) fn restore_input(body: &mut Vec<u8>, input: &[u8]) {
     }
 }
 
+/// Runs one item with `f` and records its value, or its failure with `input` (the item's
+/// bytes; `None` for an item taken out of its frame, whose copy the parent puts in). The
+/// value is given back once recorded, for its buffer to be reused.
+fn run_item<A: RemoteFn>(
+    f: A,
+    state: &mut A::State,
+    item: A::In,
+    input: Option<&[u8]>,
+    sink: &mut Sink<'_>,
+) -> io::Result<Option<A::Out>> {
+    match panic_capture::catch(|| f.call(state, item)) {
+        Ok(Ok(value)) => {
+            sink.record_ok(&value)?;
+            return Ok(Some(value));
+        }
+        Ok(Err(error)) => sink.record_failure_of(ERR, input, |out| A::Wire::encode(error, out))?,
+        Err(caught) => {
+            let panic = RemotePanic::new(caught);
+            sink.record_failure_of(PANIC, input, |out| write(&panic, out))?;
+        }
+    }
+    Ok(None)
+}
+
 /// Runs the items of one job with `f`, in the worker: what the job's entry point runs.
 pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Stop> {
     let Job {
@@ -909,21 +933,11 @@ pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Sto
                 Ok(item) => item,
                 Err(err) => {
                     let why = format!("the item could not be decoded in the worker: {err}");
-                    return Ok(sink.record_failure_of_taken(BROKEN, |out| write(&why, out))?);
+                    return Ok(sink.record_failure_of(BROKEN, None, |out| write(&why, out))?);
                 }
             };
-            match panic_capture::catch(|| f.call(state, item)) {
-                Ok(Ok(value)) => {
-                    sink.record_ok(&value)?;
-                    wire::recycle(value, frame);
-                }
-                Ok(Err(error)) => {
-                    sink.record_failure_of_taken(ERR, |out| A::Wire::encode(error, out))?;
-                }
-                Err(caught) => {
-                    let panic = RemotePanic::new(caught);
-                    sink.record_failure_of_taken(PANIC, |out| write(&panic, out))?;
-                }
+            if let Some(value) = run_item(f, state, item, None, sink)? {
+                wire::recycle(value, frame);
             }
             return Ok(());
         }
@@ -943,16 +957,7 @@ pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Sto
         };
         let input = &rest[..rest.len() - after.len()];
         rest = after;
-        match panic_capture::catch(|| f.call(state, item)) {
-            Ok(Ok(value)) => sink.record_ok(&value)?,
-            Ok(Err(error)) => {
-                sink.record_failure(ERR, input, |out| A::Wire::encode(error, out))?;
-            }
-            Err(caught) => {
-                let panic = RemotePanic::new(caught);
-                sink.record_failure(PANIC, input, |out| write(&panic, out))?;
-            }
-        }
+        run_item(f, state, item, Some(input), sink)?;
     }
     if !rest.is_empty() {
         return Err(FrameError::Count {
@@ -968,7 +973,7 @@ pub(crate) fn trampoline<A: RemoteFn>(f: A, job: &mut Job<'_>) -> Result<(), Sto
 fn fail_every_item<A: RemoteFn>(
     count: u32,
     payload: &[u8],
-    sink: &mut super::worker::Sink<'_>,
+    sink: &mut Sink<'_>,
     tag: u8,
     why: &[u8],
 ) -> Result<(), Stop> {

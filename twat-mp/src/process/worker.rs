@@ -547,28 +547,26 @@ impl<'a> Sink<'a> {
         input: &[u8],
         encode: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
     ) -> io::Result<()> {
-        let len = u32::try_from(input.len()).unwrap_or(0);
-        self.record_failure_as(tag, len, &input[..len as usize], encode)
+        self.record_failure_of(tag, Some(input), encode)
     }
 
-    /// A failure record of an item taken out of its frame ([`wire::take_large`]): the
-    /// worker has no copy of it left, so the record says that the parent's copy is the
-    /// one to show ([`remote::INPUT_KEPT`], which the slot replaces with that copy).
-    pub(crate) fn record_failure_of_taken(
+    /// [`record_failure`](Self::record_failure), where `input` is `None` for an item taken
+    /// out of its frame ([`wire::take_large`]): the worker has no copy of it left, so the
+    /// record says that the parent's copy is the one to show ([`remote::INPUT_KEPT`],
+    /// which the slot replaces with that copy).
+    pub(crate) fn record_failure_of(
         &mut self,
         tag: u8,
+        input: Option<&[u8]>,
         encode: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
     ) -> io::Result<()> {
-        self.record_failure_as(tag, remote::INPUT_KEPT, &[], encode)
-    }
-
-    fn record_failure_as(
-        &mut self,
-        tag: u8,
-        len: u32,
-        input: &[u8],
-        encode: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
-    ) -> io::Result<()> {
+        let (len, input) = match input {
+            Some(input) => {
+                let len = u32::try_from(input.len()).unwrap_or(0);
+                (len, &input[..len as usize])
+            }
+            None => (remote::INPUT_KEPT, &[][..]),
+        };
         let mark = self.out.len();
         self.out.push(tag);
         self.out.extend_from_slice(&len.to_le_bytes());
